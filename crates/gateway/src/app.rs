@@ -1,0 +1,127 @@
+//! The composition root: the shared state every handler reads (an atomically swappable [`Snapshot`] of the built
+//! configuration), task tracking, and serving with a graceful drain.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth;
+use crate::config::{Config, Env};
+use crate::provider::{BuildError, Provider};
+use crate::route::Routes;
+
+/// Everything derived from one configuration. Handlers take it with one atomic load; a reload swaps it whole.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Config,
+    pub providers: BTreeMap<String, Arc<Provider>>,
+    pub routes: Routes,
+    pub client_keys: Vec<SecretString>,
+}
+
+impl Snapshot {
+    pub fn build(config: Config, env: &Env) -> Result<Snapshot, BuildError> {
+        let mut providers = BTreeMap::new();
+        for (name, pc) in &config.providers {
+            providers.insert(name.clone(), Arc::new(Provider::build(pc.clone(), env)?));
+        }
+        let routes = Routes::build(&config, &providers);
+        let client_keys = config
+            .auth
+            .keys_env
+            .as_deref()
+            .and_then(|v| env.get(v))
+            .map(auth::parse_keys)
+            .unwrap_or_default();
+        Ok(Snapshot {
+            config,
+            providers,
+            routes,
+            client_keys,
+        })
+    }
+
+    /// Lines for the start-up log: what is open, what is unusable.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.client_keys.is_empty() {
+            notes.push(match &self.config.auth.keys_env {
+                Some(v) => format!("no client keys in {v}: the gateway is OPEN to anyone who can reach it"),
+                None => "no client keys configured ([auth] keys_env): the gateway is OPEN to anyone who can reach it"
+                    .to_owned(),
+            });
+        }
+        for p in self.providers.values() {
+            if let Some(why) = &p.unusable {
+                notes.push(format!(
+                    "provider \"{}\" is unusable: {why}; its targets will be skipped",
+                    p.name()
+                ));
+            }
+        }
+        notes
+    }
+}
+
+pub struct AppState {
+    snapshot: ArcSwap<Snapshot>,
+    pub tracker: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub state: Arc<AppState>,
+}
+
+impl App {
+    pub fn new(snapshot: Snapshot) -> App {
+        App {
+            state: Arc::new(AppState {
+                snapshot: ArcSwap::from_pointee(snapshot),
+                tracker: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn router(&self) -> axum::Router {
+        crate::server::router(self.state.clone())
+    }
+
+    /// Serve until [`AppState::shutdown`] is cancelled; in-flight requests finish first.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        let token = self.state.shutdown.clone();
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+    }
+
+    /// Stop accepting, and wait for every tracked task (servers started by [`App::spawn`] among them).
+    pub async fn shutdown(&self) {
+        self.state.shutdown.cancel();
+        self.state.tracker.close();
+        self.state.tracker.wait().await;
+    }
+
+    /// Serve on `listener` in a tracked background task (tests and the demo); returns at once.
+    pub fn spawn(&self, listener: TcpListener) {
+        let app = self.clone();
+        self.state.tracker.spawn(async move {
+            if let Err(e) = app.serve(listener).await {
+                tracing::error!("server stopped: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,72 @@
+//! Client authentication: `Authorization: Bearer K` (OpenAI SDK), `x-api-key: K` (Anthropic SDK) or
+//! `x-goog-api-key: K` (Google SDK), checked against the configured client keys. With no keys configured the
+//! gateway is open (and says so at start-up). This module never sees provider keys.
+
+use http::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
+
+/// The key the client presented, if any.
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if let Some(k) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+            return Some(k.trim());
+        }
+    }
+    ["x-api-key", "x-goog-api-key"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+}
+
+/// Compare without an early exit on the first differing byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether the request may pass. `keys` empty means the gateway is open.
+pub fn allowed(keys: &[SecretString], headers: &HeaderMap) -> bool {
+    if keys.is_empty() {
+        return true;
+    }
+    let Some(k) = presented(headers) else { return false };
+    keys.iter()
+        .any(|key| same(key.expose_secret().as_bytes(), k.as_bytes()))
+}
+
+/// Split a comma-separated key list.
+pub fn parse_keys(list: &str) -> Vec<SecretString> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| SecretString::from(k.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn open_without_keys_and_checked_with_them() {
+        let keys = parse_keys("k1, k2,");
+        assert_eq!(keys.len(), 2);
+        assert!(allowed(&[], &HeaderMap::new()));
+        assert!(!allowed(&keys, &HeaderMap::new()));
+        assert!(allowed(&keys, &headers(&[("authorization", "Bearer k1")])));
+        assert!(allowed(&keys, &headers(&[("x-api-key", "k2")])));
+        assert!(allowed(&keys, &headers(&[("x-goog-api-key", "k1")])));
+        assert!(!allowed(&keys, &headers(&[("x-api-key", "k3")])));
+        assert!(!allowed(&keys, &headers(&[("authorization", "Bearer k")])));
+    }
+}

@@ -1,0 +1,146 @@
+//! Configuration in three stages: [`raw`] (serde, exactly as written) → [`validate`] (pure; every error with its
+//! path) → [`build`] (I/O: environment, secrets, HTTP clients).
+//!
+//! The types here are the validated configuration: everything in them has been checked.
+
+pub mod build;
+pub mod raw;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use nines_wire::Dialect;
+use nines_wire::openai::MaxTokensField;
+
+pub use build::Env;
+pub use validate::{ConfigError, ConfigErrors, parse_and_validate};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Route name → its targets, in order.
+    pub routes: BTreeMap<String, Vec<TargetRef>>,
+    pub auth: AuthConfig,
+    pub dispatch: DispatchConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    Anthropic,
+    OpenAi,
+    Gemini,
+}
+
+impl ProviderKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "anthropic" => Some(ProviderKind::Anthropic),
+            "openai" => Some(ProviderKind::OpenAi),
+            "gemini" => Some(ProviderKind::Gemini),
+            _ => None,
+        }
+    }
+
+    pub fn dialect(self) -> Dialect {
+        match self {
+            ProviderKind::Anthropic => Dialect::Anthropic,
+            ProviderKind::OpenAi => Dialect::OpenAiChat,
+            ProviderKind::Gemini => Dialect::Gemini,
+        }
+    }
+
+    /// The official SDKs' default base URL for this kind.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+            ProviderKind::OpenAi => "https://api.openai.com/v1",
+            ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Without a trailing slash.
+    pub base_url: String,
+    /// The NAME of the environment variable holding the key.
+    pub api_key_env: Option<String>,
+    /// Extra attempts on this target before moving on to the next.
+    pub retries: u32,
+    pub max_tokens_field: MaxTokensField,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP (and TLS) connect.
+    pub connect: Duration,
+    /// Until the response headers, and for streams until the first content event.
+    pub first_byte: Duration,
+    /// Longest gap between two stream events once streaming.
+    pub idle: Duration,
+    /// One attempt, start to end.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(30),
+            request: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A target of a route: `provider/model`, split at the first `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl std::fmt::Display for TargetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AuthConfig {
+    /// The NAME of the environment variable holding comma-separated client keys.
+    pub keys_env: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DispatchConfig {
+    /// The whole request, across every attempt.
+    pub deadline: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Longest `Retry-After` honoured by waiting; a longer one moves on to the next target.
+    pub retry_after_cap: Duration,
+    /// Send an unknown model named like a provider's own models (`claude-…`, `gpt-…`, `gemini-…`) to a provider of
+    /// that kind. On when the config is built from the environment.
+    pub infer_models: bool,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            deadline: Duration::from_secs(600),
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(5),
+            retry_after_cap: Duration::from_secs(10),
+            infer_models: false,
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The configuration exactly as written in TOML. No checks beyond types: those are in `validate`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub routes: BTreeMap<String, RawRoute>,
+    pub auth: Option<RawAuth>,
+    pub dispatch: Option<RawDispatch>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub retries: Option<u32>,
+    pub max_tokens_field: Option<String>,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    #[serde(default, with = "humantime_serde")]
+    pub connect: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub first_byte: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub idle: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub request: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub keys_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDispatch {
+    #[serde(default, with = "humantime_serde")]
+    pub deadline: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub backoff_base: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub backoff_max: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub retry_after_cap: Option<Duration>,
+    pub infer_models: Option<bool>,
+}

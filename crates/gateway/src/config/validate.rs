@@ -1,0 +1,263 @@
+//! Raw configuration → validated [`Config`]. Pure: no environment, no I/O. Collects every error, each with the path
+//! of the value at fault (`routes."chat".targets[1]: unknown provider "opnai"`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use nines_wire::openai::MaxTokensField;
+
+use super::raw::{RawConfig, RawProvider};
+use super::{
+    AuthConfig, Config, DEFAULT_LISTEN, DispatchConfig, ProviderConfig, ProviderKind, TargetRef, Timeouts,
+};
+
+/// One problem in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every problem found, in file order.
+#[derive(Debug, thiserror::Error)]
+#[error("{} configuration error(s):\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+/// Parse TOML text and validate it.
+pub fn parse_and_validate(text: &str) -> Result<Config, ConfigErrors> {
+    let raw = parse(text).map_err(|e| ConfigErrors(vec![e]))?;
+    validate(raw)
+}
+
+pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::new("(file)", e.to_string().trim()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError::new(
+            if path == "." { "(file)".to_owned() } else { path },
+            e.into_inner().message(),
+        )
+    })
+}
+
+fn quote(key: &str) -> String {
+    if key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        key.to_owned()
+    } else {
+        format!("\"{key}\"")
+    }
+}
+
+pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+
+    let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            errors.push(ConfigError::new(
+                "listen",
+                format!("\"{listen_text}\" is not an address like 127.0.0.1:4000"),
+            ));
+            // Keep going with a placeholder so that every other error is reported too.
+            SocketAddr::from(([127, 0, 0, 1], 4000))
+        }
+    };
+
+    let mut providers = BTreeMap::new();
+    for (name, p) in raw.providers {
+        let path = format!("providers.{}", quote(&name));
+        if name.is_empty() || name.contains('/') {
+            errors.push(ConfigError::new(
+                &path,
+                "a provider name must be non-empty and contain no \"/\"",
+            ));
+        }
+        if let Some(pc) = validate_provider(&name, p, &path, &mut errors) {
+            providers.insert(name, pc);
+        }
+    }
+
+    let mut routes = BTreeMap::new();
+    for (name, r) in raw.routes {
+        let path = format!("routes.{}.targets", quote(&name));
+        if r.targets.is_empty() {
+            errors.push(ConfigError::new(&path, "a route needs at least one target"));
+        }
+        let mut targets = Vec::with_capacity(r.targets.len());
+        for (i, t) in r.targets.iter().enumerate() {
+            let tpath = format!("{path}[{i}]");
+            match t.split_once('/') {
+                Some((prov, model)) if !prov.is_empty() && !model.is_empty() => {
+                    if !providers.contains_key(prov) {
+                        let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+                        errors.push(ConfigError::new(
+                            tpath,
+                            format!("unknown provider \"{prov}\" (known: {})", list_or_none(&known)),
+                        ));
+                    } else {
+                        targets.push(TargetRef {
+                            provider: prov.to_owned(),
+                            model: model.to_owned(),
+                        });
+                    }
+                }
+                _ => errors.push(ConfigError::new(
+                    tpath,
+                    format!("\"{t}\" is not of the form provider/model"),
+                )),
+            }
+        }
+        routes.insert(name, targets);
+    }
+
+    let auth = AuthConfig {
+        keys_env: raw.auth.and_then(|a| a.keys_env),
+    };
+    if let Some(k) = &auth.keys_env {
+        check_env_name(k, "auth.keys_env", &mut errors);
+    }
+
+    let d = raw.dispatch.unwrap_or_default();
+    let defaults = DispatchConfig::default();
+    let dispatch = DispatchConfig {
+        deadline: d.deadline.unwrap_or(defaults.deadline),
+        backoff_base: d.backoff_base.unwrap_or(defaults.backoff_base),
+        backoff_max: d.backoff_max.unwrap_or(defaults.backoff_max),
+        retry_after_cap: d.retry_after_cap.unwrap_or(defaults.retry_after_cap),
+        infer_models: d.infer_models.unwrap_or(defaults.infer_models),
+    };
+    if dispatch.deadline.is_zero() {
+        errors.push(ConfigError::new("dispatch.deadline", "must be greater than zero"));
+    }
+    if dispatch.backoff_max < dispatch.backoff_base {
+        errors.push(ConfigError::new(
+            "dispatch.backoff_max",
+            "must not be smaller than dispatch.backoff_base",
+        ));
+    }
+
+    if errors.is_empty() {
+        Ok(Config {
+            listen,
+            providers,
+            routes,
+            auth,
+            dispatch,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn check_env_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !ok {
+        errors.push(ConfigError::new(
+            path,
+            format!("\"{name}\" is not an environment variable name (this field takes the variable's NAME, not the secret)"),
+        ));
+    }
+}
+
+fn validate_provider(
+    name: &str,
+    p: RawProvider,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ProviderConfig> {
+    let Some(kind) = ProviderKind::parse(&p.kind) else {
+        errors.push(ConfigError::new(
+            format!("{path}.kind"),
+            format!(
+                "unknown kind \"{}\" (expected anthropic, openai or gemini)",
+                p.kind
+            ),
+        ));
+        return None;
+    };
+    let base_url = p.base_url.unwrap_or_else(|| kind.default_base_url().to_owned());
+    let base_url = base_url.trim_end_matches('/').to_owned();
+    match reqwest::Url::parse(&base_url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        _ => errors.push(ConfigError::new(
+            format!("{path}.base_url"),
+            format!("\"{base_url}\" is not an http(s) URL"),
+        )),
+    }
+    if let Some(k) = &p.api_key_env {
+        check_env_name(k, &format!("{path}.api_key_env"), errors);
+    }
+    let max_tokens_field = match p.max_tokens_field.as_deref() {
+        None if base_url.contains("api.openai.com") => MaxTokensField::MaxCompletionTokens,
+        None => MaxTokensField::MaxTokens,
+        Some("max_tokens") => MaxTokensField::MaxTokens,
+        Some("max_completion_tokens") => MaxTokensField::MaxCompletionTokens,
+        Some(other) => {
+            errors.push(ConfigError::new(
+                format!("{path}.max_tokens_field"),
+                format!("\"{other}\" is neither \"max_tokens\" nor \"max_completion_tokens\""),
+            ));
+            MaxTokensField::MaxTokens
+        }
+    };
+    if p.max_tokens_field.is_some() && kind != ProviderKind::OpenAi {
+        errors.push(ConfigError::new(
+            format!("{path}.max_tokens_field"),
+            "only applies to kind = \"openai\"",
+        ));
+    }
+    let d = Timeouts::default();
+    let t = p.timeouts;
+    let timeouts = Timeouts {
+        connect: t.connect.unwrap_or(d.connect),
+        first_byte: t.first_byte.unwrap_or(d.first_byte),
+        idle: t.idle.unwrap_or(d.idle),
+        request: t.request.unwrap_or(d.request),
+    };
+    for (field, v) in [
+        ("connect", timeouts.connect),
+        ("first_byte", timeouts.first_byte),
+        ("idle", timeouts.idle),
+        ("request", timeouts.request),
+    ] {
+        if v.is_zero() {
+            errors.push(ConfigError::new(
+                format!("{path}.timeouts.{field}"),
+                "must be greater than zero",
+            ));
+        }
+    }
+    Some(ProviderConfig {
+        name: name.to_owned(),
+        kind,
+        base_url,
+        api_key_env: p.api_key_env,
+        retries: p.retries.unwrap_or(0),
+        max_tokens_field,
+        timeouts,
+    })
+}

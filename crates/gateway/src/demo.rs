@@ -1,0 +1,207 @@
+//! `nines demo`: three simulated providers (Anthropic, OpenAI and Gemini formats), the gateway in front of them with
+//! one route over all three, and a short outage of the first provider played while traffic flows. It prints who
+//! served what, then (unless `--once`) stays up for you to try.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use nines_sim::{Fault, FaultKind, Sim, SimOptions};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::{self, Env};
+use crate::{App, Snapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("demo configuration is invalid: {0}")]
+    Config(#[from] config::ConfigErrors),
+    #[error(transparent)]
+    Build(#[from] crate::provider::BuildError),
+    #[error("demo client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// What the outage looked like from the client's side.
+#[derive(Debug, Default)]
+pub struct DemoReport {
+    pub sent: usize,
+    pub succeeded: usize,
+    /// `x-nines-target` → how many answers it served.
+    pub served_by: BTreeMap<String, usize>,
+    /// Answers that needed more than one attempt: outages the client never saw.
+    pub saved: usize,
+}
+
+const ROUTE: &str = "demo";
+
+struct Phase {
+    title: &'static str,
+    fault: Option<FaultKind>,
+}
+
+pub async fn run(listen: SocketAddr, once: bool) -> Result<DemoReport, DemoError> {
+    let mut sims = Vec::new();
+    for name in ["anthropic-sim", "openai-sim", "gemini-sim"] {
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        sims.push(
+            Sim::start(
+                l,
+                SimOptions {
+                    name: name.into(),
+                    api_key: None,
+                },
+            )
+            .await?,
+        );
+    }
+    let toml = format!(
+        r#"
+[providers.anthropic]
+kind = "anthropic"
+base_url = "{a}"
+timeouts = {{ first_byte = "2s" }}
+
+[providers.openai]
+kind = "openai"
+base_url = "{o}/v1"
+
+[providers.gemini]
+kind = "gemini"
+base_url = "{g}"
+
+[routes.{ROUTE}]
+targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-flash"]
+"#,
+        a = sims[0].base_url(),
+        o = sims[1].base_url(),
+        g = sims[2].base_url(),
+    );
+    let config = config::parse_and_validate(&toml)?;
+    let snapshot = Snapshot::build(config, &Env::default())?;
+    let listener = match TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(_) => TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let addr = listener.local_addr()?;
+    let app = App::new(snapshot);
+    app.spawn(listener);
+
+    println!("nines demo: three simulated providers and the gateway on http://{addr}\n");
+    for (sim, kind) in sims.iter().zip(["anthropic", "openai", "gemini"]) {
+        println!("  simulated {kind:<9} provider  {}", sim.base_url());
+    }
+    println!("\n  OpenAI SDK:     base_url=\"http://{addr}/v1\"   model=\"{ROUTE}\"");
+    println!("  Anthropic SDK:  base_url=\"http://{addr}\"      model=\"{ROUTE}\"");
+    println!(
+        "  try:  curl -s http://{addr}/v1/chat/completions -H 'content-type: application/json' \\\n          -d '{{\"model\":\"{ROUTE}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'\n"
+    );
+
+    let phases = [
+        Phase {
+            title: "all providers healthy",
+            fault: None,
+        },
+        Phase {
+            title: "anthropic overloaded (529 on every request)",
+            fault: Some(FaultKind::Status {
+                status: 529,
+                retry_after: None,
+            }),
+        },
+        Phase {
+            title: "anthropic resets every connection",
+            fault: Some(FaultKind::Reset),
+        },
+        Phase {
+            title: "anthropic cuts every stream before its first token",
+            fault: Some(FaultKind::Cut { after: 1 }),
+        },
+        Phase {
+            title: "anthropic recovered",
+            fault: None,
+        },
+    ];
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let mut report = DemoReport::default();
+    for phase in phases {
+        sims[0].reset();
+        if let Some(kind) = phase.fault {
+            sims[0].push_fault(Fault {
+                kind,
+                count: u32::MAX,
+            });
+        }
+        let mut ok = 0;
+        let mut by: BTreeMap<String, usize> = BTreeMap::new();
+        for i in 0..8 {
+            let (path, body) = demo_request(i);
+            report.sent += 1;
+            let resp = client.post(format!("{base}{path}")).json(&body).send().await?;
+            let status = resp.status();
+            let target = header(&resp, "x-nines-target");
+            let attempts: usize = header(&resp, "x-nines-attempts").parse().unwrap_or(0);
+            let text = resp.text().await?;
+            let complete = !body["stream"].as_bool().unwrap_or(false)
+                || text.contains("[DONE]")
+                || text.contains("message_stop");
+            if status.is_success() && complete {
+                ok += 1;
+                report.succeeded += 1;
+                if attempts > 1 {
+                    report.saved += 1;
+                }
+                *by.entry(target.clone()).or_default() += 1;
+                *report.served_by.entry(target).or_default() += 1;
+            }
+        }
+        let who: Vec<String> = by.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
+        println!(
+            "  {:<52} {ok}/8 succeeded  served by {}",
+            phase.title,
+            who.join(", ")
+        );
+    }
+    sims[0].reset();
+    println!(
+        "\n  {}/{} requests succeeded; {} were saved by failing over. Hits on the anthropic simulator: {}.",
+        report.succeeded,
+        report.sent,
+        report.saved,
+        sims[0].total_hits()
+    );
+    if !once {
+        println!("\nThe gateway stays up on http://{addr}; press Ctrl-C to stop.");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    app.shutdown().await;
+    for sim in sims {
+        sim.shutdown().await;
+    }
+    Ok(report)
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+/// Alternate the two front doors, plain and streaming.
+fn demo_request(i: usize) -> (&'static str, serde_json::Value) {
+    let stream = i % 4 >= 2;
+    if i % 2 == 0 {
+        let body = json!({"model": ROUTE, "stream": stream,
+                          "messages": [{"role": "user", "content": format!("hello number {i}")}]});
+        ("/v1/chat/completions", body)
+    } else {
+        let body = json!({"model": ROUTE, "max_tokens": 64, "stream": stream,
+                          "messages": [{"role": "user", "content": format!("hello number {i}")}]});
+        ("/v1/messages", body)
+    }
+}

@@ -1,0 +1,191 @@
+//! One attempt on one target: send, then read up to the commit point.
+//!
+//! For a plain request the commit point is the whole, parsed answer. For a stream it is the first content event:
+//! everything before it (headers, `message_start`, pings) is buffered here, so any failure until then is still
+//! invisible to the client and the engine may try elsewhere.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt};
+use nines_wire::stream::Decoder;
+use nines_wire::{ChatResponse, Dialect, StreamEvent, sse};
+use tokio::time::{Instant, timeout_at};
+
+use crate::provider::{ErrorKind, Provider, ProviderError, error::request_id};
+
+pub type UpstreamEvents = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+
+/// A whole (non-streaming) answer.
+#[derive(Debug)]
+pub struct Whole {
+    pub response: ChatResponse,
+    /// The upstream body itself, kept when the client speaks the target's dialect so it is returned untouched.
+    pub raw: Option<Bytes>,
+    pub request_id: Option<String>,
+}
+
+/// A stream past its commit point, ready to be delivered.
+pub struct Committed {
+    /// Canonical events decoded so far (at least one content event, or the whole stream if it already ended).
+    pub head: Vec<StreamEvent>,
+    /// The same events as the upstream sent them, re-framed (only when passing through).
+    pub head_raw: Vec<u8>,
+    pub rest: UpstreamEvents,
+    pub decoder: Decoder,
+    /// The upstream dialect, to re-frame passthrough events.
+    pub upstream: Dialect,
+    /// Pass upstream events through (same dialect) rather than translating them.
+    pub passthrough: bool,
+    /// The upstream stream already ended cleanly (short answers).
+    pub ended: bool,
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committed")
+            .field("head", &self.head)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+pub enum Answer {
+    Whole(Whole),
+    Stream(Committed),
+}
+
+/// Re-frame one upstream event as SSE bytes of its own dialect (only Anthropic names its events).
+pub fn reframe(dialect: Dialect, ev: &Event, out: &mut Vec<u8>) {
+    let name = (dialect == Dialect::Anthropic && !ev.event.is_empty()).then_some(ev.event.as_str());
+    sse::write_event(out, name, &ev.data);
+}
+
+/// Why an upstream stream ended or broke, as a provider error.
+pub fn stream_transport_error(e: EventStreamError<reqwest::Error>) -> ProviderError {
+    match e {
+        EventStreamError::Transport(e) => {
+            let mut pe = ProviderError::from_reqwest(e);
+            if pe.kind == ErrorKind::Network || pe.kind == ErrorKind::Protocol {
+                pe.kind = ErrorKind::StreamCut;
+            }
+            pe
+        }
+        other => ProviderError::new(ErrorKind::Protocol, other.to_string()),
+    }
+}
+
+pub struct AttemptSpec<'a> {
+    pub provider: &'a Provider,
+    pub model: &'a str,
+    pub body: Bytes,
+    pub stream: bool,
+    pub passthrough: bool,
+    pub headers: &'a http::HeaderMap,
+    /// When this attempt must be over (the provider's request timeout, bounded by the request's deadline).
+    pub attempt_deadline: Instant,
+}
+
+/// Send one request and read it to its commit point.
+pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
+    let t = spec.provider.config.timeouts;
+    let first_byte_deadline = (Instant::now() + t.first_byte).min(spec.attempt_deadline);
+    let timeout_err =
+        |what: &str| ProviderError::new(ErrorKind::Timeout, format!("no {what} within the timeout"));
+
+    let req = spec
+        .provider
+        .chat_request(spec.model, spec.stream, spec.body, spec.headers);
+    let resp = timeout_at(first_byte_deadline, req.send())
+        .await
+        .map_err(|_| timeout_err("response"))?
+        .map_err(ProviderError::from_reqwest)?;
+    let status = resp.status();
+    let request_id = request_id(resp.headers());
+    if !status.is_success() {
+        let headers = resp.headers().clone();
+        let body = timeout_at(spec.attempt_deadline, resp.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        return Err(ProviderError::from_status(
+            status.as_u16(),
+            &headers,
+            body.as_deref().unwrap_or_default(),
+        ));
+    }
+    let dialect = spec.provider.dialect();
+
+    if !spec.stream {
+        let body = timeout_at(spec.attempt_deadline, resp.bytes())
+            .await
+            .map_err(|_| timeout_err("complete body"))?
+            .map_err(|e| {
+                let mut pe = ProviderError::from_reqwest(e);
+                if pe.kind == ErrorKind::Network {
+                    pe.kind = ErrorKind::StreamCut;
+                }
+                pe
+            })?;
+        let response = dialect.decode_response(&body).map_err(|e| {
+            ProviderError::new(ErrorKind::Protocol, format!("unreadable {dialect} response: {e}"))
+                .with_source(e)
+        })?;
+        let raw = spec.passthrough.then_some(body);
+        return Ok(Answer::Whole(Whole {
+            response,
+            raw,
+            request_id,
+        }));
+    }
+
+    let mut rest: UpstreamEvents = Box::pin(resp.bytes_stream().eventsource());
+    let mut decoder = Decoder::new(dialect);
+    let mut head = Vec::new();
+    let mut head_raw = Vec::new();
+    loop {
+        let next = timeout_at(first_byte_deadline, rest.next())
+            .await
+            .map_err(|_| timeout_err("first token"))?;
+        match next {
+            None => {
+                decoder.finish(&mut head).map_err(ProviderError::from_stream)?;
+                return Ok(Answer::Stream(Committed {
+                    head,
+                    head_raw,
+                    rest,
+                    decoder,
+                    upstream: dialect,
+                    passthrough: spec.passthrough,
+                    ended: true,
+                    request_id,
+                }));
+            }
+            Some(Err(e)) => return Err(stream_transport_error(e)),
+            Some(Ok(ev)) => {
+                decoder
+                    .push(&ev.event, &ev.data, &mut head)
+                    .map_err(ProviderError::from_stream)?;
+                if spec.passthrough {
+                    reframe(dialect, &ev, &mut head_raw);
+                }
+                if head.iter().any(StreamEvent::is_content) {
+                    let ended = head.iter().any(|e| matches!(e, StreamEvent::Finish { .. }));
+                    return Ok(Answer::Stream(Committed {
+                        head,
+                        head_raw,
+                        rest,
+                        decoder,
+                        upstream: dialect,
+                        passthrough: spec.passthrough,
+                        ended,
+                        request_id,
+                    }));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The attempt engine: one request, one deadline, a ledger of attempts. Targets are tried in order; a failure that
+//! is the provider's fault moves on (after optional retries on the same target, with backoff and `Retry-After`),
+//! a failure that is the client's fault returns at once.
+//!
+//! Every attempt emits one typed event through `record`. The engine never renders HTTP: it returns what happened.
+
+pub mod attempt;
+pub mod ledger;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use http::HeaderMap;
+use nines_wire::{ChatRequest, Dialect, EncodeError};
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+pub use attempt::{Answer, Committed, Whole};
+pub use ledger::{Attempt, Ledger, Outcome};
+
+use crate::config::DispatchConfig;
+use crate::provider::{ErrorKind, ProviderError};
+use crate::record;
+use crate::route::Target;
+
+/// A request as the front door hands it over.
+#[derive(Debug)]
+pub struct Inbound {
+    pub dialect: Dialect,
+    /// The client's body, untouched: sent on (with only `model` replaced) to targets of the same dialect.
+    pub raw: Bytes,
+    pub request: ChatRequest,
+    /// Client headers a same-dialect provider should see (`anthropic-version`, `anthropic-beta`).
+    pub headers: HeaderMap,
+}
+
+#[derive(Debug)]
+pub struct Served {
+    pub answer: Answer,
+    pub target: Target,
+    pub ledger: Ledger,
+}
+
+#[derive(Debug)]
+pub enum Failure {
+    /// The request's own fault (a 400-class answer): not tried elsewhere.
+    Client {
+        error: ProviderError,
+        target: Target,
+        ledger: Ledger,
+    },
+    /// No target could express the request (every one skipped, at least one for a field it cannot carry).
+    Inexpressible { error: EncodeError, ledger: Ledger },
+    /// Every target was tried (or skipped) and none answered.
+    Exhausted { ledger: Ledger },
+}
+
+/// Replace `model` in a JSON object body, keeping every other field as the client wrote it.
+pub fn with_model(raw: &[u8], model: &str) -> Result<Bytes, serde_json::Error> {
+    let mut map: BTreeMap<&str, &RawValue> = serde_json::from_slice(raw)?;
+    let model_json = serde_json::to_string(model)?;
+    let model_raw = RawValue::from_string(model_json)?;
+    map.insert("model", &model_raw);
+    Ok(Bytes::from(serde_json::to_vec(&map)?))
+}
+
+/// Try the targets in order until one answers, the request is found at fault, or the deadline passes.
+pub async fn dispatch(
+    inbound: &Inbound,
+    targets: &Arc<[Target]>,
+    cfg: &DispatchConfig,
+) -> Result<Served, Failure> {
+    let mut ledger = Ledger::new(cfg.deadline);
+    let mut inexpressible: Option<EncodeError> = None;
+
+    'targets: for target in targets.iter() {
+        let provider = &target.provider;
+        if let Some(why) = &provider.unusable {
+            ledger.attempts.push(Attempt {
+                target: target.label.clone(),
+                outcome: Outcome::Skipped(why.clone()),
+                elapsed: Duration::ZERO,
+            });
+            continue;
+        }
+        let passthrough = provider.dialect() == inbound.dialect;
+        let body = if passthrough {
+            match with_model(&inbound.raw, &target.model) {
+                Ok(b) => b,
+                // The front door decoded this body already, so it is a JSON object; keep going regardless.
+                Err(e) => {
+                    ledger.attempts.push(Attempt {
+                        target: target.label.clone(),
+                        outcome: Outcome::Skipped(format!("cannot rewrite the body: {e}")),
+                        elapsed: Duration::ZERO,
+                    });
+                    continue;
+                }
+            }
+        } else {
+            match provider
+                .dialect()
+                .encode_request(&inbound.request, &target.model, &provider.encode_opts())
+            {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    ledger.attempts.push(Attempt {
+                        target: target.label.clone(),
+                        outcome: Outcome::Skipped(e.to_string()),
+                        elapsed: Duration::ZERO,
+                    });
+                    inexpressible.get_or_insert(e);
+                    continue;
+                }
+            }
+        };
+
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(cfg.backoff_base)
+            .with_max_delay(cfg.backoff_max)
+            .with_max_times(provider.config.retries as usize)
+            .with_jitter()
+            .build();
+        loop {
+            if ledger.remaining().is_zero() {
+                break 'targets;
+            }
+            let began = Instant::now();
+            let attempt_deadline = (began + provider.config.timeouts.request).min(ledger.deadline);
+            let result = attempt::run(attempt::AttemptSpec {
+                provider,
+                model: &target.model,
+                body: body.clone(),
+                stream: inbound.request.stream,
+                passthrough,
+                headers: &inbound.headers,
+                attempt_deadline,
+            })
+            .await;
+            let elapsed = began.elapsed();
+            match result {
+                Ok(answer) => {
+                    ledger.attempts.push(Attempt {
+                        target: target.label.clone(),
+                        outcome: Outcome::Served,
+                        elapsed,
+                    });
+                    return Ok(Served {
+                        answer,
+                        target: target.clone(),
+                        ledger,
+                    });
+                }
+                Err(error) if !error.failover() => {
+                    record::AttemptFailed {
+                        target: &target.label,
+                        error: &error,
+                        elapsed,
+                        will_failover: false,
+                    }
+                    .emit();
+                    return Err(Failure::Client {
+                        error,
+                        target: target.clone(),
+                        ledger,
+                    });
+                }
+                Err(error) => {
+                    record::AttemptFailed {
+                        target: &target.label,
+                        error: &error,
+                        elapsed,
+                        will_failover: true,
+                    }
+                    .emit();
+                    let retry = error.retry_same_target();
+                    let retry_after = error.retry_after;
+                    ledger.attempts.push(Attempt {
+                        target: target.label.clone(),
+                        outcome: Outcome::Failed(error),
+                        elapsed,
+                    });
+                    let Some(backoff) = delays.next().filter(|_| retry) else {
+                        break;
+                    };
+                    // Honour Retry-After when the provider gives one, unless it is longer than we are willing to
+                    // wait: then the next target is the better bet.
+                    let wait = match retry_after {
+                        Some(ra) if ra > cfg.retry_after_cap => break,
+                        Some(ra) => ra,
+                        None => backoff,
+                    };
+                    if wait >= ledger.remaining() {
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    match inexpressible {
+        Some(error) if ledger.sent() == 0 => Err(Failure::Inexpressible { error, ledger }),
+        _ => Err(Failure::Exhausted { ledger }),
+    }
+}
+
+/// The status an exhausted route is answered with, before dialect-specific adjustment.
+pub fn exhausted_kind(ledger: &Ledger) -> ErrorKind {
+    ledger.dominant_kind()
+}

@@ -1,0 +1,182 @@
+//! The `nines` command: CLI → config → App → serve. A bad configuration exits with code 64 before any port is
+//! bound.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use nines::config::{self, Env};
+use nines::{App, Snapshot};
+
+/// EX_USAGE from sysexits.h: the configuration was wrong.
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "nines", version, about = "An outage-proof gateway for LLM APIs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default). Without --config, providers come from the environment.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides `listen` in the file.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a configuration file and print every error with its path.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start three simulated providers and the gateway in front of them, then play an outage.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:4000")]
+        listen: SocketAddr,
+        /// Exit after the outage instead of staying up for you to try.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run a simulated provider (Anthropic, OpenAI and Gemini wire formats, with faults set at /_sim/faults).
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "sim")]
+        name: String,
+        /// Require this API key from callers.
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NINES_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nines: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve {
+            config: None,
+            listen: None,
+        }) {
+            Command::Serve { config, listen } => serve(config, listen).await,
+            Command::Check { config } => check(&config),
+            Command::Demo { listen, once } => nines::demo::run(listen, once)
+                .await
+                .map(|_| ExitCode::SUCCESS)
+                .map_err(Into::into),
+            Command::Sim { listen, name, key } => {
+                let opts = nines_sim::SimOptions { name, api_key: key };
+                nines_sim::run(listen, opts)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+                    .map_err(Into::into)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nines: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &PathBuf) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match config::parse_and_validate(&text) {
+        Ok(c) => {
+            println!(
+                "{}: OK ({} provider(s), {} route(s))",
+                path.display(),
+                c.providers.len(),
+                c.routes.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("{}: {errors}", path.display());
+            Ok(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let env = Env::from_process();
+    let mut config = match &path {
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("nines: cannot read {}: {e}", path.display());
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            };
+            match config::parse_and_validate(&text) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("nines: {}: {errors}", path.display());
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            }
+        }
+        None => {
+            let (config, found) = config::build::config_from_env(&env).await;
+            tracing::info!("no --config given: building the configuration from the environment");
+            for line in found {
+                tracing::info!("{line}");
+            }
+            config
+        }
+    };
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    let snapshot = Snapshot::build(config, &env)?;
+    for note in snapshot.notes() {
+        tracing::warn!("{note}");
+    }
+    let addr = snapshot.config.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("nines listening on http://{local}");
+    std::io::stdout().flush()?;
+    let app = App::new(snapshot);
+    let token = app.state.shutdown.clone();
+    app.state.tracker.spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("shutting down: finishing in-flight requests");
+                token.cancel();
+            }
+            () = token.cancelled() => {}
+        }
+    });
+    app.clone().serve(listener).await?;
+    app.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,277 @@
+//! What went wrong with an upstream attempt, on two axes: whose fault it is ([`ErrorKind`]) and whether another
+//! target may be tried ([`ProviderError::failover`]).
+//!
+//! Building an error never logs: `record` does. The source chain is kept, never flattened into a string.
+
+use std::time::Duration;
+
+use http::HeaderMap;
+use nines_wire::{ErrorType, StreamError};
+
+/// Why an attempt failed. Every kind but `BadRequest` is the provider's (or our config's) fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Could not connect: refused, DNS, TLS.
+    Connect,
+    /// The connection broke mid-request (reset, closed early).
+    Network,
+    /// A timeout: connect, first byte, idle gap or the whole attempt.
+    Timeout,
+    /// 429.
+    RateLimited,
+    /// 503, 529, or an `overloaded_error` event.
+    Overloaded,
+    /// 500, 502, 504 and other 5xx.
+    Server,
+    /// 401, 402, 403 from the provider: our key or account, not the client's request.
+    Auth,
+    /// 404 from the provider: the target's model does not exist there.
+    NotFound,
+    /// An unparsable or malformed upstream body or stream.
+    Protocol,
+    /// The stream ended before its final event.
+    StreamCut,
+    /// 400, 413, 422: the client's request is at fault, and any provider would refuse it.
+    BadRequest,
+}
+
+impl ErrorKind {
+    /// A short label, stable for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Network => "network",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::RateLimited => "rate_limit",
+            ErrorKind::Overloaded => "overload",
+            ErrorKind::Server => "server_error",
+            ErrorKind::Auth => "auth",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::StreamCut => "stream_cut",
+            ErrorKind::BadRequest => "bad_request",
+        }
+    }
+
+    /// The client-facing error category for this kind.
+    pub fn error_type(self) -> ErrorType {
+        match self {
+            ErrorKind::Timeout => ErrorType::Timeout,
+            ErrorKind::RateLimited => ErrorType::RateLimited,
+            ErrorKind::Overloaded => ErrorType::Overloaded,
+            ErrorKind::BadRequest => ErrorType::InvalidRequest,
+            _ => ErrorType::Api,
+        }
+    }
+}
+
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", kind.label(), status.map(|s| format!(" {s}")).unwrap_or_default())]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    /// The upstream HTTP status, when there was one.
+    pub status: Option<u16>,
+    pub retry_after: Option<Duration>,
+    pub message: String,
+    /// The provider's own request id (`request-id`, `x-request-id`), for the client's support tickets.
+    pub request_id: Option<String>,
+    #[source]
+    pub source: Option<Source>,
+}
+
+impl ProviderError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ProviderError {
+            kind,
+            status: None,
+            retry_after: None,
+            message: message.into(),
+            request_id: None,
+            source: None,
+        }
+    }
+
+    pub fn with_source(mut self, source: impl Into<Source>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// May the next target be tried? Only the client's own bad request may not.
+    pub fn failover(&self) -> bool {
+        self.kind != ErrorKind::BadRequest
+    }
+
+    /// Is another try on the same target worth it? Not for a wrong key or model (it will not fix itself), and not
+    /// for a timeout or a refused connection (a silent or absent provider stays so; move on quickly).
+    pub fn retry_same_target(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::RateLimited
+                | ErrorKind::Overloaded
+                | ErrorKind::Server
+                | ErrorKind::Network
+                | ErrorKind::Protocol
+                | ErrorKind::StreamCut
+        )
+    }
+
+    /// Classify a non-success HTTP answer.
+    pub fn from_status(status: u16, headers: &HeaderMap, body: &[u8]) -> Self {
+        let kind = match status {
+            400 | 413 | 422 => ErrorKind::BadRequest,
+            401..=403 => ErrorKind::Auth,
+            404 => ErrorKind::NotFound,
+            408 => ErrorKind::Timeout,
+            429 => ErrorKind::RateLimited,
+            503 | 529 => ErrorKind::Overloaded,
+            500..=599 => ErrorKind::Server,
+            // Other 4xx (405, 409, 415…) come from a request the provider will not take, whatever we retry.
+            _ => ErrorKind::BadRequest,
+        };
+        let message = match nines_wire::error::upstream_error_message(body) {
+            Some((_, m)) => m,
+            None if body.is_empty() => format!("HTTP {status}"),
+            None => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        };
+        ProviderError {
+            kind,
+            status: Some(status),
+            retry_after: retry_after(headers),
+            message,
+            request_id: request_id(headers),
+            source: None,
+        }
+    }
+
+    /// Classify a transport failure.
+    pub fn from_reqwest(e: reqwest::Error) -> Self {
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else if e.is_connect() {
+            ErrorKind::Connect
+        } else if e.is_decode() {
+            ErrorKind::Protocol
+        } else {
+            ErrorKind::Network
+        };
+        let message = describe(&e);
+        ProviderError::new(kind, message).with_source(e)
+    }
+
+    /// An error inside a stream.
+    pub fn from_stream(e: StreamError) -> Self {
+        let (kind, message) = match &e {
+            StreamError::Truncated => (ErrorKind::StreamCut, e.to_string()),
+            StreamError::Malformed(_) => (ErrorKind::Protocol, e.to_string()),
+            StreamError::Upstream { kind, message } => {
+                let k = match kind.as_str() {
+                    "overloaded_error" | "UNAVAILABLE" => ErrorKind::Overloaded,
+                    "rate_limit_error" | "rate_limit_exceeded" | "RESOURCE_EXHAUSTED" => {
+                        ErrorKind::RateLimited
+                    }
+                    "invalid_request_error" | "INVALID_ARGUMENT" => ErrorKind::BadRequest,
+                    "authentication_error" | "permission_error" => ErrorKind::Auth,
+                    _ => ErrorKind::Server,
+                };
+                (k, message.clone())
+            }
+        };
+        ProviderError::new(kind, message).with_source(e)
+    }
+}
+
+/// The whole chain of a transport error, e.g. "error sending request: connection refused".
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cur = inner.source();
+    }
+    s
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from model providers and is ignored), or the
+/// `retry-after-ms` some providers send.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let secs = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    ["request-id", "x-request-id"]
+        .iter()
+        .find_map(|h| headers.get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_by_whose_fault() {
+        let h = HeaderMap::new();
+        let kind = |s| ProviderError::from_status(s, &h, b"").kind;
+        assert_eq!(kind(400), ErrorKind::BadRequest);
+        assert_eq!(kind(422), ErrorKind::BadRequest);
+        assert_eq!(kind(401), ErrorKind::Auth);
+        assert_eq!(kind(403), ErrorKind::Auth);
+        assert_eq!(kind(404), ErrorKind::NotFound);
+        assert_eq!(kind(408), ErrorKind::Timeout);
+        assert_eq!(kind(429), ErrorKind::RateLimited);
+        assert_eq!(kind(500), ErrorKind::Server);
+        assert_eq!(kind(502), ErrorKind::Server);
+        assert_eq!(kind(503), ErrorKind::Overloaded);
+        assert_eq!(kind(529), ErrorKind::Overloaded);
+        assert!(!ProviderError::from_status(400, &h, b"").failover());
+        for s in [401, 403, 404, 408, 429, 500, 503, 529] {
+            assert!(
+                ProviderError::from_status(s, &h, b"").failover(),
+                "{s} must fail over"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_milliseconds() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut bad = HeaderMap::new();
+        bad.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&bad), None);
+    }
+
+    #[test]
+    fn upstream_error_messages_are_kept() {
+        let body = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let e = ProviderError::from_status(529, &HeaderMap::new(), body);
+        assert_eq!(e.message, "Overloaded");
+        assert_eq!(e.to_string(), "overload 529: Overloaded");
+    }
+}

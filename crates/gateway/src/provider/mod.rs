@@ -1,0 +1,152 @@
+//! Providers: where requests go. One [`Provider`] per configured provider, holding its HTTP client (connection pool),
+//! its key, and how its kind wants URLs and headers.
+//!
+//! This module builds and sends one upstream HTTP request; it never decides what to try next (that is `dispatch`).
+
+pub mod error;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use nines_wire::{Dialect, EncodeOpts};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{Env, ProviderConfig, ProviderKind};
+pub use error::{ErrorKind, ProviderError};
+
+/// The Messages API version sent when the client did not say (it is the only version there is).
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+#[derive(Debug, thiserror::Error)]
+#[error("provider \"{name}\": cannot build its HTTP client")]
+pub struct BuildError {
+    pub name: String,
+    #[source]
+    pub source: reqwest::Error,
+}
+
+pub struct Provider {
+    pub config: ProviderConfig,
+    client: reqwest::Client,
+    key: Option<SecretString>,
+    /// Why this provider cannot be used at all (its key variable is unset), if so.
+    pub unusable: Option<String>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.config.name)
+            .field("kind", &self.config.kind)
+            .finish()
+    }
+}
+
+impl Provider {
+    pub fn build(config: ProviderConfig, env: &Env) -> Result<Provider, BuildError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.timeouts.connect)
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|source| BuildError {
+                name: config.name.clone(),
+                source,
+            })?;
+        let (key, unusable) = match &config.api_key_env {
+            None => (None, None),
+            Some(var) => match env.secret(var) {
+                Some(k) => (Some(k), None),
+                None => (None, Some(format!("its key variable {var} is not set"))),
+            },
+        };
+        Ok(Provider {
+            config,
+            client,
+            key,
+            unusable,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.config.kind.dialect()
+    }
+
+    pub fn encode_opts(&self) -> EncodeOpts {
+        EncodeOpts {
+            max_tokens_field: self.config.max_tokens_field,
+        }
+    }
+
+    /// The endpoint for a chat request to `model`.
+    pub fn chat_url(&self, model: &str, stream: bool) -> String {
+        let base = &self.config.base_url;
+        match self.config.kind {
+            ProviderKind::Anthropic => format!("{base}/v1/messages"),
+            ProviderKind::OpenAi => format!("{base}/chat/completions"),
+            ProviderKind::Gemini => {
+                let model = model.strip_prefix("models/").unwrap_or(model);
+                if stream {
+                    format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
+                } else {
+                    format!("{base}/v1beta/models/{model}:generateContent")
+                }
+            }
+        }
+    }
+
+    /// Build the upstream chat request. `passthrough` carries the client's own headers that matter to a provider of
+    /// the same dialect (`anthropic-version`, `anthropic-beta`).
+    pub fn chat_request(
+        &self,
+        model: &str,
+        stream: bool,
+        body: Bytes,
+        passthrough: &HeaderMap,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .post(self.chat_url(model, stream))
+            .header(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .body(body);
+        if stream {
+            req = req.header(
+                http::header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            );
+        }
+        let key = self.key.as_ref().map(|k| k.expose_secret());
+        match self.config.kind {
+            ProviderKind::Anthropic => {
+                let version = passthrough
+                    .get("anthropic-version")
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION));
+                req = req.header("anthropic-version", version);
+                if let Some(beta) = passthrough.get("anthropic-beta") {
+                    req = req.header("anthropic-beta", beta.clone());
+                }
+                if let Some(k) = key {
+                    req = req.header("x-api-key", k);
+                }
+            }
+            ProviderKind::OpenAi => {
+                if let Some(k) = key {
+                    req = req.bearer_auth(k);
+                }
+            }
+            ProviderKind::Gemini => {
+                if let Some(k) = key {
+                    req = req.header("x-goog-api-key", k);
+                }
+            }
+        }
+        req
+    }
+}

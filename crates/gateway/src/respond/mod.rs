@@ -1,0 +1,28 @@
+//! Respond: turn a committed answer into the client's body, in the client's dialect.
+//!
+//! A whole answer is returned as the upstream's own bytes when the dialects match, and re-encoded otherwise. A
+//! stream is delivered by [`stream::body`], a state machine that knows what the client has already received. This
+//! module never chooses targets and never retries: after the commit point, a failure ends the stream honestly.
+
+pub mod stream;
+
+use bytes::Bytes;
+use nines_wire::{Dialect, EncodeCtx};
+
+use crate::dispatch::Whole;
+
+/// The body of a whole answer for a client of `client`'s dialect.
+pub fn whole_body(client: Dialect, whole: Whole, ctx: &EncodeCtx) -> Bytes {
+    match whole.raw {
+        Some(raw) => raw,
+        None => Bytes::from(client.encode_response(&whole.response, ctx)),
+    }
+}
+
+/// Unix seconds now, for OpenAI's `created`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

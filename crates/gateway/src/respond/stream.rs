@@ -1,0 +1,205 @@
+//! The delivery of a committed stream: upstream events → (decoder) → canonical events → (encoder) → client SSE.
+//!
+//! Same-dialect streams pass the upstream events through untranslated, but still run the decoder, so the gateway
+//! always knows where the stream stands. After the commit point a failure cannot be hidden: the stream ends with
+//! the client dialect's error event, never with a marker that would make a cut answer look complete.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use nines_wire::stream::Encoder;
+use nines_wire::{Dialect, EncodeCtx, StreamEvent};
+use tokio::time::{Instant, timeout_at};
+
+use crate::dispatch::Committed;
+use crate::dispatch::attempt::{reframe, stream_transport_error};
+use crate::provider::{ErrorKind, ProviderError};
+use crate::record::{Ending, RequestCompleted};
+
+/// What to report when the stream ends.
+pub struct Completion {
+    pub front_door: &'static str,
+    pub model: String,
+    pub target: String,
+    pub attempts: usize,
+    pub saved: bool,
+    pub started: Instant,
+}
+
+enum Phase {
+    Head,
+    Body,
+    Done,
+}
+
+struct Live {
+    c: Committed,
+    enc: Encoder,
+    idle: Duration,
+    deadline: Instant,
+    phase: Phase,
+    events: Vec<StreamEvent>,
+    completion: Option<Completion>,
+}
+
+impl Live {
+    fn encode_events(&mut self, out: &mut Vec<u8>) {
+        for ev in self.events.drain(..) {
+            self.enc.push(&ev, out);
+        }
+    }
+
+    fn fail(&mut self, error: ProviderError, out: &mut Vec<u8>) {
+        let message = format!(
+            "the upstream stream from {} broke after the answer had started ({}): {}",
+            self.completion
+                .as_ref()
+                .map(|c| c.target.as_str())
+                .unwrap_or("the provider"),
+            error.kind.label(),
+            error.message
+        );
+        self.enc.error(error.kind.error_type(), &message, out);
+        self.end(Ending::BrokenStream);
+    }
+
+    fn end(&mut self, ending: Ending) {
+        self.phase = Phase::Done;
+        if let Some(c) = self.completion.take() {
+            RequestCompleted {
+                front_door: c.front_door,
+                model: &c.model,
+                target: Some(&c.target),
+                attempts: c.attempts,
+                stream: true,
+                ending,
+                elapsed: c.started.elapsed(),
+            }
+            .emit();
+        }
+    }
+
+    fn finished_ok(&mut self) {
+        let saved = self.completion.as_ref().is_some_and(|c| c.saved);
+        self.end(if saved { Ending::Saved } else { Ending::Served });
+    }
+
+    /// Produce the next chunk of client bytes, or `None` when the stream is over.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        let mut out = Vec::new();
+        loop {
+            match self.phase {
+                Phase::Done => return None,
+                Phase::Head => {
+                    if self.c.passthrough {
+                        out = std::mem::take(&mut self.c.head_raw);
+                        self.events.clear();
+                    } else {
+                        self.events = std::mem::take(&mut self.c.head);
+                        self.encode_events(&mut out);
+                    }
+                    if self.c.ended {
+                        self.finished_ok();
+                    } else {
+                        self.phase = Phase::Body;
+                    }
+                }
+                Phase::Body => {
+                    let wait_until = (Instant::now() + self.idle).min(self.deadline);
+                    match timeout_at(wait_until, self.c.rest.next()).await {
+                        Err(_) => {
+                            let e = ProviderError::new(
+                                ErrorKind::Timeout,
+                                "no stream event within the idle timeout",
+                            );
+                            self.fail(e, &mut out);
+                        }
+                        Ok(None) => match self.c.decoder.finish(&mut self.events) {
+                            Ok(()) => {
+                                self.encode_events_unless_passthrough(&mut out);
+                                self.finished_ok();
+                            }
+                            Err(e) => self.fail(ProviderError::from_stream(e), &mut out),
+                        },
+                        Ok(Some(Err(e))) => self.fail(stream_transport_error(e), &mut out),
+                        Ok(Some(Ok(ev))) => {
+                            match self.c.decoder.push(&ev.event, &ev.data, &mut self.events) {
+                                Ok(()) => {
+                                    if self.c.passthrough {
+                                        reframe(self.c.upstream, &ev, &mut out);
+                                    }
+                                    let finished = self
+                                        .events
+                                        .iter()
+                                        .any(|e| matches!(e, StreamEvent::Finish { .. }));
+                                    self.encode_events_unless_passthrough(&mut out);
+                                    if finished {
+                                        self.finished_ok();
+                                    }
+                                }
+                                Err(e) => {
+                                    let pe = ProviderError::from_stream(e);
+                                    if self.c.passthrough && pe.kind != ErrorKind::Protocol {
+                                        // The provider's own error event, in the client's own dialect: pass it on.
+                                        reframe(self.c.upstream, &ev, &mut out);
+                                        self.end(Ending::BrokenStream);
+                                    } else {
+                                        self.fail(pe, &mut out);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return Some(Bytes::from(out));
+            }
+        }
+    }
+
+    fn encode_events_unless_passthrough(&mut self, out: &mut Vec<u8>) {
+        if self.c.passthrough {
+            self.events.clear();
+        } else {
+            self.encode_events(out);
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // Dropped before the end: the client went away. Dropping `rest` closes the upstream request too.
+        if self.completion.is_some() {
+            self.end(Ending::Cancelled);
+        }
+    }
+}
+
+/// The client's SSE body for a committed stream.
+pub fn body(
+    client: Dialect,
+    committed: Committed,
+    ctx: EncodeCtx,
+    include_usage: bool,
+    idle: Duration,
+    deadline: Instant,
+    completion: Completion,
+) -> axum::body::Body {
+    let live = Live {
+        c: committed,
+        enc: Encoder::new(client, ctx, include_usage),
+        idle,
+        deadline,
+        phase: Phase::Head,
+        events: Vec::new(),
+        completion: Some(completion),
+    };
+    let s = futures_util::stream::unfold(live, |mut live| async move {
+        let chunk = live.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), live))
+    });
+    axum::body::Body::from_stream(s)
+}

@@ -1,0 +1,129 @@
+//! The one place where errors become HTTP responses, in the dialect the client speaks: Anthropic's error JSON on
+//! `/v1/messages`, OpenAI's on `/v1/chat/completions`, Google's on Gemini's doors.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use nines_wire::{Dialect, EncodeError, ErrorShape, ErrorType};
+
+use crate::dispatch::Ledger;
+use crate::provider::{ErrorKind, ProviderError};
+use crate::route::UnknownModel;
+
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized,
+    BadRequest {
+        message: String,
+        param: Option<String>,
+    },
+    UnknownModel(UnknownModel),
+    /// A provider refused the request for the request's own fault (400-class); not failed over.
+    Refused {
+        error: ProviderError,
+    },
+    /// No target could carry a field of the request.
+    Inexpressible(EncodeError),
+    /// Every target failed.
+    Exhausted {
+        model: String,
+        ledger: Ledger,
+    },
+    NotFound {
+        path: String,
+    },
+}
+
+impl ApiError {
+    fn parts(&self, dialect: Dialect) -> (u16, ErrorType, String, Option<String>) {
+        match self {
+            ApiError::Unauthorized => (
+                401,
+                ErrorType::Authentication,
+                "invalid or missing API key for this gateway".to_owned(),
+                None,
+            ),
+            ApiError::BadRequest { message, param } => {
+                (400, ErrorType::InvalidRequest, message.clone(), param.clone())
+            }
+            ApiError::UnknownModel(e) => (404, ErrorType::NotFound, e.to_string(), Some("model".to_owned())),
+            ApiError::Refused { error } => {
+                let status = error.status.unwrap_or(400);
+                let kind = match status {
+                    413 => ErrorType::RequestTooLarge,
+                    404 => ErrorType::NotFound,
+                    _ => ErrorType::InvalidRequest,
+                };
+                (status, kind, error.message.clone(), None)
+            }
+            ApiError::Inexpressible(e) => (
+                400,
+                ErrorType::InvalidRequest,
+                e.to_string(),
+                Some(e.field.clone()),
+            ),
+            ApiError::Exhausted { model, ledger } => {
+                let (status, kind) = match ledger.dominant_kind() {
+                    ErrorKind::RateLimited => (429, ErrorType::RateLimited),
+                    ErrorKind::Timeout => (504, ErrorType::Timeout),
+                    ErrorKind::Auth => (502, ErrorType::Api),
+                    // Anthropic's clients know 529 as "overloaded, try again later".
+                    _ if dialect == Dialect::Anthropic => (529, ErrorType::Overloaded),
+                    _ => (503, ErrorType::Overloaded),
+                };
+                let tried = ledger.attempts.len();
+                let message = if tried == 0 {
+                    format!("no target of \"{model}\" could be tried before the deadline")
+                } else {
+                    format!(
+                        "all {tried} attempt(s) for \"{model}\" failed: {}",
+                        ledger.explain()
+                    )
+                };
+                (status, kind, message, None)
+            }
+            ApiError::NotFound { path } => (
+                404,
+                ErrorType::NotFound,
+                format!("no such endpoint: {path}"),
+                None,
+            ),
+        }
+    }
+
+    pub fn render(self, dialect: Dialect) -> Response {
+        let (status, kind, message, param) = self.parts(dialect);
+        let body = ErrorShape {
+            status,
+            kind,
+            message: &message,
+            param: param.as_deref(),
+        }
+        .body(dialect);
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut resp = (code, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        let (retry_after, request_id) = match &self {
+            ApiError::Refused { error } => (error.retry_after, error.request_id.as_deref()),
+            ApiError::Exhausted { ledger, .. } => (ledger.retry_after(), ledger.upstream_request_id()),
+            _ => (None, None),
+        };
+        if let Some(ra) = retry_after {
+            let secs = ra.as_secs() + u64::from(ra.subsec_nanos() > 0);
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+            h.insert("x-nines-upstream-request-id", id);
+        }
+        if let ApiError::Exhausted { ledger, .. } = &self {
+            h.insert("x-nines-attempts", HeaderValue::from(ledger.sent()));
+        }
+        // The official SDKs (OpenAI's and Anthropic's) obey x-should-retry over their own status rules: only an
+        // exhausted route is worth their retry; a refused request never is.
+        let retry = matches!(status, 429 | 503 | 504 | 529);
+        h.insert(
+            "x-should-retry",
+            HeaderValue::from_static(if retry { "true" } else { "false" }),
+        );
+        resp
+    }
+}

@@ -1,0 +1,28 @@
+//! The HTTP server: the router of front doors and probes. Handlers live in [`routes`]; error rendering in
+//! [`error`].
+
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::app::AppState;
+
+/// Requests carry whole conversations (and, later, images): allow large bodies.
+pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(routes::chat_completions))
+        .route("/v1/messages", post(routes::messages))
+        .route("/v1/models", get(routes::models))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}

@@ -1,0 +1,291 @@
+//! The front doors. Each handler: authenticate → decode into the canonical request → plan the route → dispatch →
+//! respond in the client's dialect. Errors go to `server::error`, the only place that renders them.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use nines_wire::{Dialect, EncodeCtx};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use crate::app::{AppState, Snapshot};
+use crate::dispatch::{self, Answer, Failure, Inbound, Served};
+use crate::record::{Ending, RequestCompleted};
+use crate::respond;
+use crate::{auth, respond::stream::Completion};
+
+pub async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    chat(&app, Dialect::OpenAiChat, headers, body).await
+}
+
+pub async fn messages(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    chat(&app, Dialect::Anthropic, headers, body).await
+}
+
+fn front_door(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::OpenAiChat => "/v1/chat/completions",
+        Dialect::Anthropic => "/v1/messages",
+        Dialect::Gemini => "gemini",
+    }
+}
+
+/// Client headers that a provider of the client's own dialect should receive.
+fn passthrough_headers(dialect: Dialect, headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    if dialect == Dialect::Anthropic {
+        for name in ["anthropic-version", "anthropic-beta"] {
+            if let Some(v) = headers.get(name) {
+                out.insert(name, v.clone());
+            }
+        }
+    }
+    out
+}
+
+async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let snap = app.snapshot();
+    if !auth::allowed(&snap.client_keys, &headers) {
+        return ApiError::Unauthorized.render(dialect);
+    }
+    let request = match dialect.decode_request(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::BadRequest {
+                message: format!("invalid request body: {e}"),
+                param: None,
+            }
+            .render(dialect);
+        }
+    };
+    if request.model.is_empty() {
+        let message = "`model` is required".to_owned();
+        return ApiError::BadRequest {
+            message,
+            param: Some("model".into()),
+        }
+        .render(dialect);
+    }
+    let targets = match snap.routes.plan(&request.model) {
+        Ok(t) => t,
+        Err(e) => return ApiError::UnknownModel(e).render(dialect),
+    };
+    let inbound = Inbound {
+        dialect,
+        raw: body,
+        request,
+        headers: passthrough_headers(dialect, &headers),
+    };
+    let model = inbound.request.model.clone();
+    let stream = inbound.request.stream;
+    let report = |target: Option<&str>, attempts: usize, ending: Ending| {
+        RequestCompleted {
+            front_door: front_door(dialect),
+            model: &model,
+            target,
+            attempts,
+            stream,
+            ending,
+            elapsed: started.elapsed(),
+        }
+        .emit()
+    };
+    match dispatch::dispatch(&inbound, &targets, &snap.config.dispatch).await {
+        Ok(served) => respond_served(dialect, &inbound, served, started, &snap, report),
+        Err(Failure::Client {
+            error,
+            target,
+            ledger,
+        }) => {
+            report(Some(&target.label), ledger.sent() + 1, Ending::Refused);
+            let mut resp = ApiError::Refused { error }.render(dialect);
+            set_served_headers(&mut resp, &target.label, ledger.sent() + 1);
+            resp
+        }
+        Err(Failure::Inexpressible { error, ledger }) => {
+            report(None, ledger.sent(), Ending::Refused);
+            ApiError::Inexpressible(error).render(dialect)
+        }
+        Err(Failure::Exhausted { ledger }) => {
+            report(None, ledger.sent(), Ending::Failed);
+            ApiError::Exhausted {
+                model: inbound.request.model.clone(),
+                ledger,
+            }
+            .render(dialect)
+        }
+    }
+}
+
+fn set_served_headers(resp: &mut Response, target: &str, attempts: usize) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(target) {
+        h.insert("x-nines-target", v);
+    }
+    h.insert("x-nines-attempts", HeaderValue::from(attempts));
+}
+
+fn respond_served(
+    dialect: Dialect,
+    inbound: &Inbound,
+    served: Served,
+    started: Instant,
+    snap: &Snapshot,
+    report: impl Fn(Option<&str>, usize, Ending),
+) -> Response {
+    let Served {
+        answer,
+        target,
+        ledger,
+    } = served;
+    let attempts = ledger.sent();
+    let saved = attempts > 1;
+    let mut resp = match answer {
+        Answer::Whole(whole) => {
+            let model = if whole.response.model.is_empty() {
+                target.model.clone()
+            } else {
+                whole.response.model.clone()
+            };
+            let request_id = whole.request_id.clone();
+            let ctx = EncodeCtx {
+                created: respond::unix_now(),
+                model,
+            };
+            let body = respond::whole_body(dialect, whole, &ctx);
+            report(
+                Some(&target.label),
+                attempts,
+                if saved { Ending::Saved } else { Ending::Served },
+            );
+            let mut resp = (
+                StatusCode::OK,
+                [(http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                resp.headers_mut().insert("x-nines-upstream-request-id", id);
+            }
+            resp
+        }
+        Answer::Stream(committed) => {
+            let upstream_model = committed.head.iter().find_map(|e| match e {
+                nines_wire::StreamEvent::Start { model, .. } if !model.is_empty() => Some(model.clone()),
+                _ => None,
+            });
+            let ctx = EncodeCtx {
+                created: respond::unix_now(),
+                model: upstream_model.unwrap_or(target.model.clone()),
+            };
+            let request_id = committed.request_id.clone();
+            let timeouts = target.provider.config.timeouts;
+            let deadline = (started + snap.config.dispatch.deadline).min(Instant::now() + timeouts.request);
+            let completion = Completion {
+                front_door: front_door(dialect),
+                model: inbound.request.model.clone(),
+                target: target.label.clone(),
+                attempts,
+                saved,
+                started,
+            };
+            let body = respond::stream::body(
+                dialect,
+                committed,
+                ctx,
+                inbound.request.include_usage,
+                timeouts.idle,
+                deadline,
+                completion,
+            );
+            let mut resp = (
+                StatusCode::OK,
+                [
+                    (http::header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+                    (http::header::CACHE_CONTROL, "no-cache"),
+                ],
+                body,
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert("x-accel-buffering", HeaderValue::from_static("no"));
+            if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                resp.headers_mut().insert("x-nines-upstream-request-id", id);
+            }
+            resp
+        }
+    };
+    set_served_headers(&mut resp, &target.label, attempts);
+    resp
+}
+
+/// `GET /v1/models`: the routes, in OpenAI's list format (or Anthropic's, for a client that sends
+/// `anthropic-version`).
+pub async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let snap = app.snapshot();
+    let anthropic = headers.contains_key("anthropic-version");
+    let dialect = if anthropic {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAiChat
+    };
+    if !auth::allowed(&snap.client_keys, &headers) {
+        return ApiError::Unauthorized.render(dialect);
+    }
+    let names: Vec<&str> = snap.routes.names().collect();
+    let body = if anthropic {
+        let data: Vec<_> = names
+            .iter()
+            .map(|n| json!({"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}))
+            .collect();
+        json!({"data": data, "has_more": false, "first_id": names.first(), "last_id": names.last()})
+    } else {
+        let data: Vec<_> = names
+            .iter()
+            .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": "nines"}))
+            .collect();
+        json!({"object": "list", "data": data})
+    };
+    axum::Json(body).into_response()
+}
+
+pub async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ready when a configuration is loaded and at least one provider is usable.
+pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let snap = app.snapshot();
+    let usable: Vec<&str> = snap
+        .providers
+        .values()
+        .filter(|p| p.unusable.is_none())
+        .map(|p| p.name())
+        .collect();
+    let status = if usable.is_empty() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": if usable.is_empty() { "no usable provider" } else { "ready" },
+        "usable_providers": usable,
+        "routes": snap.routes.names().collect::<Vec<_>>(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+pub async fn not_found(uri: http::Uri) -> Response {
+    let path = uri.path().to_owned();
+    let dialect = if path.starts_with("/v1/messages") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAiChat
+    };
+    ApiError::NotFound { path }.render(dialect)
+}

@@ -1,0 +1,225 @@
+//! The deterministic answer every dialect gives: `"{name} says: {last user text}"`, plus
+//! ` [system: {system text}]` when there is a system prompt, cut by stop sequences and by max tokens.
+//!
+//! A "token" is a whitespace-separated word. This module is pure text work: it never sees JSON or HTTP, so that
+//! all three dialects answer a correctly translated request with exactly the same text and counts.
+
+/// What a dialect extracted from a valid request.
+#[derive(Debug, Default)]
+pub(crate) struct Prompt {
+    /// The concatenated text of the last user message that has any text.
+    pub last_user: String,
+    /// The concatenated system text (empty when there is none).
+    pub system: String,
+    /// Words across all request text (system and message text; tool calls and results are not text).
+    pub input_words: u64,
+    /// The request's output limit, if it set one.
+    pub max_tokens: Option<u64>,
+    /// The request's stop sequences.
+    pub stop: Vec<String>,
+}
+
+/// Why the answer ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// The whole answer was produced.
+    Natural,
+    /// Cut by the max tokens limit.
+    Length,
+    /// Cut right before this stop sequence.
+    StopSequence(String),
+}
+
+/// The answer to one request.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub text: String,
+    pub finish: Finish,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Answer {
+    /// The answer as one delta per word, keeping the spaces: their concatenation is `text` exactly.
+    pub(crate) fn deltas(&self) -> Vec<&str> {
+        pieces(&self.text)
+    }
+}
+
+/// Compose the answer of the simulator called `name` to `prompt`.
+pub(crate) fn compose(name: &str, prompt: &Prompt) -> Answer {
+    let mut full = format!("{name} says: {}", prompt.last_user);
+    if !prompt.system.is_empty() {
+        full.push_str(" [system: ");
+        full.push_str(&prompt.system);
+        full.push(']');
+    }
+    let first_stop = prompt
+        .stop
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| full.find(s.as_str()).map(|at| (at, s)))
+        .min_by_key(|(at, _)| *at);
+    let (mut text, mut finish) = match first_stop {
+        Some((at, seq)) => (full[..at].to_owned(), Finish::StopSequence(seq.clone())),
+        None => (full, Finish::Natural),
+    };
+    if let Some(max) = prompt.max_tokens
+        && words(&text) > max
+    {
+        text = first_words(&text, max).to_owned();
+        finish = Finish::Length;
+    }
+    Answer {
+        output_tokens: words(&text),
+        text,
+        finish,
+        input_tokens: prompt.input_words,
+    }
+}
+
+/// Number of whitespace-separated words in `text`.
+pub(crate) fn words(text: &str) -> u64 {
+    u64::try_from(text.split_whitespace().count()).unwrap_or(u64::MAX)
+}
+
+/// `text` up to the end of its `n`th word.
+fn first_words(text: &str, n: u64) -> &str {
+    let mut seen = 0;
+    let mut in_word = false;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            if in_word {
+                seen += 1;
+                if seen == n {
+                    return &text[..i];
+                }
+            }
+            in_word = false;
+        } else {
+            in_word = true;
+        }
+    }
+    text
+}
+
+/// Split `text` into one piece per word; whitespace before a word belongs to it, trailing whitespace to the last.
+fn pieces(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut word_end = 0;
+    let mut seen_word = false;
+    let mut prev_ws = true;
+    for (i, c) in text.char_indices() {
+        let ws = c.is_whitespace();
+        if !ws {
+            if prev_ws && seen_word {
+                out.push(&text[start..word_end]);
+                start = word_end;
+            }
+            seen_word = true;
+            word_end = i + c.len_utf8();
+        }
+        prev_ws = ws;
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prompt(user: &str) -> Prompt {
+        Prompt {
+            last_user: user.into(),
+            input_words: words(user),
+            ..Prompt::default()
+        }
+    }
+
+    #[test]
+    fn plain_answer_echoes_the_user() {
+        let a = compose("alpha", &prompt("hello there"));
+        assert_eq!(a.text, "alpha says: hello there");
+        assert_eq!(a.finish, Finish::Natural);
+        assert_eq!((a.input_tokens, a.output_tokens), (2, 4));
+    }
+
+    #[test]
+    fn system_is_appended() {
+        let p = Prompt {
+            system: "be brief".into(),
+            ..prompt("hi")
+        };
+        assert_eq!(compose("a", &p).text, "a says: hi [system: be brief]");
+    }
+
+    #[test]
+    fn max_tokens_cuts_words() {
+        let p = Prompt {
+            max_tokens: Some(3),
+            ..prompt("one two three")
+        };
+        let a = compose("a", &p);
+        assert_eq!(a.text, "a says: one");
+        assert_eq!(a.finish, Finish::Length);
+        assert_eq!(a.output_tokens, 3);
+        let p = Prompt {
+            max_tokens: Some(5),
+            ..prompt("one two three")
+        };
+        assert_eq!(compose("a", &p).finish, Finish::Natural);
+    }
+
+    #[test]
+    fn earliest_stop_sequence_wins() {
+        let p = Prompt {
+            stop: vec!["three".into(), "two".into()],
+            ..prompt("one two three")
+        };
+        let a = compose("a", &p);
+        assert_eq!(a.text, "a says: one ");
+        assert_eq!(a.finish, Finish::StopSequence("two".into()));
+        assert_eq!(a.output_tokens, 3);
+    }
+
+    #[test]
+    fn length_wins_when_it_comes_first() {
+        let p = Prompt {
+            stop: vec!["three".into()],
+            max_tokens: Some(2),
+            ..prompt("one two three")
+        };
+        let a = compose("a", &p);
+        assert_eq!(a.text, "a says:");
+        assert_eq!(a.finish, Finish::Length);
+    }
+
+    #[test]
+    fn deltas_concatenate_to_the_text() {
+        for text in ["a says: hello  world ", "  lead", "", "one", "x\ty\nz", "é ü  ß"] {
+            let a = Answer {
+                text: text.into(),
+                finish: Finish::Natural,
+                input_tokens: 0,
+                output_tokens: 0,
+            };
+            let d = a.deltas();
+            assert_eq!(d.concat(), text);
+            assert_eq!(
+                u64::try_from(d.len()).unwrap(),
+                words(text).max(u64::from(!text.is_empty()))
+            );
+        }
+        let a = Answer {
+            text: "a says: hi".into(),
+            finish: Finish::Natural,
+            input_tokens: 0,
+            output_tokens: 0,
+        };
+        assert_eq!(a.deltas(), vec!["a", " says:", " hi"]);
+    }
+}

@@ -1,0 +1,73 @@
+//! The control API on the simulator's own port, for tests written in other languages:
+//! `POST /_sim/faults` (queue one fault), `GET /_sim/faults` (list them), `GET /_sim/hits`,
+//! `GET /_sim/last?path=…`, `POST /_sim/reset`.
+//!
+//! Control requests are never counted as hits and never consume faults.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::faults::Fault;
+use crate::state::Shared;
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/_sim/faults", post(push_fault).get(list_faults))
+        .route("/_sim/hits", get(hits))
+        .route("/_sim/last", get(last))
+        .route("/_sim/reset", post(reset))
+}
+
+async fn push_fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Fault>(&body) {
+        Ok(fault) => {
+            shared.push_fault(fault);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => bad_request(&format!("invalid fault: {err}")),
+    }
+}
+
+async fn list_faults(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.pending_faults()).into_response()
+}
+
+async fn hits(State(shared): State<Arc<Shared>>) -> Response {
+    Json(json!({"total": shared.total_hits(), "paths": shared.all_hits()})).into_response()
+}
+
+#[derive(Deserialize)]
+struct LastQuery {
+    path: Option<String>,
+}
+
+async fn last(State(shared): State<Arc<Shared>>, Query(query): Query<LastQuery>) -> Response {
+    let Some(path) = query.path else {
+        return bad_request("missing query parameter: path");
+    };
+    match shared.last_request(&path) {
+        Some(body) => Json(body).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no JSON request received on {path}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> Response {
+    shared.reset();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
+}

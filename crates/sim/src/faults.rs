@@ -1,0 +1,215 @@
+//! Scripted faults: what the next model requests suffer instead of (or on top of) a normal answer.
+//!
+//! This module only describes faults and keeps the FIFO queue of them. It never touches a socket: the server
+//! (`routes` and `server`) is what applies a fault to a request.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+/// One scripted fault and how many upcoming model requests it applies to.
+///
+/// JSON form (as `POST /_sim/faults` takes it): `{"kind":"status","status":529,"count":2}`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Fault {
+    /// What happens to the request.
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// How many upcoming model requests this fault applies to; `u32::MAX` means until `reset`.
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What a fault does to a model request.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Reply with this status and the provider's own error JSON for it, in the format of the path hit;
+    /// a `Retry-After` header (seconds) when `retry_after` is given.
+    Status {
+        status: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
+    },
+    /// Accept the request and never answer (until the client goes away or the simulator stops).
+    Hang,
+    /// Close the TCP connection abruptly with an RST (SO_LINGER 0): no response at all.
+    Reset,
+    /// Streams: send the first `after` SSE events, then abort the connection mid-body.
+    /// Non-streaming: send the headers and half the body, then abort.
+    Cut { after: usize },
+    /// 200 with a body that is not valid JSON (streams: `data:` lines with junk).
+    Garbage,
+    /// Wait this long before sending the response headers, then answer normally.
+    Delay { ms: u64 },
+    /// Answer normally but wait this long between stream events.
+    Drip { ms: u64 },
+}
+
+impl Fault {
+    /// A fault that applies to the next model request only.
+    pub fn new(kind: FaultKind) -> Self {
+        Self { kind, count: 1 }
+    }
+
+    /// The same fault, applied to the next `count` model requests.
+    #[must_use]
+    pub fn times(mut self, count: u32) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// The same fault, applied to every model request until `reset`.
+    #[must_use]
+    pub fn forever(self) -> Self {
+        self.times(u32::MAX)
+    }
+
+    /// Reply with `status` and the provider's error JSON for it.
+    pub fn status(status: u16) -> Self {
+        Self::new(FaultKind::Status {
+            status,
+            retry_after: None,
+        })
+    }
+
+    /// Reply with `status`, the provider's error JSON and `Retry-After: secs`.
+    pub fn status_retry_after(status: u16, secs: u64) -> Self {
+        Self::new(FaultKind::Status {
+            status,
+            retry_after: Some(secs),
+        })
+    }
+
+    /// Never answer.
+    pub fn hang() -> Self {
+        Self::new(FaultKind::Hang)
+    }
+
+    /// Reset the TCP connection without answering.
+    pub fn reset() -> Self {
+        Self::new(FaultKind::Reset)
+    }
+
+    /// Abort the body after `after` stream events (or half a JSON body).
+    pub fn cut(after: usize) -> Self {
+        Self::new(FaultKind::Cut { after })
+    }
+
+    /// Answer 200 with a body that is not JSON.
+    pub fn garbage() -> Self {
+        Self::new(FaultKind::Garbage)
+    }
+
+    /// Wait `ms` milliseconds before the response headers.
+    pub fn delay(ms: u64) -> Self {
+        Self::new(FaultKind::Delay { ms })
+    }
+
+    /// Wait `ms` milliseconds between stream events.
+    pub fn drip(ms: u64) -> Self {
+        Self::new(FaultKind::Drip { ms })
+    }
+}
+
+impl From<FaultKind> for Fault {
+    fn from(kind: FaultKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+/// The FIFO of pending faults. Each model request takes one unit of the front fault's count.
+#[derive(Debug, Default)]
+pub(crate) struct FaultQueue {
+    queue: VecDeque<Fault>,
+}
+
+impl FaultQueue {
+    /// Queue a fault behind the others; a fault with a count of 0 applies to nothing and is dropped.
+    pub(crate) fn push(&mut self, fault: Fault) {
+        if fault.count > 0 {
+            self.queue.push_back(fault);
+        }
+    }
+
+    /// The fault for the request being served now, if any, consuming one unit of its count.
+    pub(crate) fn take(&mut self) -> Option<FaultKind> {
+        let front = self.queue.front_mut()?;
+        let kind = front.kind.clone();
+        if front.count != u32::MAX {
+            front.count -= 1;
+            if front.count == 0 {
+                self.queue.pop_front();
+            }
+        }
+        Some(kind)
+    }
+
+    pub(crate) fn pending(&self) -> Vec<Fault> {
+        self.queue.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_forms_parse_with_default_count() {
+        let f: Fault = serde_json::from_str(r#"{"kind":"status","status":529,"count":2}"#).unwrap();
+        assert_eq!(f, Fault::status(529).times(2));
+        let f: Fault = serde_json::from_str(r#"{"kind":"status","status":429,"retry_after":1}"#).unwrap();
+        assert_eq!(f, Fault::status_retry_after(429, 1));
+        let f: Fault = serde_json::from_str(r#"{"kind":"cut","after":1}"#).unwrap();
+        assert_eq!(f, Fault::cut(1));
+        let f: Fault = serde_json::from_str(r#"{"kind":"hang"}"#).unwrap();
+        assert_eq!(f, Fault::hang());
+        let f: Fault = serde_json::from_str(r#"{"kind":"drip","ms":20}"#).unwrap();
+        assert_eq!(f, Fault::drip(20));
+        assert!(serde_json::from_str::<Fault>(r#"{"kind":"explode"}"#).is_err());
+    }
+
+    #[test]
+    fn serializes_back_to_the_same_json() {
+        let json = serde_json::to_value(Fault::delay(5).times(3)).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "delay", "ms": 5, "count": 3}));
+    }
+
+    #[test]
+    fn queue_is_fifo_and_counts_down() {
+        let mut q = FaultQueue::default();
+        q.push(Fault::status(500).times(2));
+        q.push(Fault::hang());
+        q.push(Fault::garbage().times(0));
+        assert_eq!(
+            q.take(),
+            Some(FaultKind::Status {
+                status: 500,
+                retry_after: None
+            })
+        );
+        assert_eq!(
+            q.take(),
+            Some(FaultKind::Status {
+                status: 500,
+                retry_after: None
+            })
+        );
+        assert_eq!(q.take(), Some(FaultKind::Hang));
+        assert_eq!(q.take(), None);
+    }
+
+    #[test]
+    fn forever_never_counts_down() {
+        let mut q = FaultQueue::default();
+        q.push(Fault::reset().forever());
+        for _ in 0..10 {
+            assert_eq!(q.take(), Some(FaultKind::Reset));
+        }
+        assert_eq!(q.pending(), vec![Fault::reset().forever()]);
+    }
+}

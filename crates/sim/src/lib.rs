@@ -1,0 +1,192 @@
+//! nines-sim: simulated LLM providers for the gateway's tests, demo and game days.
+//!
+//! One [`Sim`] is one HTTP server that speaks all three real wire formats at once: the Anthropic Messages API
+//! (`POST /v1/messages`), OpenAI Chat Completions (`POST /v1/chat/completions`) and Gemini
+//! (`POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`). It validates requests as strictly
+//! as the real APIs (a malformed request gets a 400 in that provider's error shape), answers deterministically
+//! (`"{name} says: {last user text}"`), and suffers scripted [`Fault`]s in FIFO order. A control API under
+//! `/_sim/` on the same port drives it from other languages.
+//!
+//! It never talks to a real provider and never listens anywhere but where it is told (tests use `127.0.0.1:0`).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use nines_sim::{Fault, Sim, SimOptions};
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let sim = Sim::start(listener, SimOptions::new("alpha")).await?;
+//! sim.push_fault(Fault::status(529).times(2));
+//! // ... point the gateway at sim.base_url() ...
+//! assert_eq!(sim.hits("/v1/messages"), 0);
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod answer;
+mod anthropic;
+mod control;
+mod error;
+mod faults;
+mod gemini;
+mod ids;
+mod json;
+mod openai;
+mod routes;
+mod server;
+mod state;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use faults::{Fault, FaultKind};
+
+/// Who a simulator is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimOptions {
+    /// The name that starts every answer (`"{name} says: …"`).
+    pub name: String,
+    /// When set, every model request must carry this key the way its provider expects (`x-api-key`,
+    /// `Authorization: Bearer`, `x-goog-api-key` or `?key=`).
+    pub api_key: Option<String>,
+}
+
+impl SimOptions {
+    /// A simulator called `name` that accepts any (or no) API key.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            api_key: None,
+        }
+    }
+
+    /// The same options, requiring `key` on every model request.
+    #[must_use]
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self::new("sim")
+    }
+}
+
+/// A running simulator. Dropping it stops serving (without waiting); [`Sim::shutdown`] stops and waits.
+pub struct Sim {
+    addr: SocketAddr,
+    shared: Arc<state::Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("name", &self.shared.name)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// Serve on an already-bound listener (tests pass `TcpListener::bind("127.0.0.1:0")`).
+    pub async fn start(listener: TcpListener, opts: SimOptions) -> std::io::Result<Sim> {
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(state::Shared::new(opts.name, opts.api_key));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let router = routes::router(Arc::clone(&shared));
+        tracker.spawn(server::accept_loop(
+            listener,
+            router,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        Ok(Sim {
+            addr,
+            shared,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT`, without a trailing slash or an API version.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The simulator's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Queue a fault behind the ones already queued.
+    pub fn push_fault(&self, fault: Fault) {
+        self.shared.push_fault(fault);
+    }
+
+    /// Model-API requests received on exactly this path (e.g. `/v1/messages`,
+    /// `/v1beta/models/m:generateContent`), whatever their outcome.
+    pub fn hits(&self, path: &str) -> u64 {
+        self.shared.hits(path)
+    }
+
+    /// All model-API requests received (control requests are not counted).
+    pub fn total_hits(&self) -> u64 {
+        self.shared.total_hits()
+    }
+
+    /// The last JSON body received on this path.
+    pub fn last_request(&self, path: &str) -> Option<serde_json::Value> {
+        self.shared.last_request(path)
+    }
+
+    /// The headers of the last request received on this path.
+    pub fn last_headers(&self, path: &str) -> Option<http::HeaderMap> {
+        self.shared.last_headers(path)
+    }
+
+    /// Forget queued faults, hits and recorded requests.
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// Stop serving, drop every open connection, and wait for all of the simulator's tasks to end.
+    pub async fn shutdown(self) {
+        let tracker = self.tracker.clone();
+        drop(self);
+        tracker.close();
+        tracker.wait().await;
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Bind `listen`, print `nines-sim NAME listening on http://ADDR` to stdout, and serve until ctrl-c.
+pub async fn run(listen: SocketAddr, opts: SimOptions) -> std::io::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    let sim = Sim::start(listener, opts).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "nines-sim {} listening on {}", sim.name(), sim.base_url())?;
+        stdout.flush()?;
+    }
+    let stopped = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    stopped
+}

@@ -1,0 +1,326 @@
+//! The HTTP surface: which path speaks which provider's API, and the one pipeline every model request goes
+//! through: count it → take its fault → authenticate and validate (in the dialect) → answer → render, applying
+//! body faults (cut, garbage, drip) while rendering.
+//!
+//! This module never validates a request body itself (the dialect modules do) and never touches the socket (the
+//! server applies `Reset` when told through `ConnCtl`).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+
+use crate::error::{ApiError, fault_status};
+use crate::faults::FaultKind;
+use crate::server::ConnCtl;
+use crate::state::Shared;
+use crate::{anthropic, control, gemini, openai};
+
+/// Largest request body read (Anthropic's documented limit for the Messages API).
+const BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// How long a cut body waits after its last good bytes, so they leave the socket before the abort.
+const FLUSH_BEFORE_ABORT: Duration = Duration::from_millis(20);
+
+/// A 200 body that is not JSON (truncated on purpose).
+const GARBAGE_JSON: &str = "{\"id\": \"garbage\", \"content\": [{\"text\": \"this is not json";
+
+/// Stream events whose data is not JSON.
+const GARBAGE_SSE: &str = "data: {\"this is\": not json\n\ndata: <<garbage>>\n\ndata: }{\n\n";
+
+/// The router of one simulator: the three providers' model APIs and the `/_sim` control API.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/messages", post(anthropic_messages))
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1beta/models/{target}", post(gemini_models))
+        .route("/v1/models/{target}", post(gemini_models))
+        .merge(control::routes())
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// Which provider a model request speaks to.
+#[derive(Clone, Debug)]
+pub(crate) enum Dialect {
+    Anthropic,
+    OpenAi,
+    /// `stream` is true for `streamGenerateContent`.
+    Gemini {
+        model: String,
+        stream: bool,
+    },
+}
+
+/// What a dialect needs from the request being served.
+pub(crate) struct Call<'a> {
+    /// The simulator's name (the start of every answer).
+    pub name: &'a str,
+    /// The key the request must carry, if the simulator has one.
+    pub api_key: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub query: &'a HashMap<String, String>,
+    pub body: &'a [u8],
+}
+
+/// A successful answer, before faults and HTTP framing.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// A JSON body.
+    Json(serde_json::Value),
+    /// Server-sent events, each one complete with its terminating blank line.
+    Sse(Vec<String>),
+}
+
+impl Dialect {
+    fn request_id(&self) -> String {
+        match self {
+            Dialect::Anthropic => crate::ids::base62("req_01", 22),
+            Dialect::OpenAi => crate::ids::hex("req_", 32),
+            Dialect::Gemini { .. } => String::new(),
+        }
+    }
+
+    /// The header that carries the request id, for the dialects that send one.
+    fn request_id_header(&self) -> Option<&'static str> {
+        match self {
+            Dialect::Anthropic => Some("request-id"),
+            Dialect::OpenAi => Some("x-request-id"),
+            Dialect::Gemini { .. } => None,
+        }
+    }
+
+    fn error(&self, err: &ApiError, request_id: &str) -> Response {
+        let body = match self {
+            Dialect::Anthropic => anthropic::error_body(err, request_id),
+            Dialect::OpenAi => openai::error_body(err),
+            Dialect::Gemini { .. } => gemini::error_body(err),
+        };
+        let mut response = (err.status, axum::Json(body)).into_response();
+        self.stamp(response.headers_mut(), request_id);
+        if let Some(secs) = err.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+
+    fn status_error(&self, status: u16, retry_after: Option<u64>) -> ApiError {
+        let status = fault_status(status);
+        match self {
+            Dialect::Anthropic => anthropic::status_error(status),
+            Dialect::OpenAi => openai::status_error(status),
+            Dialect::Gemini { .. } => gemini::status_error(status, retry_after),
+        }
+        .retry_after(retry_after)
+    }
+
+    fn stamp(&self, headers: &mut HeaderMap, request_id: &str) {
+        if let (Some(name), Ok(value)) = (self.request_id_header(), HeaderValue::from_str(request_id)) {
+            headers.insert(name, value);
+        }
+    }
+
+    fn sse_content_type(&self) -> &'static str {
+        match self {
+            Dialect::Anthropic | Dialect::OpenAi => "text/event-stream; charset=utf-8",
+            Dialect::Gemini { .. } => "text/event-stream",
+        }
+    }
+}
+
+async fn anthropic_messages(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    model_call(shared, Dialect::Anthropic, req).await
+}
+
+async fn openai_chat(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    model_call(shared, Dialect::OpenAi, req).await
+}
+
+async fn gemini_models(
+    State(shared): State<Arc<Shared>>,
+    Path(target): Path<String>,
+    req: Request,
+) -> Response {
+    let stream = match target.rsplit_once(':') {
+        Some((model, "generateContent")) if !model.is_empty() => false,
+        Some((model, "streamGenerateContent")) if !model.is_empty() => true,
+        _ => return gemini_not_found(req.uri()),
+    };
+    let model = target
+        .rsplit_once(':')
+        .map(|(m, _)| m.to_owned())
+        .unwrap_or_default();
+    model_call(shared, Dialect::Gemini { model, stream }, req).await
+}
+
+/// The pipeline of every model request.
+async fn model_call(shared: Arc<Shared>, dialect: Dialect, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let conn = parts.extensions.get::<ConnCtl>().cloned();
+    let request_id = dialect.request_id();
+    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        let err = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request exceeds the maximum allowed number of bytes.",
+        );
+        return dialect.error(&err, &request_id);
+    };
+    let fault = shared.arrive(parts.uri.path(), &parts.headers, &body);
+    if let Some(kind) = &fault {
+        tracing::debug!(path = parts.uri.path(), fault = ?kind, "applying fault");
+    }
+    match &fault {
+        Some(FaultKind::Status { status, retry_after }) => {
+            return dialect.error(&dialect.status_error(*status, *retry_after), &request_id);
+        }
+        Some(FaultKind::Hang) => {
+            closed(conn.as_ref()).await;
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        Some(FaultKind::Reset) => {
+            if let Some(conn) = &conn {
+                conn.reset.cancel();
+            }
+            closed(conn.as_ref()).await;
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        Some(FaultKind::Delay { ms }) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+        _ => {}
+    }
+    let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let call = Call {
+        name: &shared.name,
+        api_key: shared.api_key.as_deref(),
+        headers: &parts.headers,
+        query: &query,
+        body: &body,
+    };
+    let result = match &dialect {
+        Dialect::Anthropic => anthropic::handle(&call),
+        Dialect::OpenAi => openai::handle(&call),
+        Dialect::Gemini { model, stream } => gemini::handle(&call, model, *stream),
+    };
+    match result {
+        Ok(reply) => render(&dialect, reply, fault.as_ref(), &request_id),
+        Err(err) => dialect.error(&err, &request_id),
+    }
+}
+
+/// Wait until the request's connection is gone (forever when served without one).
+async fn closed(conn: Option<&ConnCtl>) {
+    match conn {
+        Some(conn) => conn.closed.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One step of a response body.
+enum Step {
+    Chunk(Bytes),
+    Sleep(Duration),
+    /// End the body with an error: hyper aborts the connection (HTTP/1) or resets the stream (HTTP/2).
+    Abort,
+}
+
+/// Frame a successful reply as HTTP, applying the body faults.
+fn render(dialect: &Dialect, reply: Reply, fault: Option<&FaultKind>, request_id: &str) -> Response {
+    let mut headers = HeaderMap::new();
+    dialect.stamp(&mut headers, request_id);
+    let body = match reply {
+        Reply::Json(value) => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let bytes = Bytes::from(value.to_string());
+            match fault {
+                Some(FaultKind::Garbage) => Body::from(GARBAGE_JSON),
+                Some(FaultKind::Cut { .. }) => {
+                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                    let half = bytes.slice(..bytes.len() / 2);
+                    stepped(vec![
+                        Step::Chunk(half),
+                        Step::Sleep(FLUSH_BEFORE_ABORT),
+                        Step::Abort,
+                    ])
+                }
+                _ => Body::from(bytes),
+            }
+        }
+        Reply::Sse(events) => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(dialect.sse_content_type()),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let chunks = events.into_iter().map(|e| Step::Chunk(Bytes::from(e)));
+            match fault {
+                Some(FaultKind::Garbage) => Body::from(GARBAGE_SSE),
+                Some(FaultKind::Cut { after }) => {
+                    let mut steps: Vec<Step> = chunks.take(*after).collect();
+                    steps.extend([Step::Sleep(FLUSH_BEFORE_ABORT), Step::Abort]);
+                    stepped(steps)
+                }
+                Some(FaultKind::Drip { ms }) => {
+                    let mut steps = Vec::new();
+                    for (i, chunk) in chunks.enumerate() {
+                        if i > 0 {
+                            steps.push(Step::Sleep(Duration::from_millis(*ms)));
+                        }
+                        steps.push(chunk);
+                    }
+                    stepped(steps)
+                }
+                _ => stepped(chunks.collect()),
+            }
+        }
+    };
+    let mut response = Response::new(body);
+    *response.headers_mut() = headers;
+    response
+}
+
+/// A streamed body that plays `steps` in order.
+fn stepped(steps: Vec<Step>) -> Body {
+    let stream = futures_util::stream::unfold(VecDeque::from(steps), |mut steps| async move {
+        loop {
+            match steps.pop_front()? {
+                Step::Chunk(bytes) => return Some((Ok::<_, std::io::Error>(bytes), steps)),
+                Step::Sleep(pause) => tokio::time::sleep(pause).await,
+                Step::Abort => {
+                    let cut = std::io::Error::other("nines-sim: cut fault aborts the body");
+                    return Some((Err(cut), VecDeque::new()));
+                }
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+fn gemini_not_found(uri: &Uri) -> Response {
+    let err = ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("Requested entity was not found: {}", uri.path()),
+    );
+    (err.status, axum::Json(gemini::error_body(&err))).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/v1beta/") || path.starts_with("/v1/models") {
+        return gemini_not_found(&uri);
+    }
+    if path.starts_with("/v1/messages") {
+        let err = ApiError::new(StatusCode::NOT_FOUND, "Not Found");
+        return Dialect::Anthropic.error(&err, &Dialect::Anthropic.request_id());
+    }
+    let err = ApiError::new(StatusCode::NOT_FOUND, format!("Invalid URL ({method} {path})"));
+    Dialect::OpenAi.error(&err, &Dialect::OpenAi.request_id())
+}

@@ -1,0 +1,159 @@
+//! Accepting and serving connections: our own accept loop over hyper-util (HTTP/1 and HTTP/2), so that a `Reset`
+//! fault can drop a connection with an RST, and so that shutdown can drop every connection at once.
+//!
+//! Every task this module starts goes through the simulator's `TaskTracker`. It never parses or answers a request
+//! (that is `routes`), and it never sets SO_LINGER except on a connection that a `Reset` fault is killing.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// Per-connection controls, given to every request as an extension.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnCtl {
+    /// Cancel to drop the connection with a TCP RST.
+    pub reset: CancellationToken,
+    /// Cancelled once the connection is gone (or the simulator stops).
+    pub closed: CancellationToken,
+}
+
+/// Accept connections until `shutdown` is cancelled, serving each in its own tracked task.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                tracker.spawn(serve_connection(
+                    stream,
+                    router.clone(),
+                    shutdown.clone(),
+                    tracker.clone(),
+                ));
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: back off briefly instead of spinning.
+                tracing::warn!(error = %err, "nines-sim: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(error = %err, "nines-sim: set_nodelay failed");
+    }
+    let reset = CancellationToken::new();
+    let closed = shutdown.child_token();
+    let _closed_when_done = closed.clone().drop_guard();
+    let ctl = ConnCtl {
+        reset: reset.clone(),
+        closed,
+    };
+    let io = TokioIo::new(ResettableStream {
+        stream,
+        reset: reset.clone(),
+    });
+    let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        req.extensions_mut().insert(ctl.clone());
+        router.clone().oneshot(req)
+    });
+    let builder = auto::Builder::new(TrackedExecutor(tracker));
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::select! {
+        result = connection => {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "nines-sim: connection ended with an error");
+            }
+        }
+        () = reset.cancelled() => tracing::debug!("nines-sim: resetting a connection"),
+        () = shutdown.cancelled() => {}
+    }
+}
+
+/// Runs hyper's background tasks (HTTP/2 streams) on the simulator's tracker.
+#[derive(Clone)]
+struct TrackedExecutor(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for TrackedExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.0.spawn(future);
+    }
+}
+
+/// A TCP stream that, when dropped after its `reset` token was cancelled, closes with an RST instead of a FIN.
+struct ResettableStream {
+    stream: TcpStream,
+    reset: CancellationToken,
+}
+
+impl Drop for ResettableStream {
+    fn drop(&mut self) {
+        if self.reset.is_cancelled()
+            && let Err(err) = self.stream.set_zero_linger()
+        {
+            tracing::debug!(error = %err, "nines-sim: could not set SO_LINGER 0 for a reset");
+        }
+    }
+}
+
+impl AsyncRead for ResettableStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ResettableStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}

@@ -1,0 +1,96 @@
+//! The simulator's shared state: who it is, its fault queue, and what it has received (hits, last bodies and
+//! headers per path).
+//!
+//! Everything sits behind one `std::sync::Mutex` that is only ever held for a few map operations: it is never held
+//! across an `.await`, and this module never does I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use http::HeaderMap;
+use serde_json::Value;
+
+use crate::faults::{Fault, FaultKind, FaultQueue};
+
+/// State shared by every connection of one simulator.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The simulator's name, used in every answer.
+    pub name: String,
+    /// The API key every model request must carry, when set.
+    pub api_key: Option<String>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    faults: FaultQueue,
+    total: u64,
+    hits: BTreeMap<String, u64>,
+    bodies: HashMap<String, Value>,
+    headers: HashMap<String, HeaderMap>,
+}
+
+impl Shared {
+    pub(crate) fn new(name: String, api_key: Option<String>) -> Self {
+        Self {
+            name,
+            api_key,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave these maps half-updated in a way that matters to a test tool.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Count a model request on `path`, remember its headers and (JSON) body, and take the fault it must suffer.
+    /// One lock for all of it, so that concurrent requests take faults in the order they are counted.
+    pub(crate) fn arrive(&self, path: &str, headers: &HeaderMap, body: &[u8]) -> Option<FaultKind> {
+        let json = serde_json::from_slice::<Value>(body).ok();
+        let mut inner = self.lock();
+        inner.total += 1;
+        *inner.hits.entry(path.to_owned()).or_insert(0) += 1;
+        inner.headers.insert(path.to_owned(), headers.clone());
+        if let Some(json) = json {
+            inner.bodies.insert(path.to_owned(), json);
+        }
+        inner.faults.take()
+    }
+
+    pub(crate) fn push_fault(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    pub(crate) fn pending_faults(&self) -> Vec<Fault> {
+        self.lock().faults.pending()
+    }
+
+    pub(crate) fn hits(&self, path: &str) -> u64 {
+        self.lock().hits.get(path).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn total_hits(&self) -> u64 {
+        self.lock().total
+    }
+
+    /// Every path hit so far with its count, in path order.
+    pub(crate) fn all_hits(&self) -> BTreeMap<String, u64> {
+        self.lock().hits.clone()
+    }
+
+    pub(crate) fn last_request(&self, path: &str) -> Option<Value> {
+        self.lock().bodies.get(path).cloned()
+    }
+
+    pub(crate) fn last_headers(&self, path: &str) -> Option<HeaderMap> {
+        self.lock().headers.get(path).cloned()
+    }
+
+    /// Forget faults, hits and recorded requests.
+    pub(crate) fn reset(&self) {
+        let mut inner = self.lock();
+        *inner = Inner::default();
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the simulator over real sockets on 127.0.0.1:0: each dialect's shapes, validation and
+//! auth, every fault kind, and the control API. No test sleeps to wait for background work.
+
+mod anthropic;
+mod common;
+mod control;
+mod faults;
+mod gemini;
+mod openai;

@@ -1,0 +1,90 @@
+//! nines-wire: pure protocol code.
+//!
+//! The canonical chat model ([`canonical`]), the wire formats of each dialect ([`anthropic`], [`openai`],
+//! [`gemini`]), translation between them through the canonical model (hub and spoke, never pairwise), and the
+//! stream state machines ([`stream`]). No I/O, no async, no clock: the gateway passes in what it needs.
+
+pub mod anthropic;
+pub mod canonical;
+pub mod error;
+pub mod gemini;
+pub mod openai;
+pub mod sse;
+pub mod stream;
+
+pub use canonical::{
+    ChatRequest, ChatResponse, EncodeCtx, Message, Part, Role, StopReason, StreamEvent, Usage,
+};
+pub use error::{DecodeError, EncodeError, ErrorShape, ErrorType, StreamError};
+
+/// Per-target choices an encoder cannot infer from the request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EncodeOpts {
+    pub max_tokens_field: openai::MaxTokensField,
+}
+
+/// An API format: what a front door speaks and what a provider kind expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// OpenAI Chat Completions (and every OpenAI-compatible server).
+    OpenAiChat,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini `generateContent`.
+    Gemini,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::OpenAiChat => "openai",
+            Dialect::Anthropic => "anthropic",
+            Dialect::Gemini => "gemini",
+        }
+    }
+
+    /// Decode a request body of this dialect. Gemini bodies carry no model: the caller sets it from the path.
+    pub fn decode_request(self, body: &[u8]) -> Result<ChatRequest, DecodeError> {
+        match self {
+            Dialect::OpenAiChat => openai::decode_request(body),
+            Dialect::Anthropic => anthropic::decode_request(body),
+            Dialect::Gemini => gemini::decode_request(body),
+        }
+    }
+
+    /// Encode a canonical request for a target of this dialect, naming `model` as the upstream model.
+    pub fn encode_request(
+        self,
+        req: &ChatRequest,
+        model: &str,
+        opts: &EncodeOpts,
+    ) -> Result<Vec<u8>, EncodeError> {
+        match self {
+            Dialect::OpenAiChat => openai::encode_request(req, model, opts.max_tokens_field),
+            Dialect::Anthropic => anthropic::encode_request(req, model),
+            Dialect::Gemini => gemini::encode_request(req),
+        }
+    }
+
+    pub fn decode_response(self, body: &[u8]) -> Result<ChatResponse, DecodeError> {
+        match self {
+            Dialect::OpenAiChat => openai::decode_response(body),
+            Dialect::Anthropic => anthropic::decode_response(body),
+            Dialect::Gemini => gemini::decode_response(body),
+        }
+    }
+
+    pub fn encode_response(self, resp: &ChatResponse, ctx: &EncodeCtx) -> Vec<u8> {
+        match self {
+            Dialect::OpenAiChat => openai::encode_response(resp, ctx),
+            Dialect::Anthropic => anthropic::encode_response(resp, ctx),
+            Dialect::Gemini => gemini::encode_response(resp, ctx),
+        }
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
