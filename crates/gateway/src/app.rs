@@ -38,12 +38,7 @@ impl Snapshot {
             .and_then(|v| env.get(v))
             .map(auth::parse_keys)
             .unwrap_or_default();
-        Ok(Snapshot {
-            config,
-            providers,
-            routes,
-            client_keys,
-        })
+        Ok(Snapshot { config, providers, routes, client_keys })
     }
 
     /// Lines for the start-up log: what is open, what is unusable.
@@ -103,9 +98,7 @@ impl App {
     /// Serve until [`AppState::shutdown`] is cancelled; in-flight requests finish first.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         let token = self.state.shutdown.clone();
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
+        axum::serve(listener, self.router()).with_graceful_shutdown(token.cancelled_owned()).await
     }
 
     /// Stop accepting, and wait for every tracked task (servers started by [`App::spawn`] among them).

@@ -7,18 +7,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 /// The key the client presented, if any.
 fn presented(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(v) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let v = v.trim();
         if let Some(k) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
             return Some(k.trim());
         }
     }
-    ["x-api-key", "x-goog-api-key"]
-        .iter()
-        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+    ["x-api-key", "x-goog-api-key"].iter().find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
 }
 
 /// Compare without an early exit on the first differing byte.
@@ -32,8 +27,7 @@ pub fn allowed(keys: &[SecretString], headers: &HeaderMap) -> bool {
         return true;
     }
     let Some(k) = presented(headers) else { return false };
-    keys.iter()
-        .any(|key| same(key.expose_secret().as_bytes(), k.as_bytes()))
+    keys.iter().any(|key| same(key.expose_secret().as_bytes(), k.as_bytes()))
 }
 
 /// Split a comma-separated key list.

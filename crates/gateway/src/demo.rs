@@ -46,16 +46,7 @@ pub async fn run(listen: SocketAddr, once: bool) -> Result<DemoReport, DemoError
     let mut sims = Vec::new();
     for name in ["anthropic-sim", "openai-sim", "gemini-sim"] {
         let l = TcpListener::bind("127.0.0.1:0").await?;
-        sims.push(
-            Sim::start(
-                l,
-                SimOptions {
-                    name: name.into(),
-                    api_key: None,
-                },
-            )
-            .await?,
-        );
+        sims.push(Sim::start(l, SimOptions { name: name.into(), api_key: None }).await?);
     }
     let toml = format!(
         r#"
@@ -100,29 +91,17 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
     );
 
     let phases = [
-        Phase {
-            title: "all providers healthy",
-            fault: None,
-        },
+        Phase { title: "all providers healthy", fault: None },
         Phase {
             title: "anthropic overloaded (529 on every request)",
-            fault: Some(FaultKind::Status {
-                status: 529,
-                retry_after: None,
-            }),
+            fault: Some(FaultKind::Status { status: 529, retry_after: None }),
         },
-        Phase {
-            title: "anthropic resets every connection",
-            fault: Some(FaultKind::Reset),
-        },
+        Phase { title: "anthropic resets every connection", fault: Some(FaultKind::Reset) },
         Phase {
             title: "anthropic cuts every stream before its first token",
             fault: Some(FaultKind::Cut { after: 1 }),
         },
-        Phase {
-            title: "anthropic recovered",
-            fault: None,
-        },
+        Phase { title: "anthropic recovered", fault: None },
     ];
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
@@ -130,10 +109,7 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
     for phase in phases {
         sims[0].reset();
         if let Some(kind) = phase.fault {
-            sims[0].push_fault(Fault {
-                kind,
-                count: u32::MAX,
-            });
+            sims[0].push_fault(Fault { kind, count: u32::MAX });
         }
         let mut ok = 0;
         let mut by: BTreeMap<String, usize> = BTreeMap::new();
@@ -159,11 +135,7 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
             }
         }
         let who: Vec<String> = by.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
-        println!(
-            "  {:<52} {ok}/8 succeeded  served by {}",
-            phase.title,
-            who.join(", ")
-        );
+        println!("  {:<52} {ok}/8 succeeded  served by {}", phase.title, who.join(", "));
     }
     sims[0].reset();
     println!(
@@ -185,17 +157,13 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned()
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
 }
 
 /// Alternate the two front doors, plain and streaming.
 fn demo_request(i: usize) -> (&'static str, serde_json::Value) {
     let stream = i % 4 >= 2;
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let body = json!({"model": ROUTE, "stream": stream,
                           "messages": [{"role": "user", "content": format!("hello number {i}")}]});
         ("/v1/chat/completions", body)

@@ -59,10 +59,7 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NINES_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn main() -> ExitCode {
@@ -76,22 +73,15 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve {
-            config: None,
-            listen: None,
-        }) {
+        match cli.command.unwrap_or(Command::Serve { config: None, listen: None }) {
             Command::Serve { config, listen } => serve(config, listen).await,
             Command::Check { config } => check(&config),
-            Command::Demo { listen, once } => nines::demo::run(listen, once)
-                .await
-                .map(|_| ExitCode::SUCCESS)
-                .map_err(Into::into),
+            Command::Demo { listen, once } => {
+                nines::demo::run(listen, once).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
+            }
             Command::Sim { listen, name, key } => {
                 let opts = nines_sim::SimOptions { name, api_key: key };
-                nines_sim::run(listen, opts)
-                    .await
-                    .map(|()| ExitCode::SUCCESS)
-                    .map_err(Into::into)
+                nines_sim::run(listen, opts).await.map(|()| ExitCode::SUCCESS).map_err(Into::into)
             }
         }
     });
@@ -159,9 +149,8 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
         tracing::warn!("{note}");
     }
     let addr = snapshot.config.listen;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     println!("nines listening on http://{local}");
     std::io::stdout().flush()?;

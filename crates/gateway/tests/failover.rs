@@ -9,9 +9,8 @@ use nines_sim::FaultKind;
 /// Assert a stream ended the way a complete answer ends in `door`'s dialect.
 fn assert_complete_stream(door: &str, reply: &common::Reply) {
     let frames = reply.frames();
-    let last = frames
-        .last()
-        .unwrap_or_else(|| panic!("empty stream: {}", reply.text));
+    assert!(!frames.is_empty(), "empty stream: {}", reply.text);
+    let last = &frames[frames.len() - 1];
     match door {
         "openai" => assert_eq!(last.data, "[DONE]", "stream: {}", reply.text),
         _ => assert_eq!(last.event, "message_stop", "stream: {}", reply.text),
@@ -23,41 +22,11 @@ fn assert_complete_stream(door: &str, reply: &common::Reply) {
 #[tokio::test]
 async fn every_provider_fault_fails_over_invisibly() {
     let faults: Vec<(&str, FaultKind)> = vec![
-        (
-            "529",
-            FaultKind::Status {
-                status: 529,
-                retry_after: None,
-            },
-        ),
-        (
-            "503",
-            FaultKind::Status {
-                status: 503,
-                retry_after: None,
-            },
-        ),
-        (
-            "500",
-            FaultKind::Status {
-                status: 500,
-                retry_after: None,
-            },
-        ),
-        (
-            "429 with Retry-After",
-            FaultKind::Status {
-                status: 429,
-                retry_after: Some(1),
-            },
-        ),
-        (
-            "401 (our key)",
-            FaultKind::Status {
-                status: 401,
-                retry_after: None,
-            },
-        ),
+        ("529", FaultKind::Status { status: 529, retry_after: None }),
+        ("503", FaultKind::Status { status: 503, retry_after: None }),
+        ("500", FaultKind::Status { status: 500, retry_after: None }),
+        ("429 with Retry-After", FaultKind::Status { status: 429, retry_after: Some(1) }),
+        ("401 (our key)", FaultKind::Status { status: 401, retry_after: None }),
         ("hang", FaultKind::Hang),
         ("reset", FaultKind::Reset),
         ("garbage", FaultKind::Garbage),
@@ -104,29 +73,15 @@ async fn a_bad_request_is_not_failed_over() {
     for stream in [false, true] {
         h.sims[0].reset();
         h.sims[1].reset();
-        h.fault(
-            0,
-            FaultKind::Status {
-                status: 400,
-                retry_after: None,
-            },
-            1,
-        );
+        h.fault(0, FaultKind::Status { status: 400, retry_after: None }, 1);
         let (path, body) = request("openai", "hi", stream);
         let r = h.post(path, body).await;
         assert_eq!(r.status, 400, "{}", r.text);
         let v = r.json();
-        assert_eq!(
-            v["error"]["type"], "invalid_request_error",
-            "OpenAI's error shape: {v}"
-        );
+        assert_eq!(v["error"]["type"], "invalid_request_error", "OpenAI's error shape: {v}");
         assert!(v["error"]["message"].as_str().unwrap().len() > 3);
         assert_eq!(h.sims[0].total_hits(), 1);
-        assert_eq!(
-            h.sims[1].total_hits(),
-            0,
-            "a client error must not reach the next target"
-        );
+        assert_eq!(h.sims[1].total_hits(), 0, "a client error must not reach the next target");
     }
     // A request the provider itself finds invalid (Anthropic's temperature range is [0, 1]), same dialect.
     h.sims[0].reset();
@@ -145,18 +100,9 @@ async fn a_bad_request_is_not_failed_over() {
 #[tokio::test]
 async fn an_exhausted_route_explains_every_attempt() {
     let h = Harness::new(&[p("first", "anthropic", "m1"), p("second", "openai", "m2")]).await;
-    h.fault(
-        0,
-        FaultKind::Status {
-            status: 503,
-            retry_after: None,
-        },
-        1,
-    );
+    h.fault(0, FaultKind::Status { status: 503, retry_after: None }, 1);
     h.fault(1, FaultKind::Reset, 1);
-    let r = h
-        .post("/v1/chat/completions", common::openai_body("hi", false))
-        .await;
+    let r = h.post("/v1/chat/completions", common::openai_body("hi", false)).await;
     assert_eq!(r.status, 503, "{}", r.text);
     let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(msg.contains("first/m1: overload 503"), "{msg}");
@@ -164,46 +110,16 @@ async fn an_exhausted_route_explains_every_attempt() {
     assert_eq!(r.header("x-nines-attempts"), "2");
 
     // Seen from /v1/messages: Anthropic's overloaded_error, 529.
-    h.fault(
-        0,
-        FaultKind::Status {
-            status: 500,
-            retry_after: None,
-        },
-        1,
-    );
-    h.fault(
-        1,
-        FaultKind::Status {
-            status: 502,
-            retry_after: None,
-        },
-        1,
-    );
+    h.fault(0, FaultKind::Status { status: 500, retry_after: None }, 1);
+    h.fault(1, FaultKind::Status { status: 502, retry_after: None }, 1);
     let r = h.post("/v1/messages", common::anthropic_body("hi", true)).await;
     assert_eq!(r.status, 529, "{}", r.text);
     assert_eq!(r.json()["error"]["type"], "overloaded_error");
 
     // All rate limited: 429 with the shortest Retry-After.
-    h.fault(
-        0,
-        FaultKind::Status {
-            status: 429,
-            retry_after: Some(7),
-        },
-        1,
-    );
-    h.fault(
-        1,
-        FaultKind::Status {
-            status: 429,
-            retry_after: Some(3),
-        },
-        1,
-    );
-    let r = h
-        .post("/v1/chat/completions", common::openai_body("hi", false))
-        .await;
+    h.fault(0, FaultKind::Status { status: 429, retry_after: Some(7) }, 1);
+    h.fault(1, FaultKind::Status { status: 429, retry_after: Some(3) }, 1);
+    let r = h.post("/v1/chat/completions", common::openai_body("hi", false)).await;
     assert_eq!(r.status, 429, "{}", r.text);
     assert_eq!(r.header("retry-after"), "3");
 }
@@ -215,39 +131,18 @@ async fn a_stream_cut_after_its_first_token_ends_with_an_error_event() {
     let h = Harness::new(&[p("first", "anthropic", "m1"), p("second", "openai", "m2")]).await;
     // The Anthropic stream: message_start, content_block_start, ping, then deltas; cut after two deltas.
     h.fault(0, FaultKind::Cut { after: 5 }, 1);
-    let r = h
-        .post(
-            "/v1/chat/completions",
-            common::openai_body("one two three four five six", true),
-        )
-        .await;
+    let r = h.post("/v1/chat/completions", common::openai_body("one two three four five six", true)).await;
     assert_eq!(r.status, 200);
     let frames = r.frames();
-    assert!(
-        !r.answer_text().is_empty(),
-        "the first tokens were delivered: {}",
-        r.text
-    );
+    assert!(!r.answer_text().is_empty(), "the first tokens were delivered: {}", r.text);
     let last: serde_json::Value = serde_json::from_str(&frames.last().unwrap().data).unwrap();
-    assert!(
-        last["error"]["message"].as_str().unwrap().contains("broke"),
-        "{last}"
-    );
-    assert!(
-        !r.text.contains("[DONE]"),
-        "a cut stream must not look complete: {}",
-        r.text
-    );
+    assert!(last["error"]["message"].as_str().unwrap().contains("broke"), "{last}");
+    assert!(!r.text.contains("[DONE]"), "a cut stream must not look complete: {}", r.text);
     assert_eq!(h.sims[1].total_hits(), 0);
 
     // The same through the Anthropic door (passthrough): an `event: error`, no message_stop.
     h.fault(0, FaultKind::Cut { after: 5 }, 1);
-    let r = h
-        .post(
-            "/v1/messages",
-            common::anthropic_body("one two three four five six", true),
-        )
-        .await;
+    let r = h.post("/v1/messages", common::anthropic_body("one two three four five six", true)).await;
     let frames = r.frames();
     assert_eq!(frames.last().unwrap().event, "error", "{}", r.text);
     assert!(!r.text.contains("message_stop"));
@@ -264,22 +159,8 @@ async fn retries_stay_on_a_target_before_moving_on() {
         Default::default(),
     )
     .await;
-    h.fault(
-        0,
-        FaultKind::Status {
-            status: 529,
-            retry_after: None,
-        },
-        1,
-    );
-    h.fault(
-        0,
-        FaultKind::Status {
-            status: 429,
-            retry_after: Some(1),
-        },
-        1,
-    );
+    h.fault(0, FaultKind::Status { status: 529, retry_after: None }, 1);
+    h.fault(0, FaultKind::Status { status: 429, retry_after: Some(1) }, 1);
     let r = h.post("/v1/messages", common::anthropic_body("hi", false)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("x-nines-target"), "first/m1");
@@ -289,14 +170,7 @@ async fn retries_stay_on_a_target_before_moving_on() {
 
     // A Retry-After beyond the cap moves on at once instead of waiting.
     h.sims[0].reset();
-    h.fault(
-        0,
-        FaultKind::Status {
-            status: 429,
-            retry_after: Some(60),
-        },
-        1,
-    );
+    h.fault(0, FaultKind::Status { status: 429, retry_after: Some(60) }, 1);
     let r = h.post("/v1/messages", common::anthropic_body("hi", false)).await;
     assert_eq!(r.header("x-nines-target"), "second/m2");
     assert_eq!(h.sims[0].total_hits(), 1);

@@ -16,11 +16,7 @@ async fn each_front_door_reaches_each_provider_kind() {
                 let r = h.post(path, body).await;
                 let ctx = format!("door={door} kind={kind} stream={stream}");
                 assert_eq!(r.status, 200, "{ctx}: {}", r.text);
-                assert_eq!(
-                    r.answer_text(),
-                    "only says: translate me [system: be brief]",
-                    "{ctx}"
-                );
+                assert_eq!(r.answer_text(), "only says: translate me [system: be brief]", "{ctx}");
                 assert_eq!(r.header("x-nines-target"), "only/model-x");
             }
         }
@@ -35,9 +31,7 @@ async fn the_target_receives_its_own_format() {
                                    {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]});
     let r = h.post("/v1/chat/completions", body).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let sent = h.sims[0]
-        .last_request("/v1beta/models/gemini-2.5-flash:generateContent")
-        .unwrap();
+    let sent = h.sims[0].last_request("/v1beta/models/gemini-2.5-flash:generateContent").unwrap();
     assert_eq!(sent["systemInstruction"]["parts"][0]["text"], "sys");
     assert_eq!(sent["contents"][1]["role"], "model");
     assert_eq!(sent["contents"][2]["parts"][0]["text"], "q2");
@@ -52,10 +46,7 @@ async fn the_target_receives_its_own_format() {
     let sent = h.sims[0].last_request("/v1/messages").unwrap();
     assert_eq!(sent["model"], "claude-x");
     assert_eq!(sent["system"], "dev");
-    assert!(
-        sent["max_tokens"].as_u64().unwrap() > 0,
-        "Anthropic requires max_tokens: {sent}"
-    );
+    assert!(sent["max_tokens"].as_u64().unwrap() > 0, "Anthropic requires max_tokens: {sent}");
 }
 
 /// Same dialect: fields the gateway does not model reach the provider unchanged, and only `model` is replaced.
@@ -69,10 +60,7 @@ async fn same_dialect_requests_keep_unmodelled_fields() {
         .post_with(
             "/v1/messages",
             body,
-            &[
-                ("anthropic-beta", "some-beta-2025"),
-                ("anthropic-version", "2023-06-01"),
-            ],
+            &[("anthropic-beta", "some-beta-2025"), ("anthropic-version", "2023-06-01")],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -84,14 +72,7 @@ async fn same_dialect_requests_keep_unmodelled_fields() {
     assert_eq!(headers.get("anthropic-beta").unwrap(), "some-beta-2025");
 
     // The Anthropic-only fields do not leak to an OpenAI target after a failover.
-    h.fault(
-        0,
-        nines_sim::FaultKind::Status {
-            status: 503,
-            retry_after: None,
-        },
-        1,
-    );
+    h.fault(0, nines_sim::FaultKind::Status { status: 503, retry_after: None }, 1);
     let mut body = common::anthropic_body("hi", false);
     body["metadata"] = json!({"user_id": "u-1"});
     let r = h.post("/v1/messages", body).await;
@@ -118,11 +99,7 @@ async fn stop_reasons_and_usage_are_translated() {
     let body = json!({"model": "chat", "max_tokens": 2, "stream": true,
                       "messages": [{"role": "user", "content": "a b c d e"}]});
     let r = h.post("/v1/messages", body).await;
-    let delta = r
-        .frames()
-        .into_iter()
-        .find(|f| f.event == "message_delta")
-        .unwrap();
+    let delta = r.frames().into_iter().find(|f| f.event == "message_delta").unwrap();
     let d: Value = serde_json::from_str(&delta.data).unwrap();
     assert_eq!(d["delta"]["stop_reason"], "max_tokens", "{d}");
     assert_eq!(d["usage"]["output_tokens"], 2);
@@ -137,13 +114,7 @@ async fn stop_reasons_and_usage_are_translated() {
         .filter(|f| f.data != "[DONE]")
         .map(|f| serde_json::from_str(&f.data).unwrap())
         .collect();
-    assert!(
-        chunks
-            .iter()
-            .any(|c| c["choices"][0]["finish_reason"] == "length"),
-        "{}",
-        r.text
-    );
+    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "length"), "{}", r.text);
     let usage = chunks.last().unwrap();
     assert_eq!(usage["choices"], json!([]));
     assert_eq!(usage["usage"]["completion_tokens"], 2);

@@ -70,12 +70,7 @@ pub(crate) fn compose(name: &str, prompt: &Prompt) -> Answer {
         text = first_words(&text, max).to_owned();
         finish = Finish::Length;
     }
-    Answer {
-        output_tokens: words(&text),
-        text,
-        finish,
-        input_tokens: prompt.input_words,
-    }
+    Answer { output_tokens: words(&text), text, finish, input_tokens: prompt.input_words }
 }
 
 /// Number of whitespace-separated words in `text`.
@@ -133,11 +128,7 @@ mod tests {
     use super::*;
 
     fn prompt(user: &str) -> Prompt {
-        Prompt {
-            last_user: user.into(),
-            input_words: words(user),
-            ..Prompt::default()
-        }
+        Prompt { last_user: user.into(), input_words: words(user), ..Prompt::default() }
     }
 
     #[test]
@@ -150,36 +141,24 @@ mod tests {
 
     #[test]
     fn system_is_appended() {
-        let p = Prompt {
-            system: "be brief".into(),
-            ..prompt("hi")
-        };
+        let p = Prompt { system: "be brief".into(), ..prompt("hi") };
         assert_eq!(compose("a", &p).text, "a says: hi [system: be brief]");
     }
 
     #[test]
     fn max_tokens_cuts_words() {
-        let p = Prompt {
-            max_tokens: Some(3),
-            ..prompt("one two three")
-        };
+        let p = Prompt { max_tokens: Some(3), ..prompt("one two three") };
         let a = compose("a", &p);
         assert_eq!(a.text, "a says: one");
         assert_eq!(a.finish, Finish::Length);
         assert_eq!(a.output_tokens, 3);
-        let p = Prompt {
-            max_tokens: Some(5),
-            ..prompt("one two three")
-        };
+        let p = Prompt { max_tokens: Some(5), ..prompt("one two three") };
         assert_eq!(compose("a", &p).finish, Finish::Natural);
     }
 
     #[test]
     fn earliest_stop_sequence_wins() {
-        let p = Prompt {
-            stop: vec!["three".into(), "two".into()],
-            ..prompt("one two three")
-        };
+        let p = Prompt { stop: vec!["three".into(), "two".into()], ..prompt("one two three") };
         let a = compose("a", &p);
         assert_eq!(a.text, "a says: one ");
         assert_eq!(a.finish, Finish::StopSequence("two".into()));
@@ -188,11 +167,7 @@ mod tests {
 
     #[test]
     fn length_wins_when_it_comes_first() {
-        let p = Prompt {
-            stop: vec!["three".into()],
-            max_tokens: Some(2),
-            ..prompt("one two three")
-        };
+        let p = Prompt { stop: vec!["three".into()], max_tokens: Some(2), ..prompt("one two three") };
         let a = compose("a", &p);
         assert_eq!(a.text, "a says:");
         assert_eq!(a.finish, Finish::Length);
@@ -201,25 +176,13 @@ mod tests {
     #[test]
     fn deltas_concatenate_to_the_text() {
         for text in ["a says: hello  world ", "  lead", "", "one", "x\ty\nz", "é ü  ß"] {
-            let a = Answer {
-                text: text.into(),
-                finish: Finish::Natural,
-                input_tokens: 0,
-                output_tokens: 0,
-            };
+            let a = Answer { text: text.into(), finish: Finish::Natural, input_tokens: 0, output_tokens: 0 };
             let d = a.deltas();
             assert_eq!(d.concat(), text);
-            assert_eq!(
-                u64::try_from(d.len()).unwrap(),
-                words(text).max(u64::from(!text.is_empty()))
-            );
+            assert_eq!(u64::try_from(d.len()).unwrap(), words(text).max(u64::from(!text.is_empty())));
         }
-        let a = Answer {
-            text: "a says: hi".into(),
-            finish: Finish::Natural,
-            input_tokens: 0,
-            output_tokens: 0,
-        };
+        let a =
+            Answer { text: "a says: hi".into(), finish: Finish::Natural, input_tokens: 0, output_tokens: 0 };
         assert_eq!(a.deltas(), vec!["a", " says:", " hi"]);
     }
 }

@@ -13,7 +13,11 @@ use crate::error::ApiError;
 use crate::json::{integer, show, to_u64};
 use crate::routes::{Call, Reply};
 
-const VERSIONS: &[&str] = &["2023-06-01", "2023-01-01"];
+const VERSIONS: &[&str] = &["2026-10-21", "2023-06-01", "2023-01-01"];
+
+/// From this version on, the Messages API refuses sampling parameters, `document` blocks in assistant messages and
+/// citations on user text blocks (<https://platform.claude.com/docs/en/api/versioning>).
+const STRICT_VERSION: &str = "2026-10-21";
 
 const TOP_LEVEL: &[&str] = &[
     "model",
@@ -74,12 +78,13 @@ const CUSTOM_TOOL_KEYS: &[&str] = &[
 /// Serve one Messages request.
 pub(crate) fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     authenticate(call)?;
-    check_version(call)?;
+    let version = check_version(call)?;
     let body: Value = serde_json::from_slice(call.body).map_err(|err| {
-        ApiError::bad(format!(
-            "There was an error parsing the body of your request: {err}"
-        ))
+        ApiError::bad(format!("There was an error parsing the body of your request: {err}"))
     })?;
+    if version >= STRICT_VERSION {
+        check_strict_version(&body)?;
+    }
     let request = validate(&body)?;
     let answer = answer::compose(call.name, &request.prompt);
     Ok(if request.stream {
@@ -134,26 +139,56 @@ fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
     let Some(expected) = call.api_key else {
         return Ok(());
     };
-    match call.headers.get("x-api-key") {
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "x-api-key header is required",
-        )),
+    // SDKs from 2.0 send the key as a bearer token; when both are present the API reads x-api-key.
+    let bearer = call
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|k| http::HeaderValue::from_str(k).ok());
+    match call.headers.get("x-api-key").cloned().or(bearer).as_ref() {
+        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "x-api-key header is required")),
         Some(got) if got.as_bytes() == expected.as_bytes() => Ok(()),
         Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid x-api-key")),
     }
 }
 
-fn check_version(call: &Call<'_>) -> Result<(), ApiError> {
-    match call
-        .headers
-        .get("anthropic-version")
-        .map(|v| v.to_str().unwrap_or(""))
-    {
+fn check_version<'a>(call: &Call<'a>) -> Result<&'a str, ApiError> {
+    match call.headers.get("anthropic-version").map(|v| v.to_str().unwrap_or("")) {
         None => Err(ApiError::bad("anthropic-version: header is required")),
-        Some(v) if VERSIONS.contains(&v) => Ok(()),
+        Some(v) if VERSIONS.contains(&v) => Ok(v),
         Some(v) => Err(ApiError::bad(format!("anthropic-version: invalid version '{v}'"))),
     }
+}
+
+/// The request rules added by API version 2026-10-21.
+fn check_strict_version(body: &Value) -> Result<(), ApiError> {
+    let Some(obj) = body.as_object() else { return Ok(()) };
+    for key in ["temperature", "top_p", "top_k"] {
+        if obj.contains_key(key) {
+            return Err(bad(format!("{key}: Extra inputs are not permitted")));
+        }
+    }
+    let messages = obj.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for (i, m) in messages.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
+        let blocks = m.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        for (j, b) in blocks.iter().enumerate() {
+            let kind = b.get("type").and_then(Value::as_str).unwrap_or_default();
+            if role == "assistant" && kind == "document" {
+                return Err(bad(format!(
+                    "messages.{i}.content.{j}: `document` blocks are not allowed in `assistant` messages"
+                )));
+            }
+            let cited = b.get("citations").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+            if role == "user" && kind == "text" && cited {
+                return Err(bad(format!(
+                    "messages.{i}.content.{j}.text.citations: citations are not allowed on `text` blocks in `user` messages"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Request {
@@ -182,8 +217,7 @@ fn string<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a 
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
-    v.as_object()
-        .ok_or_else(|| bad(format!("{path}: Input should be a valid dictionary")))
+    v.as_object().ok_or_else(|| bad(format!("{path}: Input should be a valid dictionary")))
 }
 
 fn number_in(obj: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<(), ApiError> {
@@ -191,9 +225,7 @@ fn number_in(obj: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<()
         None => Ok(()),
         Some(v) => match v.as_f64() {
             None => Err(bad(format!("{key}: Input should be a valid number"))),
-            Some(x) if x < lo => Err(bad(format!(
-                "{key}: Input should be greater than or equal to {lo}"
-            ))),
+            Some(x) if x < lo => Err(bad(format!("{key}: Input should be greater than or equal to {lo}"))),
             Some(x) if x > hi => Err(bad(format!("{key}: Input should be less than or equal to {hi}"))),
             Some(_) => Ok(()),
         },
@@ -201,9 +233,7 @@ fn number_in(obj: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<()
 }
 
 fn validate(body: &Value) -> Result<Request, ApiError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| bad("Input should be a valid dictionary"))?;
+    let obj = body.as_object().ok_or_else(|| bad("Input should be a valid dictionary"))?;
     extra_keys(obj, TOP_LEVEL, "")?;
     let model = string(obj, "model", "")?.to_owned();
     let max_tokens = match obj.get("max_tokens") {
@@ -214,10 +244,7 @@ fn validate(body: &Value) -> Result<Request, ApiError> {
             Some(n) => to_u64(n),
         },
     };
-    let mut prompt = Prompt {
-        max_tokens: Some(max_tokens),
-        ..Prompt::default()
-    };
+    let mut prompt = Prompt { max_tokens: Some(max_tokens), ..Prompt::default() };
     validate_messages(obj, &mut prompt)?;
     validate_system(obj, &mut prompt)?;
     number_in(obj, "temperature", 0.0, 1.0)?;
@@ -230,9 +257,7 @@ fn validate(body: &Value) -> Result<Request, ApiError> {
         }
     }
     if let Some(v) = obj.get("stop_sequences") {
-        let list = v
-            .as_array()
-            .ok_or_else(|| bad("stop_sequences: Input should be a valid list"))?;
+        let list = v.as_array().ok_or_else(|| bad("stop_sequences: Input should be a valid list"))?;
         for (j, s) in list.iter().enumerate() {
             let s = s
                 .as_str()
@@ -261,11 +286,7 @@ fn validate(body: &Value) -> Result<Request, ApiError> {
     {
         return Err(bad("service_tier: Input should be 'auto' or 'standard_only'"));
     }
-    Ok(Request {
-        model,
-        stream,
-        prompt,
-    })
+    Ok(Request { model, stream, prompt })
 }
 
 /// What a content block contributes to validation and to the answer.
@@ -321,30 +342,16 @@ fn validate_messages(obj: &Map<String, Value>, prompt: &mut Prompt) -> Result<()
         }
         let text: String = blocks
             .iter()
-            .filter_map(|b| {
-                if let Block::Text(t) = b {
-                    Some(t.as_str())
-                } else {
-                    None
-                }
-            })
+            .filter_map(|b| if let Block::Text(t) = b { Some(t.as_str()) } else { None })
             .collect();
         if final_assistant && text.ends_with(char::is_whitespace) {
-            return Err(bad(
-                "messages: final assistant content cannot end with trailing whitespace",
-            ));
+            return Err(bad("messages: final assistant content cannot end with trailing whitespace"));
         }
         check_tool_pairing(role, &blocks, &open_tool_uses, &path)?;
         open_tool_uses = if role == "assistant" {
             blocks
                 .iter()
-                .filter_map(|b| {
-                    if let Block::ToolUse(id) = b {
-                        Some(id.clone())
-                    } else {
-                        None
-                    }
-                })
+                .filter_map(|b| if let Block::ToolUse(id) = b { Some(id.clone()) } else { None })
                 .collect()
         } else {
             Vec::new()
@@ -362,16 +369,8 @@ fn validate_messages(obj: &Map<String, Value>, prompt: &mut Prompt) -> Result<()
 }
 
 fn check_tool_pairing(role: &str, blocks: &[Block], open: &[String], path: &str) -> Result<(), ApiError> {
-    let results: Vec<&String> = blocks
-        .iter()
-        .filter_map(|b| {
-            if let Block::ToolResult(id) = b {
-                Some(id)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let results: Vec<&String> =
+        blocks.iter().filter_map(|b| if let Block::ToolResult(id) = b { Some(id) } else { None }).collect();
     if let Some((j, id)) = blocks.iter().enumerate().find_map(|(j, b)| match b {
         Block::ToolResult(id) if !open.contains(id) => Some((j, id)),
         _ => None,
@@ -381,11 +380,8 @@ fn check_tool_pairing(role: &str, blocks: &[Block], open: &[String], path: &str)
              block must have a corresponding `tool_use` block in the previous message."
         )));
     }
-    let missing: Vec<&str> = open
-        .iter()
-        .filter(|id| role != "user" || !results.contains(id))
-        .map(String::as_str)
-        .collect();
+    let missing: Vec<&str> =
+        open.iter().filter(|id| role != "user" || !results.contains(id)).map(String::as_str).collect();
     if !missing.is_empty() {
         return Err(bad(format!(
             "{path}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. Each `tool_use` \
@@ -398,24 +394,16 @@ fn check_tool_pairing(role: &str, blocks: &[Block], open: &[String], path: &str)
 
 fn content_block(v: &Value, path: &str) -> Result<Block, ApiError> {
     let b = v.as_object().ok_or_else(|| {
-        bad(format!(
-            "{path}: Input should be a valid dictionary or object to extract fields from"
-        ))
+        bad(format!("{path}: Input should be a valid dictionary or object to extract fields from"))
     })?;
     let kind = match b.get("type") {
         Some(Value::String(t)) => t.as_str(),
         _ => {
-            return Err(bad(format!(
-                "{path}: Unable to extract tag using discriminator 'type'"
-            )));
+            return Err(bad(format!("{path}: Unable to extract tag using discriminator 'type'")));
         }
     };
     if !BLOCK_TYPES.contains(&kind) {
-        let expected = BLOCK_TYPES
-            .iter()
-            .map(|t| format!("'{t}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let expected = BLOCK_TYPES.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
         return Err(bad(format!(
             "{path}: Input tag '{kind}' found using 'type' does not match any of the expected tags: {expected}"
         )));
@@ -433,19 +421,13 @@ fn content_block(v: &Value, path: &str) -> Result<Block, ApiError> {
                 &["type", "source", "cache_control", "citations", "context", "title"]
             };
             extra_keys(b, allowed, &inner)?;
-            let source = b
-                .get("source")
-                .ok_or_else(|| bad(format!("{inner}source: Field required")))?;
+            let source = b.get("source").ok_or_else(|| bad(format!("{inner}source: Field required")))?;
             let source = object(source, &format!("{inner}source"))?;
             string(source, "type", &format!("{inner}source."))?;
             Ok(Block::Other)
         }
         "tool_use" => {
-            extra_keys(
-                b,
-                &["type", "id", "name", "input", "cache_control", "caller"],
-                &inner,
-            )?;
+            extra_keys(b, &["type", "id", "name", "input", "cache_control", "caller"], &inner)?;
             let id = string(b, "id", &inner)?.to_owned();
             string(b, "name", &inner)?;
             match b.get("input") {
@@ -456,11 +438,7 @@ fn content_block(v: &Value, path: &str) -> Result<Block, ApiError> {
             Ok(Block::ToolUse(id))
         }
         "tool_result" => {
-            extra_keys(
-                b,
-                &["type", "tool_use_id", "content", "is_error", "cache_control"],
-                &inner,
-            )?;
+            extra_keys(b, &["type", "tool_use_id", "content", "is_error", "cache_control"], &inner)?;
             let id = string(b, "tool_use_id", &inner)?.to_owned();
             match b.get("content") {
                 None | Some(Value::String(_)) => {}
@@ -510,11 +488,7 @@ fn validate_system(obj: &Map<String, Value>, prompt: &mut Prompt) -> Result<(), 
                 if b.get("type").and_then(Value::as_str) != Some("text") {
                     return Err(bad(format!("{path}.type: Input should be 'text'")));
                 }
-                extra_keys(
-                    b,
-                    &["type", "text", "cache_control", "citations"],
-                    &format!("{path}."),
-                )?;
+                extra_keys(b, &["type", "text", "cache_control", "citations"], &format!("{path}."))?;
                 let text = string(b, "text", &format!("{path}."))?;
                 if text.is_empty() {
                     return Err(bad("system: text content blocks must be non-empty"));
@@ -538,9 +512,7 @@ fn is_server_tool(kind: &str) -> bool {
 
 fn validate_tools(obj: &Map<String, Value>) -> Result<(), ApiError> {
     if let Some(v) = obj.get("tools") {
-        let tools = v
-            .as_array()
-            .ok_or_else(|| bad("tools: Input should be a valid list"))?;
+        let tools = v.as_array().ok_or_else(|| bad("tools: Input should be a valid list"))?;
         for (j, tool) in tools.iter().enumerate() {
             let path = format!("tools.{j}");
             let tool = object(tool, &path)?;
@@ -577,11 +549,7 @@ fn validate_tools(obj: &Map<String, Value>) -> Result<(), ApiError> {
     }
     if let Some(v) = obj.get("tool_choice") {
         let choice = object(v, "tool_choice")?;
-        extra_keys(
-            choice,
-            &["type", "name", "disable_parallel_tool_use"],
-            "tool_choice.",
-        )?;
+        extra_keys(choice, &["type", "name", "disable_parallel_tool_use"], "tool_choice.")?;
         match choice.get("type").and_then(Value::as_str) {
             Some("auto" | "any" | "none") => {}
             Some("tool") => {
@@ -609,9 +577,7 @@ fn validate_thinking(obj: &Map<String, Value>, max_tokens: u64) -> Result<(), Ap
                 .get("budget_tokens")
                 .ok_or_else(|| bad("thinking.enabled.budget_tokens: Field required"))?;
             let Some(n) = integer(budget) else {
-                return Err(bad(
-                    "thinking.enabled.budget_tokens: Input should be a valid integer",
-                ));
+                return Err(bad("thinking.enabled.budget_tokens: Input should be a valid integer"));
             };
             if n < 1024 {
                 return Err(bad(
@@ -699,10 +665,7 @@ fn stream(model: &str, answer: &Answer) -> Vec<String> {
             &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": delta}}),
         ));
     }
-    events.push(event(
-        "content_block_stop",
-        &json!({"type": "content_block_stop", "index": 0}),
-    ));
+    events.push(event("content_block_stop", &json!({"type": "content_block_stop", "index": 0})));
     events.push(event(
         "message_delta",
         &json!({

@@ -55,11 +55,10 @@ async fn last(State(shared): State<Arc<Shared>>, Query(query): Query<LastQuery>)
     };
     match shared.last_request(&path) {
         Some(body) => Json(body).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no JSON request received on {path}")})),
-        )
-            .into_response(),
+        None => {
+            (StatusCode::NOT_FOUND, Json(json!({"error": format!("no JSON request received on {path}")})))
+                .into_response()
+        }
     }
 }
 

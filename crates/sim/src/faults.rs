@@ -71,18 +71,12 @@ impl Fault {
 
     /// Reply with `status` and the provider's error JSON for it.
     pub fn status(status: u16) -> Self {
-        Self::new(FaultKind::Status {
-            status,
-            retry_after: None,
-        })
+        Self::new(FaultKind::Status { status, retry_after: None })
     }
 
     /// Reply with `status`, the provider's error JSON and `Retry-After: secs`.
     pub fn status_retry_after(status: u16, secs: u64) -> Self {
-        Self::new(FaultKind::Status {
-            status,
-            retry_after: Some(secs),
-        })
+        Self::new(FaultKind::Status { status, retry_after: Some(secs) })
     }
 
     /// Never answer.
@@ -185,20 +179,8 @@ mod tests {
         q.push(Fault::status(500).times(2));
         q.push(Fault::hang());
         q.push(Fault::garbage().times(0));
-        assert_eq!(
-            q.take(),
-            Some(FaultKind::Status {
-                status: 500,
-                retry_after: None
-            })
-        );
-        assert_eq!(
-            q.take(),
-            Some(FaultKind::Status {
-                status: 500,
-                retry_after: None
-            })
-        );
+        assert_eq!(q.take(), Some(FaultKind::Status { status: 500, retry_after: None }));
+        assert_eq!(q.take(), Some(FaultKind::Status { status: 500, retry_after: None }));
         assert_eq!(q.take(), Some(FaultKind::Hang));
         assert_eq!(q.take(), None);
     }

@@ -36,13 +36,8 @@ const PART_DATA: &[&str] = &[
     "codeExecutionResult",
 ];
 
-const PART_META: &[&str] = &[
-    "thought",
-    "thoughtSignature",
-    "videoMetadata",
-    "partMetadata",
-    "mediaResolution",
-];
+const PART_META: &[&str] =
+    &["thought", "thoughtSignature", "videoMetadata", "partMetadata", "mediaResolution"];
 
 const GENERATION_CONFIG: &[&str] = &[
     "stopSequences",
@@ -77,18 +72,11 @@ pub(crate) fn handle(call: &Call<'_>, model: &str, stream: bool) -> Result<Reply
     let answer = answer::compose(call.name, &request.prompt);
     let response_id = crate::ids::base62("", 22);
     if !stream {
-        return Ok(Reply::Json(response(
-            model,
-            &response_id,
-            request.candidates,
-            &answer,
-        )));
+        return Ok(Reply::Json(response(model, &response_id, request.candidates, &answer)));
     }
     let chunks = chunks(model, &response_id, request.candidates, &answer);
     if call.query.get("alt").map(String::as_str) == Some("sse") {
-        Ok(Reply::Sse(
-            chunks.into_iter().map(|c| format!("data: {c}\r\n\r\n")).collect(),
-        ))
+        Ok(Reply::Sse(chunks.into_iter().map(|c| format!("data: {c}\r\n\r\n")).collect()))
     } else {
         Ok(Reply::Json(Value::Array(chunks)))
     }
@@ -235,11 +223,7 @@ fn fields(v: &Value, known: &[&str], at: &str) -> Result<Map<String, Value>, Api
     for (key, value) in obj {
         let name = camel(key);
         if !known.contains(&name.as_str()) {
-            let place = if at.is_empty() {
-                String::new()
-            } else {
-                format!(" at '{at}'")
-            };
+            let place = if at.is_empty() { String::new() } else { format!(" at '{at}'") };
             return Err(ApiError::bad(format!(
                 "Invalid JSON payload received. Unknown name \"{key}\"{place}: Cannot find field."
             )));
@@ -250,11 +234,7 @@ fn fields(v: &Value, known: &[&str], at: &str) -> Result<Map<String, Value>, Api
 }
 
 fn join(at: &str, name: &str) -> String {
-    if at.is_empty() {
-        snake(name)
-    } else {
-        format!("{at}.{}", snake(name))
-    }
+    if at.is_empty() { snake(name) } else { format!("{at}.{}", snake(name)) }
 }
 
 fn semantic(field: &str, problem: &str) -> ApiError {
@@ -324,16 +304,10 @@ fn validate(body: &Value) -> Result<Request, ApiError> {
 fn parts_text(content: &Map<String, Value>, at: &str) -> Result<Option<(String, u64)>, ApiError> {
     let parts = match content.get("parts") {
         None => {
-            return Err(semantic(
-                &format!("{at}.parts"),
-                "contents.parts must not be empty.",
-            ));
+            return Err(semantic(&format!("{at}.parts"), "contents.parts must not be empty."));
         }
         Some(Value::Array(parts)) if parts.is_empty() => {
-            return Err(semantic(
-                &format!("{at}.parts"),
-                "contents.parts must not be empty.",
-            ));
+            return Err(semantic(&format!("{at}.parts"), "contents.parts must not be empty."));
         }
         Some(Value::Array(parts)) => parts,
         Some(other) => {
@@ -348,11 +322,7 @@ fn parts_text(content: &Map<String, Value>, at: &str) -> Result<Option<(String, 
     for (k, part) in parts.iter().enumerate() {
         let part_at = format!("{at}.parts[{k}]");
         let part = fields(part, &known, &part_at)?;
-        let data: Vec<&str> = PART_DATA
-            .iter()
-            .copied()
-            .filter(|d| part.contains_key(*d))
-            .collect();
+        let data: Vec<&str> = PART_DATA.iter().copied().filter(|d| part.contains_key(*d)).collect();
         match data.as_slice() {
             [] => {
                 return Err(semantic(
@@ -381,10 +351,7 @@ fn parts_text(content: &Map<String, Value>, at: &str) -> Result<Option<(String, 
             ("functionCall", call) => {
                 let call = fields(call, &["id", "name", "args"], &join(&part_at, "functionCall"))?;
                 if !call.get("name").is_some_and(Value::is_string) {
-                    return Err(semantic(
-                        &format!("{part_at}.function_call.name"),
-                        "Name cannot be empty.",
-                    ));
+                    return Err(semantic(&format!("{part_at}.function_call.name"), "Name cannot be empty."));
                 }
                 if let Some(args) = call.get("args")
                     && !args.is_object()
@@ -478,10 +445,7 @@ fn validate_config(config: &Map<String, Value>, prompt: &mut Prompt) -> Result<u
     }
     if let Some(max) = config_int(config, "maxOutputTokens")? {
         if max < 1 {
-            return Err(semantic(
-                "generation_config.max_output_tokens",
-                "must be positive.",
-            ));
+            return Err(semantic("generation_config.max_output_tokens", "must be positive."));
         }
         prompt.max_tokens = Some(to_u64(max));
     }
@@ -489,10 +453,7 @@ fn validate_config(config: &Map<String, Value>, prompt: &mut Prompt) -> Result<u
         None => 1,
         Some(n) if (1..=8).contains(&n) => to_u64(n),
         Some(_) => {
-            return Err(semantic(
-                "generation_config.candidate_count",
-                "must be in the range [1, 8].",
-            ));
+            return Err(semantic("generation_config.candidate_count", "must be in the range [1, 8]."));
         }
     };
     match config.get("stopSequences") {

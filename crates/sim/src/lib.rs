@@ -57,10 +57,7 @@ pub struct SimOptions {
 impl SimOptions {
     /// A simulator called `name` that accepts any (or no) API key.
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            api_key: None,
-        }
+        Self { name: name.into(), api_key: None }
     }
 
     /// The same options, requiring `key` on every model request.
@@ -102,18 +99,8 @@ impl Sim {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let router = routes::router(Arc::clone(&shared));
-        tracker.spawn(server::accept_loop(
-            listener,
-            router,
-            shutdown.clone(),
-            tracker.clone(),
-        ));
-        Ok(Sim {
-            addr,
-            shared,
-            shutdown,
-            tracker,
-        })
+        tracker.spawn(server::accept_loop(listener, router, shutdown.clone(), tracker.clone()));
+        Ok(Sim { addr, shared, shutdown, tracker })
     }
 
     /// The address it serves on.

@@ -124,14 +124,7 @@ fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
     match given {
         Some(key) if key == expected => Ok(()),
         Some(key) => {
-            let shown: String = key
-                .chars()
-                .rev()
-                .take(4)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+            let shown: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 format!(
@@ -183,11 +176,9 @@ fn article(kind: &str) -> String {
 }
 
 fn invalid_value(param: &str, got: &str, supported: &str) -> ApiError {
-    ApiError::bad(format!(
-        "Invalid value: '{got}'. Supported values are: {supported}."
-    ))
-    .param(param)
-    .code("invalid_value")
+    ApiError::bad(format!("Invalid value: '{got}'. Supported values are: {supported}."))
+        .param(param)
+        .code("invalid_value")
 }
 
 /// The value of an optional parameter; `null` counts as absent, as in the real API.
@@ -246,9 +237,7 @@ fn validate(body: &Value) -> Result<Request, ApiError> {
         return Err(wrong_type("body", "an object", body));
     };
     if let Some(key) = obj.keys().find(|k| !TOP_LEVEL.contains(&k.as_str())) {
-        return Err(ApiError::bad(format!(
-            "Unrecognized request argument supplied: {key}"
-        )));
+        return Err(ApiError::bad(format!("Unrecognized request argument supplied: {key}")));
     }
     let model = match opt(obj, "model") {
         None => return Err(ApiError::bad("you must provide a model parameter")),
@@ -308,13 +297,7 @@ fn validate(body: &Value) -> Result<Request, ApiError> {
         Some(other) => return Err(wrong_type("stream_options", "an object", other)),
     };
     validate_tools(obj)?;
-    Ok(Request {
-        model,
-        stream,
-        include_usage,
-        n,
-        prompt,
-    })
+    Ok(Request { model, stream, include_usage, n, prompt })
 }
 
 /// The text of a message's `content`, checking its parts against the ones this role may send.
@@ -334,36 +317,26 @@ fn content_text(content: &Value, path: &str, parts_allowed: &[&str]) -> Result<S
                     Some(other) => return Err(wrong_type(&format!("{part_path}.type"), "a string", other)),
                 };
                 if !parts_allowed.contains(&kind) {
-                    let supported = parts_allowed
-                        .iter()
-                        .map(|p| format!("'{p}'"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let supported =
+                        parts_allowed.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ");
                     return Err(invalid_value(&format!("{part_path}.type"), kind, &supported));
                 }
                 let field = |name: &str| -> Result<&Value, ApiError> {
-                    part.get(name)
-                        .ok_or_else(|| missing(&format!("{part_path}.{name}")))
+                    part.get(name).ok_or_else(|| missing(&format!("{part_path}.{name}")))
                 };
                 match kind {
                     "text" => match field("text")? {
                         Value::String(t) => text.push_str(t),
                         other => return Err(wrong_type(&format!("{part_path}.text"), "a string", other)),
                     },
-                    "refusal" => {
-                        if !field("refusal")?.is_string() {
-                            return Err(wrong_type(
-                                &format!("{part_path}.refusal"),
-                                "a string",
-                                field("refusal")?,
-                            ));
-                        }
-                    }
+                    "refusal" => match field("refusal")? {
+                        Value::String(_) => {}
+                        other => return Err(wrong_type(&format!("{part_path}.refusal"), "a string", other)),
+                    },
                     "image_url" => {
                         let image = field("image_url")?;
-                        let url = image
-                            .get("url")
-                            .ok_or_else(|| missing(&format!("{part_path}.image_url.url")))?;
+                        let url =
+                            image.get("url").ok_or_else(|| missing(&format!("{part_path}.image_url.url")))?;
                         if !url.is_string() {
                             return Err(wrong_type(&format!("{part_path}.image_url.url"), "a string", url));
                         }
@@ -435,11 +408,8 @@ fn validate_messages(obj: &Map<String, Value>, prompt: &mut Prompt) -> Result<()
             }
             "user" => {
                 let content = content.ok_or_else(|| missing(&content_path))?;
-                let text = content_text(
-                    content,
-                    &content_path,
-                    &["text", "image_url", "input_audio", "file"],
-                )?;
+                let text =
+                    content_text(content, &content_path, &["text", "image_url", "input_audio", "file"])?;
                 prompt.input_words += answer::words(&text);
                 let has_text = content.is_string()
                     || content
@@ -524,21 +494,14 @@ fn validate_tool_calls(calls: Option<&Value>, path: &str) -> Result<Vec<String>,
         let Some(call) = call.as_object() else {
             return Err(wrong_type(&call_path, "an object", call));
         };
-        let field = |name: &str| {
-            call.get(name)
-                .ok_or_else(|| missing(&format!("{call_path}.{name}")))
-        };
+        let field = |name: &str| call.get(name).ok_or_else(|| missing(&format!("{call_path}.{name}")));
         let id = field("id")?;
         let Value::String(id) = id else {
             return Err(wrong_type(&format!("{call_path}.id"), "a string", id));
         };
         let kind = field("type")?;
         if kind.as_str() != Some("function") && kind.as_str() != Some("custom") {
-            return Err(invalid_value(
-                &format!("{call_path}.type"),
-                &show(kind),
-                "'function' and 'custom'",
-            ));
+            return Err(invalid_value(&format!("{call_path}.type"), &show(kind), "'function' and 'custom'"));
         }
         if kind.as_str() == Some("function") {
             let function = field("function")?;
@@ -575,9 +538,7 @@ fn validate_tools(obj: &Map<String, Value>) -> Result<(), ApiError> {
         };
         match tool.get("type").and_then(Value::as_str) {
             Some("function") => {
-                let function = tool
-                    .get("function")
-                    .ok_or_else(|| missing(&format!("{path}.function")))?;
+                let function = tool.get("function").ok_or_else(|| missing(&format!("{path}.function")))?;
                 match function.get("name") {
                     Some(Value::String(_)) => {}
                     None => return Err(missing(&format!("{path}.function.name"))),
@@ -588,21 +549,13 @@ fn validate_tools(obj: &Map<String, Value>) -> Result<(), ApiError> {
                 if let Some(params) = function.get("parameters")
                     && !params.is_object()
                 {
-                    return Err(wrong_type(
-                        &format!("{path}.function.parameters"),
-                        "an object",
-                        params,
-                    ));
+                    return Err(wrong_type(&format!("{path}.function.parameters"), "an object", params));
                 }
             }
             Some("custom") => {}
             None => return Err(missing(&format!("{path}.type"))),
             Some(other) => {
-                return Err(invalid_value(
-                    &format!("{path}.type"),
-                    other,
-                    "'function' and 'custom'",
-                ));
+                return Err(invalid_value(&format!("{path}.type"), other, "'function' and 'custom'"));
             }
         }
     }
@@ -613,11 +566,9 @@ fn validate_tools(obj: &Map<String, Value>) -> Result<(), ApiError> {
         )
         .param("tool_choice")),
         Some(Value::String(choice)) if matches!(choice.as_str(), "none" | "auto" | "required") => Ok(()),
-        Some(Value::String(choice)) => Err(invalid_value(
-            "tool_choice",
-            choice,
-            "'none', 'auto', and 'required'",
-        )),
+        Some(Value::String(choice)) => {
+            Err(invalid_value("tool_choice", choice, "'none', 'auto', and 'required'"))
+        }
         Some(Value::Object(_)) => Ok(()),
         Some(other) => Err(wrong_type("tool_choice", "a string or an object", other)),
     }
@@ -695,10 +646,8 @@ fn stream(request: &Request, answer: &Answer) -> Vec<String> {
             .map(|index| json!({"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}))
             .collect()
     };
-    let mut events = vec![chunk(each(
-        &json!({"role": "assistant", "content": "", "refusal": null}),
-        Value::Null,
-    ))];
+    let mut events =
+        vec![chunk(each(&json!({"role": "assistant", "content": "", "refusal": null}), Value::Null))];
     for delta in answer.deltas() {
         events.push(chunk(each(&json!({"content": delta}), Value::Null)));
     }

@@ -105,9 +105,7 @@ impl Dialect {
         let mut response = (err.status, axum::Json(body)).into_response();
         self.stamp(response.headers_mut(), request_id);
         if let Some(secs) = err.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -149,15 +147,11 @@ async fn gemini_models(
     Path(target): Path<String>,
     req: Request,
 ) -> Response {
-    let stream = match target.rsplit_once(':') {
-        Some((model, "generateContent")) if !model.is_empty() => false,
-        Some((model, "streamGenerateContent")) if !model.is_empty() => true,
+    let (model, stream) = match target.rsplit_once(':') {
+        Some((model, "generateContent")) if !model.is_empty() => (model.to_owned(), false),
+        Some((model, "streamGenerateContent")) if !model.is_empty() => (model.to_owned(), true),
         _ => return gemini_not_found(req.uri()),
     };
-    let model = target
-        .rsplit_once(':')
-        .map(|(m, _)| m.to_owned())
-        .unwrap_or_default();
     model_call(shared, Dialect::Gemini { model, stream }, req).await
 }
 
@@ -195,9 +189,7 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, req: Request) -> Resp
         Some(FaultKind::Delay { ms }) => tokio::time::sleep(Duration::from_millis(*ms)).await,
         _ => {}
     }
-    let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
-        .map(|q| q.0)
-        .unwrap_or_default();
+    let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map(|q| q.0).unwrap_or_default();
     let call = Call {
         name: &shared.name,
         api_key: shared.api_key.as_deref(),
@@ -245,20 +237,13 @@ fn render(dialect: &Dialect, reply: Reply, fault: Option<&FaultKind>, request_id
                 Some(FaultKind::Cut { .. }) => {
                     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                     let half = bytes.slice(..bytes.len() / 2);
-                    stepped(vec![
-                        Step::Chunk(half),
-                        Step::Sleep(FLUSH_BEFORE_ABORT),
-                        Step::Abort,
-                    ])
+                    stepped(vec![Step::Chunk(half), Step::Sleep(FLUSH_BEFORE_ABORT), Step::Abort])
                 }
                 _ => Body::from(bytes),
             }
         }
         Reply::Sse(events) => {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(dialect.sse_content_type()),
-            );
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(dialect.sse_content_type()));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             let chunks = events.into_iter().map(|e| Step::Chunk(Bytes::from(e)));
             match fault {
@@ -305,10 +290,7 @@ fn stepped(steps: Vec<Step>) -> Body {
 }
 
 fn gemini_not_found(uri: &Uri) -> Response {
-    let err = ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!("Requested entity was not found: {}", uri.path()),
-    );
+    let err = ApiError::new(StatusCode::NOT_FOUND, format!("Requested entity was not found: {}", uri.path()));
     (err.status, axum::Json(gemini::error_body(&err))).into_response()
 }
 

@@ -25,7 +25,7 @@ use tower::ServiceExt;
 pub(crate) struct ConnCtl {
     /// Cancel to drop the connection with a TCP RST.
     pub reset: CancellationToken,
-    /// Cancelled once the connection is gone (or the simulator stops).
+    /// Cancelled once the connection is gone (it ended, was reset, or the simulator stopped).
     pub closed: CancellationToken,
 }
 
@@ -43,12 +43,7 @@ pub(crate) async fn accept_loop(
         };
         match accepted {
             Ok((stream, _peer)) => {
-                tracker.spawn(serve_connection(
-                    stream,
-                    router.clone(),
-                    shutdown.clone(),
-                    tracker.clone(),
-                ));
+                tracker.spawn(serve_connection(stream, router.clone(), shutdown.clone(), tracker.clone()));
             }
             Err(err) => {
                 // Out of file descriptors and the like: back off briefly instead of spinning.
@@ -69,16 +64,12 @@ async fn serve_connection(
         tracing::debug!(error = %err, "nines-sim: set_nodelay failed");
     }
     let reset = CancellationToken::new();
-    let closed = shutdown.child_token();
+    // Not a child of `shutdown`: a hanging handler must never get to answer, so `closed` fires only once the
+    // connection is already gone (dropped below, with the handler inside it).
+    let closed = CancellationToken::new();
     let _closed_when_done = closed.clone().drop_guard();
-    let ctl = ConnCtl {
-        reset: reset.clone(),
-        closed,
-    };
-    let io = TokioIo::new(ResettableStream {
-        stream,
-        reset: reset.clone(),
-    });
+    let ctl = ConnCtl { reset: reset.clone(), closed };
+    let io = TokioIo::new(ResettableStream { stream, reset: reset.clone() });
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(ctl.clone());
         router.clone().oneshot(req)

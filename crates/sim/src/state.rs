@@ -33,11 +33,7 @@ struct Inner {
 
 impl Shared {
     pub(crate) fn new(name: String, api_key: Option<String>) -> Self {
-        Self {
-            name,
-            api_key,
-            inner: Mutex::new(Inner::default()),
-        }
+        Self { name, api_key, inner: Mutex::new(Inner::default()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

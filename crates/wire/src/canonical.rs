@@ -27,10 +27,7 @@ pub struct Message {
 
 impl Message {
     pub fn text(role: Role, text: impl Into<String>) -> Self {
-        Message {
-            role,
-            content: vec![Part::Text(text.into())],
-        }
+        Message { role, content: vec![Part::Text(text.into())] }
     }
 }
 
@@ -55,11 +52,7 @@ pub struct ChatRequest {
 impl ChatRequest {
     /// The system prompt as one string (blocks joined by a blank line), if any.
     pub fn system_text(&self) -> Option<String> {
-        if self.system.is_empty() {
-            None
-        } else {
-            Some(self.system.join("\n\n"))
-        }
+        if self.system.is_empty() { None } else { Some(self.system.join("\n\n")) }
     }
 }
 
@@ -93,8 +86,7 @@ impl Usage {
     }
     /// Anthropic counts only uncached input in `input_tokens`.
     pub fn uncached_input(&self) -> u64 {
-        self.input_tokens
-            .saturating_sub(self.cache_read_tokens + self.cache_write_tokens)
+        self.input_tokens.saturating_sub(self.cache_read_tokens + self.cache_write_tokens)
     }
 }
 
@@ -138,10 +130,7 @@ pub enum StreamEvent {
 impl StreamEvent {
     /// Content events are the commit point: once one has been produced, the answer is being delivered.
     pub fn is_content(&self) -> bool {
-        matches!(
-            self,
-            StreamEvent::TextDelta(_) | StreamEvent::Unsupported(_) | StreamEvent::Finish { .. }
-        )
+        matches!(self, StreamEvent::TextDelta(_) | StreamEvent::Unsupported(_) | StreamEvent::Finish { .. })
     }
 }
 

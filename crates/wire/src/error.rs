@@ -144,10 +144,6 @@ pub fn upstream_error_message(body: &[u8]) -> Option<(Option<String>, String)> {
         return Some((None, msg.to_owned()));
     }
     let message = err.get("message")?.as_str()?.to_owned();
-    let kind = err
-        .get("type")
-        .or_else(|| err.get("status"))
-        .and_then(|t| t.as_str())
-        .map(str::to_owned);
+    let kind = err.get("type").or_else(|| err.get("status")).and_then(|t| t.as_str()).map(str::to_owned);
     Some((kind, message))
 }

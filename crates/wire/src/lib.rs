@@ -18,9 +18,18 @@ pub use canonical::{
 pub use error::{DecodeError, EncodeError, ErrorShape, ErrorType, StreamError};
 
 /// Per-target choices an encoder cannot infer from the request.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct EncodeOpts {
     pub max_tokens_field: openai::MaxTokensField,
+    /// Whether the target accepts sampling parameters (temperature, top_p, top_k). Anthropic's Messages API from
+    /// version 2026-10-21 refuses them.
+    pub sampling_params: bool,
+}
+
+impl Default for EncodeOpts {
+    fn default() -> Self {
+        EncodeOpts { max_tokens_field: openai::MaxTokensField::default(), sampling_params: true }
+    }
 }
 
 /// An API format: what a front door speaks and what a provider kind expects.
@@ -61,7 +70,7 @@ impl Dialect {
     ) -> Result<Vec<u8>, EncodeError> {
         match self {
             Dialect::OpenAiChat => openai::encode_request(req, model, opts.max_tokens_field),
-            Dialect::Anthropic => anthropic::encode_request(req, model),
+            Dialect::Anthropic => anthropic::encode_request(req, model, opts.sampling_params),
             Dialect::Gemini => gemini::encode_request(req),
         }
     }

@@ -38,10 +38,7 @@ pub fn parse(text: &str) -> Vec<Frame> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
             if let Some(d) = data.take() {
-                frames.push(Frame {
-                    event: std::mem::take(&mut event),
-                    data: d,
-                });
+                frames.push(Frame { event: std::mem::take(&mut event), data: d });
             }
             event.clear();
             continue;

@@ -24,15 +24,11 @@ use nines_wire::{ChatRequest, DecodeError, Dialect, EncodeOpts, Message, Part, R
 use serde_json::{Value, json};
 
 fn decode(d: Dialect, path: &str) -> ChatRequest {
-    d.decode_request(fixture(path).as_bytes())
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    d.decode_request(fixture(path).as_bytes()).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn encode(d: Dialect, req: &ChatRequest) -> Value {
-    json(
-        &d.encode_request(req, "upstream-model", &EncodeOpts::default())
-            .unwrap(),
-    )
+    json(&d.encode_request(req, "upstream-model", &EncodeOpts::default()).unwrap())
 }
 
 fn user(text: &str) -> Message {
@@ -81,15 +77,8 @@ fn openai_reference_request_decodes_developer_as_system() {
 #[test]
 fn gemini_reference_request_decodes_generation_config() {
     let req = decode(Dialect::Gemini, "gemini/request.json");
-    assert_eq!(
-        req.model, "",
-        "Gemini names the model in the URL path, never in the body"
-    );
-    assert_eq!(
-        req.messages,
-        vec![user("Explain how AI works")],
-        "a content without role is the user's"
-    );
+    assert_eq!(req.model, "", "Gemini names the model in the URL path, never in the body");
+    assert_eq!(req.messages, vec![user("Explain how AI works")], "a content without role is the user's");
     assert_eq!(req.stop, vec!["Title".to_owned()]);
     assert_eq!(req.temperature, Some(1.0));
     assert_eq!(req.max_tokens, Some(800));
@@ -110,25 +99,15 @@ fn anthropic_streaming_request_to_openai_and_gemini() {
     assert_eq!(o["max_completion_tokens"], 256);
     assert!(o.get("max_tokens").is_none());
     assert_eq!(o["stream"], true);
-    assert_eq!(
-        o["stream_options"],
-        json!({"include_usage": true}),
-        "the gateway always asks for usage"
-    );
+    assert_eq!(o["stream_options"], json!({"include_usage": true}), "the gateway always asks for usage");
 
     let g = encode(Dialect::Gemini, &req);
-    assert!(
-        g.get("model").is_none(),
-        "Gemini bodies never name the model: {g}"
-    );
+    assert!(g.get("model").is_none(), "Gemini bodies never name the model: {g}");
     assert!(
         g.get("stream").is_none(),
         "Gemini streams through the URL (streamGenerateContent), not the body"
     );
-    assert_eq!(
-        g["contents"],
-        json!([{"role": "user", "parts": [{"text": "Hello"}]}])
-    );
+    assert_eq!(g["contents"], json!([{"role": "user", "parts": [{"text": "Hello"}]}]));
     assert_eq!(g["generationConfig"], json!({"maxOutputTokens": 256}));
     assert!(g.get("systemInstruction").is_none());
 }
@@ -152,14 +131,8 @@ fn anthropic_reference_request_to_openai_and_gemini() {
     assert!(o.get("stream").is_none() && o.get("stream_options").is_none());
 
     let g = encode(Dialect::Gemini, &req);
-    assert_eq!(
-        g["systemInstruction"],
-        json!({"parts": [{"text": "Today's date is 2024-06-01."}]})
-    );
-    assert_eq!(
-        g["contents"],
-        json!([{"role": "user", "parts": [{"text": "Hello, world"}]}])
-    );
+    assert_eq!(g["systemInstruction"], json!({"parts": [{"text": "Today's date is 2024-06-01."}]}));
+    assert_eq!(g["contents"], json!([{"role": "user", "parts": [{"text": "Hello, world"}]}]));
     let gc = &g["generationConfig"];
     assert_eq!(gc["maxOutputTokens"], 1024);
     assert_eq!(gc["temperature"].as_f64(), Some(1.0));
@@ -177,26 +150,14 @@ fn openai_reference_request_to_anthropic_and_gemini() {
         a["system"], "You are a helpful assistant.",
         "Anthropic has no system role: top-level `system`"
     );
-    assert_eq!(
-        a["messages"],
-        json!([{"role": "user", "content": [{"type": "text", "text": "Hello!"}]}])
-    );
-    assert_eq!(
-        a["max_tokens"], DEFAULT_MAX_TOKENS,
-        "Anthropic rejects a request without max_tokens"
-    );
+    assert_eq!(a["messages"], json!([{"role": "user", "content": [{"type": "text", "text": "Hello!"}]}]));
+    assert_eq!(a["max_tokens"], DEFAULT_MAX_TOKENS, "Anthropic rejects a request without max_tokens");
     assert!(a.get("stream").is_none());
     assert!(a.get("temperature").is_none());
 
     let g = encode(Dialect::Gemini, &req);
-    assert_eq!(
-        g["systemInstruction"],
-        json!({"parts": [{"text": "You are a helpful assistant."}]})
-    );
-    assert_eq!(
-        g["contents"],
-        json!([{"role": "user", "parts": [{"text": "Hello!"}]}])
-    );
+    assert_eq!(g["systemInstruction"], json!({"parts": [{"text": "You are a helpful assistant."}]}));
+    assert_eq!(g["contents"], json!([{"role": "user", "parts": [{"text": "Hello!"}]}]));
     assert!(g.get("generationConfig").is_none(), "nothing to configure: {g}");
 }
 
@@ -216,10 +177,7 @@ fn gemini_reference_request_to_anthropic_and_openai() {
     assert_eq!(a["top_k"], 10);
 
     let o = encode(Dialect::OpenAiChat, &req);
-    assert_eq!(
-        o["messages"],
-        json!([{"role": "user", "content": "Explain how AI works"}])
-    );
+    assert_eq!(o["messages"], json!([{"role": "user", "content": "Explain how AI works"}]));
     assert_eq!(o["max_completion_tokens"], 800);
     assert_eq!(o["stop"], json!(["Title"]));
     assert_eq!(o["temperature"].as_f64(), Some(1.0));
@@ -236,20 +194,12 @@ fn every_fixture_reencodes_into_its_own_dialect_unchanged_in_meaning() {
         (Dialect::Gemini, "gemini/request.json"),
     ] {
         let req = decode(d, path);
-        let again = d
-            .decode_request(
-                &d.encode_request(&req, &req.model, &EncodeOpts::default())
-                    .unwrap(),
-            )
-            .unwrap();
+        let again =
+            d.decode_request(&d.encode_request(&req, &req.model, &EncodeOpts::default()).unwrap()).unwrap();
         assert_eq!(again.messages, req.messages, "{path}");
         assert_eq!(again.system, req.system, "{path}");
         assert_eq!(again.max_tokens, req.max_tokens, "{path}");
-        assert_eq!(
-            (again.temperature, again.top_p),
-            (req.temperature, req.top_p),
-            "{path}"
-        );
+        assert_eq!((again.temperature, again.top_p), (req.temperature, req.top_p), "{path}");
         assert_eq!(again.stop, req.stop, "{path}");
     }
 }
@@ -264,25 +214,16 @@ fn openai_system_and_developer_messages_become_one_system_prompt_in_order() {
         {"role":"user","content":"Hi"},
         {"role":"developer","content":[{"type":"text","text":"Answer in French."}]}]}"#;
     let req = Dialect::OpenAiChat.decode_request(body).unwrap();
-    assert_eq!(
-        req.system,
-        vec!["Be brief.".to_owned(), "Answer in French.".to_owned()]
-    );
+    assert_eq!(req.system, vec!["Be brief.".to_owned(), "Answer in French.".to_owned()]);
     assert_eq!(req.messages, vec![user("Hi")], "system prompts are not messages");
 
     let a = encode(Dialect::Anthropic, &req);
     assert_eq!(a["system"], "Be brief.\n\nAnswer in French.");
     assert_eq!(a["messages"].as_array().unwrap().len(), 1);
     let g = encode(Dialect::Gemini, &req);
-    assert_eq!(
-        g["systemInstruction"]["parts"],
-        json!([{"text": "Be brief.\n\nAnswer in French."}])
-    );
+    assert_eq!(g["systemInstruction"]["parts"], json!([{"text": "Be brief.\n\nAnswer in French."}]));
     let o = encode(Dialect::OpenAiChat, &req);
-    assert_eq!(
-        o["messages"][0],
-        json!({"role": "system", "content": "Be brief.\n\nAnswer in French."})
-    );
+    assert_eq!(o["messages"][0], json!({"role": "system", "content": "Be brief.\n\nAnswer in French."}));
     assert_eq!(o["messages"].as_array().unwrap().len(), 2);
 }
 
@@ -306,14 +247,8 @@ fn gemini_snake_case_fields_are_accepted() {
         "generation_config":{"max_output_tokens":7,"stop_sequences":["x"],"top_p":0.5,"top_k":3}}"#;
     let req = Dialect::Gemini.decode_request(body).unwrap();
     assert_eq!(req.system, vec!["Be brief.".to_owned()]);
-    assert_eq!(
-        req.messages,
-        vec![user("Hi"), Message::text(Role::Assistant, "Hello")]
-    );
-    assert_eq!(
-        (req.max_tokens, req.top_p, req.top_k),
-        (Some(7), Some(0.5), Some(3))
-    );
+    assert_eq!(req.messages, vec![user("Hi"), Message::text(Role::Assistant, "Hello")]);
+    assert_eq!((req.max_tokens, req.top_p, req.top_k), (Some(7), Some(0.5), Some(3)));
     assert_eq!(req.stop, vec!["x".to_owned()]);
 }
 
@@ -324,26 +259,17 @@ fn gemini_snake_case_fields_are_accepted() {
 fn openai_stop_string_or_array_reaches_every_dialect() {
     for (stop, want) in [(json!("END"), vec!["END"]), (json!(["a", "b"]), vec!["a", "b"])] {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "stop": stop});
-        let req = Dialect::OpenAiChat
-            .decode_request(body.to_string().as_bytes())
-            .unwrap();
+        let req = Dialect::OpenAiChat.decode_request(body.to_string().as_bytes()).unwrap();
         assert_eq!(req.stop, want);
         assert_eq!(encode(Dialect::Anthropic, &req)["stop_sequences"], json!(want));
-        assert_eq!(
-            encode(Dialect::Gemini, &req)["generationConfig"]["stopSequences"],
-            json!(want)
-        );
+        assert_eq!(encode(Dialect::Gemini, &req)["generationConfig"]["stopSequences"], json!(want));
         assert_eq!(encode(Dialect::OpenAiChat, &req)["stop"], json!(want));
     }
 }
 
 #[test]
 fn no_stop_sequences_means_no_stop_field() {
-    let req = ChatRequest {
-        model: "m".into(),
-        messages: vec![user("Hi")],
-        ..Default::default()
-    };
+    let req = ChatRequest { model: "m".into(), messages: vec![user("Hi")], ..Default::default() };
     assert!(encode(Dialect::Anthropic, &req).get("stop_sequences").is_none());
     assert!(encode(Dialect::OpenAiChat, &req).get("stop").is_none());
     assert!(encode(Dialect::Gemini, &req).get("generationConfig").is_none());
@@ -351,50 +277,27 @@ fn no_stop_sequences_means_no_stop_field() {
 
 #[test]
 fn anthropic_request_always_gets_max_tokens() {
-    let mut req = ChatRequest {
-        model: "m".into(),
-        messages: vec![user("Hi")],
-        ..Default::default()
-    };
+    let mut req = ChatRequest { model: "m".into(), messages: vec![user("Hi")], ..Default::default() };
     assert_eq!(encode(Dialect::Anthropic, &req)["max_tokens"], DEFAULT_MAX_TOKENS);
-    assert!(
-        encode(Dialect::OpenAiChat, &req)
-            .get("max_completion_tokens")
-            .is_none()
-    );
+    assert!(encode(Dialect::OpenAiChat, &req).get("max_completion_tokens").is_none());
     assert!(encode(Dialect::OpenAiChat, &req).get("max_tokens").is_none());
     req.max_tokens = Some(77);
     assert_eq!(encode(Dialect::Anthropic, &req)["max_tokens"], 77);
-    assert_eq!(
-        encode(Dialect::Gemini, &req)["generationConfig"]["maxOutputTokens"],
-        77
-    );
+    assert_eq!(encode(Dialect::Gemini, &req)["generationConfig"]["maxOutputTokens"], 77);
 }
 
 #[test]
 fn openai_max_completion_tokens_wins_over_deprecated_max_tokens() {
     let both = br#"{"model":"m","messages":[],"max_tokens":10,"max_completion_tokens":20}"#;
-    assert_eq!(
-        Dialect::OpenAiChat.decode_request(both).unwrap().max_tokens,
-        Some(20)
-    );
+    assert_eq!(Dialect::OpenAiChat.decode_request(both).unwrap().max_tokens, Some(20));
     let legacy = br#"{"model":"m","messages":[],"max_tokens":10}"#;
-    assert_eq!(
-        Dialect::OpenAiChat.decode_request(legacy).unwrap().max_tokens,
-        Some(10)
-    );
+    assert_eq!(Dialect::OpenAiChat.decode_request(legacy).unwrap().max_tokens, Some(10));
 }
 
 #[test]
 fn openai_target_names_the_limit_as_configured() {
-    let req = ChatRequest {
-        model: "m".into(),
-        max_tokens: Some(9),
-        ..Default::default()
-    };
-    let legacy = EncodeOpts {
-        max_tokens_field: MaxTokensField::MaxTokens,
-    };
+    let req = ChatRequest { model: "m".into(), max_tokens: Some(9), ..Default::default() };
+    let legacy = EncodeOpts { max_tokens_field: MaxTokensField::MaxTokens, ..Default::default() };
     let o = json(&Dialect::OpenAiChat.encode_request(&req, "x", &legacy).unwrap());
     assert_eq!(o["max_tokens"], 9);
     assert!(o.get("max_completion_tokens").is_none());
@@ -407,19 +310,9 @@ fn openai_target_names_the_limit_as_configured() {
 fn temperature_is_clamped_to_anthropic_range_only() {
     for (t, anthropic) in [(0.0, 0.0), (0.3, 0.3), (1.0, 1.0), (1.5, 1.0), (2.0, 1.0)] {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "temperature": t});
-        let req = Dialect::OpenAiChat
-            .decode_request(body.to_string().as_bytes())
-            .unwrap();
-        assert_eq!(
-            encode(Dialect::Anthropic, &req)["temperature"].as_f64(),
-            Some(anthropic),
-            "t={t}"
-        );
-        assert_eq!(
-            encode(Dialect::OpenAiChat, &req)["temperature"].as_f64(),
-            Some(t),
-            "t={t}"
-        );
+        let req = Dialect::OpenAiChat.decode_request(body.to_string().as_bytes()).unwrap();
+        assert_eq!(encode(Dialect::Anthropic, &req)["temperature"].as_f64(), Some(anthropic), "t={t}");
+        assert_eq!(encode(Dialect::OpenAiChat, &req)["temperature"].as_f64(), Some(t), "t={t}");
         assert_eq!(
             encode(Dialect::Gemini, &req)["generationConfig"]["temperature"].as_f64(),
             Some(t),
@@ -568,10 +461,6 @@ fn request_tools_are_not_silently_dropped() {
     for to in [Dialect::OpenAiChat, Dialect::Gemini] {
         let out = to.encode_request(&req, "x", &EncodeOpts::default());
         let kept = out.as_ref().is_ok_and(|b| json(b).get("tools").is_some());
-        assert!(
-            out.is_err() || kept,
-            "{to}: tools vanished: {}",
-            String::from_utf8_lossy(&out.unwrap())
-        );
+        assert!(out.is_err() || kept, "{to}: tools vanished: {}", String::from_utf8_lossy(&out.unwrap()));
     }
 }

@@ -22,8 +22,7 @@ use nines_wire::{ChatResponse, Dialect, ErrorShape, ErrorType, Part, StopReason,
 use serde_json::{Value, json};
 
 fn decode(d: Dialect, path: &str) -> ChatResponse {
-    d.decode_response(fixture(path).as_bytes())
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    d.decode_response(fixture(path).as_bytes()).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn encode(d: Dialect, r: &ChatResponse) -> Value {
@@ -66,19 +65,9 @@ fn openai_reference_response_decodes() {
     let r = decode(Dialect::OpenAiChat, "openai/response.json");
     assert_eq!(r.id, "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT");
     assert_eq!(r.model, "gpt-4.1-2025-04-14");
-    assert_eq!(
-        r.content,
-        vec![Part::Text("Hello! How can I assist you today?".into())]
-    );
+    assert_eq!(r.content, vec![Part::Text("Hello! How can I assist you today?".into())]);
     assert_eq!(r.stop_reason, StopReason::EndTurn);
-    assert_eq!(
-        r.usage,
-        Usage {
-            input_tokens: 19,
-            output_tokens: 10,
-            ..Usage::default()
-        }
-    );
+    assert_eq!(r.usage, Usage { input_tokens: 19, output_tokens: 10, ..Usage::default() });
 }
 
 #[test]
@@ -125,14 +114,8 @@ fn assert_gemini_body(g: &Value, id: &str, text: &str, finish: &str, usage: [u64
     assert_eq!(g["responseId"], id);
     let [prompt, candidates, total, cached] = usage;
     let u = &g["usageMetadata"];
-    assert_eq!(
-        (&u["promptTokenCount"], &u["candidatesTokenCount"]),
-        (&json!(prompt), &json!(candidates))
-    );
-    assert_eq!(
-        (&u["totalTokenCount"], &u["cachedContentTokenCount"]),
-        (&json!(total), &json!(cached))
-    );
+    assert_eq!((&u["promptTokenCount"], &u["candidatesTokenCount"]), (&json!(prompt), &json!(candidates)));
+    assert_eq!((&u["totalTokenCount"], &u["cachedContentTokenCount"]), (&json!(total), &json!(cached)));
 }
 
 fn assert_anthropic_body(a: &Value, id: &str, text: &str, stop: &str, usage: [u64; 4]) {
@@ -161,20 +144,8 @@ fn anthropic_response_to_openai_gemini_and_back() {
         "stop",
         [6197, 503, 6700, 2051],
     );
-    assert_gemini_body(
-        &encode(Dialect::Gemini, &r),
-        id,
-        text,
-        "STOP",
-        [6197, 503, 6700, 2051],
-    );
-    assert_anthropic_body(
-        &encode(Dialect::Anthropic, &r),
-        id,
-        text,
-        "end_turn",
-        [2095, 503, 2051, 2051],
-    );
+    assert_gemini_body(&encode(Dialect::Gemini, &r), id, text, "STOP", [6197, 503, 6700, 2051]);
+    assert_anthropic_body(&encode(Dialect::Anthropic, &r), id, text, "end_turn", [2095, 503, 2051, 2051]);
 }
 
 #[test]
@@ -190,13 +161,7 @@ fn openai_response_to_anthropic_and_gemini() {
         [19, 10, 0, 0],
     );
     assert_gemini_body(&encode(Dialect::Gemini, &r), id, text, "STOP", [19, 10, 29, 0]);
-    assert_openai_body(
-        &encode(Dialect::OpenAiChat, &r),
-        id,
-        text,
-        "stop",
-        [19, 10, 29, 0],
-    );
+    assert_openai_body(&encode(Dialect::OpenAiChat, &r), id, text, "stop", [19, 10, 29, 0]);
 }
 
 #[test]
@@ -204,10 +169,7 @@ fn gemini_response_to_anthropic_and_openai() {
     let r = decode(Dialect::Gemini, "gemini/response.json");
     let text = "At its core, Artificial Intelligence works by learning from vast amounts of data ...";
     let a = encode(Dialect::Anthropic, &r);
-    assert!(
-        a["id"].as_str().unwrap().starts_with("msg_"),
-        "Anthropic ids look like msg_…: {a}"
-    );
+    assert!(a["id"].as_str().unwrap().starts_with("msg_"), "Anthropic ids look like msg_…: {a}");
     assert_anthropic_body(&a, a["id"].as_str().unwrap(), text, "end_turn", [0, 0, 0, 0]);
     let o = encode(Dialect::OpenAiChat, &r);
     assert!(o["id"].as_str().unwrap().starts_with("chatcmpl-"), "{o}");
@@ -216,11 +178,7 @@ fn gemini_response_to_anthropic_and_openai() {
 
 #[test]
 fn every_encoded_response_decodes_again_in_its_dialect() {
-    for path in [
-        "anthropic/response.json",
-        "openai/response.json",
-        "gemini/response.json",
-    ] {
+    for path in ["anthropic/response.json", "openai/response.json", "gemini/response.json"] {
         let from = match path.split('/').next().unwrap() {
             "anthropic" => Dialect::Anthropic,
             "openai" => Dialect::OpenAiChat,
@@ -248,12 +206,7 @@ fn anthropic_cache_tokens_are_added_to_input_and_subtracted_again() {
     let r = Dialect::Anthropic.decode_response(body).unwrap();
     assert_eq!(
         r.usage,
-        Usage {
-            input_tokens: 115,
-            output_tokens: 7,
-            cache_read_tokens: 100,
-            cache_write_tokens: 5
-        }
+        Usage { input_tokens: 115, output_tokens: 7, cache_read_tokens: 100, cache_write_tokens: 5 }
     );
     let o = encode(Dialect::OpenAiChat, &r);
     assert_eq!(o["usage"]["prompt_tokens"], 115);
@@ -274,19 +227,10 @@ fn openai_cached_tokens_are_part_of_prompt_tokens() {
     let r = Dialect::OpenAiChat.decode_response(body).unwrap();
     assert_eq!(
         r.usage,
-        Usage {
-            input_tokens: 2006,
-            output_tokens: 300,
-            cache_read_tokens: 1920,
-            cache_write_tokens: 0
-        }
+        Usage { input_tokens: 2006, output_tokens: 300, cache_read_tokens: 1920, cache_write_tokens: 0 }
     );
     let a = encode(Dialect::Anthropic, &r);
-    assert_eq!(
-        a["usage"]["input_tokens"],
-        2006 - 1920,
-        "Anthropic counts only uncached input"
-    );
+    assert_eq!(a["usage"]["input_tokens"], 2006 - 1920, "Anthropic counts only uncached input");
     assert_eq!(a["usage"]["cache_read_input_tokens"], 1920);
     let g = encode(Dialect::Gemini, &r);
     assert_eq!(g["usageMetadata"]["promptTokenCount"], 2006);
@@ -299,20 +243,10 @@ fn openai_null_usage_details_are_tolerated() {
         "content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,
         "prompt_tokens_details":null}}"#;
     let r = Dialect::OpenAiChat.decode_response(body).unwrap();
-    assert_eq!(
-        r.usage,
-        Usage {
-            input_tokens: 3,
-            output_tokens: 4,
-            ..Usage::default()
-        }
-    );
+    assert_eq!(r.usage, Usage { input_tokens: 3, output_tokens: 4, ..Usage::default() });
     let body = br#"{"id":"chatcmpl-1","model":"g","choices":[{"index":0,"message":{"role":"assistant",
         "content":"x"},"finish_reason":"stop"}],"usage":null}"#;
-    assert_eq!(
-        Dialect::OpenAiChat.decode_response(body).unwrap().usage,
-        Usage::default()
-    );
+    assert_eq!(Dialect::OpenAiChat.decode_response(body).unwrap().usage, Usage::default());
 }
 
 #[test]
@@ -324,27 +258,12 @@ fn gemini_thoughts_count_as_output_and_cached_content_stays_in_prompt() {
     let r = Dialect::Gemini.decode_response(body).unwrap();
     assert_eq!(
         r.usage,
-        Usage {
-            input_tokens: 14,
-            output_tokens: 14,
-            cache_read_tokens: 5,
-            cache_write_tokens: 0
-        }
+        Usage { input_tokens: 14, output_tokens: 14, cache_read_tokens: 5, cache_write_tokens: 0 }
     );
-    assert_eq!(
-        r.content,
-        vec![Part::Unsupported("thought".into()), Part::Text("42".into())]
-    );
-    assert_eq!(
-        (r.id.as_str(), r.model.as_str()),
-        ("gemini-response-1", "gemini-2.5-flash")
-    );
+    assert_eq!(r.content, vec![Part::Unsupported("thought".into()), Part::Text("42".into())]);
+    assert_eq!((r.id.as_str(), r.model.as_str()), ("gemini-response-1", "gemini-2.5-flash"));
     let a = encode(Dialect::Anthropic, &r);
-    assert_eq!(
-        a["content"],
-        json!([{"type": "text", "text": "42"}]),
-        "thoughts are not translated"
-    );
+    assert_eq!(a["content"], json!([{"type": "text", "text": "42"}]), "thoughts are not translated");
     assert_eq!(a["usage"]["input_tokens"], 9);
 }
 
@@ -395,9 +314,7 @@ fn anthropic_stop_reasons_decode() {
     for (wire, want) in ANTHROPIC_STOPS {
         let body = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "c", "content": [],
                           "stop_reason": wire, "stop_sequence": null, "usage": {"input_tokens": 1, "output_tokens": 1}});
-        let r = Dialect::Anthropic
-            .decode_response(body.to_string().as_bytes())
-            .unwrap();
+        let r = Dialect::Anthropic.decode_response(body.to_string().as_bytes()).unwrap();
         assert_eq!(r.stop_reason, want, "{wire}");
     }
     let body = br####"{"id":"msg_1","model":"c","content":[],"stop_reason":"stop_sequence","stop_sequence":"###"}"####;
@@ -410,9 +327,7 @@ fn openai_finish_reasons_decode() {
     for (wire, want) in OPENAI_FINISHES {
         let body = json!({"id": "chatcmpl-1", "model": "g", "choices": [{"index": 0, "finish_reason": wire,
                           "message": {"role": "assistant", "content": "x"}}]});
-        let r = Dialect::OpenAiChat
-            .decode_response(body.to_string().as_bytes())
-            .unwrap();
+        let r = Dialect::OpenAiChat.decode_response(body.to_string().as_bytes()).unwrap();
         assert_eq!(r.stop_reason, want, "{wire}");
     }
 }
@@ -422,9 +337,7 @@ fn gemini_finish_reasons_decode() {
     for (wire, want) in GEMINI_FINISHES {
         let body = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "x"}]},
                           "finishReason": wire, "index": 0}]});
-        let r = Dialect::Gemini
-            .decode_response(body.to_string().as_bytes())
-            .unwrap();
+        let r = Dialect::Gemini.decode_response(body.to_string().as_bytes()).unwrap();
         assert_eq!(r.stop_reason, want, "{wire}");
     }
 }
@@ -434,55 +347,19 @@ fn canonical_stop_reasons_encode_for_every_dialect() {
     // (canonical, anthropic stop_reason, anthropic stop_sequence, openai finish_reason, gemini finishReason)
     let table = [
         (StopReason::EndTurn, "end_turn", Value::Null, "stop", "STOP"),
-        (
-            StopReason::MaxTokens,
-            "max_tokens",
-            Value::Null,
-            "length",
-            "MAX_TOKENS",
-        ),
-        (
-            StopReason::StopSequence(Some("###".into())),
-            "stop_sequence",
-            json!("###"),
-            "stop",
-            "STOP",
-        ),
-        (
-            StopReason::StopSequence(None),
-            "stop_sequence",
-            Value::Null,
-            "stop",
-            "STOP",
-        ),
+        (StopReason::MaxTokens, "max_tokens", Value::Null, "length", "MAX_TOKENS"),
+        (StopReason::StopSequence(Some("###".into())), "stop_sequence", json!("###"), "stop", "STOP"),
+        (StopReason::StopSequence(None), "stop_sequence", Value::Null, "stop", "STOP"),
         (StopReason::ToolUse, "tool_use", Value::Null, "tool_calls", "STOP"),
-        (
-            StopReason::ContentFilter,
-            "refusal",
-            Value::Null,
-            "content_filter",
-            "SAFETY",
-        ),
+        (StopReason::ContentFilter, "refusal", Value::Null, "content_filter", "SAFETY"),
         (StopReason::Paused, "pause_turn", Value::Null, "stop", "STOP"),
     ];
     for (canonical, a_stop, a_seq, o_finish, g_finish) in table {
         let r = response(canonical.clone(), Usage::default());
         let a = encode(Dialect::Anthropic, &r);
-        assert_eq!(
-            (&a["stop_reason"], &a["stop_sequence"]),
-            (&json!(a_stop), &a_seq),
-            "{canonical:?}"
-        );
-        assert_eq!(
-            encode(Dialect::OpenAiChat, &r)["choices"][0]["finish_reason"],
-            o_finish,
-            "{canonical:?}"
-        );
-        assert_eq!(
-            encode(Dialect::Gemini, &r)["candidates"][0]["finishReason"],
-            g_finish,
-            "{canonical:?}"
-        );
+        assert_eq!((&a["stop_reason"], &a["stop_sequence"]), (&json!(a_stop), &a_seq), "{canonical:?}");
+        assert_eq!(encode(Dialect::OpenAiChat, &r)["choices"][0]["finish_reason"], o_finish, "{canonical:?}");
+        assert_eq!(encode(Dialect::Gemini, &r)["candidates"][0]["finishReason"], g_finish, "{canonical:?}");
     }
 }
 
@@ -498,19 +375,9 @@ fn anthropic_stop_reasons_translate_to_openai_and_gemini() {
         ("model_context_window_exceeded", "length", "MAX_TOKENS"),
     ] {
         let body = json!({"id": "msg_1", "model": "c", "content": [{"type": "text", "text": "x"}], "stop_reason": wire});
-        let r = Dialect::Anthropic
-            .decode_response(body.to_string().as_bytes())
-            .unwrap();
-        assert_eq!(
-            encode(Dialect::OpenAiChat, &r)["choices"][0]["finish_reason"],
-            openai,
-            "{wire}"
-        );
-        assert_eq!(
-            encode(Dialect::Gemini, &r)["candidates"][0]["finishReason"],
-            gemini,
-            "{wire}"
-        );
+        let r = Dialect::Anthropic.decode_response(body.to_string().as_bytes()).unwrap();
+        assert_eq!(encode(Dialect::OpenAiChat, &r)["choices"][0]["finish_reason"], openai, "{wire}");
+        assert_eq!(encode(Dialect::Gemini, &r)["candidates"][0]["finishReason"], gemini, "{wire}");
     }
 }
 
@@ -527,19 +394,12 @@ fn gemini_blocked_prompt_is_a_content_filter_stop() {
     assert_eq!(r.stop_reason, StopReason::ContentFilter);
     assert_eq!(r.usage.input_tokens, 8);
     assert_eq!(encode(Dialect::Anthropic, &r)["stop_reason"], "refusal");
-    assert_eq!(
-        encode(Dialect::OpenAiChat, &r)["choices"][0]["finish_reason"],
-        "content_filter"
-    );
+    assert_eq!(encode(Dialect::OpenAiChat, &r)["choices"][0]["finish_reason"], "content_filter");
 }
 
 #[test]
 fn answers_without_choices_or_candidates_are_errors() {
-    assert!(
-        Dialect::OpenAiChat
-            .decode_response(br#"{"id":"chatcmpl-1","model":"g","choices":[]}"#)
-            .is_err()
-    );
+    assert!(Dialect::OpenAiChat.decode_response(br#"{"id":"chatcmpl-1","model":"g","choices":[]}"#).is_err());
     assert!(Dialect::Gemini.decode_response(br#"{"candidates":[]}"#).is_err());
     assert!(Dialect::Gemini.decode_response(br#"{}"#).is_err());
 }
@@ -550,18 +410,9 @@ fn untranslated_response_content_is_kept_as_unsupported_and_skipped_by_encoders(
         {"type":"text","text":"Let me check."},
         {"type":"tool_use","id":"toolu_01D7FLrfh4GYq7yT1ULFeyMV","name":"get_stock_price","input":{"ticker":"^GSPC"}}]}"#;
     let r = Dialect::Anthropic.decode_response(body).unwrap();
-    assert_eq!(
-        r.content,
-        vec![
-            Part::Text("Let me check.".into()),
-            Part::Unsupported("tool_use".into())
-        ]
-    );
+    assert_eq!(r.content, vec![Part::Text("Let me check.".into()), Part::Unsupported("tool_use".into())]);
     assert_eq!(r.stop_reason, StopReason::ToolUse);
-    assert_eq!(
-        encode(Dialect::OpenAiChat, &r)["choices"][0]["message"]["content"],
-        "Let me check."
-    );
+    assert_eq!(encode(Dialect::OpenAiChat, &r)["choices"][0]["message"]["content"], "Let me check.");
     assert_eq!(
         encode(Dialect::Gemini, &r)["candidates"][0]["content"]["parts"],
         json!([{"text": "Let me check."}])
@@ -598,21 +449,13 @@ fn published_error_bodies_are_never_mistaken_for_answers() {
 #[test]
 fn published_error_bodies_yield_their_type_and_message() {
     let cases = [
-        (
-            "anthropic/error.json",
-            "not_found_error",
-            "The requested resource could not be found.",
-        ),
+        ("anthropic/error.json", "not_found_error", "The requested resource could not be found."),
         (
             "openai/error.json",
             "invalid_request_error",
             "Incorrect API key provided: sk-xxxx. You can find your API key at https://platform.openai.com/account/api-keys.",
         ),
-        (
-            "gemini/error.json",
-            "INVALID_ARGUMENT",
-            "API key not valid. Please pass a valid API key.",
-        ),
+        ("gemini/error.json", "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."),
     ];
     for (path, kind, message) in cases {
         let got = upstream_error_message(fixture(path).as_bytes()).unwrap();
@@ -631,17 +474,9 @@ fn shape(v: &Value) -> Value {
 
 #[test]
 fn error_shapes_match_the_published_bodies() {
-    let e = |kind, status| ErrorShape {
-        status,
-        kind,
-        message: "m",
-        param: None,
-    };
+    let e = |kind, status| ErrorShape { status, kind, message: "m", param: None };
     let a = e(ErrorType::NotFound, 404).body(Dialect::Anthropic);
-    assert_eq!(
-        shape(&a),
-        shape(&json(fixture("anthropic/error.json").as_bytes()))
-    );
+    assert_eq!(shape(&a), shape(&json(fixture("anthropic/error.json").as_bytes())));
     assert_eq!(a["error"]["type"], "not_found_error");
 
     let o = e(ErrorType::Authentication, 401).body(Dialect::OpenAiChat);
@@ -652,10 +487,7 @@ fn error_shapes_match_the_published_bodies() {
     let mut published = json(fixture("gemini/error.json").as_bytes());
     published["error"].as_object_mut().unwrap().remove("details"); // optional in google.rpc.Status
     assert_eq!(shape(&g), shape(&published));
-    assert_eq!(
-        (&g["error"]["code"], &g["error"]["status"]),
-        (&json!(400), &json!("INVALID_ARGUMENT"))
-    );
+    assert_eq!((&g["error"]["code"], &g["error"]["status"]), (&json!(400), &json!("INVALID_ARGUMENT")));
 }
 
 #[test]
@@ -696,28 +528,14 @@ fn every_error_type_maps_to_a_type_each_dialect_defines() {
         ErrorType::Timeout,
     ];
     for kind in all {
-        let shape = ErrorShape {
-            status: 500,
-            kind,
-            message: "m",
-            param: Some("messages"),
-        };
+        let shape = ErrorShape { status: 500, kind, message: "m", param: Some("messages") };
         let a = shape.body(Dialect::Anthropic);
         assert_eq!(a["type"], "error");
-        assert!(
-            anthropic.contains(&a["error"]["type"].as_str().unwrap()),
-            "{kind:?}: {a}"
-        );
+        assert!(anthropic.contains(&a["error"]["type"].as_str().unwrap()), "{kind:?}: {a}");
         let g = shape.body(Dialect::Gemini);
-        assert!(
-            google.contains(&g["error"]["status"].as_str().unwrap()),
-            "{kind:?}: {g}"
-        );
+        assert!(google.contains(&g["error"]["status"].as_str().unwrap()), "{kind:?}: {g}");
         let o = shape.body(Dialect::OpenAiChat);
-        assert!(
-            o["error"]["type"].is_string() && o["error"]["message"] == "m",
-            "{kind:?}: {o}"
-        );
+        assert!(o["error"]["type"].is_string() && o["error"]["message"] == "m", "{kind:?}: {o}");
         assert_eq!(o["error"]["param"], "messages");
     }
 }

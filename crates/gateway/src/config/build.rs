@@ -19,9 +19,7 @@ pub struct Env {
 impl Env {
     /// The one place the gateway reads its environment.
     pub fn from_process() -> Env {
-        Env {
-            vars: std::env::vars().collect(),
-        }
+        Env { vars: std::env::vars().collect() }
     }
 
     pub fn from_pairs<I, K, V>(pairs: I) -> Env
@@ -30,9 +28,7 @@ impl Env {
         K: Into<String>,
         V: Into<String>,
     {
-        Env {
-            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
-        }
+        Env { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -58,22 +54,14 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
         ("gemini", ProviderKind::Gemini, "GEMINI_API_KEY"),
     ] {
         if env.get(var).is_some() {
-            found.push(format!(
-                "{var} is set: provider \"{name}\" ({})",
-                kind.default_base_url()
-            ));
+            found.push(format!("{var} is set: provider \"{name}\" ({})", kind.default_base_url()));
             providers.insert(name.to_owned(), hosted(name, kind, var));
         }
     }
-    let ollama = tokio::time::timeout(
-        Duration::from_millis(300),
-        tokio::net::TcpStream::connect(OLLAMA_ADDR),
-    )
-    .await;
+    let ollama =
+        tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(OLLAMA_ADDR)).await;
     if matches!(ollama, Ok(Ok(_))) {
-        found.push(format!(
-            "an Ollama server answers on {OLLAMA_ADDR}: provider \"ollama\""
-        ));
+        found.push(format!("an Ollama server answers on {OLLAMA_ADDR}: provider \"ollama\""));
         providers.insert(
             "ollama".to_owned(),
             ProviderConfig {
@@ -83,6 +71,7 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
                 api_key_env: None,
                 retries: 0,
                 max_tokens_field: MaxTokensField::MaxTokens,
+                anthropic_version: crate::provider::ANTHROPIC_VERSION.to_owned(),
                 timeouts: Timeouts::default(),
             },
         );
@@ -93,19 +82,14 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
                 .to_owned(),
         );
     }
-    let listen = DEFAULT_LISTEN
-        .parse()
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4000)));
+    let listen = DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4000)));
     let keys_env = env.get("NINES_KEYS").map(|_| "NINES_KEYS".to_owned());
     let config = Config {
         listen,
         providers,
         routes: BTreeMap::new(),
         auth: AuthConfig { keys_env },
-        dispatch: DispatchConfig {
-            infer_models: true,
-            ..DispatchConfig::default()
-        },
+        dispatch: DispatchConfig { infer_models: true, ..DispatchConfig::default() },
     };
     (config, found)
 }
@@ -118,6 +102,7 @@ fn hosted(name: &str, kind: ProviderKind, var: &str) -> ProviderConfig {
         api_key_env: Some(var.to_owned()),
         retries: 1,
         max_tokens_field: MaxTokensField::MaxCompletionTokens,
+        anthropic_version: crate::provider::ANTHROPIC_VERSION.to_owned(),
         timeouts: Timeouts::default(),
     }
 }

@@ -75,6 +75,8 @@ pub struct ProviderConfig {
     /// Extra attempts on this target before moving on to the next.
     pub retries: u32,
     pub max_tokens_field: MaxTokensField,
+    /// The `anthropic-version` sent with translated requests (kind = "anthropic").
+    pub anthropic_version: String,
     pub timeouts: Timeouts,
 }
 

@@ -25,6 +25,7 @@ pub struct RawProvider {
     pub api_key_env: Option<String>,
     pub retries: Option<u32>,
     pub max_tokens_field: Option<String>,
+    pub anthropic_version: Option<String>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
 }

@@ -21,10 +21,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.into(),
-            message: message.into(),
-        }
+        ConfigError { path: path.into(), message: message.into() }
     }
 }
 
@@ -43,18 +40,12 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
     let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::new("(file)", e.to_string().trim()))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        ConfigError::new(
-            if path == "." { "(file)".to_owned() } else { path },
-            e.into_inner().message(),
-        )
+        ConfigError::new(if path == "." { "(file)".to_owned() } else { path }, e.into_inner().message())
     })
 }
 
 fn quote(key: &str) -> String {
-    if key
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         key.to_owned()
     } else {
         format!("\"{key}\"")
@@ -81,10 +72,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     for (name, p) in raw.providers {
         let path = format!("providers.{}", quote(&name));
         if name.is_empty() || name.contains('/') {
-            errors.push(ConfigError::new(
-                &path,
-                "a provider name must be non-empty and contain no \"/\"",
-            ));
+            errors.push(ConfigError::new(&path, "a provider name must be non-empty and contain no \"/\""));
         }
         if let Some(pc) = validate_provider(&name, p, &path, &mut errors) {
             providers.insert(name, pc);
@@ -109,24 +97,18 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
                             format!("unknown provider \"{prov}\" (known: {})", list_or_none(&known)),
                         ));
                     } else {
-                        targets.push(TargetRef {
-                            provider: prov.to_owned(),
-                            model: model.to_owned(),
-                        });
+                        targets.push(TargetRef { provider: prov.to_owned(), model: model.to_owned() });
                     }
                 }
-                _ => errors.push(ConfigError::new(
-                    tpath,
-                    format!("\"{t}\" is not of the form provider/model"),
-                )),
+                _ => {
+                    errors.push(ConfigError::new(tpath, format!("\"{t}\" is not of the form provider/model")))
+                }
             }
         }
         routes.insert(name, targets);
     }
 
-    let auth = AuthConfig {
-        keys_env: raw.auth.and_then(|a| a.keys_env),
-    };
+    let auth = AuthConfig { keys_env: raw.auth.and_then(|a| a.keys_env) };
     if let Some(k) = &auth.keys_env {
         check_env_name(k, "auth.keys_env", &mut errors);
     }
@@ -144,31 +126,19 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         errors.push(ConfigError::new("dispatch.deadline", "must be greater than zero"));
     }
     if dispatch.backoff_max < dispatch.backoff_base {
-        errors.push(ConfigError::new(
-            "dispatch.backoff_max",
-            "must not be smaller than dispatch.backoff_base",
-        ));
+        errors
+            .push(ConfigError::new("dispatch.backoff_max", "must not be smaller than dispatch.backoff_base"));
     }
 
     if errors.is_empty() {
-        Ok(Config {
-            listen,
-            providers,
-            routes,
-            auth,
-            dispatch,
-        })
+        Ok(Config { listen, providers, routes, auth, dispatch })
     } else {
         Err(ConfigErrors(errors))
     }
 }
 
 fn list_or_none(items: &[&str]) -> String {
-    if items.is_empty() {
-        "none".to_owned()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "none".to_owned() } else { items.join(", ") }
 }
 
 fn check_env_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {
@@ -192,10 +162,7 @@ fn validate_provider(
     let Some(kind) = ProviderKind::parse(&p.kind) else {
         errors.push(ConfigError::new(
             format!("{path}.kind"),
-            format!(
-                "unknown kind \"{}\" (expected anthropic, openai or gemini)",
-                p.kind
-            ),
+            format!("unknown kind \"{}\" (expected anthropic, openai or gemini)", p.kind),
         ));
         return None;
     };
@@ -225,9 +192,25 @@ fn validate_provider(
         }
     };
     if p.max_tokens_field.is_some() && kind != ProviderKind::OpenAi {
+        errors
+            .push(ConfigError::new(format!("{path}.max_tokens_field"), "only applies to kind = \"openai\""));
+    }
+    let anthropic_version =
+        p.anthropic_version.clone().unwrap_or_else(|| crate::provider::ANTHROPIC_VERSION.to_owned());
+    if p.anthropic_version.is_some() && kind != ProviderKind::Anthropic {
         errors.push(ConfigError::new(
-            format!("{path}.max_tokens_field"),
-            "only applies to kind = \"openai\"",
+            format!("{path}.anthropic_version"),
+            "only applies to kind = \"anthropic\"",
+        ));
+    }
+    let is_date = anthropic_version.len() == 10
+        && anthropic_version
+            .char_indices()
+            .all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+    if !is_date {
+        errors.push(ConfigError::new(
+            format!("{path}.anthropic_version"),
+            format!("\"{anthropic_version}\" is not a version date like 2023-06-01"),
         ));
     }
     let d = Timeouts::default();
@@ -245,10 +228,7 @@ fn validate_provider(
         ("request", timeouts.request),
     ] {
         if v.is_zero() {
-            errors.push(ConfigError::new(
-                format!("{path}.timeouts.{field}"),
-                "must be greater than zero",
-            ));
+            errors.push(ConfigError::new(format!("{path}.timeouts.{field}"), "must be greater than zero"));
         }
     }
     Some(ProviderConfig {
@@ -258,6 +238,101 @@ fn validate_provider(
         api_key_env: p.api_key_env,
         retries: p.retries.unwrap_or(0),
         max_tokens_field,
+        anthropic_version,
         timeouts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse_and_validate(text) {
+            Ok(_) => Vec::new(),
+            Err(ConfigErrors(e)) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../../../nines.example.toml");
+        let c = parse_and_validate(text).unwrap();
+        assert_eq!(c.routes["claude-sonnet-4-5"].len(), 3);
+        assert_eq!(
+            c.routes["claude-sonnet-4-5"][2],
+            TargetRef { provider: "local".into(), model: "llama3.1:8b".into() }
+        );
+        assert_eq!(c.providers["anthropic"].retries, 1);
+        assert_eq!(c.providers["local"].max_tokens_field, MaxTokensField::MaxTokens);
+        assert_eq!(c.providers["openai"].base_url, "https://api.openai.com/v1");
+        assert_eq!(c.auth.keys_env.as_deref(), Some("NINES_KEYS"));
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path() {
+        let errs = errors(
+            r#"
+listen = "nowhere"
+[providers.a]
+kind = "opnai"
+[providers.b]
+kind = "openai"
+base_url = "ftp://x"
+api_key_env = "sk-123 secret"
+[providers.b.timeouts]
+idle = "0s"
+[routes.chat]
+targets = ["a/m", "b", "zzz/m"]
+[routes.empty]
+targets = []
+"#,
+        );
+        let expected = [
+            "listen: \"nowhere\" is not an address like 127.0.0.1:4000",
+            "providers.a.kind: unknown kind \"opnai\" (expected anthropic, openai or gemini)",
+            "providers.b.base_url: \"ftp://x\" is not an http(s) URL",
+            "providers.b.api_key_env: \"sk-123 secret\" is not an environment variable name",
+            "providers.b.timeouts.idle: must be greater than zero",
+            "routes.chat.targets[0]: unknown provider \"a\" (known: b)",
+            "routes.chat.targets[1]: \"b\" is not of the form provider/model",
+            "routes.chat.targets[2]: unknown provider \"zzz\" (known: b)",
+            "routes.empty.targets: a route needs at least one target",
+        ];
+        for e in expected {
+            assert!(errs.iter().any(|got| got.starts_with(e)), "missing {e:?} in {errs:#?}");
+        }
+        assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn type_errors_and_unknown_keys_name_their_path() {
+        let errs = errors("[providers.a]\nkind = \"openai\"\nretries = \"three\"\n");
+        assert!(errs[0].starts_with("providers.a.retries: "), "{errs:?}");
+        let errs = errors("[providers.a]\nkind = \"openai\"\nbase_ulr = \"http://x\"\n");
+        assert!(errs[0].starts_with("providers.a.base_ulr: unknown field `base_ulr`"), "{errs:?}");
+        let errs = errors("[providers.a]\nkind = \"openai\"\n[providers.a.timeouts]\nconnect = \"soon\"\n");
+        assert!(errs[0].starts_with("providers.a.timeouts.connect: "), "{errs:?}");
+        let errs = errors("listen = [\n");
+        assert!(errs[0].starts_with("(file): "), "{errs:?}");
+    }
+
+    #[test]
+    fn route_names_with_dots_are_quoted_in_paths() {
+        let errs = errors("[routes.\"gpt-4.1\"]\ntargets = [\"nope/x\"]\n");
+        assert_eq!(errs, vec!["routes.\"gpt-4.1\".targets[0]: unknown provider \"nope\" (known: none)"]);
+    }
+
+    #[test]
+    fn kind_specific_options_are_checked() {
+        let errs = errors(
+            "[providers.g]\nkind = \"gemini\"\nmax_tokens_field = \"max_tokens\"\nanthropic_version = \"v1\"\n",
+        );
+        assert!(errs.iter().any(|e| e.starts_with("providers.g.max_tokens_field: only applies")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with("providers.g.anthropic_version: only applies")),
+            "{errs:?}"
+        );
+        assert!(errs.iter().any(|e| e.contains("\"v1\" is not a version date")), "{errs:?}");
+    }
 }

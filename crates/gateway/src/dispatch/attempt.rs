@@ -45,10 +45,7 @@ pub struct Committed {
 
 impl std::fmt::Debug for Committed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Committed")
-            .field("head", &self.head)
-            .field("ended", &self.ended)
-            .finish()
+        f.debug_struct("Committed").field("head", &self.head).field("ended", &self.ended).finish()
     }
 }
 
@@ -96,9 +93,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     let timeout_err =
         |what: &str| ProviderError::new(ErrorKind::Timeout, format!("no {what} within the timeout"));
 
-    let req = spec
-        .provider
-        .chat_request(spec.model, spec.stream, spec.body, spec.headers);
+    let req = spec.provider.chat_request(spec.model, spec.stream, spec.body, spec.headers);
     let resp = timeout_at(first_byte_deadline, req.send())
         .await
         .map_err(|_| timeout_err("response"))?
@@ -107,10 +102,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     let request_id = request_id(resp.headers());
     if !status.is_success() {
         let headers = resp.headers().clone();
-        let body = timeout_at(spec.attempt_deadline, resp.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok);
+        let body = timeout_at(spec.attempt_deadline, resp.bytes()).await.ok().and_then(Result::ok);
         return Err(ProviderError::from_status(
             status.as_u16(),
             &headers,
@@ -135,11 +127,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
                 .with_source(e)
         })?;
         let raw = spec.passthrough.then_some(body);
-        return Ok(Answer::Whole(Whole {
-            response,
-            raw,
-            request_id,
-        }));
+        return Ok(Answer::Whole(Whole { response, raw, request_id }));
     }
 
     let mut rest: UpstreamEvents = Box::pin(resp.bytes_stream().eventsource());
@@ -147,9 +135,8 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     let mut head = Vec::new();
     let mut head_raw = Vec::new();
     loop {
-        let next = timeout_at(first_byte_deadline, rest.next())
-            .await
-            .map_err(|_| timeout_err("first token"))?;
+        let next =
+            timeout_at(first_byte_deadline, rest.next()).await.map_err(|_| timeout_err("first token"))?;
         match next {
             None => {
                 decoder.finish(&mut head).map_err(ProviderError::from_stream)?;
@@ -166,9 +153,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
             }
             Some(Err(e)) => return Err(stream_transport_error(e)),
             Some(Ok(ev)) => {
-                decoder
-                    .push(&ev.event, &ev.data, &mut head)
-                    .map_err(ProviderError::from_stream)?;
+                decoder.push(&ev.event, &ev.data, &mut head).map_err(ProviderError::from_stream)?;
                 if spec.passthrough {
                     reframe(dialect, &ev, &mut head_raw);
                 }

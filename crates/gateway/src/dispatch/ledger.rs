@@ -32,11 +32,7 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(deadline: Duration) -> Self {
         let started = Instant::now();
-        Ledger {
-            attempts: Vec::with_capacity(2),
-            started,
-            deadline: started + deadline,
-        }
+        Ledger { attempts: Vec::with_capacity(2), started, deadline: started + deadline }
     }
 
     pub fn remaining(&self) -> Duration {
@@ -45,10 +41,7 @@ impl Ledger {
 
     /// Requests actually sent upstream.
     pub fn sent(&self) -> usize {
-        self.attempts
-            .iter()
-            .filter(|a| !matches!(a.outcome, Outcome::Skipped(_)))
-            .count()
+        self.attempts.iter().filter(|a| !matches!(a.outcome, Outcome::Skipped(_))).count()
     }
 
     pub fn failures(&self) -> impl Iterator<Item = &ProviderError> {

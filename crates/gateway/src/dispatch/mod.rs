@@ -47,11 +47,7 @@ pub struct Served {
 #[derive(Debug)]
 pub enum Failure {
     /// The request's own fault (a 400-class answer): not tried elsewhere.
-    Client {
-        error: ProviderError,
-        target: Target,
-        ledger: Ledger,
-    },
+    Client { error: ProviderError, target: Target, ledger: Ledger },
     /// No target could express the request (every one skipped, at least one for a field it cannot carry).
     Inexpressible { error: EncodeError, ledger: Ledger },
     /// Every target was tried (or skipped) and none answered.
@@ -101,9 +97,7 @@ pub async fn dispatch(
                 }
             }
         } else {
-            match provider
-                .dialect()
-                .encode_request(&inbound.request, &target.model, &provider.encode_opts())
+            match provider.dialect().encode_request(&inbound.request, &target.model, &provider.encode_opts())
             {
                 Ok(b) => Bytes::from(b),
                 Err(e) => {
@@ -148,11 +142,7 @@ pub async fn dispatch(
                         outcome: Outcome::Served,
                         elapsed,
                     });
-                    return Ok(Served {
-                        answer,
-                        target: target.clone(),
-                        ledger,
-                    });
+                    return Ok(Served { answer, target: target.clone(), ledger });
                 }
                 Err(error) if !error.failover() => {
                     record::AttemptFailed {
@@ -162,11 +152,7 @@ pub async fn dispatch(
                         will_failover: false,
                     }
                     .emit();
-                    return Err(Failure::Client {
-                        error,
-                        target: target.clone(),
-                        ledger,
-                    });
+                    return Err(Failure::Client { error, target: target.clone(), ledger });
                 }
                 Err(error) => {
                     record::AttemptFailed {

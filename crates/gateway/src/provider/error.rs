@@ -120,6 +120,8 @@ impl ProviderError {
     /// Classify a non-success HTTP answer.
     pub fn from_status(status: u16, headers: &HeaderMap, body: &[u8]) -> Self {
         let kind = match status {
+            // Google answers a wrong key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID: our key, not the request.
+            400 if contains(body, b"API_KEY_INVALID") => ErrorKind::Auth,
             400 | 413 | 422 => ErrorKind::BadRequest,
             401..=403 => ErrorKind::Auth,
             404 => ErrorKind::NotFound,
@@ -182,6 +184,10 @@ impl ProviderError {
     }
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The whole chain of a transport error, e.g. "error sending request: connection refused".
 fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
@@ -200,22 +206,14 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 /// `Retry-After` in seconds (the HTTP-date form is rare from model providers and is ignored), or the
 /// `retry-after-ms` some providers send.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
-        .get("retry-after-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<f64>().ok())
+    if let Some(ms) =
+        headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok())
         && ms.is_finite()
         && ms >= 0.0
     {
         return Some(Duration::from_secs_f64(ms / 1000.0));
     }
-    let secs = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()?;
+    let secs = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
@@ -247,11 +245,12 @@ mod tests {
         assert_eq!(kind(503), ErrorKind::Overloaded);
         assert_eq!(kind(529), ErrorKind::Overloaded);
         assert!(!ProviderError::from_status(400, &h, b"").failover());
+        let google_bad_key =
+            br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT",
+            "details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#;
+        assert_eq!(ProviderError::from_status(400, &h, google_bad_key).kind, ErrorKind::Auth);
         for s in [401, 403, 404, 408, 429, 500, 503, 529] {
-            assert!(
-                ProviderError::from_status(s, &h, b"").failover(),
-                "{s} must fail over"
-            );
+            assert!(ProviderError::from_status(s, &h, b"").failover(), "{s} must fail over");
         }
     }
 

@@ -13,8 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::config::{Env, ProviderConfig, ProviderKind};
 pub use error::{ErrorKind, ProviderError};
 
-/// The Messages API version sent when the client did not say (it is the only version there is).
+/// The Messages API version sent with translated requests unless a provider sets `anthropic_version`: the version
+/// under which every field the canonical model carries (temperature, top_p, top_k among them) is accepted.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// From this Messages API version on, Anthropic refuses `temperature`, `top_p` and `top_k`.
+pub const ANTHROPIC_VERSION_WITHOUT_SAMPLING: &str = "2026-10-21";
 
 #[derive(Debug, thiserror::Error)]
 #[error("provider \"{name}\": cannot build its HTTP client")]
@@ -34,10 +38,7 @@ pub struct Provider {
 
 impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provider")
-            .field("name", &self.config.name)
-            .field("kind", &self.config.kind)
-            .finish()
+        f.debug_struct("Provider").field("name", &self.config.name).field("kind", &self.config.kind).finish()
     }
 }
 
@@ -48,10 +49,7 @@ impl Provider {
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()
-            .map_err(|source| BuildError {
-                name: config.name.clone(),
-                source,
-            })?;
+            .map_err(|source| BuildError { name: config.name.clone(), source })?;
         let (key, unusable) = match &config.api_key_env {
             None => (None, None),
             Some(var) => match env.secret(var) {
@@ -59,12 +57,7 @@ impl Provider {
                 None => (None, Some(format!("its key variable {var} is not set"))),
             },
         };
-        Ok(Provider {
-            config,
-            client,
-            key,
-            unusable,
-        })
+        Ok(Provider { config, client, key, unusable })
     }
 
     pub fn name(&self) -> &str {
@@ -76,9 +69,10 @@ impl Provider {
     }
 
     pub fn encode_opts(&self) -> EncodeOpts {
-        EncodeOpts {
-            max_tokens_field: self.config.max_tokens_field,
-        }
+        // Version dates compare correctly as strings.
+        let sampling = self.config.kind != ProviderKind::Anthropic
+            || self.config.anthropic_version.as_str() < ANTHROPIC_VERSION_WITHOUT_SAMPLING;
+        EncodeOpts { max_tokens_field: self.config.max_tokens_field, sampling_params: sampling }
     }
 
     /// The endpoint for a chat request to `model`.
@@ -110,25 +104,19 @@ impl Provider {
         let mut req = self
             .client
             .post(self.chat_url(model, stream))
-            .header(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )
+            .header(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);
         if stream {
-            req = req.header(
-                http::header::ACCEPT,
-                HeaderValue::from_static("text/event-stream"),
-            );
+            req = req.header(http::header::ACCEPT, HeaderValue::from_static("text/event-stream"));
         }
         let key = self.key.as_ref().map(|k| k.expose_secret());
         match self.config.kind {
             ProviderKind::Anthropic => {
-                let version = passthrough
-                    .get("anthropic-version")
-                    .cloned()
-                    .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION));
-                req = req.header("anthropic-version", version);
+                // A same-dialect client's body matches the version it sent; a translated body matches ours.
+                match passthrough.get("anthropic-version") {
+                    Some(v) => req = req.header("anthropic-version", v.clone()),
+                    None => req = req.header("anthropic-version", self.config.anthropic_version.as_str()),
+                }
                 if let Some(beta) = passthrough.get("anthropic-beta") {
                     req = req.header("anthropic-beta", beta.clone());
                 }

@@ -21,8 +21,5 @@ pub fn whole_body(client: Dialect, whole: Whole, ctx: &EncodeCtx) -> Bytes {
 
 /// Unix seconds now, for OpenAI's `created`.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

@@ -54,10 +54,7 @@ impl Live {
     fn fail(&mut self, error: ProviderError, out: &mut Vec<u8>) {
         let message = format!(
             "the upstream stream from {} broke after the answer had started ({}): {}",
-            self.completion
-                .as_ref()
-                .map(|c| c.target.as_str())
-                .unwrap_or("the provider"),
+            self.completion.as_ref().map(|c| c.target.as_str()).unwrap_or("the provider"),
             error.kind.label(),
             error.message
         );
@@ -130,10 +127,8 @@ impl Live {
                                     if self.c.passthrough {
                                         reframe(self.c.upstream, &ev, &mut out);
                                     }
-                                    let finished = self
-                                        .events
-                                        .iter()
-                                        .any(|e| matches!(e, StreamEvent::Finish { .. }));
+                                    let finished =
+                                        self.events.iter().any(|e| matches!(e, StreamEvent::Finish { .. }));
                                     self.encode_events_unless_passthrough(&mut out);
                                     if finished {
                                         self.finished_ok();

@@ -23,11 +23,7 @@ impl Target {
     pub fn new(provider: Arc<Provider>, model: impl Into<String>) -> Self {
         let model = model.into();
         let label = format!("{}/{}", provider.name(), model);
-        Target {
-            provider,
-            model,
-            label,
-        }
+        Target { provider, model, label }
     }
 }
 
@@ -62,20 +58,12 @@ impl Routes {
             .map(|(name, targets)| {
                 let ts: Vec<Target> = targets
                     .iter()
-                    .filter_map(|t| {
-                        providers
-                            .get(&t.provider)
-                            .map(|p| Target::new(p.clone(), &t.model))
-                    })
+                    .filter_map(|t| providers.get(&t.provider).map(|p| Target::new(p.clone(), &t.model)))
                     .collect();
                 (name.clone(), Arc::from(ts))
             })
             .collect();
-        Routes {
-            routes,
-            providers: providers.clone(),
-            infer: config.dispatch.infer_models,
-        }
+        Routes { routes, providers: providers.clone(), infer: config.dispatch.infer_models }
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -100,10 +88,7 @@ impl Routes {
         }
         let mut known: Vec<String> = self.routes.keys().cloned().collect();
         known.extend(self.providers.keys().map(|p| format!("{p}/<model>")));
-        Err(UnknownModel {
-            model: model.to_owned(),
-            known,
-        })
+        Err(UnknownModel { model: model.to_owned(), known })
     }
 }
 
@@ -112,10 +97,7 @@ fn kind_of_model(model: &str) -> Option<ProviderKind> {
         Some(ProviderKind::Anthropic)
     } else if model.starts_with("gemini-") {
         Some(ProviderKind::Gemini)
-    } else if ["gpt-", "o1", "o3", "o4", "chatgpt-"]
-        .iter()
-        .any(|p| model.starts_with(p))
-    {
+    } else if ["gpt-", "o1", "o3", "o4", "chatgpt-"].iter().any(|p| model.starts_with(p)) {
         Some(ProviderKind::OpenAi)
     } else {
         None

@@ -55,12 +55,9 @@ impl ApiError {
                 };
                 (status, kind, error.message.clone(), None)
             }
-            ApiError::Inexpressible(e) => (
-                400,
-                ErrorType::InvalidRequest,
-                e.to_string(),
-                Some(e.field.clone()),
-            ),
+            ApiError::Inexpressible(e) => {
+                (400, ErrorType::InvalidRequest, e.to_string(), Some(e.field.clone()))
+            }
             ApiError::Exhausted { model, ledger } => {
                 let (status, kind) = match ledger.dominant_kind() {
                     ErrorKind::RateLimited => (429, ErrorType::RateLimited),
@@ -74,31 +71,19 @@ impl ApiError {
                 let message = if tried == 0 {
                     format!("no target of \"{model}\" could be tried before the deadline")
                 } else {
-                    format!(
-                        "all {tried} attempt(s) for \"{model}\" failed: {}",
-                        ledger.explain()
-                    )
+                    format!("all {tried} attempt(s) for \"{model}\" failed: {}", ledger.explain())
                 };
                 (status, kind, message, None)
             }
-            ApiError::NotFound { path } => (
-                404,
-                ErrorType::NotFound,
-                format!("no such endpoint: {path}"),
-                None,
-            ),
+            ApiError::NotFound { path } => {
+                (404, ErrorType::NotFound, format!("no such endpoint: {path}"), None)
+            }
         }
     }
 
     pub fn render(self, dialect: Dialect) -> Response {
         let (status, kind, message, param) = self.parts(dialect);
-        let body = ErrorShape {
-            status,
-            kind,
-            message: &message,
-            param: param.as_deref(),
-        }
-        .body(dialect);
+        let body = ErrorShape { status, kind, message: &message, param: param.as_deref() }.body(dialect);
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut resp = (code, axum::Json(body)).into_response();
         let h = resp.headers_mut();
@@ -120,10 +105,7 @@ impl ApiError {
         // The official SDKs (OpenAI's and Anthropic's) obey x-should-retry over their own status rules: only an
         // exhausted route is worth their retry; a refused request never is.
         let retry = matches!(status, 429 | 503 | 504 | 529);
-        h.insert(
-            "x-should-retry",
-            HeaderValue::from_static(if retry { "true" } else { "false" }),
-        );
+        h.insert("x-should-retry", HeaderValue::from_static(if retry { "true" } else { "false" }));
         resp
     }
 }

@@ -56,31 +56,19 @@ async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Bytes)
     let request = match dialect.decode_request(&body) {
         Ok(r) => r,
         Err(e) => {
-            return ApiError::BadRequest {
-                message: format!("invalid request body: {e}"),
-                param: None,
-            }
-            .render(dialect);
+            return ApiError::BadRequest { message: format!("invalid request body: {e}"), param: None }
+                .render(dialect);
         }
     };
     if request.model.is_empty() {
         let message = "`model` is required".to_owned();
-        return ApiError::BadRequest {
-            message,
-            param: Some("model".into()),
-        }
-        .render(dialect);
+        return ApiError::BadRequest { message, param: Some("model".into()) }.render(dialect);
     }
     let targets = match snap.routes.plan(&request.model) {
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
-    let inbound = Inbound {
-        dialect,
-        raw: body,
-        request,
-        headers: passthrough_headers(dialect, &headers),
-    };
+    let inbound = Inbound { dialect, raw: body, request, headers: passthrough_headers(dialect, &headers) };
     let model = inbound.request.model.clone();
     let stream = inbound.request.stream;
     let report = |target: Option<&str>, attempts: usize, ending: Ending| {
@@ -97,11 +85,7 @@ async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Bytes)
     };
     match dispatch::dispatch(&inbound, &targets, &snap.config.dispatch).await {
         Ok(served) => respond_served(dialect, &inbound, served, started, &snap, report),
-        Err(Failure::Client {
-            error,
-            target,
-            ledger,
-        }) => {
+        Err(Failure::Client { error, target, ledger }) => {
             report(Some(&target.label), ledger.sent() + 1, Ending::Refused);
             let mut resp = ApiError::Refused { error }.render(dialect);
             set_served_headers(&mut resp, &target.label, ledger.sent() + 1);
@@ -113,11 +97,7 @@ async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Bytes)
         }
         Err(Failure::Exhausted { ledger }) => {
             report(None, ledger.sent(), Ending::Failed);
-            ApiError::Exhausted {
-                model: inbound.request.model.clone(),
-                ledger,
-            }
-            .render(dialect)
+            ApiError::Exhausted { model: inbound.request.model.clone(), ledger }.render(dialect)
         }
     }
 }
@@ -138,11 +118,7 @@ fn respond_served(
     snap: &Snapshot,
     report: impl Fn(Option<&str>, usize, Ending),
 ) -> Response {
-    let Served {
-        answer,
-        target,
-        ledger,
-    } = served;
+    let Served { answer, target, ledger } = served;
     let attempts = ledger.sent();
     let saved = attempts > 1;
     let mut resp = match answer {
@@ -153,22 +129,11 @@ fn respond_served(
                 whole.response.model.clone()
             };
             let request_id = whole.request_id.clone();
-            let ctx = EncodeCtx {
-                created: respond::unix_now(),
-                model,
-            };
+            let ctx = EncodeCtx { created: respond::unix_now(), model };
             let body = respond::whole_body(dialect, whole, &ctx);
-            report(
-                Some(&target.label),
-                attempts,
-                if saved { Ending::Saved } else { Ending::Served },
-            );
-            let mut resp = (
-                StatusCode::OK,
-                [(http::header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response();
+            report(Some(&target.label), attempts, if saved { Ending::Saved } else { Ending::Served });
+            let mut resp =
+                (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
             if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
                 resp.headers_mut().insert("x-nines-upstream-request-id", id);
             }
@@ -212,8 +177,7 @@ fn respond_served(
                 body,
             )
                 .into_response();
-            resp.headers_mut()
-                .insert("x-accel-buffering", HeaderValue::from_static("no"));
+            resp.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
             if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
                 resp.headers_mut().insert("x-nines-upstream-request-id", id);
             }
@@ -229,11 +193,7 @@ fn respond_served(
 pub async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let snap = app.snapshot();
     let anthropic = headers.contains_key("anthropic-version");
-    let dialect = if anthropic {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAiChat
-    };
+    let dialect = if anthropic { Dialect::Anthropic } else { Dialect::OpenAiChat };
     if !auth::allowed(&snap.client_keys, &headers) {
         return ApiError::Unauthorized.render(dialect);
     }
@@ -261,17 +221,9 @@ pub async fn healthz() -> Response {
 /// Ready when a configuration is loaded and at least one provider is usable.
 pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let snap = app.snapshot();
-    let usable: Vec<&str> = snap
-        .providers
-        .values()
-        .filter(|p| p.unusable.is_none())
-        .map(|p| p.name())
-        .collect();
-    let status = if usable.is_empty() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+    let usable: Vec<&str> =
+        snap.providers.values().filter(|p| p.unusable.is_none()).map(|p| p.name()).collect();
+    let status = if usable.is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let body = json!({
         "status": if usable.is_empty() { "no usable provider" } else { "ready" },
         "usable_providers": usable,
@@ -282,10 +234,6 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 
 pub async fn not_found(uri: http::Uri) -> Response {
     let path = uri.path().to_owned();
-    let dialect = if path.starts_with("/v1/messages") {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAiChat
-    };
+    let dialect = if path.starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAiChat };
     ApiError::NotFound { path }.render(dialect)
 }

@@ -1,5 +1,6 @@
 //! The end-to-end harness: N simulated providers and the gateway, all on 127.0.0.1:0, in this test's runtime.
-#![allow(dead_code)]
+// A test harness: failing loudly is its job.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use nines::config::{self, Env};
 use nines::{App, Snapshot};
@@ -23,12 +24,7 @@ pub struct P {
 }
 
 pub const fn p(name: &'static str, kind: &'static str, model: &'static str) -> P {
-    P {
-        name,
-        kind,
-        model,
-        extra: "",
-    }
+    P { name, kind, model, extra: "" }
 }
 
 impl Harness {
@@ -42,15 +38,7 @@ impl Harness {
         let mut toml = String::new();
         for p in providers {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let sim = Sim::start(
-                l,
-                SimOptions {
-                    name: p.name.to_owned(),
-                    api_key: None,
-                },
-            )
-            .await
-            .unwrap();
+            let sim = Sim::start(l, SimOptions { name: p.name.to_owned(), api_key: None }).await.unwrap();
             let base = match p.kind {
                 "openai" => format!("{}/v1", sim.base_url()),
                 _ => sim.base_url(),
@@ -64,26 +52,15 @@ impl Harness {
             ));
             sims.push(sim);
         }
-        let targets: Vec<String> = providers
-            .iter()
-            .map(|p| format!("\"{}/{}\"", p.name, p.model))
-            .collect();
-        toml.push_str(&format!(
-            "[routes.chat]\ntargets = [{}]\n\n{extra_toml}\n",
-            targets.join(", ")
-        ));
+        let targets: Vec<String> = providers.iter().map(|p| format!("\"{}/{}\"", p.name, p.model)).collect();
+        toml.push_str(&format!("[routes.chat]\ntargets = [{}]\n\n{extra_toml}\n", targets.join(", ")));
         let config = config::parse_and_validate(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
         let snapshot = Snapshot::build(config, &env).unwrap();
         let app = App::new(snapshot);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         app.spawn(listener);
-        Harness {
-            sims,
-            app,
-            base,
-            client: reqwest::Client::new(),
-        }
+        Harness { sims, app, base, client: reqwest::Client::new() }
     }
 
     pub fn fault(&self, sim: usize, kind: FaultKind, count: u32) {
@@ -115,11 +92,7 @@ impl Reply {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
-        Reply {
-            status,
-            headers,
-            text,
-        }
+        Reply { status, headers, text }
     }
 
     pub fn json(&self) -> Value {

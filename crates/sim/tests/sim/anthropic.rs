@@ -171,13 +171,18 @@ async fn validation_refuses_what_the_real_api_refuses() {
     expect_invalid(with("messages", json!([{"role": "system", "content": "x"}])), "messages.0.role").await;
     expect_invalid(with("messages", json!([{"role": "user", "content": ""}])), "non-empty content").await;
     expect_invalid(
-        with("messages", json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}])),
+        with(
+            "messages",
+            json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]),
+        ),
         "Input tag 'image_url'",
     )
     .await;
-    expect_invalid(with("temperature", json!(1.5)), "temperature: Input should be less than or equal to 1").await;
+    expect_invalid(with("temperature", json!(1.5)), "temperature: Input should be less than or equal to 1")
+        .await;
     expect_invalid(with("top_p", json!(-0.1)), "top_p").await;
-    expect_invalid(with("stop_sequences", json!("END")), "stop_sequences: Input should be a valid list").await;
+    expect_invalid(with("stop_sequences", json!("END")), "stop_sequences: Input should be a valid list")
+        .await;
     expect_invalid(with("stream", json!("yes")), "stream").await;
     expect_invalid(with("n", json!(2)), "n: Extra inputs are not permitted").await;
     expect_invalid(with("system", json!([{"type": "image"}])), "system.0.type").await;
@@ -219,7 +224,10 @@ async fn validation_refuses_what_the_real_api_refuses() {
     )
     .await;
     expect_invalid(
-        with("messages", json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure "}])),
+        with(
+            "messages",
+            json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure "}]),
+        ),
         "trailing whitespace",
     )
     .await;
@@ -277,7 +285,8 @@ async fn api_key_is_required_when_configured() {
     let sim = sim_with(SimOptions::new("alpha").with_api_key("sk-ant-secret")).await;
     let url = format!("{}{ANTHROPIC}", sim.base_url());
     for key in [None, Some("wrong")] {
-        let mut req = client().post(&url).header("anthropic-version", "2023-06-01").json(&anthropic_body("hi"));
+        let mut req =
+            client().post(&url).header("anthropic-version", "2023-06-01").json(&anthropic_body("hi"));
         if let Some(key) = key {
             req = req.header("x-api-key", key);
         }
@@ -297,4 +306,33 @@ async fn api_key_is_required_when_configured() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(sim.last_headers(ANTHROPIC).unwrap()["x-api-key"], "sk-ant-secret");
+}
+
+/// API version 2026-10-21 (what Anthropic SDK 2.x sends) refuses sampling parameters, documents in assistant
+/// messages and citations on user text; 2023-06-01 still takes them. Keys may come as a bearer token.
+#[tokio::test]
+async fn version_2026_10_21_rules() {
+    let sim = sim_with(SimOptions::new("alpha").with_api_key("sk-ant-secret")).await;
+    let url = format!("{}{ANTHROPIC}", sim.base_url());
+    let send = |version: &'static str, body: Value| {
+        client()
+            .post(&url)
+            .header("anthropic-version", version)
+            .header("authorization", "Bearer sk-ant-secret")
+            .json(&body)
+            .send()
+    };
+    let mut with_temperature = anthropic_body("hi");
+    with_temperature["temperature"] = json!(1.0);
+    let resp = send("2026-10-21", with_temperature.clone()).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["message"], "temperature: Extra inputs are not permitted");
+    assert_eq!(send("2023-06-01", with_temperature).await.unwrap().status(), 200);
+
+    let cited = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "x", "citations": [{"type": "char_location", "cited_text": "x",
+         "document_index": 0, "start_char_index": 0, "end_char_index": 1}]}]}]});
+    assert_eq!(send("2026-10-21", cited).await.unwrap().status(), 400);
+    assert_eq!(send("2026-10-21", anthropic_body("hi")).await.unwrap().status(), 200);
 }

@@ -115,8 +115,11 @@ async fn expect_invalid(body: Value, needle: &str) {
 async fn validation_refuses_what_the_real_api_refuses() {
     expect_invalid(json!({}), "contents is not specified").await;
     expect_invalid(json!({"contents": []}), "contents is not specified").await;
-    expect_invalid(json!({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}), "valid role: user, model")
-        .await;
+    expect_invalid(
+        json!({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}),
+        "valid role: user, model",
+    )
+    .await;
     expect_invalid(json!({"contents": [{"role": "user", "parts": []}]}), "parts must not be empty").await;
     expect_invalid(json!({"contents": [{"role": "user", "parts": [{}]}]}), "oneof field 'data'").await;
     expect_invalid(json!({"contents": [{"role": "user", "content": "x"}]}), "Unknown name \"content\"").await;
@@ -170,14 +173,20 @@ async fn api_key_in_header_or_query() {
     assert_eq!(err["error"]["status"], "PERMISSION_DENIED");
     assert_eq!(err["error"]["code"], 403);
 
-    let resp = client().post(&url).header("x-goog-api-key", "nope").json(&gemini_body("hi")).send().await.unwrap();
+    let resp =
+        client().post(&url).header("x-goog-api-key", "nope").json(&gemini_body("hi")).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["status"], "INVALID_ARGUMENT");
     assert_eq!(err["error"]["details"][0]["reason"], "API_KEY_INVALID");
 
-    let resp =
-        client().post(&url).header("x-goog-api-key", "AIza-secret").json(&gemini_body("hi")).send().await.unwrap();
+    let resp = client()
+        .post(&url)
+        .header("x-goog-api-key", "AIza-secret")
+        .json(&gemini_body("hi"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let resp = client().post(format!("{url}?key=AIza-secret")).json(&gemini_body("hi")).send().await.unwrap();
     assert_eq!(resp.status(), 200);

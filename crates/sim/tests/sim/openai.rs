@@ -84,8 +84,10 @@ async fn stream_with_usage_has_the_documented_chunks() {
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(chunks[0]["choices"][0]["delta"]["content"], "");
     assert_eq!(chunks[0]["choices"][0]["finish_reason"], Value::Null);
-    let text: String =
-        chunks[1..5].iter().map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap().to_owned()).collect();
+    let text: String = chunks[1..5]
+        .iter()
+        .map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(text, "alpha says: hello there");
     assert_eq!(chunks[5]["choices"][0]["delta"], json!({}));
     assert_eq!(chunks[5]["choices"][0]["finish_reason"], "stop");
@@ -130,12 +132,18 @@ async fn validation_refuses_what_the_real_api_refuses() {
         b[key] = value;
         b
     };
-    expect_invalid(json!({"messages": base["messages"]}), "you must provide a model parameter", Value::Null).await;
+    expect_invalid(json!({"messages": base["messages"]}), "you must provide a model parameter", Value::Null)
+        .await;
     expect_invalid(with("messages", json!([])), "empty array", json!("messages")).await;
     expect_invalid(json!({"model": "m"}), "Missing required parameter: 'messages'", json!("messages")).await;
-    expect_invalid(with("max_tokens_to_sample", json!(5)), "Unrecognized request argument supplied", Value::Null)
+    expect_invalid(
+        with("max_tokens_to_sample", json!(5)),
+        "Unrecognized request argument supplied",
+        Value::Null,
+    )
+    .await;
+    expect_invalid(with("temperature", json!(2.5)), "decimal above maximum value", json!("temperature"))
         .await;
-    expect_invalid(with("temperature", json!(2.5)), "decimal above maximum value", json!("temperature")).await;
     expect_invalid(with("top_p", json!("high")), "Invalid type for 'top_p'", json!("top_p")).await;
     expect_invalid(with("max_tokens", json!(0)), "integer below minimum value", json!("max_tokens")).await;
     expect_invalid(with("stop", json!(["a", "b", "c", "d", "e"])), "array too long", json!("stop")).await;
@@ -183,8 +191,12 @@ async fn validation_refuses_what_the_real_api_refuses() {
         json!("messages.[1].role"),
     )
     .await;
-    expect_invalid(with("tool_choice", json!("auto")), "only allowed when 'tools' are specified", json!("tool_choice"))
-        .await;
+    expect_invalid(
+        with("tool_choice", json!("auto")),
+        "only allowed when 'tools' are specified",
+        json!("tool_choice"),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -83,10 +83,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
                 )));
             }
         };
-        messages.push(Message {
-            role,
-            content: parts_of(m.content),
-        });
+        messages.push(Message { role, content: parts_of(m.content) });
     }
     let system = match w.system {
         None => Vec::new(),
@@ -126,7 +123,8 @@ pub(crate) fn text_blocks(parts: &[Part], field: &str, target: Dialect) -> Resul
         .collect()
 }
 
-pub fn encode_request(req: &ChatRequest, model: &str) -> Result<Vec<u8>, EncodeError> {
+/// `sampling`: whether to send temperature/top_p/top_k (Anthropic refuses them from API version 2026-10-21).
+pub fn encode_request(req: &ChatRequest, model: &str, sampling: bool) -> Result<Vec<u8>, EncodeError> {
     let mut messages = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.iter().enumerate() {
         let role = match m.role {
@@ -139,22 +137,19 @@ pub fn encode_request(req: &ChatRequest, model: &str) -> Result<Vec<u8>, EncodeE
     let mut body = serde_json::Map::new();
     body.insert("model".into(), model.into());
     body.insert("messages".into(), messages.into());
-    body.insert(
-        "max_tokens".into(),
-        req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into(),
-    );
+    body.insert("max_tokens".into(), req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into());
     if let Some(system) = req.system_text() {
         body.insert("system".into(), system.into());
     }
-    if let Some(t) = req.temperature {
+    if let Some(t) = req.temperature.filter(|_| sampling) {
         // Anthropic's range is [0, 1]; OpenAI's and Gemini's is [0, 2]. Values up to 1 mean the same everywhere
         // and pass unchanged; higher ones are clamped to Anthropic's most random.
         body.insert("temperature".into(), t.clamp(0.0, 1.0).into());
     }
-    if let Some(p) = req.top_p {
+    if let Some(p) = req.top_p.filter(|_| sampling) {
         body.insert("top_p".into(), p.into());
     }
-    if let Some(k) = req.top_k {
+    if let Some(k) = req.top_k.filter(|_| sampling) {
         body.insert("top_k".into(), k.into());
     }
     if !req.stop.is_empty() {
@@ -262,11 +257,7 @@ pub(crate) fn usage_json(u: &Usage) -> Value {
 
 /// An id in Anthropic's form: upstream ids from other dialects keep their text behind the `msg_` prefix.
 pub(crate) fn message_id(id: &str) -> String {
-    if id.starts_with("msg_") {
-        id.to_owned()
-    } else {
-        format!("msg_{id}")
-    }
+    if id.starts_with("msg_") { id.to_owned() } else { format!("msg_{id}") }
 }
 
 pub fn encode_response(resp: &ChatResponse, ctx: &EncodeCtx) -> Vec<u8> {

@@ -94,11 +94,7 @@ impl StreamDecoder {
             "message_start" => {
                 let m: MessageStart = parse(event, data)?;
                 m.message.usage.apply(&mut self.usage);
-                out.push(StreamEvent::Start {
-                    id: m.message.id,
-                    model: m.message.model,
-                    usage: self.usage,
-                });
+                out.push(StreamEvent::Start { id: m.message.id, model: m.message.model, usage: self.usage });
             }
             "content_block_start" => {
                 let b: BlockStart = parse(event, data)?;
@@ -119,26 +115,18 @@ impl StreamDecoder {
                 let d: MessageDelta = parse(event, data)?;
                 d.usage.apply(&mut self.usage);
                 if d.delta.stop_reason.is_some() {
-                    self.stop_reason = Some(stop_reason_from(
-                        d.delta.stop_reason.as_deref(),
-                        d.delta.stop_sequence,
-                    ));
+                    self.stop_reason =
+                        Some(stop_reason_from(d.delta.stop_reason.as_deref(), d.delta.stop_sequence));
                 }
             }
             "message_stop" => {
                 self.done = true;
                 let stop_reason = self.stop_reason.take().unwrap_or(StopReason::EndTurn);
-                out.push(StreamEvent::Finish {
-                    stop_reason,
-                    usage: self.usage,
-                });
+                out.push(StreamEvent::Finish { stop_reason, usage: self.usage });
             }
             "error" => {
                 let e: ErrorEvent = parse(event, data)?;
-                return Err(StreamError::Upstream {
-                    kind: e.error.kind,
-                    message: e.error.message,
-                });
+                return Err(StreamError::Upstream { kind: e.error.kind, message: e.error.message });
             }
             // ping, content_block_stop, and event types added after this was written.
             _ => {}
@@ -148,11 +136,7 @@ impl StreamDecoder {
 
     /// The upstream body ended. Anything before `message_stop` is a cut stream.
     pub fn finish(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
-        if self.done {
-            Ok(())
-        } else {
-            Err(StreamError::Truncated)
-        }
+        if self.done { Ok(()) } else { Err(StreamError::Truncated) }
     }
 }
 
@@ -169,13 +153,7 @@ pub struct StreamEncoder {
 
 impl StreamEncoder {
     pub fn new(ctx: EncodeCtx) -> Self {
-        StreamEncoder {
-            ctx,
-            started: false,
-            open_block: None,
-            next_index: 0,
-            pinged: false,
-        }
+        StreamEncoder { ctx, started: false, open_block: None, next_index: 0, pinged: false }
     }
 
     fn start(&mut self, id: &str, usage: &Usage, out: &mut Vec<u8>) {

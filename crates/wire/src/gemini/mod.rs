@@ -60,13 +60,7 @@ pub(crate) fn part_of(p: WirePart) -> Part {
     match p.text {
         Some(t) if p.thought != Some(true) => Part::Text(t),
         Some(_) => Part::Unsupported("thought".into()),
-        None => Part::Unsupported(
-            p.other
-                .keys()
-                .next()
-                .cloned()
-                .unwrap_or_else(|| "empty part".into()),
-        ),
+        None => Part::Unsupported(p.other.keys().next().cloned().unwrap_or_else(|| "empty part".into())),
     }
 }
 
@@ -84,10 +78,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
                 )));
             }
         };
-        messages.push(Message {
-            role,
-            content: c.parts.into_iter().map(part_of).collect(),
-        });
+        messages.push(Message { role, content: c.parts.into_iter().map(part_of).collect() });
     }
     let system = w
         .system_instruction
@@ -229,9 +220,7 @@ pub(crate) fn finish_reason_str(r: &StopReason) -> &'static str {
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
     let w: WireResponse = serde_json::from_slice(body)?;
     if w.error.is_some() {
-        return Err(DecodeError::Invalid(
-            "an error object where a response was expected".into(),
-        ));
+        return Err(DecodeError::Invalid("an error object where a response was expected".into()));
     }
     let blocked = w.prompt_feedback.is_some() && w.candidates.is_empty();
     let Some(candidate) = w.candidates.into_iter().next() else {
@@ -244,23 +233,14 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
                 usage: w.usage_metadata.map(Usage::from).unwrap_or_default(),
             });
         }
-        return Err(DecodeError::Invalid(
-            "generateContent response without candidates".into(),
-        ));
+        return Err(DecodeError::Invalid("generateContent response without candidates".into()));
     };
-    let content = candidate
-        .content
-        .map(|c| c.parts.into_iter().map(part_of).collect())
-        .unwrap_or_default();
+    let content = candidate.content.map(|c| c.parts.into_iter().map(part_of).collect()).unwrap_or_default();
     Ok(ChatResponse {
         id: w.response_id.unwrap_or_default(),
         model: w.model_version.unwrap_or_default(),
         content,
-        stop_reason: candidate
-            .finish_reason
-            .as_deref()
-            .map(stop_reason_from)
-            .unwrap_or(StopReason::EndTurn),
+        stop_reason: candidate.finish_reason.as_deref().map(stop_reason_from).unwrap_or(StopReason::EndTurn),
         usage: w.usage_metadata.map(Usage::from).unwrap_or_default(),
     })
 }

@@ -29,16 +29,8 @@ impl StreamDecoder {
         let r: WireResponse =
             serde_json::from_str(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         if let Some(err) = r.error {
-            let message = err
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error")
-                .to_owned();
-            let kind = err
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("INTERNAL")
-                .to_owned();
+            let message = err.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_owned();
+            let kind = err.get("status").and_then(Value::as_str).unwrap_or("INTERNAL").to_owned();
             return Err(StreamError::Upstream { kind, message });
         }
         if !self.started {
@@ -80,10 +72,7 @@ impl StreamDecoder {
         match self.stop_reason.take() {
             Some(stop_reason) => {
                 self.done = true;
-                out.push(StreamEvent::Finish {
-                    stop_reason,
-                    usage: self.usage,
-                });
+                out.push(StreamEvent::Finish { stop_reason, usage: self.usage });
                 Ok(())
             }
             None => Err(StreamError::Truncated),
@@ -100,10 +89,7 @@ pub struct StreamEncoder {
 
 impl StreamEncoder {
     pub fn new(ctx: EncodeCtx) -> Self {
-        StreamEncoder {
-            ctx,
-            id: String::new(),
-        }
+        StreamEncoder { ctx, id: String::new() }
     }
 
     pub fn push(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
@@ -134,13 +120,7 @@ impl StreamEncoder {
     }
 
     pub fn error(&mut self, kind: ErrorType, message: &str, out: &mut Vec<u8>) {
-        let body = ErrorShape {
-            status: 500,
-            kind,
-            message,
-            param: None,
-        }
-        .body(Dialect::Gemini);
+        let body = ErrorShape { status: 500, kind, message, param: None }.body(Dialect::Gemini);
         write_json(out, None, &body);
     }
 }

@@ -97,27 +97,19 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
                 Part::Text(t) => Some(t),
                 Part::Unsupported(_) => None,
             })),
-            "user" => messages.push(Message {
-                role: Role::User,
-                content,
-            }),
+            "user" => messages.push(Message { role: Role::User, content }),
             "assistant" => {
                 if m.tool_calls.is_some() {
                     content.push(Part::Unsupported("tool_calls".into()));
                 }
-                messages.push(Message {
-                    role: Role::Assistant,
-                    content,
-                });
+                messages.push(Message { role: Role::Assistant, content });
             }
             "tool" | "function" => messages.push(Message {
                 role: Role::User,
                 content: vec![Part::Unsupported(format!("{} message", m.role))],
             }),
             other => {
-                return Err(DecodeError::Invalid(format!(
-                    "messages[{i}].role: unexpected role \"{other}\""
-                )));
+                return Err(DecodeError::Invalid(format!("messages[{i}].role: unexpected role \"{other}\"")));
             }
         }
     }
@@ -313,11 +305,7 @@ pub(crate) fn usage_json(u: &Usage) -> Value {
 }
 
 pub(crate) fn completion_id(id: &str) -> String {
-    if id.starts_with("chatcmpl-") {
-        id.to_owned()
-    } else {
-        format!("chatcmpl-{id}")
-    }
+    if id.starts_with("chatcmpl-") { id.to_owned() } else { format!("chatcmpl-{id}") }
 }
 
 pub fn encode_response(resp: &ChatResponse, ctx: &EncodeCtx) -> Vec<u8> {

@@ -65,25 +65,13 @@ impl StreamDecoder {
         }
         let c: Chunk = serde_json::from_str(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         if let Some(err) = c.error {
-            let message = err
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error")
-                .to_owned();
-            let kind = err
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("server_error")
-                .to_owned();
+            let message = err.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_owned();
+            let kind = err.get("type").and_then(Value::as_str).unwrap_or("server_error").to_owned();
             return Err(StreamError::Upstream { kind, message });
         }
         if !self.started {
             self.started = true;
-            out.push(StreamEvent::Start {
-                id: c.id,
-                model: c.model,
-                usage: Usage::default(),
-            });
+            out.push(StreamEvent::Start { id: c.id, model: c.model, usage: Usage::default() });
         }
         if let Some(u) = c.usage {
             self.usage = u.into();
@@ -111,10 +99,7 @@ impl StreamDecoder {
         if !self.done {
             self.done = true;
             let stop_reason = self.stop_reason.take().unwrap_or(StopReason::EndTurn);
-            out.push(StreamEvent::Finish {
-                stop_reason,
-                usage: self.usage,
-            });
+            out.push(StreamEvent::Finish { stop_reason, usage: self.usage });
         }
     }
 
@@ -143,11 +128,7 @@ pub struct StreamEncoder {
 impl StreamEncoder {
     /// `include_usage`: the client's `stream_options.include_usage`.
     pub fn new(ctx: EncodeCtx, include_usage: bool) -> Self {
-        StreamEncoder {
-            ctx,
-            include_usage,
-            id: None,
-        }
+        StreamEncoder { ctx, include_usage, id: None }
     }
 
     fn chunk(&self, choices: Value) -> Value {
@@ -209,13 +190,7 @@ impl StreamEncoder {
     /// End the stream with an in-band error, which the official SDKs raise as an APIError. No `[DONE]` follows:
     /// the answer is incomplete and must not look complete.
     pub fn error(&mut self, kind: ErrorType, message: &str, out: &mut Vec<u8>) {
-        let body = ErrorShape {
-            status: 0,
-            kind,
-            message,
-            param: None,
-        }
-        .body(Dialect::OpenAiChat);
+        let body = ErrorShape { status: 0, kind, message, param: None }.body(Dialect::OpenAiChat);
         write_json(out, None, &body);
     }
 }

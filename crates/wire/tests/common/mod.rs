@@ -21,10 +21,7 @@ pub fn json(bytes: &[u8]) -> Value {
 
 /// The context encoders get in these tests: the name the client asked for and a fixed clock.
 pub fn ctx() -> EncodeCtx {
-    EncodeCtx {
-        created: 1_700_000_000,
-        model: "client-model".into(),
-    }
+    EncodeCtx { created: 1_700_000_000, model: "client-model".into() }
 }
 
 /// What a stream decoded to: every canonical event, and how it ended (the first push error, else `finish`).
@@ -92,16 +89,8 @@ pub fn frames(text: &str) -> Vec<Frame> {
     sse::parse(text)
         .into_iter()
         .map(|f| {
-            let data = if f.data == "[DONE]" {
-                None
-            } else {
-                Some(json(f.data.as_bytes()))
-            };
-            Frame {
-                event: f.event,
-                data,
-                raw: f.data,
-            }
+            let data = if f.data == "[DONE]" { None } else { Some(json(f.data.as_bytes())) };
+            Frame { event: f.event, data, raw: f.data }
         })
         .collect()
 }
@@ -124,11 +113,7 @@ pub fn wire_text(dialect: Dialect, frames: &[Frame]) -> String {
                 }
             }
             Dialect::Gemini => {
-                for p in d["candidates"][0]["content"]["parts"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
+                for p in d["candidates"][0]["content"]["parts"].as_array().into_iter().flatten() {
                     text.push_str(p["text"].as_str().unwrap_or(""));
                 }
             }

@@ -1,0 +1,229 @@
+//! Every fault kind, in every dialect where its shape differs, and the FIFO/count semantics.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use nines_sim::Fault;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn status_fault_uses_each_providers_error_shape() {
+    let sim = sim().await;
+    sim.push_fault(Fault::status(529).times(2));
+    for _ in 0..2 {
+        let resp = post_anthropic(&sim, &anthropic_body("hi")).await;
+        assert_eq!(resp.status(), 529);
+        assert!(resp.headers().contains_key("request-id"));
+        assert!(!resp.headers().contains_key("retry-after"));
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["type"], "error");
+        assert_eq!(err["error"]["type"], "overloaded_error");
+    }
+    assert_eq!(post_anthropic(&sim, &anthropic_body("hi")).await.status(), 200);
+
+    sim.push_fault(Fault::status_retry_after(429, 7));
+    let resp = post(&sim, OPENAI, &openai_body("hi")).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "7");
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "requests");
+    assert_eq!(err["error"]["code"], "rate_limit_exceeded");
+
+    sim.push_fault(Fault::status(500));
+    let err: Value = post(&sim, OPENAI, &openai_body("hi")).await.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "server_error");
+
+    sim.push_fault(Fault::status(503));
+    let resp = post(&sim, GEMINI, &gemini_body("hi")).await;
+    assert_eq!(resp.status(), 503);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(
+        err["error"],
+        json!({"code": 503, "message": err["error"]["message"], "status": "UNAVAILABLE"})
+    );
+
+    sim.push_fault(Fault::status_retry_after(429, 2));
+    let resp = post(&sim, GEMINI, &gemini_body("hi")).await;
+    assert_eq!(resp.headers()["retry-after"], "2");
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert_eq!(err["error"]["details"][0]["retryDelay"], "2s");
+
+    sim.push_fault(Fault::status(429));
+    let err: Value = post_anthropic(&sim, &anthropic_body("hi")).await.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "rate_limit_error");
+    sim.push_fault(Fault::status(500));
+    let err: Value = post_anthropic(&sim, &anthropic_body("hi")).await.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "api_error");
+    assert_eq!(sim.total_hits(), 9);
+}
+
+#[tokio::test]
+async fn faults_are_fifo_and_shared_by_all_paths() {
+    let sim = sim().await;
+    sim.push_fault(Fault::status(500));
+    sim.push_fault(Fault::status(503).times(2));
+    assert_eq!(post(&sim, OPENAI, &openai_body("hi")).await.status(), 500);
+    assert_eq!(post(&sim, GEMINI, &gemini_body("hi")).await.status(), 503);
+    assert_eq!(post_anthropic(&sim, &anthropic_body("hi")).await.status(), 503);
+    assert_eq!(post_anthropic(&sim, &anthropic_body("hi")).await.status(), 200);
+
+    sim.push_fault(Fault::status(529).forever());
+    for _ in 0..5 {
+        assert_eq!(post_anthropic(&sim, &anthropic_body("hi")).await.status(), 529);
+    }
+    sim.reset();
+    assert_eq!(sim.total_hits(), 0);
+    assert_eq!(post_anthropic(&sim, &anthropic_body("hi")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn hang_never_answers_and_consumes_one_unit() {
+    let sim = sim().await;
+    sim.push_fault(Fault::hang());
+    let err = client()
+        .post(format!("{}{OPENAI}", sim.base_url()))
+        .timeout(Duration::from_millis(300))
+        .json(&openai_body("hi"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(sim.hits(OPENAI), 1);
+    assert_eq!(post(&sim, OPENAI, &openai_body("hi")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn shutdown_ends_a_hanging_request() {
+    let sim = sim().await;
+    sim.push_fault(Fault::hang());
+    let url = format!("{}{ANTHROPIC}", sim.base_url());
+    let request = client()
+        .post(url)
+        .header("anthropic-version", "2023-06-01")
+        .timeout(Duration::from_secs(30))
+        .json(&anthropic_body("hi"))
+        .send();
+    let stop = async {
+        while sim.hits(ANTHROPIC) == 0 {
+            tokio::task::yield_now().await;
+        }
+        sim.shutdown().await;
+    };
+    let (result, ()) = tokio::join!(request, stop);
+    let err = result.unwrap_err();
+    assert!(!err.is_timeout(), "the connection is dropped, not left hanging: {err:?}");
+}
+
+#[tokio::test]
+async fn reset_closes_the_connection_with_an_rst() {
+    let sim = sim().await;
+    sim.push_fault(Fault::reset());
+    let err = client()
+        .post(format!("{}{GEMINI}", sim.base_url()))
+        .timeout(Duration::from_secs(10))
+        .json(&gemini_body("hi"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(!err.is_timeout(), "{err:?}");
+    assert!(has_io_kind(&err, std::io::ErrorKind::ConnectionReset), "expected a connection reset: {err:?}");
+    assert_eq!(sim.hits(GEMINI), 1);
+    assert_eq!(post(&sim, GEMINI, &gemini_body("hi")).await.status(), 200);
+}
+
+/// Read a streaming body until it ends or fails; returns what arrived and whether it failed.
+async fn read_all(resp: reqwest::Response) -> (String, bool) {
+    let mut stream = resp.bytes_stream();
+    let mut got = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(bytes) => got.extend_from_slice(&bytes),
+            Err(_) => return (String::from_utf8(got).unwrap(), true),
+        }
+    }
+    (String::from_utf8(got).unwrap(), false)
+}
+
+#[tokio::test]
+async fn cut_stream_sends_some_events_then_aborts() {
+    let sim = sim().await;
+    sim.push_fault(Fault::cut(2));
+    let mut body = anthropic_body("hello there");
+    body["stream"] = json!(true);
+    let resp = post_anthropic(&sim, &body).await;
+    assert_eq!(resp.status(), 200);
+    let (text, failed) = read_all(resp).await;
+    assert!(failed, "the body must end in an error, not a clean end");
+    let names: Vec<String> = parse_sse(&text).into_iter().map(|e| e.name.unwrap()).collect();
+    assert_eq!(names, ["message_start", "content_block_start"]);
+
+    sim.push_fault(Fault::cut(3));
+    let mut body = openai_body("hello there");
+    body["stream"] = json!(true);
+    let (text, failed) = read_all(post(&sim, OPENAI, &body).await).await;
+    assert!(failed);
+    let events = parse_sse(&text);
+    assert_eq!(events.len(), 3);
+    assert!(!text.contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn cut_json_sends_half_a_body_then_aborts() {
+    let sim = sim().await;
+    sim.push_fault(Fault::cut(0));
+    let resp = post(&sim, OPENAI, &openai_body("hello")).await;
+    assert_eq!(resp.status(), 200);
+    let (text, failed) = read_all(resp).await;
+    assert!(failed);
+    assert!(text.starts_with('{'));
+    assert!(serde_json::from_str::<Value>(&text).is_err());
+}
+
+#[tokio::test]
+async fn garbage_is_not_json() {
+    let sim = sim().await;
+    sim.push_fault(Fault::garbage());
+    let resp = post_anthropic(&sim, &anthropic_body("hi")).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+
+    sim.push_fault(Fault::garbage());
+    let url = format!("{}{GEMINI_STREAM}?alt=sse", sim.base_url());
+    let resp = client().post(url).json(&gemini_body("hi")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let events = parse_sse(&resp.text().await.unwrap());
+    assert!(!events.is_empty());
+    assert!(events.iter().all(|e| serde_json::from_str::<Value>(&e.data).is_err()));
+}
+
+#[tokio::test]
+async fn delay_answers_normally_after_the_wait() {
+    let sim = sim().await;
+    sim.push_fault(Fault::delay(50));
+    let started = tokio::time::Instant::now();
+    let resp = post(&sim, OPENAI, &openai_body("hi")).await;
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    assert_eq!(resp.status(), 200);
+    let got: Value = resp.json().await.unwrap();
+    assert_eq!(got["choices"][0]["message"]["content"], "alpha says: hi");
+}
+
+#[tokio::test]
+async fn drip_streams_the_same_events_slowly() {
+    let sim = sim().await;
+    sim.push_fault(Fault::drip(5));
+    let mut body = anthropic_body("hello there");
+    body["stream"] = json!(true);
+    let started = tokio::time::Instant::now();
+    let (text, failed) = read_all(post_anthropic(&sim, &body).await).await;
+    assert!(!failed);
+    // 10 events, 9 pauses.
+    assert!(started.elapsed() >= Duration::from_millis(45));
+    let events = parse_sse(&text);
+    assert_eq!(events.len(), 10);
+    assert_eq!(events.last().unwrap().name.as_deref(), Some("message_stop"));
+}
