@@ -119,3 +119,31 @@ async fn stop_reasons_and_usage_are_translated() {
     assert_eq!(usage["choices"], json!([]));
     assert_eq!(usage["usage"]["completion_tokens"], 2);
 }
+
+/// A field this version cannot translate (tools) is never silently dropped: a target of another dialect is skipped,
+/// and when no target can carry the request the client gets a 400 naming the field.
+#[tokio::test]
+async fn untranslatable_fields_skip_targets_instead_of_vanishing() {
+    let tools = json!([{"name": "get_weather", "description": "Weather for a city",
+                        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let h = Harness::new(&[p("a", "anthropic", "claude"), p("o", "openai", "gpt")]).await;
+    let mut body = common::anthropic_body("weather?", false);
+    body["tools"] = tools.clone();
+    let r = h.post("/v1/messages", body.clone()).await;
+    assert_eq!(r.status, 200, "same dialect keeps the tools: {}", r.text);
+    assert_eq!(h.sims[0].last_request("/v1/messages").unwrap()["tools"], tools);
+
+    h.fault(0, nines_sim::FaultKind::Status { status: 503, retry_after: None }, 1);
+    let r = h.post("/v1/messages", body.clone()).await;
+    assert_eq!(r.status, 529, "{}", r.text);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("o/gpt: skipped (`tools` cannot be sent to openai targets"), "{msg}");
+    assert_eq!(h.sims[1].total_hits(), 0);
+
+    let h = Harness::new(&[p("o", "openai", "gpt")]).await;
+    let r = h.post("/v1/messages", body).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert!(r.text.contains("`tools`"), "{}", r.text);
+    assert_eq!(h.sims[0].total_hits(), 0);
+}

@@ -47,9 +47,24 @@ pub struct ChatRequest {
     pub stream: bool,
     /// OpenAI `stream_options.include_usage`: whether an OpenAI-dialect client wants the final usage chunk.
     pub include_usage: bool,
+    /// Request fields present that this version cannot carry to another dialect (`tools`, `response_format`…).
+    /// Same-dialect targets get them untouched; a translation refuses rather than silently dropping them.
+    pub untranslated: Vec<&'static str>,
 }
 
 impl ChatRequest {
+    /// Refuse a translation to `target` if the request carries a field that would be lost.
+    pub fn check_translatable(&self, target: crate::Dialect) -> Result<(), crate::EncodeError> {
+        match self.untranslated.first() {
+            None => Ok(()),
+            Some(field) => Err(crate::EncodeError {
+                field: (*field).to_owned(),
+                target,
+                why: "this field is not translated to another API format yet".to_owned(),
+            }),
+        }
+    }
+
     /// The system prompt as one string (blocks joined by a blank line), if any.
     pub fn system_text(&self) -> Option<String> {
         if self.system.is_empty() { None } else { Some(self.system.join("\n\n")) }
@@ -82,11 +97,11 @@ pub struct Usage {
 
 impl Usage {
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
     /// Anthropic counts only uncached input in `input_tokens`.
     pub fn uncached_input(&self) -> u64 {
-        self.input_tokens.saturating_sub(self.cache_read_tokens + self.cache_write_tokens)
+        self.input_tokens.saturating_sub(self.cache_read_tokens.saturating_add(self.cache_write_tokens))
     }
 }
 

@@ -18,7 +18,7 @@ pub enum DecodeError {
 
 /// A request that cannot be expressed in a target's dialect.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`{field}` cannot be sent to a {target} target: {why}")]
+#[error("`{field}` cannot be sent to {target} targets: {why}")]
 pub struct EncodeError {
     pub field: String,
     pub target: Dialect,
@@ -83,6 +83,23 @@ impl ErrorShape<'_> {
             Dialect::Gemini => json!({
                 "error": { "code": self.status, "message": self.message, "status": google_status(self.kind) }
             }),
+        }
+    }
+}
+
+impl ErrorType {
+    /// The HTTP status this category is usually answered with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorType::InvalidRequest => 400,
+            ErrorType::Authentication => 401,
+            ErrorType::PermissionDenied => 403,
+            ErrorType::NotFound => 404,
+            ErrorType::RequestTooLarge => 413,
+            ErrorType::RateLimited => 429,
+            ErrorType::Api => 500,
+            ErrorType::Overloaded => 503,
+            ErrorType::Timeout => 504,
         }
     }
 }

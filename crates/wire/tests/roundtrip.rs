@@ -52,7 +52,19 @@ prop_compose! {
         stream in any::<bool>(),
         include_usage in any::<bool>(),
     ) -> ChatRequest {
-        ChatRequest { model, system, messages, max_tokens, temperature, top_p, top_k, stop, stream, include_usage }
+        ChatRequest {
+            model,
+            system,
+            messages,
+            max_tokens,
+            temperature,
+            top_p,
+            top_k,
+            stop,
+            stream,
+            include_usage,
+            untranslated: Vec::new(),
+        }
     }
 }
 
@@ -64,6 +76,11 @@ fn expected_request(d: Dialect, req: &ChatRequest) -> ChatRequest {
         Dialect::Anthropic => {
             want.max_tokens = Some(req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS));
             want.include_usage = true;
+            // Anthropic refuses empty text blocks: they are left out, and a turn left empty is dropped.
+            for m in &mut want.messages {
+                m.content.retain(|p| !matches!(p, Part::Text(t) if t.is_empty()));
+            }
+            want.messages.retain(|m| !m.content.is_empty());
         }
         Dialect::OpenAiChat => {
             want.top_k = None;

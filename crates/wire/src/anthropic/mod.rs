@@ -6,6 +6,7 @@ mod stream;
 
 pub use stream::{StreamDecoder, StreamEncoder};
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -34,6 +35,12 @@ struct WireRequest {
     stop_sequences: Option<Vec<String>>,
     #[serde(default)]
     stream: Option<bool>,
+    #[serde(default)]
+    tools: Option<IgnoredAny>,
+    #[serde(default)]
+    tool_choice: Option<IgnoredAny>,
+    #[serde(default)]
+    thinking: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +102,14 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
             })
             .collect(),
     };
+    let untranslated = [
+        ("tools", w.tools.is_some()),
+        ("tool_choice", w.tool_choice.is_some()),
+        ("thinking", w.thinking.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, present)| present.then_some(f))
+    .collect();
     Ok(ChatRequest {
         model: w.model,
         system,
@@ -106,12 +121,15 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
         stop: w.stop_sequences.unwrap_or_default(),
         stream: w.stream.unwrap_or(false),
         include_usage: true,
+        untranslated,
     })
 }
 
+/// Text blocks for Anthropic, which refuses empty ones ("text content blocks must be non-empty"): those are left out.
 pub(crate) fn text_blocks(parts: &[Part], field: &str, target: Dialect) -> Result<Vec<Value>, EncodeError> {
     parts
         .iter()
+        .filter(|p| !matches!(p, Part::Text(t) if t.is_empty()))
         .map(|p| match p {
             Part::Text(t) => Ok(json!({"type": "text", "text": t})),
             Part::Unsupported(kind) => Err(EncodeError {
@@ -125,6 +143,7 @@ pub(crate) fn text_blocks(parts: &[Part], field: &str, target: Dialect) -> Resul
 
 /// `sampling`: whether to send temperature/top_p/top_k (Anthropic refuses them from API version 2026-10-21).
 pub fn encode_request(req: &ChatRequest, model: &str, sampling: bool) -> Result<Vec<u8>, EncodeError> {
+    req.check_translatable(Dialect::Anthropic)?;
     let mut messages = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.iter().enumerate() {
         let role = match m.role {
@@ -132,6 +151,10 @@ pub fn encode_request(req: &ChatRequest, model: &str, sampling: bool) -> Result<
             Role::Assistant => "assistant",
         };
         let content = text_blocks(&m.content, &format!("messages[{i}].content"), Dialect::Anthropic)?;
+        if content.is_empty() {
+            // An empty turn says nothing; Anthropic accepts consecutive turns of one role, not empty ones.
+            continue;
+        }
         messages.push(json!({"role": role, "content": content}));
     }
     let mut body = serde_json::Map::new();
@@ -196,7 +219,7 @@ impl WireUsage {
             u.cache_write_tokens = cw;
         }
         if let Some(i) = self.input_tokens {
-            u.input_tokens = i + u.cache_read_tokens + u.cache_write_tokens;
+            u.input_tokens = i.saturating_add(u.cache_read_tokens).saturating_add(u.cache_write_tokens);
         }
         if let Some(o) = self.output_tokens {
             u.output_tokens = o;

@@ -234,10 +234,8 @@ impl StreamEncoder {
             StreamEvent::Finish { stop_reason, usage } => {
                 self.ensure_started(out);
                 self.close_block(out);
-                let mut u = usage_json(usage);
-                if let Some(obj) = u.as_object_mut() {
-                    obj.retain(|k, _| k != "cache_creation_input_tokens" && k != "cache_read_input_tokens");
-                }
+                // Cumulative, as the API's own message_delta: a client learns usage reported only at the end.
+                let u = usage_json(usage);
                 write_json(
                     out,
                     Some("message_delta"),

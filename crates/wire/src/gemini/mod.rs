@@ -8,6 +8,7 @@ mod stream;
 pub use stream::{StreamDecoder, StreamEncoder};
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use crate::canonical::{ChatRequest, ChatResponse, EncodeCtx, Message, Part, Role, StopReason, Usage};
@@ -16,11 +17,38 @@ use crate::{DecodeError, Dialect, EncodeError};
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireRequest {
-    contents: Vec<WireContent>,
+    contents: OneOrMany<WireContent>,
     #[serde(default, alias = "system_instruction")]
     system_instruction: Option<WireContent>,
     #[serde(default, alias = "generation_config")]
     generation_config: Option<GenerationConfig>,
+    #[serde(default)]
+    tools: Option<IgnoredAny>,
+    #[serde(default, alias = "tool_config")]
+    tool_config: Option<IgnoredAny>,
+}
+
+/// Google's JSON parsing accepts a single object where a repeated field is expected.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+impl<T> OneOrMany<T> {
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::Many(v) => v,
+            OneOrMany::One(t) => vec![t],
+        }
+    }
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany::Many(Vec::new())
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -36,6 +64,10 @@ struct GenerationConfig {
     top_k: Option<u32>,
     #[serde(default, alias = "stop_sequences")]
     stop_sequences: Option<Vec<String>>,
+    #[serde(default, alias = "response_schema")]
+    response_schema: Option<IgnoredAny>,
+    #[serde(default, alias = "response_json_schema")]
+    response_json_schema: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -43,7 +75,7 @@ pub(crate) struct WireContent {
     #[serde(default)]
     role: Option<String>,
     #[serde(default)]
-    parts: Vec<WirePart>,
+    parts: OneOrMany<WirePart>,
 }
 
 #[derive(Deserialize)]
@@ -67,8 +99,9 @@ pub(crate) fn part_of(p: WirePart) -> Part {
 /// Decode a body; `model` stays empty because Gemini names it in the path.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
     let w: WireRequest = serde_json::from_slice(body)?;
-    let mut messages = Vec::with_capacity(w.contents.len());
-    for (i, c) in w.contents.into_iter().enumerate() {
+    let contents = w.contents.into_vec();
+    let mut messages = Vec::with_capacity(contents.len());
+    for (i, c) in contents.into_iter().enumerate() {
         let role = match c.role.as_deref() {
             None | Some("user") => Role::User,
             Some("model") => Role::Assistant,
@@ -78,13 +111,21 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
                 )));
             }
         };
-        messages.push(Message { role, content: c.parts.into_iter().map(part_of).collect() });
+        messages.push(Message { role, content: c.parts.into_vec().into_iter().map(part_of).collect() });
     }
     let system = w
         .system_instruction
-        .map(|c| c.parts.into_iter().filter_map(|p| p.text).collect())
+        .map(|c| c.parts.into_vec().into_iter().filter_map(|p| p.text).collect())
         .unwrap_or_default();
     let g = w.generation_config.unwrap_or_default();
+    let untranslated = [
+        ("tools", w.tools.is_some()),
+        ("toolConfig", w.tool_config.is_some()),
+        ("generationConfig.responseSchema", g.response_schema.is_some() || g.response_json_schema.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, present)| present.then_some(f))
+    .collect();
     Ok(ChatRequest {
         model: String::new(),
         system,
@@ -96,10 +137,12 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
         stop: g.stop_sequences.unwrap_or_default(),
         stream: false,
         include_usage: true,
+        untranslated,
     })
 }
 
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, EncodeError> {
+    req.check_translatable(Dialect::Gemini)?;
     let mut contents = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.iter().enumerate() {
         let role = match m.role {
@@ -191,7 +234,7 @@ impl From<UsageMetadata> for Usage {
     fn from(u: UsageMetadata) -> Usage {
         Usage {
             input_tokens: u.prompt_token_count,
-            output_tokens: u.candidates_token_count + u.thoughts_token_count,
+            output_tokens: u.candidates_token_count.saturating_add(u.thoughts_token_count),
             cache_read_tokens: u.cached_content_token_count,
             cache_write_tokens: 0,
         }
@@ -235,7 +278,8 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
         }
         return Err(DecodeError::Invalid("generateContent response without candidates".into()));
     };
-    let content = candidate.content.map(|c| c.parts.into_iter().map(part_of).collect()).unwrap_or_default();
+    let content =
+        candidate.content.map(|c| c.parts.into_vec().into_iter().map(part_of).collect()).unwrap_or_default();
     Ok(ChatResponse {
         id: w.response_id.unwrap_or_default(),
         model: w.model_version.unwrap_or_default(),

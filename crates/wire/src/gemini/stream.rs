@@ -49,7 +49,7 @@ impl StreamDecoder {
         }
         for candidate in r.candidates.into_iter().take(1) {
             if let Some(content) = candidate.content {
-                for p in content.parts {
+                for p in content.parts.into_vec() {
                     match part_of(p) {
                         Part::Text(t) if t.is_empty() => {}
                         Part::Text(t) => out.push(StreamEvent::TextDelta(t)),
@@ -120,7 +120,8 @@ impl StreamEncoder {
     }
 
     pub fn error(&mut self, kind: ErrorType, message: &str, out: &mut Vec<u8>) {
-        let body = ErrorShape { status: 500, kind, message, param: None }.body(Dialect::Gemini);
+        let body =
+            ErrorShape { status: kind.http_status(), kind, message, param: None }.body(Dialect::Gemini);
         write_json(out, None, &body);
     }
 }

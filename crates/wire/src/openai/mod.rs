@@ -8,6 +8,7 @@ mod stream;
 pub use stream::{StreamDecoder, StreamEncoder};
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use crate::canonical::{ChatRequest, ChatResponse, EncodeCtx, Message, Part, Role, StopReason, Usage};
@@ -33,6 +34,18 @@ struct WireRequest {
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    tools: Option<IgnoredAny>,
+    #[serde(default)]
+    tool_choice: Option<IgnoredAny>,
+    #[serde(default)]
+    functions: Option<IgnoredAny>,
+    #[serde(default)]
+    function_call: Option<IgnoredAny>,
+    #[serde(default)]
+    response_format: Option<IgnoredAny>,
+    #[serde(default)]
+    n: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +127,17 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
         }
     }
     let include_usage = w.stream_options.and_then(|o| o.include_usage).unwrap_or(false);
+    let untranslated = [
+        ("tools", w.tools.is_some()),
+        ("tool_choice", w.tool_choice.is_some()),
+        ("functions", w.functions.is_some()),
+        ("function_call", w.function_call.is_some()),
+        ("response_format", w.response_format.is_some()),
+        ("n", w.n.is_some_and(|n| n > 1)),
+    ]
+    .into_iter()
+    .filter_map(|(f, present)| present.then_some(f))
+    .collect();
     Ok(ChatRequest {
         model: w.model,
         system,
@@ -129,6 +153,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
         },
         stream: w.stream.unwrap_or(false),
         include_usage,
+        untranslated,
     })
 }
 
@@ -165,6 +190,7 @@ pub fn encode_request(
     model: &str,
     max_field: MaxTokensField,
 ) -> Result<Vec<u8>, EncodeError> {
+    req.check_translatable(Dialect::OpenAiChat)?;
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if let Some(system) = req.system_text() {
         messages.push(json!({"role": "system", "content": system}));

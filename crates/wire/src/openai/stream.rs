@@ -190,7 +190,8 @@ impl StreamEncoder {
     /// End the stream with an in-band error, which the official SDKs raise as an APIError. No `[DONE]` follows:
     /// the answer is incomplete and must not look complete.
     pub fn error(&mut self, kind: ErrorType, message: &str, out: &mut Vec<u8>) {
-        let body = ErrorShape { status: 0, kind, message, param: None }.body(Dialect::OpenAiChat);
+        let body =
+            ErrorShape { status: kind.http_status(), kind, message, param: None }.body(Dialect::OpenAiChat);
         write_json(out, None, &body);
     }
 }
