@@ -80,6 +80,7 @@ pub struct Sim {
     shared: Arc<state::Shared>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    connections: tokio::sync::watch::Receiver<usize>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -99,13 +100,26 @@ impl Sim {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let router = routes::router(Arc::clone(&shared));
-        tracker.spawn(server::accept_loop(listener, router, shutdown.clone(), tracker.clone()));
-        Ok(Sim { addr, shared, shutdown, tracker })
+        let (open, connections) = tokio::sync::watch::channel(0usize);
+        tracker.spawn(server::accept_loop(listener, router, shutdown.clone(), tracker.clone(), open));
+        Ok(Sim { addr, shared, shutdown, tracker, connections })
     }
 
     /// The address it serves on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many client connections are open right now.
+    pub fn open_connections(&self) -> usize {
+        *self.connections.borrow()
+    }
+
+    /// Wait until the number of open connections satisfies `pred` (e.g. the caller went away). Tests bound this
+    /// with a timeout; nothing here sleeps.
+    pub async fn wait_connections(&self, pred: impl FnMut(&usize) -> bool) {
+        let mut rx = self.connections.clone();
+        let _ = rx.wait_for(pred).await;
     }
 
     /// `http://IP:PORT`, without a trailing slash or an API version.

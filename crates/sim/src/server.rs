@@ -35,7 +35,9 @@ pub(crate) async fn accept_loop(
     router: Router,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    open: tokio::sync::watch::Sender<usize>,
 ) {
+    let open = std::sync::Arc::new(open);
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -43,7 +45,13 @@ pub(crate) async fn accept_loop(
         };
         match accepted {
             Ok((stream, _peer)) => {
-                tracker.spawn(serve_connection(stream, router.clone(), shutdown.clone(), tracker.clone()));
+                open.send_modify(|n| *n += 1);
+                let gauge = OpenGuard(open.clone());
+                let serve = serve_connection(stream, router.clone(), shutdown.clone(), tracker.clone());
+                tracker.spawn(async move {
+                    let _gauge = gauge;
+                    serve.await;
+                });
             }
             Err(err) => {
                 // Out of file descriptors and the like: back off briefly instead of spinning.
@@ -84,6 +92,15 @@ async fn serve_connection(
         }
         () = reset.cancelled() => tracing::debug!("nines-sim: resetting a connection"),
         () = shutdown.cancelled() => {}
+    }
+}
+
+/// Counts a connection as open until its task ends.
+struct OpenGuard(std::sync::Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

@@ -21,10 +21,12 @@ pub struct P {
     pub kind: &'static str,
     pub model: &'static str,
     pub extra: &'static str,
+    /// The provider's first-byte (and idle) timeout.
+    pub first_byte: &'static str,
 }
 
 pub const fn p(name: &'static str, kind: &'static str, model: &'static str) -> P {
-    P { name, kind, model, extra: "" }
+    P { name, kind, model, extra: "", first_byte: "500ms" }
 }
 
 impl Harness {
@@ -45,10 +47,11 @@ impl Harness {
             };
             toml.push_str(&format!(
                 "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{base}\"\n{extra}\n\
-                 [providers.{name}.timeouts]\nconnect = \"1s\"\nfirst_byte = \"500ms\"\nidle = \"500ms\"\n\n",
+                 [providers.{name}.timeouts]\nconnect = \"1s\"\nfirst_byte = \"{fb}\"\nidle = \"{fb}\"\n\n",
                 name = p.name,
                 kind = p.kind,
                 extra = p.extra,
+                fb = p.first_byte,
             ));
             sims.push(sim);
         }
