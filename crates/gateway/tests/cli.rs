@@ -35,5 +35,6 @@ fn the_demo_plays_its_outage_without_a_failed_request() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("40/40 requests succeeded"), "{stdout}");
-    assert!(stdout.contains("were saved by failing over"), "{stdout}");
+    assert!(stdout.contains("24 were saved by failing over"), "{stdout}");
+    assert!(stdout.contains("The anthropic simulator was tried 40 times"), "{stdout}");
 }
