@@ -66,10 +66,12 @@ async fn every_provider_fault_fails_over_invisibly() {
     }
 }
 
-/// A 400 from the provider is the request's fault: returned at once, in the client's dialect, never failed over.
+/// A 400 to the client's own bytes (same dialect, passed through) is the request's fault: returned at once, in the
+/// client's dialect, never failed over. A 400 to a body the gateway translated may be the translation's: the next
+/// target is tried, and if every target refuses the request, the client gets the 400.
 #[tokio::test]
 async fn a_bad_request_is_not_failed_over() {
-    let h = Harness::new(&[p("first", "anthropic", "m1"), p("second", "openai", "m2")]).await;
+    let h = Harness::new(&[p("first", "openai", "m1"), p("second", "anthropic", "m2")]).await;
     for stream in [false, true] {
         h.sims[0].reset();
         h.sims[1].reset();
@@ -80,11 +82,42 @@ async fn a_bad_request_is_not_failed_over() {
         let v = r.json();
         assert_eq!(v["error"]["type"], "invalid_request_error", "OpenAI's error shape: {v}");
         assert!(v["error"]["message"].as_str().unwrap().len() > 3);
+        assert_eq!(r.header("x-should-retry"), "false");
         assert_eq!(h.sims[0].total_hits(), 1);
         assert_eq!(h.sims[1].total_hits(), 0, "a client error must not reach the next target");
     }
+
+    // Translated: the Anthropic-format first target refuses, the OpenAI-format second answers.
+    h.sims[0].reset();
+    h.sims[1].reset();
+    h.fault(1, FaultKind::Status { status: 400, retry_after: None }, 1);
+    let r = h.post("/v1/messages", common::anthropic_body("hi", false)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-nines-target"), "first/m1");
+    assert_eq!(
+        (h.sims[0].total_hits(), h.sims[1].total_hits()),
+        (1, 0),
+        "the Anthropic door's own target first"
+    );
+
+    let h = Harness::new(&[p("first", "anthropic", "m1"), p("second", "openai", "m2")]).await;
+    h.fault(0, FaultKind::Status { status: 400, retry_after: None }, 1);
+    let r = h.post("/v1/chat/completions", common::openai_body("hi", false)).await;
+    assert_eq!(r.status, 200, "a translated body's 400 fails over: {}", r.text);
+    assert_eq!(r.header("x-nines-target"), "second/m2");
+    assert_eq!(r.header("x-nines-attempts"), "2");
+
+    // Every target refuses: the client's own error, in its dialect.
+    h.fault(0, FaultKind::Status { status: 400, retry_after: None }, 1);
+    h.fault(1, FaultKind::Status { status: 400, retry_after: None }, 1);
+    let r = h.post("/v1/chat/completions", common::openai_body("hi", false)).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert_eq!(r.header("x-should-retry"), "false");
+
     // A request the provider itself finds invalid (Anthropic's temperature range is [0, 1]), same dialect.
     h.sims[0].reset();
+    h.sims[1].reset();
     let mut body = common::anthropic_body("hi", false);
     body["temperature"] = serde_json::json!(1.5);
     let r = h.post("/v1/messages", body).await;

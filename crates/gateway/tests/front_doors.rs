@@ -132,7 +132,9 @@ async fn a_provider_without_its_key_is_skipped_and_not_ready() {
     let r = h.client.get(format!("{}/readyz", h.base)).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let r = h.post("/v1/messages", common::anthropic_body("hi", false)).await;
-    assert_eq!(r.status, 529, "{}", r.text);
+    // Nothing could be sent: a configuration problem, which no retry will fix.
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!(r.header("x-should-retry"), "false");
     assert!(r.text.contains("MISSING_KEY is not set"), "{}", r.text);
 }
 

@@ -120,10 +120,11 @@ async fn stop_reasons_and_usage_are_translated() {
     assert_eq!(usage["usage"]["completion_tokens"], 2);
 }
 
-/// A field this version cannot translate (tools) is never silently dropped: a target of another dialect is skipped,
-/// and when no target can carry the request the client gets a 400 naming the field.
+/// Tools reach a fallback of another dialect in its own format. A target declared without tool support is skipped
+/// (never sent a request it would answer wrongly), and when no target can take the request the client gets a 400
+/// naming the field.
 #[tokio::test]
-async fn untranslatable_fields_skip_targets_instead_of_vanishing() {
+async fn tools_translate_and_capabilities_skip_targets() {
     let tools = json!([{"name": "get_weather", "description": "Weather for a city",
                         "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
     let h = Harness::new(&[p("a", "anthropic", "claude"), p("o", "openai", "gpt")]).await;
@@ -135,12 +136,31 @@ async fn untranslatable_fields_skip_targets_instead_of_vanishing() {
 
     h.fault(0, nines_sim::FaultKind::Status { status: 503, retry_after: None }, 1);
     let r = h.post("/v1/messages", body.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-nines-target"), "o/gpt");
+    let sent = h.sims[1].last_request("/v1/chat/completions").unwrap();
+    assert_eq!(sent["tools"][0]["type"], "function");
+    assert_eq!(sent["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(sent["tools"][0]["function"]["parameters"], tools[0]["input_schema"]);
+
+    let mut o = p("o", "openai", "gpt");
+    o.extra = "capabilities = { tools = false }";
+    let h = Harness::new(&[p("a", "anthropic", "claude"), o]).await;
+    h.fault(0, nines_sim::FaultKind::Status { status: 503, retry_after: None }, 1);
+    let r = h.post("/v1/messages", body.clone()).await;
     assert_eq!(r.status, 529, "{}", r.text);
     let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(msg.contains("o/gpt: skipped (`tools` cannot be sent to openai targets"), "{msg}");
+    assert!(
+        msg.contains(
+            "o/gpt: skipped (`tools` cannot be sent to openai targets: o/gpt is declared without tools"
+        ),
+        "{msg}"
+    );
     assert_eq!(h.sims[1].total_hits(), 0);
 
-    let h = Harness::new(&[p("o", "openai", "gpt")]).await;
+    let mut o = p("o", "openai", "gpt");
+    o.extra = "capabilities = { tools = false }";
+    let h = Harness::new(&[o]).await;
     let r = h.post("/v1/messages", body).await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");

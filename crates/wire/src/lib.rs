@@ -8,12 +8,15 @@ pub mod anthropic;
 pub mod canonical;
 pub mod error;
 pub mod gemini;
+mod json;
 pub mod openai;
 pub mod sse;
 pub mod stream;
 
 pub use canonical::{
-    ChatRequest, ChatResponse, EncodeCtx, Message, Part, Role, StopReason, StreamEvent, Usage,
+    ChatRequest, ChatResponse, Effort, EncodeCtx, Encoded, ImageSource, Message, Part, Reasoning,
+    ResponseFormat, Role, Signature, StopReason, StreamEvent, Thinking, Tool, ToolCall, ToolChoice,
+    ToolResult, Usage,
 };
 pub use error::{DecodeError, EncodeError, ErrorShape, ErrorType, StreamError};
 
@@ -24,11 +27,18 @@ pub struct EncodeOpts {
     /// Whether the target accepts sampling parameters (temperature, top_p, top_k). Anthropic's Messages API from
     /// version 2026-10-21 refuses them.
     pub sampling_params: bool,
+    /// Whether the target declares the reasoning capability; reasoning parameters are dropped (with a warning)
+    /// otherwise, since a model without it refuses them with a 400.
+    pub reasoning: bool,
 }
 
 impl Default for EncodeOpts {
     fn default() -> Self {
-        EncodeOpts { max_tokens_field: openai::MaxTokensField::default(), sampling_params: true }
+        EncodeOpts {
+            max_tokens_field: openai::MaxTokensField::default(),
+            sampling_params: true,
+            reasoning: true,
+        }
     }
 }
 
@@ -67,11 +77,11 @@ impl Dialect {
         req: &ChatRequest,
         model: &str,
         opts: &EncodeOpts,
-    ) -> Result<Vec<u8>, EncodeError> {
+    ) -> Result<Encoded, EncodeError> {
         match self {
-            Dialect::OpenAiChat => openai::encode_request(req, model, opts.max_tokens_field),
-            Dialect::Anthropic => anthropic::encode_request(req, model, opts.sampling_params),
-            Dialect::Gemini => gemini::encode_request(req),
+            Dialect::OpenAiChat => openai::encode_request(req, model, opts),
+            Dialect::Anthropic => anthropic::encode_request(req, model, opts),
+            Dialect::Gemini => gemini::encode_request(req, opts),
         }
     }
 

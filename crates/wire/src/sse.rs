@@ -2,16 +2,19 @@
 //!
 //! The gateway parses live upstream streams with the `eventsource-stream` crate; this module never reads sockets.
 
-/// Append one SSE frame. `data` must be a single line (compact JSON is).
+/// Append one SSE frame. Multi-line data becomes one `data:` line per line, as the SSE format requires.
 pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
     if let Some(name) = event {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());
         out.push(b'\n');
     }
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(data.as_bytes());
-    out.extend_from_slice(b"\n\n");
+    for line in data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
 }
 
 /// Append a frame whose data is `value` serialised as compact JSON.

@@ -213,7 +213,7 @@ fn bodies() -> Vec<Value> {
     let req = Dialect::OpenAiChat.decode_request(fixture("openai/request.json").as_bytes()).unwrap();
     let resp = Dialect::Anthropic.decode_response(fixture("anthropic/response.json").as_bytes()).unwrap();
     for d in ALL {
-        out.push(common::json(&d.encode_request(&req, "m", &EncodeOpts::default()).unwrap()));
+        out.push(common::json(&d.encode_request(&req, "m", &EncodeOpts::default()).unwrap().body));
         out.push(common::json(&d.encode_response(&resp, &ctx())));
     }
     out

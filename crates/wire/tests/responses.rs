@@ -18,7 +18,7 @@ mod common;
 
 use common::{ALL, ctx, fixture, json};
 use nines_wire::error::upstream_error_message;
-use nines_wire::{ChatResponse, Dialect, ErrorShape, ErrorType, Part, StopReason, Usage};
+use nines_wire::{ChatResponse, Dialect, ErrorShape, ErrorType, Part, StopReason, Thinking, ToolCall, Usage};
 use serde_json::{Value, json};
 
 fn decode(d: Dialect, path: &str) -> ChatResponse {
@@ -56,6 +56,7 @@ fn anthropic_reference_response_decodes_with_cache_counted_into_input() {
         output_tokens: 503,
         cache_read_tokens: 2051,
         cache_write_tokens: 2051,
+        reasoning_tokens: 0,
     };
     assert_eq!(r.usage, want);
 }
@@ -206,7 +207,13 @@ fn anthropic_cache_tokens_are_added_to_input_and_subtracted_again() {
     let r = Dialect::Anthropic.decode_response(body).unwrap();
     assert_eq!(
         r.usage,
-        Usage { input_tokens: 115, output_tokens: 7, cache_read_tokens: 100, cache_write_tokens: 5 }
+        Usage {
+            input_tokens: 115,
+            output_tokens: 7,
+            cache_read_tokens: 100,
+            cache_write_tokens: 5,
+            reasoning_tokens: 0
+        }
     );
     let o = encode(Dialect::OpenAiChat, &r);
     assert_eq!(o["usage"]["prompt_tokens"], 115);
@@ -227,7 +234,13 @@ fn openai_cached_tokens_are_part_of_prompt_tokens() {
     let r = Dialect::OpenAiChat.decode_response(body).unwrap();
     assert_eq!(
         r.usage,
-        Usage { input_tokens: 2006, output_tokens: 300, cache_read_tokens: 1920, cache_write_tokens: 0 }
+        Usage {
+            input_tokens: 2006,
+            output_tokens: 300,
+            cache_read_tokens: 1920,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0
+        }
     );
     let a = encode(Dialect::Anthropic, &r);
     assert_eq!(a["usage"]["input_tokens"], 2006 - 1920, "Anthropic counts only uncached input");
@@ -258,12 +271,28 @@ fn gemini_thoughts_count_as_output_and_cached_content_stays_in_prompt() {
     let r = Dialect::Gemini.decode_response(body).unwrap();
     assert_eq!(
         r.usage,
-        Usage { input_tokens: 14, output_tokens: 14, cache_read_tokens: 5, cache_write_tokens: 0 }
+        Usage {
+            input_tokens: 14,
+            output_tokens: 14,
+            cache_read_tokens: 5,
+            cache_write_tokens: 0,
+            reasoning_tokens: 8
+        }
     );
-    assert_eq!(r.content, vec![Part::Unsupported("thought".into()), Part::Text("42".into())]);
+    assert_eq!(
+        r.content,
+        vec![
+            Part::Thinking(Thinking { text: "Thinking...".into(), signature: None }),
+            Part::Text("42".into())
+        ]
+    );
     assert_eq!((r.id.as_str(), r.model.as_str()), ("gemini-response-1", "gemini-2.5-flash"));
     let a = encode(Dialect::Anthropic, &r);
-    assert_eq!(a["content"], json!([{"type": "text", "text": "42"}]), "thoughts are not translated");
+    assert_eq!(
+        a["content"],
+        json!([{"type": "text", "text": "42"}]),
+        "Gemini's thoughts are never shown to an Anthropic client, which would send them back to Anthropic"
+    );
     assert_eq!(a["usage"]["input_tokens"], 9);
 }
 
@@ -405,30 +434,55 @@ fn answers_without_choices_or_candidates_are_errors() {
 }
 
 #[test]
-fn untranslated_response_content_is_kept_as_unsupported_and_skipped_by_encoders() {
+fn tool_calls_in_answers_translate_between_every_dialect() {
     let body = br#"{"id":"msg_1","model":"c","stop_reason":"tool_use","content":[
         {"type":"text","text":"Let me check."},
         {"type":"tool_use","id":"toolu_01D7FLrfh4GYq7yT1ULFeyMV","name":"get_stock_price","input":{"ticker":"^GSPC"}}]}"#;
     let r = Dialect::Anthropic.decode_response(body).unwrap();
-    assert_eq!(r.content, vec![Part::Text("Let me check.".into()), Part::Unsupported("tool_use".into())]);
+    let call = ToolCall {
+        id: "toolu_01D7FLrfh4GYq7yT1ULFeyMV".into(),
+        name: "get_stock_price".into(),
+        arguments: r#"{"ticker":"^GSPC"}"#.into(),
+    };
+    assert_eq!(r.content, vec![Part::Text("Let me check.".into()), Part::ToolCall(call.clone())]);
     assert_eq!(r.stop_reason, StopReason::ToolUse);
-    assert_eq!(encode(Dialect::OpenAiChat, &r)["choices"][0]["message"]["content"], "Let me check.");
+    let o = encode(Dialect::OpenAiChat, &r);
+    assert_eq!(o["choices"][0]["message"]["content"], "Let me check.");
+    assert_eq!(o["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(
-        encode(Dialect::Gemini, &r)["candidates"][0]["content"]["parts"],
-        json!([{"text": "Let me check."}])
+        o["choices"][0]["message"]["tool_calls"],
+        json!([{"id": call.id, "type": "function",
+                "function": {"name": "get_stock_price", "arguments": "{\"ticker\":\"^GSPC\"}"}}])
     );
+    let g = encode(Dialect::Gemini, &r);
+    assert_eq!(g["candidates"][0]["content"]["parts"][1]["functionCall"]["args"], json!({"ticker": "^GSPC"}));
 
+    // OpenAI's null content with tool calls, back to Anthropic blocks.
     let body = br#"{"id":"chatcmpl-1","model":"g","choices":[{"index":0,"finish_reason":"tool_calls",
         "message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
-        "function":{"name":"f","arguments":"{}"}}]}}]}"#;
+        "function":{"name":"f","arguments":"{\"a\":1}"}}]}}]}"#;
     let r = Dialect::OpenAiChat.decode_response(body).unwrap();
-    assert_eq!(r.content, vec![Part::Unsupported("tool_calls".into())]);
+    assert_eq!(
+        r.content,
+        vec![Part::ToolCall(ToolCall {
+            id: "call_1".into(),
+            name: "f".into(),
+            arguments: r#"{"a":1}"#.into()
+        })]
+    );
+    let a = encode(Dialect::Anthropic, &r);
+    assert_eq!(a["content"], json!([{"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}}]));
+    assert_eq!(a["stop_reason"], "tool_use");
 
-    let body =
-        br#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"f","args":{}}}]},
+    // Gemini gives no ids: one is made from the answer's id, and STOP after a call means tool use.
+    let body = br#"{"responseId":"r9","candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"f","args":{}}}]},
         "finishReason":"STOP"}]}"#;
     let r = Dialect::Gemini.decode_response(body).unwrap();
-    assert_eq!(r.content, vec![Part::Unsupported("functionCall".into())]);
+    assert_eq!(
+        r.content,
+        vec![Part::ToolCall(ToolCall { id: "call_r9_0".into(), name: "f".into(), arguments: "{}".into() })]
+    );
+    assert_eq!(r.stop_reason, StopReason::ToolUse);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

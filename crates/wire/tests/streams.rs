@@ -26,7 +26,13 @@ use nines_wire::{Dialect, StopReason, StreamError, StreamEvent, Usage, sse};
 use serde_json::{Value, json};
 
 fn usage(input: u64, output: u64, cache_read: u64) -> Usage {
-    Usage { input_tokens: input, output_tokens: output, cache_read_tokens: cache_read, cache_write_tokens: 0 }
+    Usage {
+        input_tokens: input,
+        output_tokens: output,
+        cache_read_tokens: cache_read,
+        cache_write_tokens: 0,
+        reasoning_tokens: 0,
+    }
 }
 
 /// Decode a fixture stream; it must end cleanly.
@@ -302,7 +308,13 @@ data: {"type":"message_stop"}
 "#;
     let d = decode_sse(Dialect::Anthropic, sse_text);
     d.end.unwrap();
-    let usage = Usage { input_tokens: 115, output_tokens: 7, cache_read_tokens: 100, cache_write_tokens: 5 };
+    let usage = Usage {
+        input_tokens: 115,
+        output_tokens: 7,
+        cache_read_tokens: 100,
+        cache_write_tokens: 5,
+        reasoning_tokens: 0,
+    };
     assert_eq!(d.events.last(), Some(&StreamEvent::Finish { stop_reason: StopReason::EndTurn, usage }));
     let o = frames(&encode_events(Dialect::OpenAiChat, &d.events, true));
     let u = &o[o.len() - 2].data.as_ref().unwrap()["usage"];
@@ -428,7 +440,7 @@ fn gemini_blocked_prompt_stream_finishes_as_content_filter() {
 // Content that is not translated is skipped without breaking the stream.
 
 #[test]
-fn anthropic_tool_use_and_thinking_blocks_are_unsupported_and_skipped() {
+fn anthropic_tool_use_and_thinking_blocks_translate() {
     let sse_text = r#"event: message_start
 data: {"type":"message_start","message":{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","stop_sequence":null,"usage":{"input_tokens":472,"output_tokens":2},"content":[],"stop_reason":null}}
 
@@ -467,22 +479,49 @@ data: {"type":"message_stop"}
 "#;
     let d = decode_sse(Dialect::Anthropic, sse_text);
     d.end.as_ref().unwrap();
-    let unsupported: Vec<&str> = d
-        .events
-        .iter()
-        .filter_map(|e| if let StreamEvent::Unsupported(k) = e { Some(k.as_str()) } else { None })
-        .collect();
-    assert_eq!(unsupported, ["thinking", "thinking_delta", "tool_use", "input_json_delta"]);
-    assert!(d.events.iter().filter(|e| e.is_content()).count() > 1);
-    check_openai(&encode_events(Dialect::OpenAiChat, &d.events, false), "Okay", "tool_calls", false, [0; 3]);
-    check_anthropic(
-        &encode_events(Dialect::Anthropic, &d.events, false),
-        "Okay",
-        "tool_use",
-        Value::Null,
-        472,
-        89,
+    assert_eq!(
+        d.events[1..5],
+        [
+            StreamEvent::ThinkingDelta(
+                "Let me solve this step by step:\n\n1. First break down 27 * 453".into()
+            ),
+            StreamEvent::TextDelta("Okay".into()),
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6".into(),
+                name: "get_weather".into()
+            },
+            StreamEvent::ToolCallArgs { index: 0, json: "{\"location\":".into() },
+        ]
     );
+    let openai = encode_events(Dialect::OpenAiChat, &d.events, false);
+    assert!(openai.contains(r#""tool_calls":[{"function":{"arguments":"","name":"get_weather"},"id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","index":0,"type":"function"}]"#), "{openai}");
+    assert!(openai.contains(r#""reasoning_content":"Let me solve"#), "{openai}");
+    check_openai(&encode_events(Dialect::OpenAiChat, &d.events, false), "Okay", "tool_calls", false, [0; 3]);
+    // Re-encoded for an Anthropic client (upstream unknown, so its reasoning is not shown): a text block, then
+    // the tool_use block with its streamed arguments.
+    let fs = frames(&encode_events(Dialect::Anthropic, &d.events, false));
+    let names: Vec<&str> = fs.iter().map(|f| f.event.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let tool_start = fs[5].data.as_ref().unwrap();
+    assert_eq!(tool_start["content_block"]["type"], "tool_use");
+    assert_eq!(tool_start["content_block"]["name"], "get_weather");
+    assert_eq!(fs[6].data.as_ref().unwrap()["delta"]["partial_json"], "{\"location\":");
+    assert_eq!(fs[8].data.as_ref().unwrap()["delta"]["stop_reason"], "tool_use");
 }
 
 #[test]

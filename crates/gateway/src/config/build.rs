@@ -8,7 +8,9 @@ use std::time::Duration;
 use nines_wire::openai::MaxTokensField;
 use secrecy::SecretString;
 
-use super::{AuthConfig, Config, DEFAULT_LISTEN, DispatchConfig, ProviderConfig, ProviderKind, Timeouts};
+use super::{
+    AuthConfig, Capabilities, Config, DEFAULT_LISTEN, DispatchConfig, ProviderConfig, ProviderKind, Timeouts,
+};
 
 /// A snapshot of the process environment, taken once at start-up. Tests build their own.
 #[derive(Clone, Debug, Default)]
@@ -73,6 +75,8 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
                 max_tokens_field: MaxTokensField::MaxTokens,
                 anthropic_version: crate::provider::ANTHROPIC_VERSION.to_owned(),
                 timeouts: Timeouts::default(),
+                capabilities: Capabilities::default_for(ProviderKind::OpenAi),
+                models: BTreeMap::new(),
             },
         );
     }
@@ -104,5 +108,7 @@ fn hosted(name: &str, kind: ProviderKind, var: &str) -> ProviderConfig {
         max_tokens_field: MaxTokensField::MaxCompletionTokens,
         anthropic_version: crate::provider::ANTHROPIC_VERSION.to_owned(),
         timeouts: Timeouts::default(),
+        capabilities: Capabilities::default_for(kind),
+        models: BTreeMap::new(),
     }
 }

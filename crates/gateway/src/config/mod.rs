@@ -78,6 +78,42 @@ pub struct ProviderConfig {
     /// The `anthropic-version` sent with translated requests (kind = "anthropic").
     pub anthropic_version: String,
     pub timeouts: Timeouts,
+    /// What the provider's models can take, unless a model says otherwise.
+    pub capabilities: Capabilities,
+    /// Per-model capabilities, by upstream model name.
+    pub models: BTreeMap<String, Capabilities>,
+}
+
+impl ProviderConfig {
+    pub fn capabilities_of(&self, model: &str) -> Capabilities {
+        self.models.get(model).copied().unwrap_or(self.capabilities)
+    }
+}
+
+/// What a target can take. A request that needs what a target lacks skips it (images, tools) or loses the
+/// parameter with a warning (reasoning, which a model without it refuses with a 400).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub images: bool,
+    pub tools: bool,
+    pub reasoning: bool,
+}
+
+impl Capabilities {
+    /// Hosted Anthropic and Gemini models all reason; OpenAI's older models (and many compatible servers) refuse
+    /// `reasoning_effort`, so reasoning is opt-in there.
+    pub fn default_for(kind: ProviderKind) -> Self {
+        Capabilities { images: true, tools: true, reasoning: kind != ProviderKind::OpenAi }
+    }
+
+    pub fn overridden(self, raw: Option<raw::RawCapabilities>) -> Self {
+        let Some(r) = raw else { return self };
+        Capabilities {
+            images: r.images.unwrap_or(self.images),
+            tools: r.tools.unwrap_or(self.tools),
+            reasoning: r.reasoning.unwrap_or(self.reasoning),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -28,6 +28,25 @@ pub struct RawProvider {
     pub anthropic_version: Option<String>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    pub capabilities: Option<RawCapabilities>,
+    /// Per-model settings, by upstream model name.
+    #[serde(default)]
+    pub models: BTreeMap<String, RawModel>,
+}
+
+/// What a provider (or one of its models) can take. Unset fields inherit.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapabilities {
+    pub images: Option<bool>,
+    pub tools: Option<bool>,
+    pub reasoning: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub capabilities: Option<RawCapabilities>,
 }
 
 #[derive(Debug, Default, Deserialize)]

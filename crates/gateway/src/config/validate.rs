@@ -231,7 +231,12 @@ fn validate_provider(
             errors.push(ConfigError::new(format!("{path}.timeouts.{field}"), "must be greater than zero"));
         }
     }
+    let capabilities = super::Capabilities::default_for(kind).overridden(p.capabilities);
+    let models =
+        p.models.into_iter().map(|(m, raw)| (m, capabilities.overridden(raw.capabilities))).collect();
     Some(ProviderConfig {
+        capabilities,
+        models,
         name: name.to_owned(),
         kind,
         base_url,

@@ -15,7 +15,68 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::provider::{ErrorKind, Provider, ProviderError, error::request_id};
 
-pub type UpstreamEvents = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+pub type UpstreamEvents = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<BodyError>>> + Send>>;
+
+/// Bounds on what an upstream may make the gateway hold: nothing a provider sends is buffered without limit.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+const MAX_WHOLE_BODY: usize = 64 * 1024 * 1024;
+/// The longest SSE line (one event's data); real events are kilobytes.
+const MAX_LINE: usize = 8 * 1024 * 1024;
+/// The most a stream may send before its first content event.
+const MAX_HEAD: usize = 1024 * 1024;
+/// The longest wait for an error body.
+const ERROR_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+    #[error("an upstream stream line exceeded {MAX_LINE} bytes")]
+    LineTooLong,
+}
+
+/// The upstream byte stream, failing once a line grows past [`MAX_LINE`].
+fn guarded(
+    bytes: impl Stream<Item = Result<Bytes, reqwest::Error>>,
+) -> impl Stream<Item = Result<Bytes, BodyError>> {
+    let mut since_newline = 0usize;
+    bytes.map(move |chunk| {
+        let b = chunk?;
+        match b.iter().rposition(|&c| c == b'\n') {
+            Some(i) => since_newline = b.len() - i - 1,
+            None => since_newline = since_newline.saturating_add(b.len()),
+        }
+        if since_newline > MAX_LINE { Err(BodyError::LineTooLong) } else { Ok(b) }
+    })
+}
+
+/// Read a body up to `cap` bytes by `deadline`.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+    deadline: Instant,
+) -> Result<Bytes, ProviderError> {
+    let mut buf = Vec::new();
+    loop {
+        let chunk = timeout_at(deadline, resp.chunk())
+            .await
+            .map_err(|_| {
+                ProviderError::new(ErrorKind::Timeout, "the body did not arrive within the timeout")
+            })?
+            .map_err(|e| {
+                let mut pe = ProviderError::from_reqwest(e);
+                if pe.kind == ErrorKind::Network {
+                    pe.kind = ErrorKind::StreamCut;
+                }
+                pe
+            })?;
+        let Some(chunk) = chunk else { return Ok(Bytes::from(buf)) };
+        if buf.len() + chunk.len() > cap {
+            return Err(ProviderError::new(ErrorKind::Protocol, format!("the body exceeded {cap} bytes")));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+}
 
 /// A whole (non-streaming) answer.
 #[derive(Debug)]
@@ -41,6 +102,8 @@ pub struct Committed {
     /// The upstream stream already ended cleanly (short answers).
     pub ended: bool,
     pub request_id: Option<String>,
+    /// When this attempt must be over, stream included (its `request` timeout, within the request's deadline).
+    pub deadline: Instant,
 }
 
 impl std::fmt::Debug for Committed {
@@ -62,9 +125,12 @@ pub fn reframe(dialect: Dialect, ev: &Event, out: &mut Vec<u8>) {
 }
 
 /// Why an upstream stream ended or broke, as a provider error.
-pub fn stream_transport_error(e: EventStreamError<reqwest::Error>) -> ProviderError {
+pub fn stream_transport_error(e: EventStreamError<BodyError>) -> ProviderError {
     match e {
-        EventStreamError::Transport(e) => {
+        EventStreamError::Transport(BodyError::LineTooLong) => {
+            ProviderError::new(ErrorKind::Protocol, BodyError::LineTooLong.to_string())
+        }
+        EventStreamError::Transport(BodyError::Transport(e)) => {
             let mut pe = ProviderError::from_reqwest(e);
             if pe.kind == ErrorKind::Network || pe.kind == ErrorKind::Protocol {
                 pe.kind = ErrorKind::StreamCut;
@@ -102,26 +168,16 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     let request_id = request_id(resp.headers());
     if !status.is_success() {
         let headers = resp.headers().clone();
-        let body = timeout_at(spec.attempt_deadline, resp.bytes()).await.ok().and_then(Result::ok);
-        return Err(ProviderError::from_status(
-            status.as_u16(),
-            &headers,
-            body.as_deref().unwrap_or_default(),
-        ));
+        // An error body explains the failure; it is not worth waiting long for, nor holding much of.
+        let deadline = (Instant::now() + t.first_byte.min(ERROR_BODY_WAIT)).min(spec.attempt_deadline);
+        let body = read_capped(resp, MAX_ERROR_BODY, deadline).await.unwrap_or_default();
+        return Err(ProviderError::from_status(status.as_u16(), &headers, &body));
     }
     let dialect = spec.provider.dialect();
 
     if !spec.stream {
-        let body = timeout_at(spec.attempt_deadline, resp.bytes())
-            .await
-            .map_err(|_| timeout_err("complete body"))?
-            .map_err(|e| {
-                let mut pe = ProviderError::from_reqwest(e);
-                if pe.kind == ErrorKind::Network {
-                    pe.kind = ErrorKind::StreamCut;
-                }
-                pe
-            })?;
+        // A plain answer arrives all at once: `first_byte` bounds all of it (see docs/failover.md).
+        let body = read_capped(resp, MAX_WHOLE_BODY, first_byte_deadline).await?;
         let response = dialect.decode_response(&body).map_err(|e| {
             ProviderError::new(ErrorKind::Protocol, format!("unreadable {dialect} response: {e}"))
                 .with_source(e)
@@ -130,10 +186,11 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
         return Ok(Answer::Whole(Whole { response, raw, request_id }));
     }
 
-    let mut rest: UpstreamEvents = Box::pin(resp.bytes_stream().eventsource());
+    let mut rest: UpstreamEvents = Box::pin(guarded(resp.bytes_stream()).eventsource());
     let mut decoder = Decoder::new(dialect);
     let mut head = Vec::new();
     let mut head_raw = Vec::new();
+    let mut head_bytes = 0usize;
     loop {
         let next =
             timeout_at(first_byte_deadline, rest.next()).await.map_err(|_| timeout_err("first token"))?;
@@ -149,6 +206,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
                     passthrough: spec.passthrough,
                     ended: true,
                     request_id,
+                    deadline: spec.attempt_deadline,
                 }));
             }
             Some(Err(e)) => return Err(stream_transport_error(e)),
@@ -156,6 +214,10 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
                 decoder.push(&ev.event, &ev.data, &mut head).map_err(ProviderError::from_stream)?;
                 if spec.passthrough {
                     reframe(dialect, &ev, &mut head_raw);
+                }
+                head_bytes += ev.data.len();
+                if head_bytes > MAX_HEAD {
+                    return Err(ProviderError::new(ErrorKind::Protocol, "too much before the first token"));
                 }
                 if head.iter().any(StreamEvent::is_content) {
                     let ended = head.iter().any(|e| matches!(e, StreamEvent::Finish { .. }));
@@ -168,6 +230,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
                         passthrough: spec.passthrough,
                         ended,
                         request_id,
+                        deadline: spec.attempt_deadline,
                     }));
                 }
             }

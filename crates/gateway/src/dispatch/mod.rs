@@ -42,6 +42,24 @@ pub struct Served {
     pub answer: Answer,
     pub target: Target,
     pub ledger: Ledger,
+    /// Parameters the serving target could not take and that were left out (for the warning header).
+    pub dropped: Vec<String>,
+}
+
+/// Why `target` cannot take this request at all, if it cannot (a capability it lacks).
+fn lacks(target: &Target, req: &nines_wire::ChatRequest) -> Option<EncodeError> {
+    let (field, what) = if !target.caps.images && req.has_images() {
+        ("images", "images")
+    } else if !target.caps.tools && !req.tools.is_empty() {
+        ("tools", "tools")
+    } else {
+        return None;
+    };
+    Some(EncodeError {
+        field: field.to_owned(),
+        target: target.provider.dialect(),
+        why: format!("{} is declared without {what} support", target.label),
+    })
 }
 
 #[derive(Debug)]
@@ -82,10 +100,19 @@ pub async fn dispatch(
             });
             continue;
         }
+        if let Some(e) = lacks(target, &inbound.request) {
+            ledger.attempts.push(Attempt {
+                target: target.label.clone(),
+                outcome: Outcome::Skipped(e.to_string()),
+                elapsed: Duration::ZERO,
+            });
+            inexpressible.get_or_insert(e);
+            continue;
+        }
         let passthrough = provider.dialect() == inbound.dialect;
-        let body = if passthrough {
+        let (body, dropped) = if passthrough {
             match with_model(&inbound.raw, &target.model) {
-                Ok(b) => b,
+                Ok(b) => (b, Vec::new()),
                 // The front door decoded this body already, so it is a JSON object; keep going regardless.
                 Err(e) => {
                     ledger.attempts.push(Attempt {
@@ -97,9 +124,9 @@ pub async fn dispatch(
                 }
             }
         } else {
-            match provider.dialect().encode_request(&inbound.request, &target.model, &provider.encode_opts())
-            {
-                Ok(b) => Bytes::from(b),
+            let opts = provider.encode_opts(target.caps);
+            match provider.dialect().encode_request(&inbound.request, &target.model, &opts) {
+                Ok(enc) => (Bytes::from(enc.body), enc.dropped),
                 Err(e) => {
                     ledger.attempts.push(Attempt {
                         target: target.label.clone(),
@@ -142,9 +169,11 @@ pub async fn dispatch(
                         outcome: Outcome::Served,
                         elapsed,
                     });
-                    return Ok(Served { answer, target: target.clone(), ledger });
+                    return Ok(Served { answer, target: target.clone(), ledger, dropped });
                 }
-                Err(error) if !error.failover() => {
+                // A 400 to the client's own bytes is the client's; a 400 to a body we translated may be ours (a
+                // field this model will not take), so only the former returns at once.
+                Err(error) if !error.failover() && passthrough => {
                     record::AttemptFailed {
                         target: &target.label,
                         error: &error,

@@ -206,16 +206,20 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 /// `Retry-After` in seconds (the HTTP-date form is rare from model providers and is ignored), or the
 /// `retry-after-ms` some providers send.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) =
-        headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+    let seconds = |s: f64| {
+        Duration::try_from_secs_f64(s.min(MAX_RETRY_AFTER.as_secs_f64())).ok().map(|d| d.min(MAX_RETRY_AFTER))
+    };
+    let header = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    if let Some(ms) = header("retry-after-ms") {
+        return seconds(ms / 1000.0);
     }
-    let secs = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    seconds(header("retry-after")?)
 }
+
+/// No provider's `Retry-After` is taken beyond a day (a larger one is a bug, not advice).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
     ["request-id", "x-request-id"]
@@ -261,6 +265,13 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
         h.insert("retry-after-ms", "1500".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut huge = HeaderMap::new();
+        huge.insert("retry-after", "1e20".parse().unwrap());
+        assert_eq!(retry_after(&huge), Some(MAX_RETRY_AFTER));
+        huge.insert("retry-after-ms", "1e300".parse().unwrap());
+        assert_eq!(retry_after(&huge), Some(MAX_RETRY_AFTER));
+        huge.insert("retry-after-ms", "-5".parse().unwrap());
+        assert_eq!(retry_after(&huge), None);
         let mut bad = HeaderMap::new();
         bad.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
         assert_eq!(retry_after(&bad), None);

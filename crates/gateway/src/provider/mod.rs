@@ -68,11 +68,15 @@ impl Provider {
         self.config.kind.dialect()
     }
 
-    pub fn encode_opts(&self) -> EncodeOpts {
+    pub fn encode_opts(&self, caps: crate::config::Capabilities) -> EncodeOpts {
         // Version dates compare correctly as strings.
         let sampling = self.config.kind != ProviderKind::Anthropic
             || self.config.anthropic_version.as_str() < ANTHROPIC_VERSION_WITHOUT_SAMPLING;
-        EncodeOpts { max_tokens_field: self.config.max_tokens_field, sampling_params: sampling }
+        EncodeOpts {
+            max_tokens_field: self.config.max_tokens_field,
+            sampling_params: sampling,
+            reasoning: caps.reasoning,
+        }
     }
 
     /// The endpoint for a chat request to `model`.
@@ -82,7 +86,8 @@ impl Provider {
             ProviderKind::Anthropic => format!("{base}/v1/messages"),
             ProviderKind::OpenAi => format!("{base}/chat/completions"),
             ProviderKind::Gemini => {
-                let model = model.strip_prefix("models/").unwrap_or(model);
+                // The model is one path segment: a client's `gemini/../x?y` must not reach another endpoint.
+                let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
                 if stream {
                     format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
                 } else {
@@ -91,7 +96,6 @@ impl Provider {
             }
         }
     }
-
     /// Build the upstream chat request. `passthrough` carries the client's own headers that matter to a provider of
     /// the same dialect (`anthropic-version`, `anthropic-beta`).
     pub fn chat_request(
@@ -136,5 +140,32 @@ impl Provider {
             }
         }
         req
+    }
+}
+
+/// Percent-encode everything but RFC 3986's unreserved characters, so that `s` stays one path segment.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gemini_model_name_cannot_leave_its_path_segment() {
+        assert_eq!(path_segment("gemini-2.5-flash"), "gemini-2.5-flash");
+        assert_eq!(
+            path_segment("../../v1beta/cachedContents?x#y"),
+            "..%2F..%2Fv1beta%2FcachedContents%3Fx%23y"
+        );
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{Config, ProviderKind};
+use crate::config::{Capabilities, Config, ProviderKind};
 use crate::provider::Provider;
 
 /// One place a request may be sent.
@@ -17,13 +17,16 @@ pub struct Target {
     pub model: String,
     /// `provider/model`, computed once.
     pub label: String,
+    /// What this model can take, resolved once.
+    pub caps: Capabilities,
 }
 
 impl Target {
     pub fn new(provider: Arc<Provider>, model: impl Into<String>) -> Self {
         let model = model.into();
         let label = format!("{}/{}", provider.name(), model);
-        Target { provider, model, label }
+        let caps = provider.config.capabilities_of(&model);
+        Target { provider, model, label, caps }
     }
 }
 

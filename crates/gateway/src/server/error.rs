@@ -31,6 +31,15 @@ pub enum ApiError {
     NotFound {
         path: String,
     },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+    },
+    /// The body could not be read (too large, not UTF-8 where required…).
+    Body {
+        status: u16,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -60,16 +69,23 @@ impl ApiError {
             }
             ApiError::Exhausted { model, ledger } => {
                 let (status, kind) = match ledger.dominant_kind() {
+                    _ if ledger.sent() == 0 => (502, ErrorType::Api),
                     ErrorKind::RateLimited => (429, ErrorType::RateLimited),
                     ErrorKind::Timeout => (504, ErrorType::Timeout),
-                    ErrorKind::Auth => (502, ErrorType::Api),
+                    // Every target refused the request itself: it is the client's to fix.
+                    ErrorKind::BadRequest => {
+                        let status = ledger.failures().filter_map(|e| e.status).last().unwrap_or(400);
+                        (status, ErrorType::InvalidRequest)
+                    }
+                    // Our keys or our model names: configuration, which no retry will fix.
+                    ErrorKind::Auth | ErrorKind::NotFound => (502, ErrorType::Api),
                     // Anthropic's clients know 529 as "overloaded, try again later".
                     _ if dialect == Dialect::Anthropic => (529, ErrorType::Overloaded),
                     _ => (503, ErrorType::Overloaded),
                 };
                 let tried = ledger.attempts.len();
                 let message = if tried == 0 {
-                    format!("no target of \"{model}\" could be tried before the deadline")
+                    format!("no target of \"{model}\" could be tried")
                 } else {
                     format!("all {tried} attempt(s) for \"{model}\" failed: {}", ledger.explain())
                 };
@@ -77,6 +93,14 @@ impl ApiError {
             }
             ApiError::NotFound { path } => {
                 (404, ErrorType::NotFound, format!("no such endpoint: {path}"), None)
+            }
+            ApiError::MethodNotAllowed { method, path } => {
+                (405, ErrorType::InvalidRequest, format!("{method} is not allowed on {path}"), None)
+            }
+            ApiError::Body { status, message } => {
+                let kind =
+                    if *status == 413 { ErrorType::RequestTooLarge } else { ErrorType::InvalidRequest };
+                (*status, kind, message.clone(), None)
             }
         }
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -12,17 +13,19 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::error::ApiError;
-use crate::app::{AppState, Snapshot};
+use crate::app::AppState;
 use crate::dispatch::{self, Answer, Failure, Inbound, Served};
 use crate::record::{Ending, RequestCompleted};
 use crate::respond;
 use crate::{auth, respond::stream::Completion};
 
-pub async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+type Body = Result<Bytes, BytesRejection>;
+
+pub async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     chat(&app, Dialect::OpenAiChat, headers, body).await
 }
 
-pub async fn messages(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn messages(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     chat(&app, Dialect::Anthropic, headers, body).await
 }
 
@@ -47,12 +50,19 @@ fn passthrough_headers(dialect: Dialect, headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let snap = app.snapshot();
     if !auth::allowed(&snap.client_keys, &headers) {
         return ApiError::Unauthorized.render(dialect);
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            return ApiError::Body { status: rejection.status().as_u16(), message: rejection.body_text() }
+                .render(dialect);
+        }
+    };
     let request = match dialect.decode_request(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -84,7 +94,7 @@ async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Bytes)
         .emit()
     };
     match dispatch::dispatch(&inbound, &targets, &snap.config.dispatch).await {
-        Ok(served) => respond_served(dialect, &inbound, served, started, &snap, report),
+        Ok(served) => respond_served(dialect, &inbound, served, started, report),
         Err(Failure::Client { error, target, ledger }) => {
             report(Some(&target.label), ledger.sent() + 1, Ending::Refused);
             let mut resp = ApiError::Refused { error }.render(dialect);
@@ -115,10 +125,9 @@ fn respond_served(
     inbound: &Inbound,
     served: Served,
     started: Instant,
-    snap: &Snapshot,
     report: impl Fn(Option<&str>, usize, Ending),
 ) -> Response {
-    let Served { answer, target, ledger } = served;
+    let Served { answer, target, ledger, dropped } = served;
     let attempts = ledger.sent();
     let saved = attempts > 1;
     let mut resp = match answer {
@@ -129,7 +138,8 @@ fn respond_served(
                 whole.response.model.clone()
             };
             let request_id = whole.request_id.clone();
-            let ctx = EncodeCtx { created: respond::unix_now(), model };
+            let ctx =
+                EncodeCtx { created: respond::unix_now(), model, upstream: Some(target.provider.dialect()) };
             let body = respond::whole_body(dialect, whole, &ctx);
             report(Some(&target.label), attempts, if saved { Ending::Saved } else { Ending::Served });
             let mut resp =
@@ -147,10 +157,11 @@ fn respond_served(
             let ctx = EncodeCtx {
                 created: respond::unix_now(),
                 model: upstream_model.unwrap_or(target.model.clone()),
+                upstream: Some(target.provider.dialect()),
             };
             let request_id = committed.request_id.clone();
             let timeouts = target.provider.config.timeouts;
-            let deadline = (started + snap.config.dispatch.deadline).min(Instant::now() + timeouts.request);
+            let deadline = committed.deadline;
             let completion = Completion {
                 front_door: front_door(dialect),
                 model: inbound.request.model.clone(),
@@ -185,6 +196,11 @@ fn respond_served(
         }
     };
     set_served_headers(&mut resp, &target.label, attempts);
+    if !dropped.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&format!("{} cannot take: {}", target.label, dropped.join("; ")))
+    {
+        resp.headers_mut().insert("x-nines-warning", v);
+    }
     resp
 }
 
@@ -230,6 +246,12 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         "routes": snap.routes.names().collect::<Vec<_>>(),
     });
     (status, axum::Json(body)).into_response()
+}
+
+pub async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
+    let path = uri.path().to_owned();
+    let dialect = if path.starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAiChat };
+    ApiError::MethodNotAllowed { method: method.to_string(), path }.render(dialect)
 }
 
 pub async fn not_found(uri: http::Uri) -> Response {

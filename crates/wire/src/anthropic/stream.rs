@@ -1,78 +1,45 @@
-//! Anthropic Messages streams: the event sequence message_start, content_block_start, ping,
-//! content_block_delta…, content_block_stop, message_delta, message_stop (and `error`), decoded into canonical
-//! events and encoded from them.
+//! Anthropic Messages streams: message_start, then content blocks (text, thinking, tool_use) each as
+//! content_block_start / content_block_delta… / content_block_stop, then message_delta and message_stop (pings
+//! anywhere; `error` ends a stream badly), decoded into canonical events and encoded from them.
 //!
 //! Both directions are state machines fed one event at a time; neither buffers the stream.
 
-use serde::Deserialize;
-use serde_json::json;
+use std::collections::HashMap;
 
-use super::{WireUsage, message_id, stop_reason_from, stop_reason_str, stop_sequence_of, usage_json};
-use crate::StreamError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    WireUsage, message_id, signature_in, stop_reason_from, stop_reason_str, stop_sequence_of, tool_use_id,
+    usage_json,
+};
 use crate::canonical::{EncodeCtx, StopReason, StreamEvent, Usage};
 use crate::error::{ErrorType, anthropic_type};
+use crate::json::{str_of, to_text};
 use crate::sse::write_json;
+use crate::{Dialect, StreamError};
 
 #[derive(Deserialize)]
-struct MessageStart {
-    message: StartMessage,
-}
-#[derive(Deserialize)]
-struct StartMessage {
-    id: String,
-    model: String,
-    #[serde(default)]
-    usage: WireUsage,
-}
-#[derive(Deserialize)]
-struct BlockStart {
-    content_block: StartBlock,
-}
-#[derive(Deserialize)]
-struct StartBlock {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: Option<String>,
-}
-#[derive(Deserialize)]
-struct BlockDelta {
-    delta: Delta,
-}
-#[derive(Deserialize)]
-struct Delta {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: Option<String>,
-}
-#[derive(Deserialize)]
 struct MessageDelta {
+    #[serde(default)]
     delta: MessageDeltaBody,
     #[serde(default)]
     usage: WireUsage,
 }
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct MessageDeltaBody {
     #[serde(default)]
     stop_reason: Option<String>,
     #[serde(default)]
     stop_sequence: Option<String>,
 }
-#[derive(Deserialize)]
-struct ErrorEvent {
-    error: ErrorBody,
-}
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    message: String,
+
+fn parse(event: &str, data: &str) -> Result<Value, StreamError> {
+    serde_json::from_str(data).map_err(|e| StreamError::Malformed(format!("{event}: {e}")))
 }
 
-fn parse<'a, T: Deserialize<'a>>(event: &str, data: &'a str) -> Result<T, StreamError> {
-    serde_json::from_str(data).map_err(|e| StreamError::Malformed(format!("{event}: {e}")))
+fn index_of(v: &Value) -> u64 {
+    v.get("index").and_then(Value::as_u64).unwrap_or(0)
 }
 
 /// Anthropic SSE events → canonical events.
@@ -81,6 +48,9 @@ pub struct StreamDecoder {
     usage: Usage,
     stop_reason: Option<StopReason>,
     done: bool,
+    /// Anthropic block index → canonical tool-call index, for tool_use blocks.
+    tools: HashMap<u64, u32>,
+    next_tool: u32,
 }
 
 impl StreamDecoder {
@@ -92,27 +62,88 @@ impl StreamDecoder {
     pub fn push(&mut self, event: &str, data: &str, out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
         match event {
             "message_start" => {
-                let m: MessageStart = parse(event, data)?;
-                m.message.usage.apply(&mut self.usage);
-                out.push(StreamEvent::Start { id: m.message.id, model: m.message.model, usage: self.usage });
+                let v = parse(event, data)?;
+                let m = v
+                    .get("message")
+                    .ok_or_else(|| StreamError::Malformed("message_start: no message".into()))?;
+                if let Some(u) = m.get("usage") {
+                    let wu: WireUsage = serde_json::from_value(u.clone()).unwrap_or_default();
+                    wu.apply(&mut self.usage);
+                }
+                out.push(StreamEvent::Start {
+                    id: str_of(m, "id").unwrap_or_default().to_owned(),
+                    model: str_of(m, "model").unwrap_or_default().to_owned(),
+                    usage: self.usage,
+                });
             }
             "content_block_start" => {
-                let b: BlockStart = parse(event, data)?;
-                match (b.content_block.kind.as_str(), b.content_block.text) {
-                    ("text", Some(t)) if !t.is_empty() => out.push(StreamEvent::TextDelta(t)),
-                    ("text", _) => {}
-                    (other, _) => out.push(StreamEvent::Unsupported(other.to_owned())),
+                let v = parse(event, data)?;
+                let b = v.get("content_block").unwrap_or(&Value::Null);
+                match str_of(b, "type").unwrap_or_default() {
+                    "text" => {
+                        if let Some(t) = str_of(b, "text").filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::TextDelta(t.to_owned()));
+                        }
+                    }
+                    "thinking" => {
+                        if let Some(t) = str_of(b, "thinking").filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::ThinkingDelta(t.to_owned()));
+                        }
+                    }
+                    "tool_use" => {
+                        let index = self.next_tool;
+                        self.next_tool += 1;
+                        self.tools.insert(index_of(&v), index);
+                        out.push(StreamEvent::ToolCallStart {
+                            index,
+                            id: str_of(b, "id").unwrap_or_default().to_owned(),
+                            name: str_of(b, "name").unwrap_or_default().to_owned(),
+                        });
+                        // The API starts tool_use blocks with `input: {}` and streams the arguments; a non-empty
+                        // input here is the whole of them.
+                        if let Some(input) =
+                            b.get("input").filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+                        {
+                            out.push(StreamEvent::ToolCallArgs { index, json: to_text(input) });
+                        }
+                    }
+                    other => out.push(StreamEvent::Unsupported(other.to_owned())),
                 }
             }
             "content_block_delta" => {
-                let d: BlockDelta = parse(event, data)?;
-                match (d.delta.kind.as_str(), d.delta.text) {
-                    ("text_delta", Some(t)) => out.push(StreamEvent::TextDelta(t)),
-                    (other, _) => out.push(StreamEvent::Unsupported(other.to_owned())),
+                let v = parse(event, data)?;
+                let d = v.get("delta").unwrap_or(&Value::Null);
+                match str_of(d, "type").unwrap_or_default() {
+                    "text_delta" => {
+                        out.push(StreamEvent::TextDelta(str_of(d, "text").unwrap_or_default().to_owned()))
+                    }
+                    "thinking_delta" => out.push(StreamEvent::ThinkingDelta(
+                        str_of(d, "thinking").unwrap_or_default().to_owned(),
+                    )),
+                    "signature_delta" => {
+                        let sig = str_of(d, "signature").unwrap_or_default();
+                        out.push(StreamEvent::ThinkingSignature(signature_in(sig)));
+                    }
+                    "input_json_delta" => {
+                        let json = str_of(d, "partial_json").unwrap_or_default();
+                        match self.tools.get(&index_of(&v)) {
+                            Some(&index) if !json.is_empty() => {
+                                out.push(StreamEvent::ToolCallArgs { index, json: json.to_owned() })
+                            }
+                            Some(_) => {}
+                            None => {
+                                return Err(StreamError::Malformed(
+                                    "input_json_delta outside a tool_use".into(),
+                                ));
+                            }
+                        }
+                    }
+                    other => out.push(StreamEvent::Unsupported(other.to_owned())),
                 }
             }
             "message_delta" => {
-                let d: MessageDelta = parse(event, data)?;
+                let d: MessageDelta = serde_json::from_str(data)
+                    .map_err(|e| StreamError::Malformed(format!("{event}: {e}")))?;
                 d.usage.apply(&mut self.usage);
                 if d.delta.stop_reason.is_some() {
                     self.stop_reason =
@@ -125,8 +156,12 @@ impl StreamDecoder {
                 out.push(StreamEvent::Finish { stop_reason, usage: self.usage });
             }
             "error" => {
-                let e: ErrorEvent = parse(event, data)?;
-                return Err(StreamError::Upstream { kind: e.error.kind, message: e.error.message });
+                let v = parse(event, data)?;
+                let e = v.get("error").unwrap_or(&Value::Null);
+                return Err(StreamError::Upstream {
+                    kind: str_of(e, "type").unwrap_or("api_error").to_owned(),
+                    message: str_of(e, "message").unwrap_or_default().to_owned(),
+                });
             }
             // ping, content_block_stop, and event types added after this was written.
             _ => {}
@@ -140,20 +175,36 @@ impl StreamDecoder {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    Text,
+    Thinking,
+    Tool(u32),
+}
+
 /// Canonical events → Anthropic SSE bytes.
 #[derive(Debug)]
 pub struct StreamEncoder {
     ctx: EncodeCtx,
     started: bool,
-    /// Index of the open text block, if one is open.
-    open_block: Option<u32>,
+    /// The open block: its Anthropic index and kind.
+    open: Option<(u32, Block)>,
     next_index: u32,
+    /// Canonical tool-call index → Anthropic block index.
+    tool_blocks: HashMap<u32, u32>,
     pinged: bool,
 }
 
 impl StreamEncoder {
     pub fn new(ctx: EncodeCtx) -> Self {
-        StreamEncoder { ctx, started: false, open_block: None, next_index: 0, pinged: false }
+        StreamEncoder {
+            ctx,
+            started: false,
+            open: None,
+            next_index: 0,
+            tool_blocks: HashMap::new(),
+            pinged: false,
+        }
     }
 
     fn start(&mut self, id: &str, usage: &Usage, out: &mut Vec<u8>) {
@@ -185,14 +236,46 @@ impl StreamEncoder {
         }
     }
 
-    fn close_block(&mut self, out: &mut Vec<u8>) {
-        if let Some(index) = self.open_block.take() {
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if let Some((index, _)) = self.open.take() {
             write_json(
                 out,
                 Some("content_block_stop"),
                 &json!({"type": "content_block_stop", "index": index}),
             );
         }
+    }
+
+    /// Make `kind` the open block, closing another; returns its index.
+    fn open(&mut self, kind: Block, block: Value, out: &mut Vec<u8>) -> u32 {
+        if let Some((index, k)) = self.open
+            && k == kind
+        {
+            return index;
+        }
+        self.ensure_started(out);
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        self.open = Some((index, kind));
+        write_json(
+            out,
+            Some("content_block_start"),
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        );
+        if !self.pinged {
+            self.pinged = true;
+            write_json(out, Some("ping"), &json!({"type": "ping"}));
+        }
+        index
+    }
+
+    fn delta(out: &mut Vec<u8>, index: u32, delta: Value) {
+        write_json(
+            out,
+            Some("content_block_delta"),
+            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        );
     }
 
     pub fn push(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
@@ -203,46 +286,59 @@ impl StreamEncoder {
                 }
             }
             StreamEvent::TextDelta(text) => {
-                self.ensure_started(out);
-                let index = match self.open_block {
-                    Some(i) => i,
+                let i = self.open(Block::Text, json!({"type": "text", "text": ""}), out);
+                Self::delta(out, i, json!({"type": "text_delta", "text": text}));
+            }
+            // Only Anthropic's own reasoning: a client would send it back, and Anthropic verifies signatures.
+            StreamEvent::ThinkingDelta(_) | StreamEvent::ThinkingSignature(_)
+                if self.ctx.upstream != Some(Dialect::Anthropic) => {}
+            StreamEvent::ThinkingDelta(text) => {
+                let i = self.open(
+                    Block::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    out,
+                );
+                Self::delta(out, i, json!({"type": "thinking_delta", "thinking": text}));
+            }
+            StreamEvent::ThinkingSignature(sig) => {
+                let i = self.open(
+                    Block::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    out,
+                );
+                Self::delta(out, i, json!({"type": "signature_delta", "signature": sig.value}));
+            }
+            StreamEvent::ToolCallStart { index, id, name } => {
+                let block = json!({"type": "tool_use", "id": tool_use_id(id), "name": name, "input": {}});
+                let i = self.open(Block::Tool(*index), block, out);
+                self.tool_blocks.insert(*index, i);
+            }
+            StreamEvent::ToolCallArgs { index, json } => {
+                let i = match self.tool_blocks.get(index) {
+                    Some(&i) => i,
                     None => {
-                        let i = self.next_index;
-                        self.next_index += 1;
-                        self.open_block = Some(i);
-                        write_json(
-                            out,
-                            Some("content_block_start"),
-                            &json!({"type": "content_block_start", "index": i,
-                                    "content_block": {"type": "text", "text": ""}}),
-                        );
-                        if !self.pinged {
-                            self.pinged = true;
-                            write_json(out, Some("ping"), &json!({"type": "ping"}));
-                        }
+                        // Arguments before their start: open the call under a made-up id rather than lose them.
+                        let id = format!("toolu_nines_{index}");
+                        let block = json!({"type": "tool_use", "id": id, "name": "", "input": {}});
+                        let i = self.open(Block::Tool(*index), block, out);
+                        self.tool_blocks.insert(*index, i);
                         i
                     }
                 };
-                write_json(
-                    out,
-                    Some("content_block_delta"),
-                    &json!({"type": "content_block_delta", "index": index,
-                            "delta": {"type": "text_delta", "text": text}}),
-                );
+                Self::delta(out, i, json!({"type": "input_json_delta", "partial_json": json}));
             }
             StreamEvent::Unsupported(_) => {}
             StreamEvent::Finish { stop_reason, usage } => {
                 self.ensure_started(out);
-                self.close_block(out);
+                self.close(out);
                 // Cumulative, as the API's own message_delta: a client learns usage reported only at the end.
-                let u = usage_json(usage);
                 write_json(
                     out,
                     Some("message_delta"),
                     &json!({"type": "message_delta",
                             "delta": {"stop_reason": stop_reason_str(stop_reason),
                                       "stop_sequence": stop_sequence_of(stop_reason)},
-                            "usage": u}),
+                            "usage": usage_json(usage)}),
                 );
                 write_json(out, Some("message_stop"), &json!({"type": "message_stop"}));
             }

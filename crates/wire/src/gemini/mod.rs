@@ -1,221 +1,26 @@
-//! Google Gemini `generateContent`: request and response bodies to and from the canonical model.
+//! Google Gemini `generateContent`: requests ([`request`]), whole answers ([`response`]) and streams
+//! ([`stream`], `streamGenerateContent?alt=sse`) to and from the canonical model.
 //!
 //! Wire reference: <https://ai.google.dev/api/generate-content>. The model is named in the URL path, never in the
-//! body. Streams (`streamGenerateContent?alt=sse`) are in [`stream`].
+//! body. This module holds what the three share: parts, stop reasons and usage.
 
+mod request;
+mod response;
 mod stream;
 
+pub use request::{decode_request, encode_request};
+pub use response::{decode_response, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
-use crate::canonical::{ChatRequest, ChatResponse, EncodeCtx, Message, Part, Role, StopReason, Usage};
-use crate::{DecodeError, Dialect, EncodeError};
+use crate::Dialect;
+use crate::canonical::{Part, Signature, StopReason, Thinking, ToolCall, Usage};
+use crate::json::{str_of, to_text};
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireRequest {
-    contents: OneOrMany<WireContent>,
-    #[serde(default, alias = "system_instruction")]
-    system_instruction: Option<WireContent>,
-    #[serde(default, alias = "generation_config")]
-    generation_config: Option<GenerationConfig>,
-    #[serde(default)]
-    tools: Option<IgnoredAny>,
-    #[serde(default, alias = "tool_config")]
-    tool_config: Option<IgnoredAny>,
-}
-
-/// Google's JSON parsing accepts a single object where a repeated field is expected.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(crate) enum OneOrMany<T> {
-    Many(Vec<T>),
-    One(T),
-}
-
-impl<T> OneOrMany<T> {
-    pub(crate) fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::Many(v) => v,
-            OneOrMany::One(t) => vec![t],
-        }
-    }
-}
-
-impl<T> Default for OneOrMany<T> {
-    fn default() -> Self {
-        OneOrMany::Many(Vec::new())
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct GenerationConfig {
-    #[serde(default, alias = "max_output_tokens")]
-    max_output_tokens: Option<u32>,
-    #[serde(default)]
-    temperature: Option<f64>,
-    #[serde(default, alias = "top_p")]
-    top_p: Option<f64>,
-    #[serde(default, alias = "top_k")]
-    top_k: Option<u32>,
-    #[serde(default, alias = "stop_sequences")]
-    stop_sequences: Option<Vec<String>>,
-    #[serde(default, alias = "response_schema")]
-    response_schema: Option<IgnoredAny>,
-    #[serde(default, alias = "response_json_schema")]
-    response_json_schema: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct WireContent {
-    #[serde(default)]
-    role: Option<String>,
-    #[serde(default)]
-    parts: OneOrMany<WirePart>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct WirePart {
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    thought: Option<bool>,
-    #[serde(flatten)]
-    other: serde_json::Map<String, Value>,
-}
-
-pub(crate) fn part_of(p: WirePart) -> Part {
-    match p.text {
-        Some(t) if p.thought != Some(true) => Part::Text(t),
-        Some(_) => Part::Unsupported("thought".into()),
-        None => Part::Unsupported(p.other.keys().next().cloned().unwrap_or_else(|| "empty part".into())),
-    }
-}
-
-/// Decode a body; `model` stays empty because Gemini names it in the path.
-pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
-    let w: WireRequest = serde_json::from_slice(body)?;
-    let contents = w.contents.into_vec();
-    let mut messages = Vec::with_capacity(contents.len());
-    for (i, c) in contents.into_iter().enumerate() {
-        let role = match c.role.as_deref() {
-            None | Some("user") => Role::User,
-            Some("model") => Role::Assistant,
-            Some(other) => {
-                return Err(DecodeError::Invalid(format!(
-                    "contents[{i}].role: unexpected role \"{other}\"; expected \"user\" or \"model\""
-                )));
-            }
-        };
-        messages.push(Message { role, content: c.parts.into_vec().into_iter().map(part_of).collect() });
-    }
-    let system = w
-        .system_instruction
-        .map(|c| c.parts.into_vec().into_iter().filter_map(|p| p.text).collect())
-        .unwrap_or_default();
-    let g = w.generation_config.unwrap_or_default();
-    let untranslated = [
-        ("tools", w.tools.is_some()),
-        ("toolConfig", w.tool_config.is_some()),
-        ("generationConfig.responseSchema", g.response_schema.is_some() || g.response_json_schema.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(f, present)| present.then_some(f))
-    .collect();
-    Ok(ChatRequest {
-        model: String::new(),
-        system,
-        messages,
-        max_tokens: g.max_output_tokens,
-        temperature: g.temperature,
-        top_p: g.top_p,
-        top_k: g.top_k,
-        stop: g.stop_sequences.unwrap_or_default(),
-        stream: false,
-        include_usage: true,
-        untranslated,
-    })
-}
-
-pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, EncodeError> {
-    req.check_translatable(Dialect::Gemini)?;
-    let mut contents = Vec::with_capacity(req.messages.len());
-    for (i, m) in req.messages.iter().enumerate() {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "model",
-        };
-        let mut parts = Vec::with_capacity(m.content.len());
-        for p in &m.content {
-            match p {
-                Part::Text(t) => parts.push(json!({"text": t})),
-                Part::Unsupported(kind) => {
-                    return Err(EncodeError {
-                        field: format!("messages[{i}].content"),
-                        target: Dialect::Gemini,
-                        why: format!("content of type \"{kind}\" is not translated yet"),
-                    });
-                }
-            }
-        }
-        contents.push(json!({"role": role, "parts": parts}));
-    }
-    let mut body = serde_json::Map::new();
-    body.insert("contents".into(), contents.into());
-    if let Some(system) = req.system_text() {
-        body.insert("systemInstruction".into(), json!({"parts": [{"text": system}]}));
-    }
-    let mut g = serde_json::Map::new();
-    if let Some(n) = req.max_tokens {
-        g.insert("maxOutputTokens".into(), n.into());
-    }
-    if let Some(t) = req.temperature {
-        g.insert("temperature".into(), t.into());
-    }
-    if let Some(p) = req.top_p {
-        g.insert("topP".into(), p.into());
-    }
-    if let Some(k) = req.top_k {
-        g.insert("topK".into(), k.into());
-    }
-    if !req.stop.is_empty() {
-        g.insert("stopSequences".into(), req.stop.clone().into());
-    }
-    if !g.is_empty() {
-        body.insert("generationConfig".into(), g.into());
-    }
-    Ok(serde_json::to_vec(&body).unwrap_or_default())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct WireResponse {
-    #[serde(default)]
-    pub candidates: Vec<Candidate>,
-    #[serde(default)]
-    pub usage_metadata: Option<UsageMetadata>,
-    #[serde(default)]
-    pub model_version: Option<String>,
-    #[serde(default)]
-    pub response_id: Option<String>,
-    #[serde(default)]
-    pub prompt_feedback: Option<Value>,
-    #[serde(default)]
-    pub error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Candidate {
-    #[serde(default)]
-    pub content: Option<WireContent>,
-    #[serde(default)]
-    pub finish_reason: Option<String>,
-}
+/// Gemini accepts at most this many stop sequences.
+pub const MAX_STOP_SEQUENCES: usize = 5;
 
 #[derive(Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "camelCase")]
@@ -237,6 +42,7 @@ impl From<UsageMetadata> for Usage {
             output_tokens: u.candidates_token_count.saturating_add(u.thoughts_token_count),
             cache_read_tokens: u.cached_content_token_count,
             cache_write_tokens: 0,
+            reasoning_tokens: u.thoughts_token_count,
         }
     }
 }
@@ -244,8 +50,15 @@ impl From<UsageMetadata> for Usage {
 pub(crate) fn stop_reason_from(s: &str) -> StopReason {
     match s {
         "MAX_TOKENS" => StopReason::MaxTokens,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
-        | "LANGUAGE" => StopReason::ContentFilter,
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "LANGUAGE"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => StopReason::ContentFilter,
         _ => StopReason::EndTurn,
     }
 }
@@ -260,62 +73,57 @@ pub(crate) fn finish_reason_str(r: &StopReason) -> &'static str {
     }
 }
 
-pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
-    let w: WireResponse = serde_json::from_slice(body)?;
-    if w.error.is_some() {
-        return Err(DecodeError::Invalid("an error object where a response was expected".into()));
-    }
-    let blocked = w.prompt_feedback.is_some() && w.candidates.is_empty();
-    let Some(candidate) = w.candidates.into_iter().next() else {
-        if blocked {
-            return Ok(ChatResponse {
-                id: w.response_id.unwrap_or_default(),
-                model: w.model_version.unwrap_or_default(),
-                content: Vec::new(),
-                stop_reason: StopReason::ContentFilter,
-                usage: w.usage_metadata.map(Usage::from).unwrap_or_default(),
-            });
-        }
-        return Err(DecodeError::Invalid("generateContent response without candidates".into()));
-    };
-    let content =
-        candidate.content.map(|c| c.parts.into_vec().into_iter().map(part_of).collect()).unwrap_or_default();
-    Ok(ChatResponse {
-        id: w.response_id.unwrap_or_default(),
-        model: w.model_version.unwrap_or_default(),
-        content,
-        stop_reason: candidate.finish_reason.as_deref().map(stop_reason_from).unwrap_or(StopReason::EndTurn),
-        usage: w.usage_metadata.map(Usage::from).unwrap_or_default(),
-    })
-}
-
 pub(crate) fn usage_json(u: &Usage) -> Value {
     json!({
         "promptTokenCount": u.input_tokens,
-        "candidatesTokenCount": u.output_tokens,
+        "candidatesTokenCount": u.output_tokens.saturating_sub(u.reasoning_tokens),
+        "thoughtsTokenCount": u.reasoning_tokens,
         "totalTokenCount": u.total(),
         "cachedContentTokenCount": u.cache_read_tokens,
     })
 }
 
-pub fn encode_response(resp: &ChatResponse, ctx: &EncodeCtx) -> Vec<u8> {
-    let parts: Vec<Value> = resp
-        .content
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) => Some(json!({"text": t})),
-            Part::Unsupported(_) => None,
-        })
-        .collect();
-    let body = json!({
-        "candidates": [{
-            "content": {"role": "model", "parts": parts},
-            "finishReason": finish_reason_str(&resp.stop_reason),
-            "index": 0,
-        }],
-        "usageMetadata": usage_json(&resp.usage),
-        "modelVersion": ctx.model,
-        "responseId": resp.id,
-    });
-    serde_json::to_vec(&body).unwrap_or_default()
+/// The id of the `k`th function call of an answer: Gemini's own when it gives one, else made from the answer's id.
+pub(crate) fn call_id(given: Option<&str>, response_id: &str, k: usize) -> String {
+    match given {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ if response_id.is_empty() => format!("call_{k}"),
+        _ => format!("call_{response_id}_{k}"),
+    }
+}
+
+/// The canonical parts of one Gemini answer part. A `thoughtSignature` on a non-thought part becomes a thinking
+/// part of its own, just before it, so that it can go back to Gemini with the conversation.
+pub(crate) fn answer_parts(p: &Value, response_id: &str, calls: &mut usize, out: &mut Vec<Part>) {
+    let signature =
+        str_of(p, "thoughtSignature").map(|s| Signature { origin: Dialect::Gemini, value: s.to_owned() });
+    let thought = p.get("thought").and_then(Value::as_bool) == Some(true);
+    if thought {
+        out.push(Part::Thinking(Thinking {
+            text: str_of(p, "text").unwrap_or_default().to_owned(),
+            signature,
+        }));
+        return;
+    }
+    if signature.is_some() {
+        out.push(Part::Thinking(Thinking { text: String::new(), signature }));
+    }
+    if let Some(t) = str_of(p, "text") {
+        out.push(Part::Text(t.to_owned()));
+    } else if let Some(fc) = p.get("functionCall") {
+        out.push(Part::ToolCall(ToolCall {
+            id: call_id(str_of(fc, "id"), response_id, *calls),
+            name: str_of(fc, "name").unwrap_or_default().to_owned(),
+            arguments: fc.get("args").map(to_text).unwrap_or_else(|| "{}".into()),
+        }));
+        *calls += 1;
+    } else if let Some(kind) = p.as_object().and_then(|o| o.keys().find(|k| *k != "thoughtSignature")) {
+        out.push(Part::Unsupported(kind.clone()));
+    }
+}
+
+/// A Gemini part for canonical reasoning: only Gemini's own signatures go back to Gemini.
+pub(crate) fn thought_part(t: &Thinking) -> Option<Value> {
+    let sig = t.signature.as_ref().filter(|s| s.origin == Dialect::Gemini)?;
+    Some(json!({"text": t.text, "thought": true, "thoughtSignature": sig.value}))
 }

@@ -1,48 +1,18 @@
 //! OpenAI Chat Completions streams: `data: {chat.completion.chunk}` lines ending in `data: [DONE]`, decoded into
-//! canonical events and encoded from them.
+//! canonical events and encoded from them. Tool calls stream as `delta.tool_calls[]` entries keyed by `index`.
 //!
 //! Both directions are state machines fed one event at a time; neither buffers the stream.
 
-use serde::Deserialize;
+use std::collections::HashSet;
+
 use serde_json::{Value, json};
 
 use super::{WireUsage, completion_id, finish_reason_str, stop_reason_from, usage_json};
 use crate::canonical::{EncodeCtx, StopReason, StreamEvent, Usage};
 use crate::error::{ErrorShape, ErrorType};
+use crate::json::{arr_of, str_of};
 use crate::sse::{write_event, write_json};
 use crate::{Dialect, StreamError};
-
-#[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    model: String,
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    delta: Option<ChunkDelta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ChunkDelta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<Value>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-}
 
 /// OpenAI chunks → canonical events.
 #[derive(Debug, Default)]
@@ -51,6 +21,8 @@ pub struct StreamDecoder {
     stop_reason: Option<StopReason>,
     usage: Usage,
     done: bool,
+    /// Tool-call indexes already started.
+    tools: HashSet<u64>,
 }
 
 impl StreamDecoder {
@@ -63,33 +35,59 @@ impl StreamDecoder {
             self.finish_once(out);
             return Ok(());
         }
-        let c: Chunk = serde_json::from_str(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
-        if let Some(err) = c.error {
-            let message = err.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_owned();
-            let kind = err.get("type").and_then(Value::as_str).unwrap_or("server_error").to_owned();
+        let c: Value = serde_json::from_str(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
+        if let Some(err) = c.get("error").filter(|e| !e.is_null()) {
+            let message = str_of(err, "message").unwrap_or("unknown error").to_owned();
+            let kind = str_of(err, "type").unwrap_or("server_error").to_owned();
             return Err(StreamError::Upstream { kind, message });
+        }
+        if !c.is_object() {
+            return Err(StreamError::Malformed("a chunk must be a JSON object".into()));
         }
         if !self.started {
             self.started = true;
-            out.push(StreamEvent::Start { id: c.id, model: c.model, usage: Usage::default() });
+            out.push(StreamEvent::Start {
+                id: str_of(&c, "id").unwrap_or_default().to_owned(),
+                model: str_of(&c, "model").unwrap_or_default().to_owned(),
+                usage: Usage::default(),
+            });
         }
-        if let Some(u) = c.usage {
-            self.usage = u.into();
+        if let Some(u) = c.get("usage").filter(|u| !u.is_null()) {
+            let wu: WireUsage =
+                serde_json::from_value(u.clone()).map_err(|e| StreamError::Malformed(e.to_string()))?;
+            self.usage = wu.into();
         }
-        for choice in c.choices {
-            if let Some(d) = choice.delta {
-                if let Some(t) = d.content.filter(|t| !t.is_empty()) {
-                    out.push(StreamEvent::TextDelta(t));
+        for choice in arr_of(&c, "choices").iter().take(1) {
+            if let Some(d) = choice.get("delta") {
+                if let Some(r) = str_of(d, "reasoning_content")
+                    .or_else(|| str_of(d, "reasoning"))
+                    .filter(|r| !r.is_empty())
+                {
+                    out.push(StreamEvent::ThinkingDelta(r.to_owned()));
                 }
-                if d.tool_calls.is_some() {
-                    out.push(StreamEvent::Unsupported("tool_calls".into()));
+                if let Some(t) = str_of(d, "content").filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::TextDelta(t.to_owned()));
                 }
-                if d.reasoning_content.is_some_and(|r| !r.is_empty()) {
-                    out.push(StreamEvent::Unsupported("reasoning_content".into()));
+                for tc in arr_of(d, "tool_calls") {
+                    let raw_index = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+                    let index = u32::try_from(raw_index).unwrap_or(u32::MAX);
+                    let f = tc.get("function").unwrap_or(&Value::Null);
+                    if self.tools.insert(raw_index) {
+                        out.push(StreamEvent::ToolCallStart {
+                            index,
+                            id: str_of(tc, "id")
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| format!("call_{index}")),
+                            name: str_of(f, "name").unwrap_or_default().to_owned(),
+                        });
+                    }
+                    if let Some(a) = str_of(f, "arguments").filter(|a| !a.is_empty()) {
+                        out.push(StreamEvent::ToolCallArgs { index, json: a.to_owned() });
+                    }
                 }
             }
-            if let Some(r) = choice.finish_reason {
-                self.stop_reason = Some(stop_reason_from(Some(&r)));
+            if let Some(r) = str_of(choice, "finish_reason") {
+                self.stop_reason = Some(stop_reason_from(Some(r)));
             }
         }
         Ok(())
@@ -145,6 +143,12 @@ impl StreamEncoder {
         c
     }
 
+    fn delta(&mut self, delta: Value, out: &mut Vec<u8>) {
+        self.ensure_started(out);
+        let c = self.chunk(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]));
+        write_json(out, None, &c);
+    }
+
     fn ensure_started(&mut self, out: &mut Vec<u8>) {
         if self.id.is_none() {
             self.start("nines", out);
@@ -165,13 +169,18 @@ impl StreamEncoder {
                     self.start(id, out);
                 }
             }
-            StreamEvent::TextDelta(text) => {
-                self.ensure_started(out);
-                let c = self.chunk(json!([{"index": 0, "delta": {"content": text},
-                                            "logprobs": null, "finish_reason": null}]));
-                write_json(out, None, &c);
+            StreamEvent::TextDelta(text) => self.delta(json!({"content": text}), out),
+            // Reasoning text as vLLM and DeepSeek stream it; the official SDKs keep unknown fields.
+            StreamEvent::ThinkingDelta(text) => self.delta(json!({"reasoning_content": text}), out),
+            StreamEvent::ThinkingSignature(_) | StreamEvent::Unsupported(_) => {}
+            StreamEvent::ToolCallStart { index, id, name } => self.delta(
+                json!({"tool_calls": [{"index": index, "id": id, "type": "function",
+                                        "function": {"name": name, "arguments": ""}}]}),
+                out,
+            ),
+            StreamEvent::ToolCallArgs { index, json } => {
+                self.delta(json!({"tool_calls": [{"index": index, "function": {"arguments": json}}]}), out)
             }
-            StreamEvent::Unsupported(_) => {}
             StreamEvent::Finish { stop_reason, usage } => {
                 self.ensure_started(out);
                 let c = self.chunk(json!([{"index": 0, "delta": {}, "logprobs": null,

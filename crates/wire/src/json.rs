@@ -1,0 +1,64 @@
+//! Small accessors over `serde_json::Value`, for the content blocks whose many variants are read by hand.
+
+use serde_json::{Map, Value};
+
+use crate::DecodeError;
+
+pub(crate) fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+pub(crate) fn arr_of<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+pub(crate) fn require_str<'a>(v: &'a Value, key: &str, path: &str) -> Result<&'a str, DecodeError> {
+    str_of(v, key).ok_or_else(|| DecodeError::Invalid(format!("{path}.{key}: a string is required")))
+}
+
+/// JSON arguments text → an object for the dialects that want one (Anthropic `input`, Gemini `args`). Text that
+/// is not a JSON object (a model's malformed arguments) is kept under `_raw` rather than lost.
+pub(crate) fn args_object(arguments: &str) -> Value {
+    if arguments.trim().is_empty() {
+        return Value::Object(Map::new());
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(other) => serde_json::json!({ "_raw": other }),
+        Err(_) => serde_json::json!({ "_raw": arguments }),
+    }
+}
+
+/// Compact JSON text of a value (our own values always serialise).
+pub(crate) fn to_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Split a `data:` URL into its media type and base64 data.
+pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media_type = meta.strip_suffix(";base64")?;
+    Some((media_type, data))
+}
+
+/// A media type for an image URL, from its extension (Gemini's `fileData` wants one).
+pub(crate) fn guess_image_type(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+    if path.ends_with(".png") {
+        "image/png"
+    } else if path.ends_with(".gif") {
+        "image/gif"
+    } else if path.ends_with(".webp") {
+        "image/webp"
+    } else {
+        "image/jpeg"
+    }
+}
+
+/// Record a parameter left out for a target, once.
+pub(crate) fn note(dropped: &mut Vec<String>, what: &str) {
+    if !dropped.iter().any(|d| d == what) {
+        dropped.push(what.to_owned());
+    }
+}
