@@ -38,7 +38,7 @@ usage:
   nines-bench load   --url URL --body FILE --dialect openai|anthropic [--kind stream|plain]
                      [--concurrency 32] [--rate REQ_PER_S] [--seconds 10] [--warmup 1] [--header 'name: value']...
   nines-bench open   --url URL --body FILE --dialect openai|anthropic --count N
-                     [--http2] [--per-conn 100] [--ramp 128] [--timeout 120] [--header 'name: value']...
+                     [--http2] [--per-conn 100] [--open-rate 1000] [--ramp 128] [--timeout 120] [--header 'name: value']...
 
 URL is http://IP:PORT/path. Prints JSON lines on stdout.";
 
@@ -68,7 +68,9 @@ impl Args {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         let mut i = 0;
         while i < argv.len() {
-            let name = argv[i].strip_prefix("--").ok_or_else(|| format!("unexpected argument {:?}\n{USAGE}", argv[i]))?;
+            let name = argv[i]
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected argument {:?}\n{USAGE}", argv[i]))?;
             let value = match argv.get(i + 1) {
                 Some(v) if !v.starts_with("--") => {
                     i += 1;
@@ -143,7 +145,8 @@ impl Spec {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
         for h in a.all("header") {
-            let (name, value) = h.split_once(':').ok_or_else(|| format!("--header: not 'name: value': {h}"))?;
+            let (name, value) =
+                h.split_once(':').ok_or_else(|| format!("--header: not 'name: value': {h}"))?;
             headers.insert(HeaderName::try_from(name.trim())?, HeaderValue::try_from(value.trim())?);
         }
         Ok(Spec {
@@ -373,7 +376,12 @@ struct Timing {
 }
 
 /// One request on `sender`, its body read to the end; times count from `started`.
-async fn one_request(sender: &mut Sender, spec: &Spec, kind: Kind, started: Instant) -> Result<Timing, Error> {
+async fn one_request(
+    sender: &mut Sender,
+    spec: &Spec,
+    kind: Kind,
+    started: Instant,
+) -> Result<Timing, Error> {
     let resp = sender.send(spec).await?;
     let status = resp.status();
     let mut body = resp.into_body();
@@ -620,6 +628,10 @@ async fn run_open(a: Args) -> Result<(), Error> {
     let ramp: usize = a.num("ramp", 128)?;
     let per_conn: usize = a.num("per-conn", 100)?.max(1);
     let timeout: f64 = a.num("timeout", 120.0)?;
+    let open_rate: f64 = a.num("open-rate", 1000.0)?;
+    if open_rate <= 0.0 {
+        return Err("--open-rate must be positive".into());
+    }
     let use_h2 = a.flag("http2");
     let state = Arc::new(OpenState::default());
     let (close_tx, close_rx) = watch::channel(false);
@@ -632,12 +644,15 @@ async fn run_open(a: Args) -> Result<(), Error> {
             h2_conns.push(connect_h2(spec.addr).await?);
         }
     }
-    let streams: Vec<JoinHandle<()>> = (0..count)
-        .map(|i| {
-            let h2 = h2_conns.get(i / per_conn).map(|(s, _)| s.clone());
-            tokio::spawn(hold_one(spec.clone(), h2, ramp.clone(), state.clone(), close_rx.clone()))
-        })
-        .collect();
+    // Streams start at a steady rate: thousands at once would overflow the accept backlogs of the gateway and the
+    // simulator (SYN retries take seconds) and measure that instead of the held streams.
+    let interval = Duration::from_secs_f64(1.0 / open_rate);
+    let mut streams: Vec<JoinHandle<()>> = Vec::with_capacity(count);
+    for i in 0..count {
+        tokio::time::sleep_until((start + interval * u32::try_from(i)?).into()).await;
+        let h2 = h2_conns.get(i / per_conn).map(|(s, _)| s.clone());
+        streams.push(tokio::spawn(hold_one(spec.clone(), h2, ramp.clone(), state.clone(), close_rx.clone())));
+    }
 
     let deadline = start + Duration::from_secs_f64(timeout);
     while state.open.load(Ordering::Relaxed) + state.failed.load(Ordering::Relaxed) < count

@@ -1,8 +1,12 @@
-//! The deterministic answer every dialect gives: `"{name} says: {last user text}"`, plus
-//! ` [system: {system text}]` when there is a system prompt, cut by stop sequences and by max tokens.
+//! The deterministic answer every dialect gives: `"{name} says: {last user text}"` (after tool results:
+//! `"{name} says: tool said: {r1} | {r2}"`), plus ` [images: N]` when the last user message has images and
+//! ` [system: {system text}]` when there is a system prompt, cut by stop sequences and by max tokens; or, in JSON
+//! mode, `{"answer":"<that text>"}` uncut. When tools are offered the answer may be tool calls instead ([`tools`]).
 //!
-//! A "token" is a whitespace-separated word. This module is pure text work: it never sees JSON or HTTP, so that
-//! all three dialects answer a correctly translated request with exactly the same text and counts.
+//! A "token" is a whitespace-separated word. This module is pure text work: it never sees a wire shape or HTTP, so
+//! that all three dialects answer a correctly translated request with exactly the same text and counts.
+
+use crate::tools::{self, Offer, ToolCall};
 
 /// What a dialect extracted from a valid request.
 #[derive(Debug, Default)]
@@ -17,6 +21,74 @@ pub(crate) struct Prompt {
     pub max_tokens: Option<u64>,
     /// The request's stop sequences.
     pub stop: Vec<String>,
+    /// What the conversation's last message is.
+    pub turn: Turn,
+    /// Images in the last message, when it is a user message that does not carry tool results.
+    pub images: u64,
+    /// The request asked for JSON output.
+    pub json: bool,
+    /// The function tools offered.
+    pub tools: Offer,
+}
+
+/// What the conversation's last message is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// A user message with text (and no tool results).
+    UserText,
+    /// Tool results, in order (Anthropic `tool_result` blocks, OpenAI trailing `tool` messages, Gemini
+    /// `functionResponse` parts).
+    ToolResults(Vec<ToolResult>),
+    /// Anything else (an assistant prefill, a user message without text).
+    #[default]
+    Other,
+}
+
+/// One tool result, as text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ToolResult {
+    pub text: String,
+    /// Anthropic `is_error: true`.
+    pub error: bool,
+}
+
+/// What a request is answered with.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Text(Answer),
+    /// Tool calls; their output tokens are the words of their arguments JSON.
+    Calls {
+        calls: Vec<ToolCall>,
+        input_tokens: u64,
+        output_tokens: u64,
+    },
+}
+
+impl Outcome {
+    pub(crate) fn input_tokens(&self) -> u64 {
+        match self {
+            Outcome::Text(answer) => answer.input_tokens,
+            Outcome::Calls { input_tokens, .. } => *input_tokens,
+        }
+    }
+
+    pub(crate) fn output_tokens(&self) -> u64 {
+        match self {
+            Outcome::Text(answer) => answer.output_tokens,
+            Outcome::Calls { output_tokens, .. } => *output_tokens,
+        }
+    }
+}
+
+/// Answer `prompt` as the simulator called `name`: tool calls when [`tools::plan`] calls, text otherwise.
+pub(crate) fn respond(name: &str, prompt: &Prompt) -> Outcome {
+    match tools::plan(prompt) {
+        Some(calls) => {
+            let output_tokens = calls.iter().map(|c| words(&c.arguments)).sum();
+            Outcome::Calls { calls, input_tokens: prompt.input_words, output_tokens }
+        }
+        None => Outcome::Text(compose(name, prompt)),
+    }
 }
 
 /// Why the answer ended.
@@ -48,11 +120,32 @@ impl Answer {
 
 /// Compose the answer of the simulator called `name` to `prompt`.
 pub(crate) fn compose(name: &str, prompt: &Prompt) -> Answer {
-    let mut full = format!("{name} says: {}", prompt.last_user);
+    let mut full = match &prompt.turn {
+        Turn::ToolResults(results) => {
+            let results: Vec<String> = results
+                .iter()
+                .map(|r| if r.error { format!("error: {}", r.text) } else { r.text.clone() })
+                .collect();
+            format!("{name} says: tool said: {}", results.join(" | "))
+        }
+        Turn::UserText | Turn::Other => format!("{name} says: {}", prompt.last_user),
+    };
+    if prompt.images > 0 {
+        full.push_str(&format!(" [images: {}]", prompt.images));
+    }
     if !prompt.system.is_empty() {
         full.push_str(" [system: ");
         full.push_str(&prompt.system);
         full.push(']');
+    }
+    if prompt.json {
+        let text = serde_json::json!({ "answer": full }).to_string();
+        return Answer {
+            output_tokens: words(&text),
+            text,
+            finish: Finish::Natural,
+            input_tokens: prompt.input_words,
+        };
     }
     let first_stop = prompt
         .stop
@@ -171,6 +264,22 @@ mod tests {
         let a = compose("a", &p);
         assert_eq!(a.text, "a says:");
         assert_eq!(a.finish, Finish::Length);
+    }
+
+    #[test]
+    fn tool_results_images_and_json() {
+        let results = vec![
+            ToolResult { text: "sunny".into(), error: false },
+            ToolResult { text: "no such city".into(), error: true },
+        ];
+        let p = Prompt { turn: Turn::ToolResults(results), system: "sys".into(), ..prompt("ignored") };
+        assert_eq!(compose("a", &p).text, "a says: tool said: sunny | error: no such city [system: sys]");
+        let p = Prompt { images: 2, system: "sys".into(), ..prompt("look") };
+        assert_eq!(compose("a", &p).text, "a says: look [images: 2] [system: sys]");
+        let p = Prompt { json: true, max_tokens: Some(1), stop: vec!["says".into()], ..prompt("say \"hi\"") };
+        let a = compose("a", &p);
+        assert_eq!(a.text, r#"{"answer":"a says: say \"hi\""}"#);
+        assert_eq!((a.finish, a.output_tokens), (Finish::Natural, 4));
     }
 
     #[test]

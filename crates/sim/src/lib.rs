@@ -33,6 +33,8 @@ mod openai;
 mod routes;
 mod server;
 mod state;
+mod thinking;
+mod tools;
 
 use std::io::Write as _;
 use std::net::SocketAddr;

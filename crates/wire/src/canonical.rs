@@ -184,6 +184,9 @@ pub struct ChatRequest {
     /// Request fields present that this version cannot carry to another dialect (`n` > 1…). Same-dialect targets
     /// get them untouched; a translation refuses rather than silently dropping them.
     pub untranslated: Vec<&'static str>,
+    /// Request fields present that a translation leaves out without changing what is asked (`seed`,
+    /// `presence_penalty`, `safetySettings`…, and any field this version does not know): reported as dropped.
+    pub ignored: Vec<String>,
 }
 
 impl ChatRequest {
@@ -202,6 +205,11 @@ impl ChatRequest {
                 why: "this field is not translated to another API format yet".to_owned(),
             }),
         }
+    }
+
+    /// What a translation starts by reporting as left out.
+    pub fn dropped_fields(&self) -> Vec<String> {
+        self.ignored.clone()
     }
 
     /// Whether any message carries an image.

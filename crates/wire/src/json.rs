@@ -62,3 +62,10 @@ pub(crate) fn note(dropped: &mut Vec<String>, what: &str) {
         dropped.push(what.to_owned());
     }
 }
+
+/// The top-level keys of `v` not in `known`, in order.
+pub(crate) fn unknown_keys(v: &Value, known: &[&str]) -> Vec<String> {
+    v.as_object()
+        .map(|o| o.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect())
+        .unwrap_or_default()
+}

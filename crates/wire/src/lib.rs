@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod canonical;
+pub mod embeddings;
 pub mod error;
 pub mod gemini;
 mod json;

@@ -272,6 +272,13 @@ mod tests {
         assert_eq!(c.providers["local"].max_tokens_field, MaxTokensField::MaxTokens);
         assert_eq!(c.providers["openai"].base_url, "https://api.openai.com/v1");
         assert_eq!(c.auth.keys_env.as_deref(), Some("NINES_KEYS"));
+        let local = &c.providers["local"];
+        assert!(!local.capabilities_of("llama3.1:8b").images);
+        assert!(local.capabilities_of("llava:13b").images, "a model's override");
+        assert!(!local.capabilities_of("llava:13b").reasoning, "inherited from the provider");
+        assert!(
+            c.providers["anthropic"].capabilities.reasoning && !c.providers["openai"].capabilities.reasoning
+        );
     }
 
     #[test]

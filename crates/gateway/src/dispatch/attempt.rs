@@ -152,6 +152,29 @@ pub struct AttemptSpec<'a> {
     pub attempt_deadline: Instant,
 }
 
+/// Send a plain JSON request and read its whole answer, classifying failures as a chat attempt does.
+pub async fn exchange(
+    provider: &Provider,
+    req: reqwest::RequestBuilder,
+    attempt_deadline: Instant,
+) -> Result<(Bytes, Option<String>), ProviderError> {
+    let t = provider.config.timeouts;
+    let first_byte_deadline = (Instant::now() + t.first_byte).min(attempt_deadline);
+    let resp = timeout_at(first_byte_deadline, req.send())
+        .await
+        .map_err(|_| ProviderError::new(ErrorKind::Timeout, "no response within the timeout"))?
+        .map_err(ProviderError::from_reqwest)?;
+    let status = resp.status();
+    let id = request_id(resp.headers());
+    if !status.is_success() {
+        let headers = resp.headers().clone();
+        let deadline = (Instant::now() + t.first_byte.min(ERROR_BODY_WAIT)).min(attempt_deadline);
+        let body = read_capped(resp, MAX_ERROR_BODY, deadline).await.unwrap_or_default();
+        return Err(ProviderError::from_status(status.as_u16(), &headers, &body));
+    }
+    Ok((read_capped(resp, MAX_WHOLE_BODY, first_byte_deadline).await?, id))
+}
+
 /// Send one request and read it to its commit point.
 pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     let t = spec.provider.config.timeouts;

@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod ledger;
+pub mod ops;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub use attempt::{Answer, Committed, Whole};
 pub use ledger::{Attempt, Ledger, Outcome};
 
 use crate::config::DispatchConfig;
-use crate::provider::{ErrorKind, ProviderError};
+use crate::provider::ProviderError;
 use crate::record;
 use crate::route::Target;
 
@@ -38,12 +39,88 @@ pub struct Inbound {
 }
 
 #[derive(Debug)]
-pub struct Served {
-    pub answer: Answer,
+pub struct Served<T = Answer> {
+    pub answer: T,
     pub target: Target,
     pub ledger: Ledger,
     /// Parameters the serving target could not take and that were left out (for the warning header).
     pub dropped: Vec<String>,
+}
+
+/// A request body made for one target.
+#[derive(Debug)]
+pub struct Prepared {
+    pub body: Bytes,
+    /// The client's own bytes (same dialect): a 400 to them is the client's fault.
+    pub passthrough: bool,
+    pub dropped: Vec<String>,
+}
+
+/// Why a target is not tried.
+#[derive(Debug)]
+pub enum Skip {
+    /// It cannot carry the request (a capability or field it lacks): a 400 if no target can.
+    Cannot(EncodeError),
+    /// Anything else (no body could be made for it).
+    Other(String),
+}
+
+/// One kind of upstream call (chat, embeddings, token counting): how to make a body for a target, and how to run
+/// one attempt with it. The engine does everything else: order, skips, retries, backoff, deadline, ledger.
+pub trait Operation {
+    type Output;
+    fn prepare(&self, target: &Target) -> Result<Prepared, Skip>;
+    fn attempt(
+        &self,
+        target: &Target,
+        prepared: &Prepared,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Result<Self::Output, ProviderError>> + Send;
+}
+
+struct Chat<'a> {
+    inbound: &'a Inbound,
+}
+
+impl Operation for Chat<'_> {
+    type Output = Answer;
+
+    fn prepare(&self, target: &Target) -> Result<Prepared, Skip> {
+        let inbound = self.inbound;
+        if let Some(e) = lacks(target, &inbound.request) {
+            return Err(Skip::Cannot(e));
+        }
+        let provider = &target.provider;
+        if provider.dialect() == inbound.dialect {
+            let body = with_model(&inbound.raw, &target.model)
+                .map_err(|e| Skip::Other(format!("cannot rewrite the body: {e}")))?;
+            return Ok(Prepared { body, passthrough: true, dropped: Vec::new() });
+        }
+        let opts = provider.encode_opts(target.caps);
+        let enc = provider
+            .dialect()
+            .encode_request(&inbound.request, &target.model, &opts)
+            .map_err(Skip::Cannot)?;
+        Ok(Prepared { body: Bytes::from(enc.body), passthrough: false, dropped: enc.dropped })
+    }
+
+    async fn attempt(
+        &self,
+        target: &Target,
+        prepared: &Prepared,
+        deadline: Instant,
+    ) -> Result<Answer, ProviderError> {
+        attempt::run(attempt::AttemptSpec {
+            provider: &target.provider,
+            model: &target.model,
+            body: prepared.body.clone(),
+            stream: self.inbound.request.stream,
+            passthrough: prepared.passthrough,
+            headers: &self.inbound.headers,
+            attempt_deadline: deadline,
+        })
+        .await
+    }
 }
 
 /// Why `target` cannot take this request at all, if it cannot (a capability it lacks).
@@ -87,55 +164,41 @@ pub async fn dispatch(
     targets: &Arc<[Target]>,
     cfg: &DispatchConfig,
 ) -> Result<Served, Failure> {
+    run(&Chat { inbound }, targets, cfg).await
+}
+
+/// The attempt engine, for any [`Operation`].
+pub async fn run<O: Operation>(
+    op: &O,
+    targets: &[Target],
+    cfg: &DispatchConfig,
+) -> Result<Served<O::Output>, Failure> {
     let mut ledger = Ledger::new(cfg.deadline);
     let mut inexpressible: Option<EncodeError> = None;
 
-    'targets: for target in targets.iter() {
+    'targets: for target in targets {
         let provider = &target.provider;
+        let skip = |ledger: &mut Ledger, why: String| {
+            ledger.attempts.push(Attempt {
+                target: target.label.clone(),
+                outcome: Outcome::Skipped(why),
+                elapsed: Duration::ZERO,
+            });
+        };
         if let Some(why) = &provider.unusable {
-            ledger.attempts.push(Attempt {
-                target: target.label.clone(),
-                outcome: Outcome::Skipped(why.clone()),
-                elapsed: Duration::ZERO,
-            });
+            skip(&mut ledger, why.clone());
             continue;
         }
-        if let Some(e) = lacks(target, &inbound.request) {
-            ledger.attempts.push(Attempt {
-                target: target.label.clone(),
-                outcome: Outcome::Skipped(e.to_string()),
-                elapsed: Duration::ZERO,
-            });
-            inexpressible.get_or_insert(e);
-            continue;
-        }
-        let passthrough = provider.dialect() == inbound.dialect;
-        let (body, dropped) = if passthrough {
-            match with_model(&inbound.raw, &target.model) {
-                Ok(b) => (b, Vec::new()),
-                // The front door decoded this body already, so it is a JSON object; keep going regardless.
-                Err(e) => {
-                    ledger.attempts.push(Attempt {
-                        target: target.label.clone(),
-                        outcome: Outcome::Skipped(format!("cannot rewrite the body: {e}")),
-                        elapsed: Duration::ZERO,
-                    });
-                    continue;
-                }
+        let prepared = match op.prepare(target) {
+            Ok(p) => p,
+            Err(Skip::Cannot(e)) => {
+                skip(&mut ledger, e.to_string());
+                inexpressible.get_or_insert(e);
+                continue;
             }
-        } else {
-            let opts = provider.encode_opts(target.caps);
-            match provider.dialect().encode_request(&inbound.request, &target.model, &opts) {
-                Ok(enc) => (Bytes::from(enc.body), enc.dropped),
-                Err(e) => {
-                    ledger.attempts.push(Attempt {
-                        target: target.label.clone(),
-                        outcome: Outcome::Skipped(e.to_string()),
-                        elapsed: Duration::ZERO,
-                    });
-                    inexpressible.get_or_insert(e);
-                    continue;
-                }
+            Err(Skip::Other(why)) => {
+                skip(&mut ledger, why);
+                continue;
             }
         };
 
@@ -151,16 +214,7 @@ pub async fn dispatch(
             }
             let began = Instant::now();
             let attempt_deadline = (began + provider.config.timeouts.request).min(ledger.deadline);
-            let result = attempt::run(attempt::AttemptSpec {
-                provider,
-                model: &target.model,
-                body: body.clone(),
-                stream: inbound.request.stream,
-                passthrough,
-                headers: &inbound.headers,
-                attempt_deadline,
-            })
-            .await;
+            let result = op.attempt(target, &prepared, attempt_deadline).await;
             let elapsed = began.elapsed();
             match result {
                 Ok(answer) => {
@@ -169,11 +223,11 @@ pub async fn dispatch(
                         outcome: Outcome::Served,
                         elapsed,
                     });
-                    return Ok(Served { answer, target: target.clone(), ledger, dropped });
+                    return Ok(Served { answer, target: target.clone(), ledger, dropped: prepared.dropped });
                 }
                 // A 400 to the client's own bytes is the client's; a 400 to a body we translated may be ours (a
                 // field this model will not take), so only the former returns at once.
-                Err(error) if !error.failover() && passthrough => {
+                Err(error) if !error.failover() && prepared.passthrough => {
                     record::AttemptFailed {
                         target: &target.label,
                         error: &error,
@@ -198,9 +252,7 @@ pub async fn dispatch(
                         outcome: Outcome::Failed(error),
                         elapsed,
                     });
-                    let Some(backoff) = delays.next().filter(|_| retry) else {
-                        break;
-                    };
+                    let Some(backoff) = delays.next().filter(|_| retry) else { break };
                     // Honour Retry-After when the provider gives one, unless it is longer than we are willing to
                     // wait: then the next target is the better bet.
                     let wait = match retry_after {
@@ -221,9 +273,4 @@ pub async fn dispatch(
         Some(error) if ledger.sent() == 0 => Err(Failure::Inexpressible { error, ledger }),
         _ => Err(Failure::Exhausted { ledger }),
     }
-}
-
-/// The status an exhausted route is answered with, before dialect-specific adjustment.
-pub fn exhausted_kind(ledger: &Ledger) -> ErrorKind {
-    ledger.dominant_kind()
 }

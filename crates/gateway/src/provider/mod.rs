@@ -105,14 +105,40 @@ impl Provider {
         body: Bytes,
         passthrough: &HeaderMap,
     ) -> reqwest::RequestBuilder {
+        let req = self.post(self.chat_url(model, stream), body, passthrough);
+        if stream {
+            req.header(http::header::ACCEPT, HeaderValue::from_static("text/event-stream"))
+        } else {
+            req
+        }
+    }
+
+    /// The endpoint for an embeddings request (OpenAI-format and Gemini providers; Anthropic has none).
+    pub fn embeddings_url(&self, model: &str) -> Option<String> {
+        let base = &self.config.base_url;
+        match self.config.kind {
+            ProviderKind::OpenAi => Some(format!("{base}/embeddings")),
+            ProviderKind::Gemini => {
+                let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
+                Some(format!("{base}/v1beta/models/{model}:batchEmbedContents"))
+            }
+            ProviderKind::Anthropic => None,
+        }
+    }
+
+    /// The endpoint for counting a Messages request's tokens (Anthropic only).
+    pub fn count_tokens_url(&self) -> Option<String> {
+        (self.config.kind == ProviderKind::Anthropic)
+            .then(|| format!("{}/v1/messages/count_tokens", self.config.base_url))
+    }
+
+    /// A JSON POST to `url` with this provider's key and, for Anthropic, its version headers.
+    pub fn post(&self, url: String, body: Bytes, passthrough: &HeaderMap) -> reqwest::RequestBuilder {
         let mut req = self
             .client
-            .post(self.chat_url(model, stream))
+            .post(url)
             .header(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);
-        if stream {
-            req = req.header(http::header::ACCEPT, HeaderValue::from_static("text/event-stream"));
-        }
         let key = self.key.as_ref().map(|k| k.expose_secret());
         match self.config.kind {
             ProviderKind::Anthropic => {

@@ -19,6 +19,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
+        .route("/v1/messages/count_tokens", post(routes::count_tokens))
+        .route("/v1/embeddings", post(routes::embeddings))
         .route("/v1/models", get(routes::models))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))

@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use nines_wire::{Dialect, EncodeCtx};
+use nines_wire::{Dialect, EncodeCtx, embeddings};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -95,21 +95,186 @@ async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Body) 
     };
     match dispatch::dispatch(&inbound, &targets, &snap.config.dispatch).await {
         Ok(served) => respond_served(dialect, &inbound, served, started, report),
-        Err(Failure::Client { error, target, ledger }) => {
+        Err(failure) => failure_response(dialect, &inbound.request.model, failure, report),
+    }
+}
+
+/// The one answer for a request no target served, in the door's dialect.
+fn failure_response(
+    dialect: Dialect,
+    model: &str,
+    failure: Failure,
+    report: impl Fn(Option<&str>, usize, Ending),
+) -> Response {
+    match failure {
+        Failure::Client { error, target, ledger } => {
             report(Some(&target.label), ledger.sent() + 1, Ending::Refused);
             let mut resp = ApiError::Refused { error }.render(dialect);
             set_served_headers(&mut resp, &target.label, ledger.sent() + 1);
             resp
         }
-        Err(Failure::Inexpressible { error, ledger }) => {
+        Failure::Inexpressible { error, ledger } => {
             report(None, ledger.sent(), Ending::Refused);
             ApiError::Inexpressible(error).render(dialect)
         }
-        Err(Failure::Exhausted { ledger }) => {
+        Failure::Exhausted { ledger } => {
             report(None, ledger.sent(), Ending::Failed);
-            ApiError::Exhausted { model: inbound.request.model.clone(), ledger }.render(dialect)
+            ApiError::Exhausted { model: model.to_owned(), ledger }.render(dialect)
         }
     }
+}
+
+/// `POST /v1/embeddings` (OpenAI format), with the same failover as chat.
+pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let dialect = Dialect::OpenAiChat;
+    let started = Instant::now();
+    let snap = app.snapshot();
+    if !auth::allowed(&snap.client_keys, &headers) {
+        return ApiError::Unauthorized.render(dialect);
+    }
+    let raw = match body {
+        Ok(b) => b,
+        Err(r) => {
+            return ApiError::Body { status: r.status().as_u16(), message: r.body_text() }.render(dialect);
+        }
+    };
+    let request = match embeddings::decode_request(&raw) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::BadRequest { message: format!("invalid request body: {e}"), param: None }
+                .render(dialect);
+        }
+    };
+    let targets = match snap.routes.plan(&request.model) {
+        Ok(t) => t,
+        Err(e) => return ApiError::UnknownModel(e).render(dialect),
+    };
+    let report = |target: Option<&str>, attempts: usize, ending: Ending| {
+        RequestCompleted {
+            front_door: "/v1/embeddings",
+            model: &request.model,
+            target,
+            attempts,
+            stream: false,
+            ending,
+            elapsed: started.elapsed(),
+        }
+        .emit()
+    };
+    let op = dispatch::ops::Embeddings { raw: &raw, request: &request };
+    match dispatch::run(&op, &targets, &snap.config.dispatch).await {
+        Ok(served) => {
+            let attempts = served.ledger.sent();
+            report(
+                Some(&served.target.label),
+                attempts,
+                if attempts > 1 { Ending::Saved } else { Ending::Served },
+            );
+            let body = match served.answer.raw {
+                Some(raw) => raw,
+                None => {
+                    Bytes::from(embeddings::encode_openai_response(&served.answer.response, request.base64))
+                }
+            };
+            let mut resp =
+                (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
+            set_served_headers(&mut resp, &served.target.label, attempts);
+            resp
+        }
+        Err(failure) => failure_response(dialect, &request.model, failure, report),
+    }
+}
+
+/// `POST /v1/messages/count_tokens`: exact from the route's Anthropic targets (with failover among them), and an
+/// estimate, marked `x-nines-token-count: estimate`, when none can answer.
+pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let dialect = Dialect::Anthropic;
+    let started = Instant::now();
+    let snap = app.snapshot();
+    if !auth::allowed(&snap.client_keys, &headers) {
+        return ApiError::Unauthorized.render(dialect);
+    }
+    let raw = match body {
+        Ok(b) => b,
+        Err(r) => {
+            return ApiError::Body { status: r.status().as_u16(), message: r.body_text() }.render(dialect);
+        }
+    };
+    let request = match dialect.decode_request(&raw) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::BadRequest { message: format!("invalid request body: {e}"), param: None }
+                .render(dialect);
+        }
+    };
+    let targets = match snap.routes.plan(&request.model) {
+        Ok(t) => t,
+        Err(e) => return ApiError::UnknownModel(e).render(dialect),
+    };
+    let report = |target: Option<&str>, attempts: usize, ending: Ending| {
+        RequestCompleted {
+            front_door: "/v1/messages/count_tokens",
+            model: &request.model,
+            target,
+            attempts,
+            stream: false,
+            ending,
+            elapsed: started.elapsed(),
+        }
+        .emit()
+    };
+    let passthrough = passthrough_headers(dialect, &headers);
+    let op = dispatch::ops::CountTokens { raw: &raw, headers: &passthrough };
+    match dispatch::run(&op, &targets, &snap.config.dispatch).await {
+        Ok(served) => {
+            let attempts = served.ledger.sent();
+            report(
+                Some(&served.target.label),
+                attempts,
+                if attempts > 1 { Ending::Saved } else { Ending::Served },
+            );
+            let mut resp =
+                (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], served.answer)
+                    .into_response();
+            set_served_headers(&mut resp, &served.target.label, attempts);
+            resp
+        }
+        Err(failure @ Failure::Client { .. }) => failure_response(dialect, &request.model, failure, report),
+        Err(_) => {
+            report(None, 0, Ending::Served);
+            let n = estimate_input_tokens(&request);
+            let mut resp = axum::Json(json!({"input_tokens": n})).into_response();
+            resp.headers_mut().insert("x-nines-token-count", HeaderValue::from_static("estimate"));
+            resp
+        }
+    }
+}
+
+/// About four characters a token over everything the model reads, plus a few tokens of framing per message.
+fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
+    use nines_wire::Part;
+    let est = embeddings::estimate_tokens;
+    let mut n: u64 = req.system.iter().map(|s| est(s)).sum();
+    for m in &req.messages {
+        n += 3;
+        for p in &m.content {
+            n += match p {
+                Part::Text(t) => est(t),
+                Part::ToolCall(c) => est(&c.name) + est(&c.arguments),
+                Part::ToolResult(r) => {
+                    r.content.iter().map(|c| if let Part::Text(t) = c { est(t) } else { 0 }).sum()
+                }
+                Part::Thinking(t) => est(&t.text),
+                // Images cost roughly a thousand tokens on every current model.
+                Part::Image(_) => 1000,
+                Part::Unsupported(_) => 0,
+            };
+        }
+    }
+    for t in &req.tools {
+        n += est(&t.name) + t.description.as_deref().map(est).unwrap_or(0) + est(&t.parameters.to_string());
+    }
+    n
 }
 
 fn set_served_headers(resp: &mut Response, target: &str, attempts: usize) {

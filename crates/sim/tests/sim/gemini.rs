@@ -147,7 +147,7 @@ async fn validation_refuses_what_the_real_api_refuses() {
 }
 
 #[tokio::test]
-async fn function_parts_are_accepted_but_are_not_text() {
+async fn function_parts_are_accepted_and_responses_answered() {
     let sim = sim().await;
     let body = json!({
         "contents": [
@@ -160,7 +160,10 @@ async fn function_parts_are_accepted_but_are_not_text() {
     let resp = post(&sim, GEMINI, &body).await;
     assert_eq!(resp.status(), 200);
     let got: Value = resp.json().await.unwrap();
-    assert_eq!(got["candidates"][0]["content"]["parts"][0]["text"], "alpha says: weather?");
+    assert_eq!(
+        got["candidates"][0]["content"]["parts"][0]["text"],
+        r#"alpha says: tool said: {"sky":"sunny"}"#
+    );
 }
 
 #[tokio::test]

@@ -11,3 +11,6 @@ mod faults;
 mod gemini;
 mod http2;
 mod openai;
+mod results;
+mod thinking;
+mod tools;

@@ -217,7 +217,7 @@ async fn tool_round_trip_is_accepted() {
     let resp = post(&sim, OPENAI, &body).await;
     assert_eq!(resp.status(), 200);
     let got: Value = resp.json().await.unwrap();
-    assert_eq!(got["choices"][0]["message"]["content"], "alpha says: weather in Paris? [system: sys]");
+    assert_eq!(got["choices"][0]["message"]["content"], "alpha says: tool said: sunny [system: sys]");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use crate::canonical::{
     ChatRequest, Effort, Encoded, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Signature,
     Thinking, Tool, ToolCall, ToolChoice, ToolResult,
 };
-use crate::json::{args_object, arr_of, note, require_str, str_of, to_text};
+use crate::json::{args_object, arr_of, note, require_str, str_of, to_text, unknown_keys};
 use crate::{DecodeError, Dialect, EncodeError, EncodeOpts};
 
 fn decode_block(b: &Value, path: &str) -> Result<Part, DecodeError> {
@@ -72,6 +72,26 @@ fn decode_content(v: &Value, path: &str) -> Result<Vec<Part>, DecodeError> {
     }
 }
 
+/// The request fields this module translates; any other is reported as dropped when translating.
+const MODELLED: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "stream",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "output_config",
+    "metadata",
+    "mcp_servers",
+    "container",
+];
+
 fn effort_from(s: &str) -> Option<Effort> {
     match s {
         "low" => Some(Effort::Low),
@@ -115,6 +135,12 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
             .collect(),
     };
     let mut untranslated = Vec::new();
+    // Fields that give the model abilities no other dialect can carry: refused rather than silently lost.
+    for field in ["mcp_servers", "container"] {
+        if v.get(field).is_some_and(|f| !f.is_null()) {
+            untranslated.push(field);
+        }
+    }
     let mut tools = Vec::new();
     for t in arr_of(&v, "tools") {
         // Custom tools have no `type` (or "custom"); server tools (web search, code execution…) are typed.
@@ -179,6 +205,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
         reasoning,
         user: v.get("metadata").and_then(|m| str_of(m, "user_id")).map(str::to_owned),
         untranslated,
+        ignored: unknown_keys(&v, MODELLED),
     })
 }
 
@@ -237,7 +264,7 @@ fn encode_blocks(parts: &[Part], path: &str, dropped: &mut Vec<String>) -> Resul
 
 pub fn encode_request(req: &ChatRequest, model: &str, opts: &EncodeOpts) -> Result<Encoded, EncodeError> {
     req.check_translatable(Dialect::Anthropic)?;
-    let mut dropped = Vec::new();
+    let mut dropped = req.dropped_fields();
     // Anthropic takes consecutive turns of one role as one turn; merging them keeps tool results right after the
     // tool calls they answer, and first in their turn, as the API requires.
     let mut messages: Vec<Value> = Vec::with_capacity(req.messages.len());

@@ -7,8 +7,43 @@ use crate::canonical::{
     ChatRequest, Effort, Encoded, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Signature,
     Thinking, Tool, ToolCall, ToolChoice, ToolResult,
 };
-use crate::json::{args_object, guess_image_type, note, str_of, to_text};
+use crate::json::{args_object, guess_image_type, note, str_of, to_text, unknown_keys};
 use crate::{DecodeError, Dialect, EncodeError, EncodeOpts};
+
+/// The request fields this module translates (in both of Google's spellings); any other is reported as dropped
+/// when translating.
+const MODELLED: &[&str] = &[
+    "contents",
+    "systemInstruction",
+    "system_instruction",
+    "generationConfig",
+    "generation_config",
+    "tools",
+    "toolConfig",
+    "tool_config",
+    "model",
+];
+const GENERATION_MODELLED: &[&str] = &[
+    "maxOutputTokens",
+    "max_output_tokens",
+    "temperature",
+    "topP",
+    "top_p",
+    "topK",
+    "top_k",
+    "stopSequences",
+    "stop_sequences",
+    "candidateCount",
+    "candidate_count",
+    "responseMimeType",
+    "response_mime_type",
+    "responseSchema",
+    "response_schema",
+    "responseJsonSchema",
+    "response_json_schema",
+    "thinkingConfig",
+    "thinking_config",
+];
 
 /// Google's JSON parsing accepts a single object where a repeated field is expected.
 fn many(v: Option<&Value>) -> Vec<&Value> {
@@ -210,6 +245,10 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
         reasoning,
         user: None,
         untranslated,
+        ignored: unknown_keys(&v, MODELLED)
+            .into_iter()
+            .chain(unknown_keys(&g, GENERATION_MODELLED).into_iter().map(|k| format!("generationConfig.{k}")))
+            .collect(),
     })
 }
 
@@ -227,7 +266,7 @@ fn image_part(src: &ImageSource) -> Value {
 
 pub fn encode_request(req: &ChatRequest, opts: &EncodeOpts) -> Result<Encoded, EncodeError> {
     req.check_translatable(Dialect::Gemini)?;
-    let mut dropped = Vec::new();
+    let mut dropped = req.dropped_fields();
     let mut contents: Vec<Value> = Vec::with_capacity(req.messages.len());
     let mut last_role = None;
     for (i, m) in req.messages.iter().enumerate() {

@@ -7,7 +7,7 @@ use crate::canonical::{
     ChatRequest, Effort, Encoded, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool,
     ToolCall, ToolChoice, ToolResult,
 };
-use crate::json::{arr_of, note, parse_data_url, require_str, str_of};
+use crate::json::{arr_of, note, parse_data_url, require_str, str_of, unknown_keys};
 use crate::{DecodeError, Dialect, EncodeError, EncodeOpts};
 
 fn decode_parts(v: &Value, path: &str) -> Result<Vec<Part>, DecodeError> {
@@ -41,6 +41,32 @@ fn decode_parts(v: &Value, path: &str) -> Result<Vec<Part>, DecodeError> {
         _ => Err(DecodeError::Invalid(format!("{path}: a string or a list of content parts"))),
     }
 }
+
+/// The request fields this module translates; any other is reported as dropped when translating.
+const MODELLED: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "stream",
+    "stream_options",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "reasoning_effort",
+    "user",
+    "safety_identifier",
+    "n",
+    "functions",
+    "function_call",
+    "audio",
+    "web_search_options",
+];
 
 fn effort_from(s: &str) -> Option<Effort> {
     match s {
@@ -149,8 +175,10 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
     if v.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
         note_untranslated(&mut untranslated, "n");
     }
-    if v.get("audio").is_some_and(|a| !a.is_null()) {
-        note_untranslated(&mut untranslated, "audio");
+    for field in ["audio", "web_search_options"] {
+        if v.get(field).is_some_and(|a| !a.is_null()) {
+            note_untranslated(&mut untranslated, field);
+        }
     }
     let response_format = v.get("response_format").and_then(|f| match str_of(f, "type") {
         Some("json_object") => Some(ResponseFormat::JsonObject),
@@ -197,6 +225,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
         reasoning,
         user: str_of(&v, "user").or_else(|| str_of(&v, "safety_identifier")).map(str::to_owned),
         untranslated,
+        ignored: unknown_keys(&v, MODELLED),
     })
 }
 
@@ -253,7 +282,7 @@ fn effort_str(e: Effort) -> &'static str {
 
 pub fn encode_request(req: &ChatRequest, model: &str, opts: &EncodeOpts) -> Result<Encoded, EncodeError> {
     req.check_translatable(Dialect::OpenAiChat)?;
-    let mut dropped = Vec::new();
+    let mut dropped = req.dropped_fields();
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if let Some(system) = req.system_text() {
         messages.push(json!({"role": "system", "content": system}));

@@ -1,0 +1,130 @@
+//! OpenAI Chat Completions (`POST /v1/chat/completions`): bearer authentication, strict body validation with
+//! OpenAI's own error messages (`{"error":{"message","type","param","code"}}`), and answers as a
+//! `chat.completion` object or as `chat.completion.chunk` events ending in `data: [DONE]`.
+//!
+//! Answers are text, or `tool_calls` when function tools are offered ([`crate::tools`]). This module authenticates
+//! and renders errors; `request` and `content` validate the body, `response` renders the answer. It never accepts a
+//! parameter the real API would call unrecognized.
+
+mod content;
+mod request;
+mod response;
+
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use crate::answer;
+use crate::error::ApiError;
+use crate::json::type_name;
+use crate::routes::{Call, Reply};
+
+/// Serve one Chat Completions request.
+pub(crate) fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
+    authenticate(call)?;
+    let body: Value = serde_json::from_slice(call.body).map_err(|_| {
+        ApiError::bad(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your \
+             HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. \
+             If you have trouble figuring out how to fix this, please contact us through our help center at \
+             help.openai.com.)",
+        )
+    })?;
+    let request = request::validate(&body, call.body)?;
+    let outcome = answer::respond(call.name, &request.prompt);
+    let answer = response::Rendered { name: call.name, request: &request, outcome };
+    Ok(if request.stream { Reply::Sse(answer.stream()) } else { Reply::Json(answer.completion()) })
+}
+
+/// The error JSON for `err`.
+pub(crate) fn error_body(err: &ApiError) -> Value {
+    let kind = match err.status.as_u16() {
+        429 => "requests",
+        s if s >= 500 => "server_error",
+        _ => "invalid_request_error",
+    };
+    json!({"error": {"message": err.message, "type": kind, "param": err.param, "code": err.code}})
+}
+
+/// The error a `Status` fault produces.
+pub(crate) fn status_error(status: StatusCode) -> ApiError {
+    match status.as_u16() {
+        401 => ApiError::new(status, "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.")
+            .code("invalid_api_key"),
+        403 => ApiError::new(status, "You are not allowed to sample from this model").code("model_not_allowed"),
+        404 => ApiError::new(status, "The model does not exist or you do not have access to it.").code("model_not_found"),
+        429 => ApiError::new(status, "Rate limit reached for requests. Please try again later.").code("rate_limit_exceeded"),
+        503 => ApiError::new(status, "The engine is currently overloaded, please try again later"),
+        s if s >= 500 => ApiError::new(
+            status,
+            "The server had an error while processing your request. Sorry about that!",
+        ),
+        _ => ApiError::new(status, "Invalid request"),
+    }
+}
+
+fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
+    let Some(expected) = call.api_key else {
+        return Ok(());
+    };
+    let given = call
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(key) if key == expected => Ok(()),
+        Some(key) => {
+            let shown: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "Incorrect API key provided: ****{shown}. You can find your API key at \
+                     https://platform.openai.com/account/api-keys."
+                ),
+            )
+            .code("invalid_api_key"))
+        }
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "You didn't provide an API key. You need to provide your API key in an Authorization header using \
+             Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if \
+             you're accessing the API from your browser and are prompted for a username and password. You can \
+             obtain an API key from https://platform.openai.com/account/api-keys.",
+        )),
+    }
+}
+
+pub(super) fn missing(param: &str) -> ApiError {
+    ApiError::bad(format!("Missing required parameter: '{param}'."))
+        .param(param)
+        .code("missing_required_parameter")
+}
+
+pub(super) fn wrong_type(param: &str, expected: &str, got: &Value) -> ApiError {
+    ApiError::bad(format!(
+        "Invalid type for '{param}': expected {expected}, but got {} instead.",
+        article(type_name(got))
+    ))
+    .param(param)
+    .code("invalid_type")
+}
+
+fn article(kind: &str) -> String {
+    match kind {
+        "null" => "null".to_owned(),
+        "array" | "object" | "integer" => format!("an {kind}"),
+        _ => format!("a {kind}"),
+    }
+}
+
+pub(super) fn invalid_value(param: &str, got: &str, supported: &str) -> ApiError {
+    ApiError::bad(format!("Invalid value: '{got}'. Supported values are: {supported}."))
+        .param(param)
+        .code("invalid_value")
+}
+
+/// The value of an optional parameter; `null` counts as absent, as in the real API.
+pub(super) fn opt<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
