@@ -2,6 +2,8 @@
 //! Through both front doors, to every provider kind (as the fallback of a route whose first target is down),
 //! plain and streaming, with ids and arguments intact across the translation.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test code: failing loudly is its job
+
 mod common;
 
 use common::{Harness, Reply, p};

@@ -3,8 +3,10 @@
 //! One [`Sim`] is one HTTP server that speaks all three real wire formats at once: the Anthropic Messages API
 //! (`POST /v1/messages`), OpenAI Chat Completions (`POST /v1/chat/completions`) and Gemini
 //! (`POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`). It validates requests as strictly
-//! as the real APIs (a malformed request gets a 400 in that provider's error shape), answers deterministically
-//! (`"{name} says: {last user text}"`), and suffers scripted [`Fault`]s in FIFO order. A control API under
+//! as the real APIs (a malformed request gets a 400 in that provider's error shape), answers deterministically and
+//! identically in every dialect (`"{name} says: {last user text}"`; tool calls when tools are offered; `"{name}
+//! says: tool said: …"` after tool results; ` [images: N]`; `{"answer":…}` in JSON mode; thinking blocks, thought
+//! parts or reasoning tokens when asked for), and suffers scripted [`Fault`]s in FIFO order. A control API under
 //! `/_sim/` on the same port drives it from other languages.
 //!
 //! It never talks to a real provider and never listens anywhere but where it is told (tests use `127.0.0.1:0`).

@@ -2,6 +2,8 @@
 //! with it. Each claim is verified by encoding a sample request; the table is rendered from the same data and must
 //! match the file (run with NINES_UPDATE_DOCS=1 to rewrite it after a deliberate change).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is its job
+
 use nines_wire::{Dialect, EncodeOpts};
 use serde_json::{Value, json};
 

@@ -2,6 +2,8 @@
 //! OpenAI `tool_calls[].function.arguments` deltas by index, Gemini whole `functionCall` parts) re-encoded for every
 //! client, with the arguments arriving whole and the ids kept.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is its job
+
 use nines_wire::sse::parse;
 use nines_wire::stream::{Decoder, Encoder};
 use nines_wire::{Dialect, EncodeCtx, StreamEvent};

@@ -266,14 +266,19 @@ fn validate_config(config: &Map<String, Value>, prompt: &mut Prompt) -> Result<(
                 &["includeThoughts", "thinkingBudget", "thinkingLevel"],
                 "generation_config.thinking_config",
             )?;
-            if let Some(budget) = thinking.get("thinkingBudget")
-                && integer(budget).is_none()
-            {
-                return Err(ApiError::bad(format!(
-                    "Invalid value at 'generation_config.thinking_config.thinking_budget' (TYPE_INT32), {budget}"
-                )));
-            }
-            match thinking.get("includeThoughts") {
+            let budget = match thinking.get("thinkingBudget") {
+                None | Some(Value::Null) => None,
+                Some(budget) => match integer(budget) {
+                    Some(n) => Some(n),
+                    None => {
+                        return Err(ApiError::bad(format!(
+                            "Invalid value at 'generation_config.thinking_config.thinking_budget' (TYPE_INT32), \
+                             {budget}"
+                        )));
+                    }
+                },
+            };
+            let include = match thinking.get("includeThoughts") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(b)) => *b,
                 Some(other) => {
@@ -281,7 +286,9 @@ fn validate_config(config: &Map<String, Value>, prompt: &mut Prompt) -> Result<(
                         "Invalid value at 'generation_config.thinking_config.include_thoughts' (TYPE_BOOL), {other}"
                     )));
                 }
-            }
+            };
+            // A budget of 0 turns thinking off: there are no thoughts to include.
+            include && budget != Some(0)
         }
     };
     Ok((candidates, thoughts))
@@ -300,7 +307,8 @@ fn validate_tools(obj: &Map<String, Value>, raw: &[u8]) -> Result<Offer, ApiErro
             )));
         }
     };
-    let ordered = json::ordered(raw);
+    // Parsed again, keeping key order, only when there are tools to read schemas from.
+    let ordered = if tools.is_empty() { Ordered::Null } else { json::ordered(raw) };
     let ordered_tools = ordered.get("tools").map(Ordered::items).unwrap_or_default();
     for (i, tool) in tools.iter().enumerate() {
         let Some(tool) = tool.as_object() else {

@@ -201,7 +201,8 @@ fn validate_tools(obj: &Map<String, Value>, raw: &[u8]) -> Result<Offer, ApiErro
         Some(other) => return Err(wrong_type("tools", "an array", other)),
     };
     let mut offer = Offer::default();
-    let ordered = json::ordered(raw);
+    // Parsed again, keeping key order, only when there are tools to read schemas from.
+    let ordered = if tools.is_some() { json::ordered(raw) } else { Ordered::Null };
     let ordered_tools = ordered.get("tools").map(Ordered::items).unwrap_or_default();
     for (j, tool) in tools.into_iter().flatten().enumerate() {
         let path = format!("tools[{j}]");

@@ -1,5 +1,6 @@
 //! End-to-end tests of the simulator over real sockets on 127.0.0.1:0: each dialect's shapes, validation and
-//! auth, every fault kind, and the control API. No test sleeps to wait for background work.
+//! auth, tool calls, tool results, images, JSON mode and thinking in every dialect, every fault kind, and the
+//! control API. No test sleeps to wait for background work.
 
 // This whole crate is test code: helpers outside `#[test]` functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

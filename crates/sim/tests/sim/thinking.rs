@@ -242,6 +242,13 @@ async fn gemini_includes_thoughts_and_a_signature() {
             {"functionCall": {"name": "b", "args": {}}}
         ])
     );
+
+    // A thinking budget of 0 turns thinking off: no thoughts to include.
+    let mut off = gemini_body("hi");
+    off["generation_config"] = json!({"thinking_config": {"include_thoughts": true, "thinking_budget": 0}});
+    let got: Value = post(&sim, GEMINI, &off).await.json().await.unwrap();
+    assert_eq!(got["candidates"][0]["content"]["parts"], json!([{"text": "alpha says: hi"}]));
+    assert!(got["usageMetadata"].get("thoughtsTokenCount").is_none());
 }
 
 #[tokio::test]
