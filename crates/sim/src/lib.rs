@@ -26,6 +26,7 @@
 mod answer;
 mod anthropic;
 mod control;
+mod embed;
 mod error;
 mod faults;
 mod gemini;

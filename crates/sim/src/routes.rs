@@ -20,7 +20,7 @@ use crate::error::{ApiError, fault_status};
 use crate::faults::FaultKind;
 use crate::server::ConnCtl;
 use crate::state::Shared;
-use crate::{anthropic, control, gemini, openai};
+use crate::{anthropic, control, embed, gemini, openai};
 
 /// Largest request body read (Anthropic's documented limit for the Messages API).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -38,7 +38,9 @@ const GARBAGE_SSE: &str = "data: {\"this is\": not json\n\ndata: <<garbage>>\n\n
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/messages", post(anthropic_messages))
+        .route("/v1/messages/count_tokens", post(anthropic_count_tokens))
         .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/embeddings", post(openai_embeddings))
         .route("/v1beta/models/{target}", post(gemini_models))
         .route("/v1/models/{target}", post(gemini_models))
         .merge(control::routes())
@@ -134,12 +136,28 @@ impl Dialect {
     }
 }
 
+/// What a model request asks for.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Chat,
+    Embed { batch: bool },
+    CountTokens,
+}
+
 async fn anthropic_messages(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    model_call(shared, Dialect::Anthropic, req).await
+    model_call(shared, Dialect::Anthropic, Op::Chat, req).await
+}
+
+async fn anthropic_count_tokens(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    model_call(shared, Dialect::Anthropic, Op::CountTokens, req).await
 }
 
 async fn openai_chat(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    model_call(shared, Dialect::OpenAi, req).await
+    model_call(shared, Dialect::OpenAi, Op::Chat, req).await
+}
+
+async fn openai_embeddings(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    model_call(shared, Dialect::OpenAi, Op::Embed { batch: true }, req).await
 }
 
 async fn gemini_models(
@@ -147,16 +165,22 @@ async fn gemini_models(
     Path(target): Path<String>,
     req: Request,
 ) -> Response {
-    let (model, stream) = match target.rsplit_once(':') {
-        Some((model, "generateContent")) if !model.is_empty() => (model.to_owned(), false),
-        Some((model, "streamGenerateContent")) if !model.is_empty() => (model.to_owned(), true),
+    let (model, stream, op) = match target.rsplit_once(':') {
+        Some((model, "generateContent")) if !model.is_empty() => (model.to_owned(), false, Op::Chat),
+        Some((model, "streamGenerateContent")) if !model.is_empty() => (model.to_owned(), true, Op::Chat),
+        Some((model, "embedContent")) if !model.is_empty() => {
+            (model.to_owned(), false, Op::Embed { batch: false })
+        }
+        Some((model, "batchEmbedContents")) if !model.is_empty() => {
+            (model.to_owned(), false, Op::Embed { batch: true })
+        }
         _ => return gemini_not_found(req.uri()),
     };
-    model_call(shared, Dialect::Gemini { model, stream }, req).await
+    model_call(shared, Dialect::Gemini { model, stream }, op, req).await
 }
 
 /// The pipeline of every model request.
-async fn model_call(shared: Arc<Shared>, dialect: Dialect, req: Request) -> Response {
+async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let conn = parts.extensions.get::<ConnCtl>().cloned();
     let request_id = dialect.request_id();
@@ -197,10 +221,16 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, req: Request) -> Resp
         query: &query,
         body: &body,
     };
-    let result = match &dialect {
-        Dialect::Anthropic => anthropic::handle(&call),
-        Dialect::OpenAi => openai::handle(&call),
-        Dialect::Gemini { model, stream } => gemini::handle(&call, model, *stream),
+    let result = match (&dialect, op) {
+        (Dialect::Anthropic, Op::Chat) => anthropic::handle(&call),
+        (Dialect::Anthropic, Op::CountTokens) => embed::count_tokens(&call),
+        (Dialect::OpenAi, Op::Chat) => openai::handle(&call),
+        (Dialect::OpenAi, _) => embed::openai(&call),
+        (Dialect::Gemini { model, stream }, Op::Chat) => gemini::handle(&call, model, *stream),
+        (Dialect::Gemini { model, .. }, Op::Embed { batch }) => embed::gemini(&call, model, batch),
+        (Dialect::Gemini { .. }, Op::CountTokens) | (Dialect::Anthropic, Op::Embed { .. }) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "Not Found"))
+        }
     };
     match result {
         Ok(reply) => render(&dialect, reply, fault.as_ref(), &request_id),

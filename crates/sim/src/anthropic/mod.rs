@@ -83,7 +83,7 @@ fn error_type(status: StatusCode) -> &'static str {
     }
 }
 
-fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
+pub(crate) fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
     let Some(expected) = call.api_key else {
         return Ok(());
     };
@@ -101,7 +101,7 @@ fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
     }
 }
 
-fn check_version<'a>(call: &Call<'a>) -> Result<&'a str, ApiError> {
+pub(crate) fn check_version<'a>(call: &Call<'a>) -> Result<&'a str, ApiError> {
     match call.headers.get("anthropic-version").map(|v| v.to_str().unwrap_or("")) {
         None => Err(ApiError::bad("anthropic-version: header is required")),
         Some(v) if VERSIONS.contains(&v) => Ok(v),

@@ -104,7 +104,7 @@ fn status_name(status: StatusCode) -> &'static str {
     }
 }
 
-fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
+pub(crate) fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
     let Some(expected) = call.api_key else {
         return Ok(());
     };

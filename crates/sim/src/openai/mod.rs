@@ -62,7 +62,7 @@ pub(crate) fn status_error(status: StatusCode) -> ApiError {
     }
 }
 
-fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
+pub(crate) fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
     let Some(expected) = call.api_key else {
         return Ok(());
     };
