@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use axum::serve::ListenerExt;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -98,6 +99,13 @@ impl App {
     /// Serve until [`AppState::shutdown`] is cancelled; in-flight requests finish first.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         let token = self.state.shutdown.clone();
+        // Streams are many small writes: without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK stall
+        // every event after the first by ~40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         axum::serve(listener, self.router()).with_graceful_shutdown(token.cancelled_owned()).await
     }
 
