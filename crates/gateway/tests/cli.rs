@@ -27,6 +27,7 @@ fn serve_refuses_a_bad_config_with_exit_code_64() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

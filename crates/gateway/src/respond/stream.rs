@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use nines_wire::stream::Encoder;
 use nines_wire::{Dialect, EncodeCtx, StreamEvent};
 use tokio::time::{Instant, timeout_at};
@@ -27,6 +27,9 @@ pub struct Completion {
     pub saved: bool,
     pub started: Instant,
 }
+
+/// Most bytes gathered into one chunk before it is sent.
+const COALESCE_LIMIT: usize = 64 * 1024;
 
 enum Phase {
     Head,
@@ -104,8 +107,20 @@ impl Live {
                     }
                 }
                 Phase::Body => {
-                    let wait_until = (Instant::now() + self.idle).min(self.deadline);
-                    match timeout_at(wait_until, self.c.rest.next()).await {
+                    // Events the upstream already sent (often several per TCP read) go out in one chunk: one write
+                    // to the client instead of one per event. Once something is ready to send, never wait.
+                    let next = if out.is_empty() {
+                        let wait_until = (Instant::now() + self.idle).min(self.deadline);
+                        timeout_at(wait_until, self.c.rest.next()).await
+                    } else if out.len() >= COALESCE_LIMIT {
+                        return Some(Bytes::from(out));
+                    } else {
+                        match self.c.rest.next().now_or_never() {
+                            Some(ready) => Ok(ready),
+                            None => return Some(Bytes::from(out)),
+                        }
+                    };
+                    match next {
                         Err(_) => {
                             let e = ProviderError::new(
                                 ErrorKind::Timeout,
@@ -149,7 +164,8 @@ impl Live {
                     }
                 }
             }
-            if !out.is_empty() {
+            // Keep draining ready events while streaming; any other phase change sends what there is.
+            if !out.is_empty() && !matches!(self.phase, Phase::Body) {
                 return Some(Bytes::from(out));
             }
         }
