@@ -11,6 +11,11 @@ use clap::{Parser, Subcommand};
 use nines::config::{self, Env};
 use nines::{App, Snapshot};
 
+/// jemalloc, with its background thread purging freed pages: measured against glibc's malloc with bench/run
+/// (docs/performance.md), it gives back the memory of streams that have ended, which glibc keeps.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// EX_USAGE from sysexits.h: the configuration was wrong.
 const EXIT_CONFIG: u8 = 64;
 
@@ -67,6 +72,9 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::debug!("jemalloc background thread not started: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
