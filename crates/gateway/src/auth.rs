@@ -1,5 +1,5 @@
-//! Client authentication: `Authorization: Bearer K` (OpenAI SDK), `x-api-key: K` (Anthropic SDK) or
-//! `x-goog-api-key: K` (Google SDK), checked against the configured client keys. With no keys configured the
+//! Client authentication: `Authorization: Bearer K` (OpenAI SDK), `x-api-key: K` (Anthropic SDK),
+//! `x-goog-api-key: K` (Google SDK) or, on Gemini's doors, `?key=K`, checked against the configured client keys. With no keys configured the
 //! gateway is open (and says so at start-up). This module never sees provider keys.
 
 use http::HeaderMap;
@@ -23,10 +23,15 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// Whether the request may pass. `keys` empty means the gateway is open.
 pub fn allowed(keys: &[SecretString], headers: &HeaderMap) -> bool {
+    allowed_with(keys, headers, None)
+}
+
+/// [`allowed`], also accepting a key from the query string (Gemini's `?key=`).
+pub fn allowed_with(keys: &[SecretString], headers: &HeaderMap, query_key: Option<&str>) -> bool {
     if keys.is_empty() {
         return true;
     }
-    let Some(k) = presented(headers) else { return false };
+    let Some(k) = presented(headers).or(query_key) else { return false };
     keys.iter().any(|key| same(key.expose_secret().as_bytes(), k.as_bytes()))
 }
 
@@ -62,5 +67,7 @@ mod tests {
         assert!(allowed(&keys, &headers(&[("x-goog-api-key", "k1")])));
         assert!(!allowed(&keys, &headers(&[("x-api-key", "k3")])));
         assert!(!allowed(&keys, &headers(&[("authorization", "Bearer k")])));
+        assert!(allowed_with(&keys, &HeaderMap::new(), Some("k2")));
+        assert!(!allowed_with(&keys, &HeaderMap::new(), Some("k")));
     }
 }

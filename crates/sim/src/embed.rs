@@ -153,6 +153,29 @@ pub(crate) fn count_tokens(call: &Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Json(json!({"input_tokens": n})))
 }
 
+/// Gemini `models/{model}:countTokens`: the words of every text part, of `contents` or of a whole
+/// `generateContentRequest` (with its system instruction).
+pub(crate) fn gemini_count_tokens(call: &Call<'_>) -> Result<Reply, ApiError> {
+    gemini::authenticate(call)?;
+    let v = parse(call)?;
+    let req = v.get("generateContentRequest").or_else(|| v.get("generate_content_request")).unwrap_or(&v);
+    let texts = |c: &Value| -> u64 {
+        c.get("parts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .map(words)
+            .sum()
+    };
+    let Some(contents) = req.get("contents").and_then(Value::as_array) else {
+        return Err(ApiError::bad("* CountTokensRequest.contents: contents is not specified"));
+    };
+    let mut n: u64 = contents.iter().map(texts).sum();
+    n += req.get("systemInstruction").or_else(|| req.get("system_instruction")).map(texts).unwrap_or(0);
+    Ok(Reply::Json(json!({"totalTokens": n})))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

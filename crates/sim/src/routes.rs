@@ -174,6 +174,7 @@ async fn gemini_models(
         Some((model, "batchEmbedContents")) if !model.is_empty() => {
             (model.to_owned(), false, Op::Embed { batch: true })
         }
+        Some((model, "countTokens")) if !model.is_empty() => (model.to_owned(), false, Op::CountTokens),
         _ => return gemini_not_found(req.uri()),
     };
     model_call(shared, Dialect::Gemini { model, stream }, op, req).await
@@ -228,9 +229,8 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
         (Dialect::OpenAi, _) => embed::openai(&call),
         (Dialect::Gemini { model, stream }, Op::Chat) => gemini::handle(&call, model, *stream),
         (Dialect::Gemini { model, .. }, Op::Embed { batch }) => embed::gemini(&call, model, batch),
-        (Dialect::Gemini { .. }, Op::CountTokens) | (Dialect::Anthropic, Op::Embed { .. }) => {
-            Err(ApiError::new(StatusCode::NOT_FOUND, "Not Found"))
-        }
+        (Dialect::Gemini { .. }, Op::CountTokens) => embed::gemini_count_tokens(&call),
+        (Dialect::Anthropic, Op::Embed { .. }) => Err(ApiError::new(StatusCode::NOT_FOUND, "Not Found")),
     };
     match result {
         Ok(reply) => render(&dialect, reply, fault.as_ref(), &request_id),

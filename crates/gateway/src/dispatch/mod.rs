@@ -92,8 +92,13 @@ impl Operation for Chat<'_> {
         }
         let provider = &target.provider;
         if provider.dialect() == inbound.dialect {
-            let body = with_model(&inbound.raw, &target.model)
-                .map_err(|e| Skip::Other(format!("cannot rewrite the body: {e}")))?;
+            // Gemini names the model in the URL, never in the body.
+            let body = if inbound.dialect == Dialect::Gemini {
+                inbound.raw.clone()
+            } else {
+                with_model(&inbound.raw, &target.model)
+                    .map_err(|e| Skip::Other(format!("cannot rewrite the body: {e}")))?
+            };
             return Ok(Prepared { body, passthrough: true, dropped: Vec::new() });
         }
         let opts = provider.encode_opts(target.caps);

@@ -81,9 +81,11 @@ impl Operation for Embeddings<'_> {
     }
 }
 
-/// `POST /v1/messages/count_tokens`: exact counts come only from Anthropic targets (the client's own bytes);
-/// others are skipped, and the front door estimates when no Anthropic target answers.
+/// Token counting in the client's own format: `POST /v1/messages/count_tokens` (Anthropic) or `:countTokens`
+/// (Gemini). Exact counts come only from targets of that same dialect (the client's own bytes); others are
+/// skipped, and the front door estimates when none answers.
 pub struct CountTokens<'a> {
+    pub dialect: Dialect,
     pub raw: &'a Bytes,
     pub headers: &'a HeaderMap,
 }
@@ -92,14 +94,18 @@ impl Operation for CountTokens<'_> {
     type Output = Bytes;
 
     fn prepare(&self, target: &Target) -> Result<Prepared, Skip> {
-        if target.provider.config.kind != ProviderKind::Anthropic {
+        if target.provider.dialect() != self.dialect {
             return Err(cannot(
                 "model",
                 target.provider.dialect(),
-                "only Anthropic counts Messages tokens exactly",
+                "only a provider of the request's own format counts its tokens exactly",
             ));
         }
-        let body = with_model(self.raw, &target.model).map_err(|e| Skip::Other(e.to_string()))?;
+        let body = match self.dialect {
+            Dialect::Gemini => gemini_count_body(self.raw, &target.model),
+            _ => with_model(self.raw, &target.model),
+        }
+        .map_err(|e| Skip::Other(e.to_string()))?;
         Ok(Prepared { body, passthrough: true, dropped: Vec::new() })
     }
 
@@ -110,14 +116,35 @@ impl Operation for CountTokens<'_> {
         deadline: Instant,
     ) -> Result<Bytes, ProviderError> {
         let provider = &target.provider;
-        let Some(url) = provider.count_tokens_url() else {
+        let Some(url) = provider.count_tokens_url(&target.model) else {
             return Err(ProviderError::new(ErrorKind::BadRequest, "this provider does not count tokens"));
         };
         let req = provider.post(url, prepared.body.clone(), self.headers);
         let (body, _) = exchange(provider, req, deadline).await?;
+        let field = if self.dialect == Dialect::Gemini { "totalTokens" } else { "input_tokens" };
         match serde_json::from_slice::<serde_json::Value>(&body) {
-            Ok(v) if v.get("input_tokens").is_some_and(serde_json::Value::is_u64) => Ok(body),
-            _ => Err(ProviderError::new(ErrorKind::Protocol, "unreadable count_tokens answer")),
+            Ok(v) if v.get(field).is_some_and(serde_json::Value::is_u64) => Ok(body),
+            _ => Err(ProviderError::new(ErrorKind::Protocol, "unreadable token count answer")),
         }
+    }
+}
+
+/// A Gemini `countTokens` body names no model, except inside a `generateContentRequest`, where it must be the
+/// target's.
+fn gemini_count_body(raw: &Bytes, model: &str) -> Result<Bytes, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_slice(raw)?;
+    let key = if v.get("generateContentRequest").is_some() {
+        "generateContentRequest"
+    } else {
+        "generate_content_request"
+    };
+    match v.get_mut(key).and_then(serde_json::Value::as_object_mut) {
+        Some(req) => {
+            let name =
+                if model.starts_with("models/") { model.to_owned() } else { format!("models/{model}") };
+            req.insert("model".to_owned(), serde_json::Value::String(name));
+            Ok(Bytes::from(serde_json::to_vec(&v)?))
+        }
+        None => Ok(raw.clone()),
     }
 }

@@ -126,10 +126,18 @@ impl Provider {
         }
     }
 
-    /// The endpoint for counting a Messages request's tokens (Anthropic only).
-    pub fn count_tokens_url(&self) -> Option<String> {
-        (self.config.kind == ProviderKind::Anthropic)
-            .then(|| format!("{}/v1/messages/count_tokens", self.config.base_url))
+    /// The endpoint for counting a request's tokens in the provider's own format (Anthropic's
+    /// `/v1/messages/count_tokens`, Gemini's `:countTokens`; OpenAI's Chat API has none).
+    pub fn count_tokens_url(&self, model: &str) -> Option<String> {
+        let base = &self.config.base_url;
+        match self.config.kind {
+            ProviderKind::Anthropic => Some(format!("{base}/v1/messages/count_tokens")),
+            ProviderKind::Gemini => {
+                let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
+                Some(format!("{base}/v1beta/models/{model}:countTokens"))
+            }
+            ProviderKind::OpenAi => None,
+        }
     }
 
     /// A JSON POST to `url` with this provider's key and, for Anthropic, its version headers.

@@ -180,6 +180,33 @@ impl Live {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::ArrayFramer;
+
+    fn framed(chunks: &[&str]) -> String {
+        let mut f = ArrayFramer::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            f.convert(c.as_bytes(), &mut out);
+        }
+        f.close(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn sse_events_become_one_json_array() {
+        assert_eq!(
+            framed(&["data: {\"a\":1}\r\n\r\ndata: {\"b\":2}\r\n\r\n", "data: {\"c\":3}\n\n"]),
+            "[{\"a\":1},\r\n{\"b\":2},\r\n{\"c\":3}]"
+        );
+        assert_eq!(framed(&["data: {\"a\":\n", "data: 1}\n\n"]), "[{\"a\":\n1}]");
+        assert_eq!(framed(&[]), "[]");
+        let whole = framed(&["data: {\"a\":1}\n\n", "data: {\"b\":[2]}\n\n"]);
+        assert!(serde_json::from_str::<serde_json::Value>(&whole).is_ok(), "{whole}");
+    }
+}
+
 impl Drop for Live {
     fn drop(&mut self) {
         // Dropped before the end: the client went away. Dropping `rest` closes the upstream request too.
@@ -189,9 +216,61 @@ impl Drop for Live {
     }
 }
 
-/// The client's SSE body for a committed stream.
+/// How the stream's events are framed for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events (every door, and Gemini's `?alt=sse`).
+    Sse,
+    /// One JSON array whose elements arrive one by one: Gemini's `streamGenerateContent` without `alt=sse`.
+    JsonArray,
+}
+
+/// Re-frames SSE events as the elements of one JSON array: `[` first, `,\r\n` between elements, `]` at the end.
+#[derive(Default)]
+struct ArrayFramer {
+    opened: bool,
+    /// The `data:` of an event whose blank line has not come yet.
+    pending: Vec<u8>,
+}
+
+impl ArrayFramer {
+    fn convert(&mut self, sse: &[u8], out: &mut Vec<u8>) {
+        for line in sse.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                self.flush(out);
+            } else if let Some(data) = line.strip_prefix(b"data:") {
+                if !self.pending.is_empty() {
+                    self.pending.push(b'\n');
+                }
+                self.pending.extend_from_slice(data.strip_prefix(b" ").unwrap_or(data));
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        out.extend_from_slice(if self.opened { b",\r\n" } else { b"[" });
+        self.opened = true;
+        out.append(&mut self.pending);
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        self.flush(out);
+        if !self.opened {
+            out.push(b'[');
+        }
+        out.push(b']');
+    }
+}
+
+/// The client's body for a committed stream.
+#[allow(clippy::too_many_arguments)]
 pub fn body(
     client: Dialect,
+    framing: Framing,
     committed: Committed,
     ctx: EncodeCtx,
     include_usage: bool,
@@ -208,9 +287,30 @@ pub fn body(
         events: Vec::new(),
         completion: Some(completion),
     };
-    let s = futures_util::stream::unfold(live, |mut live| async move {
-        let chunk = live.next_chunk().await?;
-        Some((Ok::<_, Infallible>(chunk), live))
+    if framing == Framing::Sse {
+        let s = futures_util::stream::unfold(live, |mut live| async move {
+            let chunk = live.next_chunk().await?;
+            Some((Ok::<_, Infallible>(chunk), live))
+        });
+        return axum::body::Body::from_stream(s);
+    }
+    let s = futures_util::stream::unfold(Some((live, ArrayFramer::default())), |state| async move {
+        let (mut live, mut framer) = state?;
+        let mut out = Vec::new();
+        loop {
+            match live.next_chunk().await {
+                Some(chunk) => {
+                    framer.convert(&chunk, &mut out);
+                    if !out.is_empty() {
+                        return Some((Ok::<_, Infallible>(Bytes::from(out)), Some((live, framer))));
+                    }
+                }
+                None => {
+                    framer.close(&mut out);
+                    return Some((Ok(Bytes::from(out)), None));
+                }
+            }
+        }
     });
     axum::body::Body::from_stream(s)
 }

@@ -1,7 +1,8 @@
-//! The HTTP server: the router of front doors and probes. Handlers live in [`routes`]; error rendering in
-//! [`error`].
+//! The HTTP server: the router of front doors and probes. Handlers live in [`routes`] (and Gemini's in
+//! [`gemini`]); error rendering in [`error`].
 
 pub mod error;
+pub mod gemini;
 pub mod routes;
 
 use std::sync::Arc;
@@ -22,6 +23,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/messages/count_tokens", post(routes::count_tokens))
         .route("/v1/embeddings", post(routes::embeddings))
         .route("/v1/models", get(routes::models))
+        .route("/v1/models/{*rest}", get(gemini::get).post(gemini::post))
+        .route("/v1beta/models", get(gemini::list))
+        .route("/v1beta/models/{*rest}", get(gemini::get).post(gemini::post))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .fallback(routes::not_found)

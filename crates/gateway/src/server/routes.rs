@@ -14,26 +14,47 @@ use tokio::time::Instant;
 
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::auth;
 use crate::dispatch::{self, Answer, Failure, Inbound, Served};
 use crate::record::{Ending, RequestCompleted};
 use crate::respond;
-use crate::{auth, respond::stream::Completion};
+use crate::respond::stream::{Completion, Framing};
 
-type Body = Result<Bytes, BytesRejection>;
+pub(super) type Body = Result<Bytes, BytesRejection>;
 
 pub async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    chat(&app, Dialect::OpenAiChat, headers, body).await
+    chat(&app, Door::plain(Dialect::OpenAiChat), headers, body).await
 }
 
 pub async fn messages(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    chat(&app, Dialect::Anthropic, headers, body).await
+    chat(&app, Door::plain(Dialect::Anthropic), headers, body).await
 }
 
-fn front_door(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::OpenAiChat => "/v1/chat/completions",
-        Dialect::Anthropic => "/v1/messages",
-        Dialect::Gemini => "gemini",
+/// How a chat request came in: the door's dialect, and what its path and query say (Gemini names the model and
+/// whether to stream in the path, and may carry the key in the query).
+pub(super) struct Door {
+    pub dialect: Dialect,
+    /// The route named in the path (Gemini's `models/{model}:…`).
+    pub path_model: Option<String>,
+    /// Whether the method streams (Gemini's `:streamGenerateContent`); otherwise the body says.
+    pub path_stream: Option<bool>,
+    pub framing: Framing,
+    /// A client key given in the query string (Gemini's `?key=`).
+    pub query_key: Option<String>,
+}
+
+impl Door {
+    fn plain(dialect: Dialect) -> Door {
+        Door { dialect, path_model: None, path_stream: None, framing: Framing::Sse, query_key: None }
+    }
+
+    fn name(&self) -> &'static str {
+        match (self.dialect, self.path_stream) {
+            (Dialect::OpenAiChat, _) => "/v1/chat/completions",
+            (Dialect::Anthropic, _) => "/v1/messages",
+            (Dialect::Gemini, Some(true)) => "models:streamGenerateContent",
+            (Dialect::Gemini, _) => "models:generateContent",
+        }
     }
 }
 
@@ -50,10 +71,11 @@ fn passthrough_headers(dialect: Dialect, headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: Body) -> Response {
+    let dialect = door.dialect;
     let started = Instant::now();
     let snap = app.snapshot();
-    if !auth::allowed(&snap.client_keys, &headers) {
+    if !auth::allowed_with(&snap.client_keys, &headers, door.query_key.as_deref()) {
         return ApiError::Unauthorized.render(dialect);
     }
     let body = match body {
@@ -63,13 +85,19 @@ async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Body) 
                 .render(dialect);
         }
     };
-    let request = match dialect.decode_request(&body) {
+    let mut request = match dialect.decode_request(&body) {
         Ok(r) => r,
         Err(e) => {
             return ApiError::BadRequest { message: format!("invalid request body: {e}"), param: None }
                 .render(dialect);
         }
     };
+    if let Some(model) = &door.path_model {
+        request.model.clone_from(model);
+    }
+    if let Some(stream) = door.path_stream {
+        request.stream = stream;
+    }
     if request.model.is_empty() {
         let message = "`model` is required".to_owned();
         return ApiError::BadRequest { message, param: Some("model".into()) }.render(dialect);
@@ -83,7 +111,7 @@ async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Body) 
     let stream = inbound.request.stream;
     let report = |target: Option<&str>, attempts: usize, ending: Ending| {
         RequestCompleted {
-            front_door: front_door(dialect),
+            front_door: door.name(),
             model: &model,
             target,
             attempts,
@@ -94,13 +122,13 @@ async fn chat(app: &AppState, dialect: Dialect, headers: HeaderMap, body: Body) 
         .emit()
     };
     match dispatch::dispatch(&inbound, &targets, &snap.config.dispatch).await {
-        Ok(served) => respond_served(dialect, &inbound, served, started, report),
+        Ok(served) => respond_served(&door, &inbound, served, started, report),
         Err(failure) => failure_response(dialect, &inbound.request.model, failure, report),
     }
 }
 
 /// The one answer for a request no target served, in the door's dialect.
-fn failure_response(
+pub(super) fn failure_response(
     dialect: Dialect,
     model: &str,
     failure: Failure,
@@ -224,7 +252,7 @@ pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, 
         .emit()
     };
     let passthrough = passthrough_headers(dialect, &headers);
-    let op = dispatch::ops::CountTokens { raw: &raw, headers: &passthrough };
+    let op = dispatch::ops::CountTokens { dialect, raw: &raw, headers: &passthrough };
     match dispatch::run(&op, &targets, &snap.config.dispatch).await {
         Ok(served) => {
             let attempts = served.ledger.sent();
@@ -251,7 +279,7 @@ pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, 
 }
 
 /// About four characters a token over everything the model reads, plus a few tokens of framing per message.
-fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
+pub(super) fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
     use nines_wire::Part;
     let est = embeddings::estimate_tokens;
     let mut n: u64 = req.system.iter().map(|s| est(s)).sum();
@@ -277,7 +305,7 @@ fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
     n
 }
 
-fn set_served_headers(resp: &mut Response, target: &str, attempts: usize) {
+pub(super) fn set_served_headers(resp: &mut Response, target: &str, attempts: usize) {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(target) {
         h.insert("x-nines-target", v);
@@ -286,13 +314,14 @@ fn set_served_headers(resp: &mut Response, target: &str, attempts: usize) {
 }
 
 fn respond_served(
-    dialect: Dialect,
+    door: &Door,
     inbound: &Inbound,
     served: Served,
     started: Instant,
     report: impl Fn(Option<&str>, usize, Ending),
 ) -> Response {
     let Served { answer, target, ledger, dropped } = served;
+    let dialect = door.dialect;
     let attempts = ledger.sent();
     let saved = attempts > 1;
     let mut resp = match answer {
@@ -328,7 +357,7 @@ fn respond_served(
             let timeouts = target.provider.config.timeouts;
             let deadline = committed.deadline;
             let completion = Completion {
-                front_door: front_door(dialect),
+                front_door: door.name(),
                 model: inbound.request.model.clone(),
                 target: target.label.clone(),
                 attempts,
@@ -337,6 +366,7 @@ fn respond_served(
             };
             let body = respond::stream::body(
                 dialect,
+                door.framing,
                 committed,
                 ctx,
                 inbound.request.include_usage,
@@ -344,12 +374,13 @@ fn respond_served(
                 deadline,
                 completion,
             );
+            let content_type = match door.framing {
+                Framing::Sse => "text/event-stream; charset=utf-8",
+                Framing::JsonArray => "application/json; charset=UTF-8",
+            };
             let mut resp = (
                 StatusCode::OK,
-                [
-                    (http::header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-                    (http::header::CACHE_CONTROL, "no-cache"),
-                ],
+                [(http::header::CONTENT_TYPE, content_type), (http::header::CACHE_CONTROL, "no-cache")],
                 body,
             )
                 .into_response();
@@ -413,14 +444,25 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// The dialect to answer an unrouted request in, from its path.
+fn dialect_of_path(path: &str) -> Dialect {
+    if path.starts_with("/v1/messages") {
+        Dialect::Anthropic
+    } else if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {
+        Dialect::Gemini
+    } else {
+        Dialect::OpenAiChat
+    }
+}
+
 pub async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
     let path = uri.path().to_owned();
-    let dialect = if path.starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAiChat };
+    let dialect = dialect_of_path(&path);
     ApiError::MethodNotAllowed { method: method.to_string(), path }.render(dialect)
 }
 
 pub async fn not_found(uri: http::Uri) -> Response {
     let path = uri.path().to_owned();
-    let dialect = if path.starts_with("/v1/messages") { Dialect::Anthropic } else { Dialect::OpenAiChat };
+    let dialect = dialect_of_path(&path);
     ApiError::NotFound { path }.render(dialect)
 }

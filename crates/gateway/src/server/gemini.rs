@@ -1,0 +1,209 @@
+//! Gemini's front doors: `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent` (SSE with
+//! `?alt=sse`, else one JSON array), `:countTokens`, and `GET /v1beta/models[/{model}]`; the same under `/v1/`,
+//! where `GET /v1/models/{id}` is also OpenAI's "retrieve model". `{model}` is a route name (or `provider/model`).
+//! The client key may come as `x-goog-api-key` or `?key=`; errors are in Google's shape.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use nines_wire::Dialect;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use super::routes::{Body, Door, chat, estimate_input_tokens, failure_response, set_served_headers};
+use crate::app::AppState;
+use crate::auth;
+use crate::dispatch::{self, Failure};
+use crate::record::{Ending, RequestCompleted};
+use crate::respond::stream::Framing;
+
+/// What the query string says: `alt=sse` and `key=…`.
+#[derive(Default)]
+struct Query {
+    sse: bool,
+    key: Option<String>,
+}
+
+fn query(raw: Option<&str>) -> Query {
+    let mut q = Query::default();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match &*k {
+            "alt" => q.sse = v == "sse",
+            "key" => q.key = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    q
+}
+
+/// `POST …/models/{model}:{method}`.
+pub async fn post(
+    State(app): State<Arc<AppState>>,
+    Path(rest): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let q = query(raw_query.as_deref());
+    let rest = rest.strip_prefix("models/").unwrap_or(&rest);
+    let Some((model, method)) = rest.rsplit_once(':').filter(|(m, _)| !m.is_empty()) else {
+        return ApiError::NotFound { path: format!("models/{rest}") }.render(Dialect::Gemini);
+    };
+    let (stream, framing) = match method {
+        "generateContent" => (false, Framing::Sse),
+        "streamGenerateContent" => (true, if q.sse { Framing::Sse } else { Framing::JsonArray }),
+        "countTokens" => return count_tokens(&app, model, q.key.as_deref(), &headers, body).await,
+        _ => {
+            let message = format!("method \"{method}\" is not served by this gateway");
+            return ApiError::BadRequest { message, param: None }.render(Dialect::Gemini);
+        }
+    };
+    let door = Door {
+        dialect: Dialect::Gemini,
+        path_model: Some(model.to_owned()),
+        path_stream: Some(stream),
+        framing,
+        query_key: q.key,
+    };
+    chat(&app, door, headers, body).await
+}
+
+/// `:countTokens`: exact from the route's Gemini targets (with failover among them), an estimate marked
+/// `x-nines-token-count: estimate` when none answers.
+async fn count_tokens(
+    app: &AppState,
+    model: &str,
+    key: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let dialect = Dialect::Gemini;
+    let started = Instant::now();
+    let snap = app.snapshot();
+    if !auth::allowed_with(&snap.client_keys, headers, key) {
+        return ApiError::Unauthorized.render(dialect);
+    }
+    let raw = match body {
+        Ok(b) => b,
+        Err(r) => {
+            return ApiError::Body { status: r.status().as_u16(), message: r.body_text() }.render(dialect);
+        }
+    };
+    // `{"contents": […]}` or `{"generateContentRequest": {…}}`: either way a generateContent body to estimate.
+    let inner = serde_json::from_slice::<Value>(&raw).ok().and_then(|v| {
+        v.get("generateContentRequest").or_else(|| v.get("generate_content_request")).cloned().or(Some(v))
+    });
+    let request = match inner.map(|v| dialect.decode_request(v.to_string().as_bytes())) {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            return ApiError::BadRequest { message: format!("invalid request body: {e}"), param: None }
+                .render(dialect);
+        }
+        None => {
+            let message = "invalid request body: not JSON".to_owned();
+            return ApiError::BadRequest { message, param: None }.render(dialect);
+        }
+    };
+    let targets = match snap.routes.plan(model) {
+        Ok(t) => t,
+        Err(e) => return ApiError::UnknownModel(e).render(dialect),
+    };
+    let report = |target: Option<&str>, attempts: usize, ending: Ending| {
+        RequestCompleted {
+            front_door: "models:countTokens",
+            model,
+            target,
+            attempts,
+            stream: false,
+            ending,
+            elapsed: started.elapsed(),
+        }
+        .emit()
+    };
+    let none = HeaderMap::new();
+    let op = dispatch::ops::CountTokens { dialect, raw: &raw, headers: &none };
+    match dispatch::run(&op, &targets, &snap.config.dispatch).await {
+        Ok(served) => {
+            let attempts = served.ledger.sent();
+            report(
+                Some(&served.target.label),
+                attempts,
+                if attempts > 1 { Ending::Saved } else { Ending::Served },
+            );
+            let mut resp =
+                (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], served.answer)
+                    .into_response();
+            set_served_headers(&mut resp, &served.target.label, attempts);
+            resp
+        }
+        Err(failure @ Failure::Client { .. }) => failure_response(dialect, model, failure, report),
+        Err(_) => {
+            report(None, 0, Ending::Served);
+            let n = estimate_input_tokens(&request);
+            let mut resp = axum::Json(json!({"totalTokens": n})).into_response();
+            resp.headers_mut().insert("x-nines-token-count", HeaderValue::from_static("estimate"));
+            resp
+        }
+    }
+}
+
+/// A route as a Gemini `Model` resource.
+fn model_resource(name: &str) -> Value {
+    json!({
+        "name": format!("models/{name}"),
+        "baseModelId": name,
+        "version": "nines",
+        "displayName": name,
+        "description": "a nines route",
+        "inputTokenLimit": 1_048_576,
+        "outputTokenLimit": 65_536,
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+    })
+}
+
+/// `GET /v1beta/models`: the routes as Gemini `Model`s.
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let q = query(raw_query.as_deref());
+    let snap = app.snapshot();
+    if !auth::allowed_with(&snap.client_keys, &headers, q.key.as_deref()) {
+        return ApiError::Unauthorized.render(Dialect::Gemini);
+    }
+    let models: Vec<Value> = snap.routes.names().map(model_resource).collect();
+    axum::Json(json!({"models": models})).into_response()
+}
+
+/// `GET /v1beta/models/{model}` (Gemini), and `GET /v1/models/{id}`: OpenAI's "retrieve model", or Gemini's
+/// when the client speaks Gemini (its key header or `?key=`).
+pub async fn get(
+    State(app): State<Arc<AppState>>,
+    uri: http::Uri,
+    Path(rest): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let q = query(raw_query.as_deref());
+    let gemini =
+        uri.path().starts_with("/v1beta/") || q.key.is_some() || headers.contains_key("x-goog-api-key");
+    let dialect = if gemini { Dialect::Gemini } else { Dialect::OpenAiChat };
+    let snap = app.snapshot();
+    if !auth::allowed_with(&snap.client_keys, &headers, q.key.as_deref()) {
+        return ApiError::Unauthorized.render(dialect);
+    }
+    let name = rest.strip_prefix("models/").unwrap_or(&rest);
+    if let Err(e) = snap.routes.plan(name) {
+        return ApiError::UnknownModel(e).render(dialect);
+    }
+    let body = if gemini {
+        model_resource(name)
+    } else {
+        json!({"id": name, "object": "model", "created": 0, "owned_by": "nines"})
+    };
+    axum::Json(body).into_response()
+}
