@@ -15,6 +15,16 @@ use crate::auth;
 use crate::config::{Config, Env};
 use crate::provider::{BuildError, Provider};
 use crate::route::Routes;
+use crate::store::{ResponseStore, StoreError};
+
+/// Why a configuration could not be built into a [`Snapshot`].
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Provider(#[from] BuildError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Everything derived from one configuration. Handlers take it with one atomic load; a reload swaps it whole.
 #[derive(Debug)]
@@ -23,10 +33,11 @@ pub struct Snapshot {
     pub providers: BTreeMap<String, Arc<Provider>>,
     pub routes: Routes,
     pub client_keys: Vec<SecretString>,
+    pub responses: ResponseStore,
 }
 
 impl Snapshot {
-    pub fn build(config: Config, env: &Env) -> Result<Snapshot, BuildError> {
+    pub fn build(config: Config, env: &Env) -> Result<Snapshot, SnapshotError> {
         let mut providers = BTreeMap::new();
         for (name, pc) in &config.providers {
             providers.insert(name.clone(), Arc::new(Provider::build(pc.clone(), env)?));
@@ -39,7 +50,8 @@ impl Snapshot {
             .and_then(|v| env.get(v))
             .map(auth::parse_keys)
             .unwrap_or_default();
-        Ok(Snapshot { config, providers, routes, client_keys })
+        let responses = ResponseStore::open(&config.responses)?;
+        Ok(Snapshot { config, providers, routes, client_keys, responses })
     }
 
     /// Lines for the start-up log: what is open, what is unusable.

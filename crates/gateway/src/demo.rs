@@ -19,7 +19,7 @@ pub enum DemoError {
     #[error("demo configuration is invalid: {0}")]
     Config(#[from] config::ConfigErrors),
     #[error(transparent)]
-    Build(#[from] crate::provider::BuildError),
+    Build(#[from] crate::app::SnapshotError),
     #[error("demo client: {0}")]
     Client(#[from] reqwest::Error),
 }

@@ -14,5 +14,6 @@ pub mod record;
 pub mod respond;
 pub mod route;
 pub mod server;
+pub mod store;
 
 pub use app::{App, Snapshot};

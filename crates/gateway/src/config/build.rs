@@ -94,6 +94,7 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
         routes: BTreeMap::new(),
         auth: AuthConfig { keys_env },
         dispatch: DispatchConfig { infer_models: true, ..DispatchConfig::default() },
+        responses: super::ResponsesConfig::default(),
     };
     (config, found)
 }

@@ -27,6 +27,24 @@ pub struct Config {
     pub routes: BTreeMap<String, Vec<TargetRef>>,
     pub auth: AuthConfig,
     pub dispatch: DispatchConfig,
+    pub responses: ResponsesConfig,
+}
+
+/// Where stored Responses live and for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponsesConfig {
+    /// A SQLite file; `None`: an in-memory database.
+    pub path: Option<std::path::PathBuf>,
+    /// Stored responses older than this are gone (OpenAI keeps them 30 days).
+    pub retention: Duration,
+    /// At most this many are kept; the oldest go first.
+    pub max_responses: u64,
+}
+
+impl Default for ResponsesConfig {
+    fn default() -> Self {
+        ResponsesConfig { path: None, retention: Duration::from_secs(30 * 24 * 3600), max_responses: 100_000 }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

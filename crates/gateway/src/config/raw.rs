@@ -15,6 +15,18 @@ pub struct RawConfig {
     pub routes: BTreeMap<String, RawRoute>,
     pub auth: Option<RawAuth>,
     pub dispatch: Option<RawDispatch>,
+    pub responses: Option<RawResponses>,
+}
+
+/// The store of the Responses API (`previous_response_id`, `GET /v1/responses/{id}`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponses {
+    /// A SQLite file; absent: an in-memory database (lost at restart).
+    pub path: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    pub max_responses: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

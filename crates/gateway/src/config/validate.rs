@@ -8,7 +8,8 @@ use nines_wire::openai::MaxTokensField;
 
 use super::raw::{RawConfig, RawProvider};
 use super::{
-    AuthConfig, Config, DEFAULT_LISTEN, DispatchConfig, ProviderConfig, ProviderKind, TargetRef, Timeouts,
+    AuthConfig, Config, DEFAULT_LISTEN, DispatchConfig, ProviderConfig, ProviderKind, ResponsesConfig,
+    TargetRef, Timeouts,
 };
 
 /// One problem in a configuration file.
@@ -130,8 +131,22 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             .push(ConfigError::new("dispatch.backoff_max", "must not be smaller than dispatch.backoff_base"));
     }
 
+    let r = raw.responses.unwrap_or_default();
+    let rd = ResponsesConfig::default();
+    let responses = ResponsesConfig {
+        path: r.path.filter(|p| !p.is_empty()).map(std::path::PathBuf::from),
+        retention: r.retention.unwrap_or(rd.retention),
+        max_responses: r.max_responses.unwrap_or(rd.max_responses),
+    };
+    if responses.retention.is_zero() {
+        errors.push(ConfigError::new("responses.retention", "must be greater than zero"));
+    }
+    if responses.max_responses == 0 {
+        errors.push(ConfigError::new("responses.max_responses", "must be greater than zero"));
+    }
+
     if errors.is_empty() {
-        Ok(Config { listen, providers, routes, auth, dispatch })
+        Ok(Config { listen, providers, routes, auth, dispatch, responses })
     } else {
         Err(ConfigErrors(errors))
     }

@@ -1,0 +1,200 @@
+//! The store of the Responses API: each stored response (as the client received it) with its conversation (every
+//! input item so far plus the response's output items, in Responses item form), so that `previous_response_id`
+//! continues a conversation on whichever target serves the next turn.
+//!
+//! Embedded SQLite (a file, or in memory), used from blocking threads; bounded by age and by count. The caller
+//! passes the clock (`now`, Unix seconds), so retention is tested without waiting.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::config::ResponsesConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the responses store at {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("responses store query failed")]
+    Query(#[from] rusqlite::Error),
+    #[error("responses store task failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// One stored response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// The Response object, as the client received it (JSON).
+    pub response: Vec<u8>,
+    /// The conversation up to and including this response's output: a JSON array of Responses input items.
+    pub conversation: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResponseStore {
+    db: Arc<Mutex<Connection>>,
+    retention: Duration,
+    max_responses: u64,
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS responses (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        response BLOB NOT NULL,
+        conversation BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS responses_by_age ON responses (created_at);
+";
+
+impl ResponseStore {
+    pub fn open(cfg: &ResponsesConfig) -> Result<ResponseStore, StoreError> {
+        let shown = cfg.path.as_deref().map(Path::display).map(|p| p.to_string());
+        let shown = shown.unwrap_or_else(|| ":memory:".to_owned());
+        let open = || -> Result<Connection, rusqlite::Error> {
+            let conn = match &cfg.path {
+                Some(p) => Connection::open(p)?,
+                None => Connection::open_in_memory()?,
+            };
+            // Several replicas or restarts may share a file: wait for a writer rather than fail at once.
+            conn.busy_timeout(Duration::from_secs(5))?;
+            if cfg.path.is_some() {
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+            }
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| StoreError::Open { path: shown, source })?;
+        Ok(ResponseStore {
+            db: Arc::new(Mutex::new(conn)),
+            retention: cfg.retention,
+            max_responses: cfg.max_responses,
+        })
+    }
+
+    fn oldest_kept(&self, now: u64) -> i64 {
+        i64::try_from(now.saturating_sub(self.retention.as_secs())).unwrap_or(i64::MAX)
+    }
+
+    /// Run `f` on the connection in a blocking thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            // A panic elsewhere while holding the lock leaves the connection usable: SQLite is transactional.
+            let conn: MutexGuard<'_, Connection> = db.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await?;
+        Ok(result?)
+    }
+
+    /// Keep a response; drop what is past retention and the oldest beyond the count limit.
+    pub async fn put(&self, id: String, stored: Stored, now: u64) -> Result<(), StoreError> {
+        let oldest = self.oldest_kept(now);
+        let max = i64::try_from(self.max_responses).unwrap_or(i64::MAX);
+        let created = i64::try_from(now).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO responses (id, created_at, response, conversation) VALUES (?1, ?2, ?3, ?4)",
+                params![id, created, stored.response, stored.conversation],
+            )?;
+            c.execute("DELETE FROM responses WHERE created_at < ?1", params![oldest])?;
+            c.execute(
+                "DELETE FROM responses WHERE id IN (SELECT id FROM responses ORDER BY created_at DESC, rowid DESC \
+                 LIMIT -1 OFFSET ?1)",
+                params![max],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A stored response, unless unknown or expired.
+    pub async fn get(&self, id: String, now: u64) -> Result<Option<Stored>, StoreError> {
+        let oldest = self.oldest_kept(now);
+        self.with(move |c| {
+            c.query_row(
+                "SELECT response, conversation FROM responses WHERE id = ?1 AND created_at >= ?2",
+                params![id, oldest],
+                |row| Ok(Stored { response: row.get(0)?, conversation: row.get(1)? }),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Forget a response; whether it was there (and not expired).
+    pub async fn delete(&self, id: String, now: u64) -> Result<bool, StoreError> {
+        let oldest = self.oldest_kept(now);
+        self.with(move |c| {
+            let n = c.execute("DELETE FROM responses WHERE id = ?1 AND created_at >= ?2", params![id, oldest])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(tag: &str) -> Stored {
+        Stored { response: format!("{{\"id\":\"{tag}\"}}").into_bytes(), conversation: b"[]".to_vec() }
+    }
+
+    fn store(max: u64) -> ResponseStore {
+        let cfg = ResponsesConfig { path: None, retention: Duration::from_secs(100), max_responses: max };
+        ResponseStore::open(&cfg).unwrap()
+    }
+
+    #[tokio::test]
+    async fn responses_are_kept_fetched_and_deleted() {
+        let s = store(10);
+        s.put("r1".into(), stored("r1"), 1000).await.unwrap();
+        assert_eq!(s.get("r1".into(), 1000).await.unwrap(), Some(stored("r1")));
+        assert_eq!(s.get("r2".into(), 1000).await.unwrap(), None);
+        assert!(s.delete("r1".into(), 1000).await.unwrap());
+        assert!(!s.delete("r1".into(), 1000).await.unwrap());
+        assert_eq!(s.get("r1".into(), 1000).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn retention_bounds_age_and_count() {
+        let s = store(2);
+        s.put("old".into(), stored("old"), 1000).await.unwrap();
+        assert!(s.get("old".into(), 1100).await.unwrap().is_some());
+        assert_eq!(s.get("old".into(), 1101).await.unwrap(), None, "past retention");
+        s.put("a".into(), stored("a"), 2000).await.unwrap();
+        s.put("b".into(), stored("b"), 2001).await.unwrap();
+        s.put("c".into(), stored("c"), 2002).await.unwrap();
+        assert_eq!(s.get("a".into(), 2002).await.unwrap(), None, "beyond the count limit");
+        assert!(s.get("b".into(), 2002).await.unwrap().is_some());
+        assert!(s.get("c".into(), 2002).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_file_store_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("nines-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = ResponsesConfig {
+            path: Some(dir.join("r.sqlite3")),
+            retention: Duration::from_secs(100),
+            max_responses: 10,
+        };
+        ResponseStore::open(&cfg).unwrap().put("r".into(), stored("r"), 5).await.unwrap();
+        let again = ResponseStore::open(&cfg).unwrap();
+        assert_eq!(again.get("r".into(), 5).await.unwrap(), Some(stored("r")));
+        let bad = ResponsesConfig { path: Some(dir.join("no/such/dir/r.sqlite3")), ..cfg };
+        assert!(matches!(ResponseStore::open(&bad), Err(StoreError::Open { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
