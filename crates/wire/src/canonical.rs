@@ -328,6 +328,10 @@ pub struct EncodeCtx {
     /// The dialect of the provider that answered. Signed reasoning is only shown to a client of that same dialect:
     /// another could neither verify nor safely send it back.
     pub upstream: Option<Dialect>,
+    /// The id the gateway gives this answer (it stores the answer under it, for a Responses client's
+    /// `previous_response_id`). The Responses encoders use it verbatim; when `None` they make one from the
+    /// upstream's id. Other dialects ignore it.
+    pub response_id: Option<String>,
 }
 
 /// A request body for a target, and what had to be left out on the way.

@@ -38,7 +38,7 @@ pub enum StreamError {
     Upstream { kind: String, message: String },
 }
 
-/// The generic error categories of the three dialects. Each maps to the closest type a dialect defines.
+/// The generic error categories of the dialects. Each maps to the closest type a dialect defines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorType {
     InvalidRequest,
@@ -72,7 +72,8 @@ impl ErrorShape<'_> {
                 "type": "error",
                 "error": { "type": anthropic_type(self.kind), "message": self.message },
             }),
-            Dialect::OpenAiChat => json!({
+            // The Responses API answers errors in the same shape as Chat Completions.
+            Dialect::OpenAiChat | Dialect::OpenAiResponses => json!({
                 "error": {
                     "message": self.message,
                     "type": openai_type(self.kind),
@@ -152,7 +153,7 @@ fn google_status(kind: ErrorType) -> &'static str {
     }
 }
 
-/// The message (and error type string, when present) of a provider's error body, in any of the three shapes.
+/// The message (and error type string, when present) of a provider's error body, in any of the dialects' shapes.
 /// Used to explain a failed attempt; `None` when the body is not an error JSON we know.
 pub fn upstream_error_message(body: &[u8]) -> Option<(Option<String>, String)> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;

@@ -1,7 +1,7 @@
 //! nines-wire: pure protocol code.
 //!
 //! The canonical chat model ([`canonical`]), the wire formats of each dialect ([`anthropic`], [`openai`],
-//! [`gemini`]), translation between them through the canonical model (hub and spoke, never pairwise), and the
+//! [`responses`], [`gemini`]), translation between them through the canonical model (hub and spoke, never pairwise), and the
 //! stream state machines ([`stream`]). No I/O, no async, no clock: the gateway passes in what it needs.
 
 pub mod anthropic;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod gemini;
 mod json;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 pub mod stream;
 
@@ -52,6 +53,8 @@ pub enum Dialect {
     Anthropic,
     /// Google Gemini `generateContent`.
     Gemini,
+    /// OpenAI Responses (`POST /v1/responses`).
+    OpenAiResponses,
 }
 
 impl Dialect {
@@ -60,6 +63,7 @@ impl Dialect {
             Dialect::OpenAiChat => "openai",
             Dialect::Anthropic => "anthropic",
             Dialect::Gemini => "gemini",
+            Dialect::OpenAiResponses => "openai-responses",
         }
     }
 
@@ -69,6 +73,7 @@ impl Dialect {
             Dialect::OpenAiChat => openai::decode_request(body),
             Dialect::Anthropic => anthropic::decode_request(body),
             Dialect::Gemini => gemini::decode_request(body),
+            Dialect::OpenAiResponses => responses::decode_request(body),
         }
     }
 
@@ -83,6 +88,7 @@ impl Dialect {
             Dialect::OpenAiChat => openai::encode_request(req, model, opts),
             Dialect::Anthropic => anthropic::encode_request(req, model, opts),
             Dialect::Gemini => gemini::encode_request(req, opts),
+            Dialect::OpenAiResponses => responses::encode_request(req, model, opts),
         }
     }
 
@@ -91,6 +97,7 @@ impl Dialect {
             Dialect::OpenAiChat => openai::decode_response(body),
             Dialect::Anthropic => anthropic::decode_response(body),
             Dialect::Gemini => gemini::decode_response(body),
+            Dialect::OpenAiResponses => responses::decode_response(body),
         }
     }
 
@@ -99,6 +106,7 @@ impl Dialect {
             Dialect::OpenAiChat => openai::encode_response(resp, ctx),
             Dialect::Anthropic => anthropic::encode_response(resp, ctx),
             Dialect::Gemini => gemini::encode_response(resp, ctx),
+            Dialect::OpenAiResponses => responses::encode_response(resp, ctx),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::canonical::{EncodeCtx, StreamEvent};
 use crate::error::ErrorType;
-use crate::{Dialect, StreamError, anthropic, gemini, openai};
+use crate::{Dialect, StreamError, anthropic, gemini, openai, responses};
 
 /// Upstream SSE events (of one dialect) → canonical events.
 #[derive(Debug)]
@@ -14,6 +14,7 @@ pub enum Decoder {
     Anthropic(anthropic::StreamDecoder),
     OpenAi(openai::StreamDecoder),
     Gemini(gemini::StreamDecoder),
+    Responses(responses::StreamDecoder),
 }
 
 impl Decoder {
@@ -22,6 +23,7 @@ impl Decoder {
             Dialect::Anthropic => Decoder::Anthropic(anthropic::StreamDecoder::new()),
             Dialect::OpenAiChat => Decoder::OpenAi(openai::StreamDecoder::new()),
             Dialect::Gemini => Decoder::Gemini(gemini::StreamDecoder::new()),
+            Dialect::OpenAiResponses => Decoder::Responses(responses::StreamDecoder::new()),
         }
     }
 
@@ -31,6 +33,7 @@ impl Decoder {
             Decoder::Anthropic(d) => d.push(event, data, out),
             Decoder::OpenAi(d) => d.push(event, data, out),
             Decoder::Gemini(d) => d.push(event, data, out),
+            Decoder::Responses(d) => d.push(event, data, out),
         }
     }
 
@@ -40,6 +43,7 @@ impl Decoder {
             Decoder::Anthropic(d) => d.finish(out),
             Decoder::OpenAi(d) => d.finish(out),
             Decoder::Gemini(d) => d.finish(out),
+            Decoder::Responses(d) => d.finish(out),
         }
     }
 }
@@ -50,15 +54,18 @@ pub enum Encoder {
     Anthropic(anthropic::StreamEncoder),
     OpenAi(openai::StreamEncoder),
     Gemini(gemini::StreamEncoder),
+    Responses(responses::StreamEncoder),
 }
 
 impl Encoder {
-    /// `include_usage` matters only to OpenAI clients (their `stream_options.include_usage`).
+    /// `include_usage` matters only to OpenAI Chat clients (their `stream_options.include_usage`); the other
+    /// dialects always report usage.
     pub fn new(dialect: Dialect, ctx: EncodeCtx, include_usage: bool) -> Self {
         match dialect {
             Dialect::Anthropic => Encoder::Anthropic(anthropic::StreamEncoder::new(ctx)),
             Dialect::OpenAiChat => Encoder::OpenAi(openai::StreamEncoder::new(ctx, include_usage)),
             Dialect::Gemini => Encoder::Gemini(gemini::StreamEncoder::new(ctx)),
+            Dialect::OpenAiResponses => Encoder::Responses(responses::StreamEncoder::new(ctx)),
         }
     }
 
@@ -67,6 +74,7 @@ impl Encoder {
             Encoder::Anthropic(e) => e.push(ev, out),
             Encoder::OpenAi(e) => e.push(ev, out),
             Encoder::Gemini(e) => e.push(ev, out),
+            Encoder::Responses(e) => e.push(ev, out),
         }
     }
 
@@ -76,6 +84,7 @@ impl Encoder {
             Encoder::Anthropic(e) => e.error(kind, message, out),
             Encoder::OpenAi(e) => e.error(kind, message, out),
             Encoder::Gemini(e) => e.error(kind, message, out),
+            Encoder::Responses(e) => e.error(kind, message, out),
         }
     }
 }

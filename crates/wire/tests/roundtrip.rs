@@ -3,11 +3,14 @@
 //! Each property names exactly what a dialect cannot carry (and so must come back normalised):
 //! - requests: Gemini has no model in the body (it is in the URL) and no stream flag (streamGenerateContent);
 //!   Anthropic always gets `max_tokens` (DEFAULT_MAX_TOKENS when absent); OpenAI Chat has no `top_k` and writes a
-//!   message's text parts as one string; `include_usage` is the OpenAI client's own flag (the others always report
-//!   usage); every dialect carries one system prompt, so several system blocks arrive joined by a blank line.
-//! - responses: ids gain the dialect's prefix (`msg_`, `chatcmpl-`), the model is the name the client asked for,
-//!   OpenAI writes one text, finish reasons a dialect lacks become its plain stop, and only Anthropic reports
-//!   cache writes.
+//!   message's text parts as one string; OpenAI Responses has neither `top_k` nor stop sequences, and reads
+//!   consecutive items of one role as one message; `include_usage` is the OpenAI Chat client's own flag (the others
+//!   always report usage); every dialect carries one system prompt, so several system blocks arrive joined by a
+//!   blank line.
+//! - responses: ids gain the dialect's prefix (`msg_`, `chatcmpl-`, `resp_`), the model is the name the client
+//!   asked for, OpenAI Chat and Responses write one text (Responses none when it is empty), finish reasons a dialect
+//!   lacks become its plain stop (Responses: `completed`, unless `incomplete` for the output limit or the content
+//!   filter), and only Anthropic reports cache writes.
 //! - streams: the concatenated text, the stop reason (as above) and the usage come back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -72,6 +75,17 @@ prop_compose! {
 fn expected_request(d: Dialect, req: &ChatRequest) -> ChatRequest {
     let mut want = req.clone();
     want.system = req.system_text().into_iter().collect();
+    if d == Dialect::OpenAiResponses {
+        // Consecutive items of one role are one message, as the canonical model reads them.
+        let mut merged: Vec<Message> = Vec::new();
+        for m in &want.messages {
+            match merged.last_mut() {
+                Some(last) if last.role == m.role => last.content.extend(m.content.iter().cloned()),
+                _ => merged.push(m.clone()),
+            }
+        }
+        want.messages = merged;
+    }
     if matches!(d, Dialect::Anthropic | Dialect::Gemini) {
         // Both refuse empty text: it is left out, a turn left empty is dropped, and consecutive turns of one role
         // are merged (as both APIs read them).
@@ -112,6 +126,11 @@ fn expected_request(d: Dialect, req: &ChatRequest) -> ChatRequest {
             want.stream = false;
             want.include_usage = true;
         }
+        Dialect::OpenAiResponses => {
+            want.top_k = None;
+            want.stop = Vec::new();
+            want.include_usage = true;
+        }
     }
     want
 }
@@ -132,9 +151,10 @@ fn expected_stop(d: Dialect, r: &StopReason) -> StopReason {
     match (d, r) {
         (Dialect::Anthropic, r) => r.clone(),
         (Dialect::OpenAiChat, StopReason::StopSequence(_) | StopReason::Paused) => StopReason::EndTurn,
-        (Dialect::Gemini, StopReason::StopSequence(_) | StopReason::Paused | StopReason::ToolUse) => {
-            StopReason::EndTurn
-        }
+        (
+            Dialect::Gemini | Dialect::OpenAiResponses,
+            StopReason::StopSequence(_) | StopReason::Paused | StopReason::ToolUse,
+        ) => StopReason::EndTurn,
         (_, r) => r.clone(),
     }
 }
@@ -177,6 +197,14 @@ fn expected_response(d: Dialect, r: &ChatResponse) -> ChatResponse {
             want.usage.cache_write_tokens = 0;
         }
         Dialect::Gemini => want.usage.cache_write_tokens = 0,
+        Dialect::OpenAiResponses => {
+            if !r.id.starts_with("resp_") {
+                want.id = format!("resp_{}", r.id);
+            }
+            let text = r.text();
+            want.content = if text.is_empty() { Vec::new() } else { vec![Part::Text(text)] };
+            want.usage.cache_write_tokens = 0;
+        }
     }
     want
 }
@@ -193,7 +221,7 @@ proptest! {
 
     /// Translating twice changes nothing more than translating once.
     #[test]
-    fn request_translation_is_idempotent(req in request(), via in 0..3usize, to in 0..3usize) {
+    fn request_translation_is_idempotent(req in request(), via in 0..ALL.len(), to in 0..ALL.len()) {
         let opts = EncodeOpts::default();
         let once = ALL[via].decode_request(&ALL[via].encode_request(&req, "m", &opts).unwrap().body).unwrap();
         let a = ALL[to].decode_request(&ALL[to].encode_request(&once, "m", &opts).unwrap().body).unwrap();

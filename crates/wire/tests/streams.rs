@@ -552,6 +552,8 @@ fn streams_cut_before_their_final_event_are_truncated() {
         (Dialect::OpenAiChat, "openai/stream.sse"),
         (Dialect::OpenAiChat, "openai/stream_usage.sse"),
         (Dialect::Gemini, "gemini/stream.sse"),
+        (Dialect::OpenAiResponses, "responses/stream.sse"),
+        (Dialect::OpenAiResponses, "responses/stream_function_call.sse"),
     ] {
         let all = sse::parse(&fixture(path));
         for cut in 0..all.len() {
@@ -567,6 +569,9 @@ fn streams_cut_before_their_final_event_are_truncated() {
                 // Without [DONE], a stream that already gave its finish_reason counts as complete.
                 Dialect::OpenAiChat => seen(&|f| f.data.contains("\"finish_reason\":\"")),
                 Dialect::Gemini => seen(&|f| f.data.contains("finishReason")),
+                Dialect::OpenAiResponses => {
+                    seen(&|f| f.event == "response.completed" || f.event == "response.incomplete")
+                }
             };
             if complete {
                 assert!(end.is_ok(), "{path} cut after {cut} frames: {end:?}");

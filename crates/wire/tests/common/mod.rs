@@ -6,7 +6,8 @@ use nines_wire::stream::{Decoder, Encoder};
 use nines_wire::{Dialect, EncodeCtx, StreamError, StreamEvent, Usage, sse};
 use serde_json::Value;
 
-pub const ALL: [Dialect; 3] = [Dialect::Anthropic, Dialect::OpenAiChat, Dialect::Gemini];
+pub const ALL: [Dialect; 4] =
+    [Dialect::Anthropic, Dialect::OpenAiChat, Dialect::Gemini, Dialect::OpenAiResponses];
 
 /// The text of `tests/fixtures/{path}`.
 pub fn fixture(path: &str) -> String {
@@ -21,7 +22,7 @@ pub fn json(bytes: &[u8]) -> Value {
 
 /// The context encoders get in these tests: the name the client asked for and a fixed clock.
 pub fn ctx() -> EncodeCtx {
-    EncodeCtx { created: 1_700_000_000, model: "client-model".into(), upstream: None }
+    EncodeCtx { created: 1_700_000_000, model: "client-model".into(), upstream: None, response_id: None }
 }
 
 /// What a stream decoded to: every canonical event, and how it ended (the first push error, else `finish`).
@@ -115,6 +116,11 @@ pub fn wire_text(dialect: Dialect, frames: &[Frame]) -> String {
             Dialect::Gemini => {
                 for p in d["candidates"][0]["content"]["parts"].as_array().into_iter().flatten() {
                     text.push_str(p["text"].as_str().unwrap_or(""));
+                }
+            }
+            Dialect::OpenAiResponses => {
+                if d["type"] == "response.output_text.delta" {
+                    text.push_str(d["delta"].as_str().unwrap());
                 }
             }
         }
