@@ -50,7 +50,10 @@ impl Default for ResponsesConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderKind {
     Anthropic,
+    /// OpenAI Chat Completions, and every OpenAI-compatible server.
     OpenAi,
+    /// OpenAI's Responses API (models served only there, and servers that offer only it).
+    OpenAiResponses,
     Gemini,
 }
 
@@ -59,6 +62,7 @@ impl ProviderKind {
         match s {
             "anthropic" => Some(ProviderKind::Anthropic),
             "openai" => Some(ProviderKind::OpenAi),
+            "openai-responses" => Some(ProviderKind::OpenAiResponses),
             "gemini" => Some(ProviderKind::Gemini),
             _ => None,
         }
@@ -68,6 +72,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Anthropic => Dialect::Anthropic,
             ProviderKind::OpenAi => Dialect::OpenAiChat,
+            ProviderKind::OpenAiResponses => Dialect::OpenAiResponses,
             ProviderKind::Gemini => Dialect::Gemini,
         }
     }
@@ -76,7 +81,7 @@ impl ProviderKind {
     pub fn default_base_url(self) -> &'static str {
         match self {
             ProviderKind::Anthropic => "https://api.anthropic.com",
-            ProviderKind::OpenAi => "https://api.openai.com/v1",
+            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => "https://api.openai.com/v1",
             ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
         }
     }
@@ -118,8 +123,9 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Hosted Anthropic and Gemini models all reason; OpenAI's older models (and many compatible servers) refuse
-    /// `reasoning_effort`, so reasoning is opt-in there.
+    /// Hosted Anthropic and Gemini models all reason, as do the models OpenAI serves only through Responses;
+    /// OpenAI's older Chat models (and many compatible servers) refuse `reasoning_effort`, so reasoning is opt-in
+    /// for kind = "openai".
     pub fn default_for(kind: ProviderKind) -> Self {
         Capabilities { images: true, tools: true, reasoning: kind != ProviderKind::OpenAi }
     }

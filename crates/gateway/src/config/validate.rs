@@ -177,7 +177,7 @@ fn validate_provider(
     let Some(kind) = ProviderKind::parse(&p.kind) else {
         errors.push(ConfigError::new(
             format!("{path}.kind"),
-            format!("unknown kind \"{}\" (expected anthropic, openai or gemini)", p.kind),
+            format!("unknown kind \"{}\" (expected anthropic, openai, openai-responses or gemini)", p.kind),
         ));
         return None;
     };
@@ -317,7 +317,7 @@ targets = []
         );
         let expected = [
             "listen: \"nowhere\" is not an address like 127.0.0.1:4000",
-            "providers.a.kind: unknown kind \"opnai\" (expected anthropic, openai or gemini)",
+            "providers.a.kind: unknown kind \"opnai\" (expected anthropic, openai, openai-responses or gemini)",
             "providers.b.base_url: \"ftp://x\" is not an http(s) URL",
             "providers.b.api_key_env: \"sk-123 secret\" is not an environment variable name",
             "providers.b.timeouts.idle: must be greater than zero",

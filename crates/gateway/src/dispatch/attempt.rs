@@ -120,7 +120,9 @@ pub enum Answer {
 
 /// Re-frame one upstream event as SSE bytes of its own dialect (only Anthropic names its events).
 pub fn reframe(dialect: Dialect, ev: &Event, out: &mut Vec<u8>) {
-    let name = (dialect == Dialect::Anthropic && !ev.event.is_empty()).then_some(ev.event.as_str());
+    // Anthropic and the Responses API name their events; the others send bare `data:` lines.
+    let named = matches!(dialect, Dialect::Anthropic | Dialect::OpenAiResponses);
+    let name = (named && !ev.event.is_empty()).then_some(ev.event.as_str());
     sse::write_event(out, name, &ev.data);
 }
 

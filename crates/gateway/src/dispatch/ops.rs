@@ -36,7 +36,7 @@ impl Operation for Embeddings<'_> {
 
     fn prepare(&self, target: &Target) -> Result<Prepared, Skip> {
         match target.provider.config.kind {
-            ProviderKind::OpenAi => {
+            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => {
                 let body = with_model(self.raw, &target.model).map_err(|e| Skip::Other(e.to_string()))?;
                 Ok(Prepared { body, passthrough: true, dropped: Vec::new() })
             }

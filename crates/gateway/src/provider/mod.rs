@@ -85,6 +85,7 @@ impl Provider {
         match self.config.kind {
             ProviderKind::Anthropic => format!("{base}/v1/messages"),
             ProviderKind::OpenAi => format!("{base}/chat/completions"),
+            ProviderKind::OpenAiResponses => format!("{base}/responses"),
             ProviderKind::Gemini => {
                 // The model is one path segment: a client's `gemini/../x?y` must not reach another endpoint.
                 let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
@@ -117,7 +118,7 @@ impl Provider {
     pub fn embeddings_url(&self, model: &str) -> Option<String> {
         let base = &self.config.base_url;
         match self.config.kind {
-            ProviderKind::OpenAi => Some(format!("{base}/embeddings")),
+            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => Some(format!("{base}/embeddings")),
             ProviderKind::Gemini => {
                 let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
                 Some(format!("{base}/v1beta/models/{model}:batchEmbedContents"))
@@ -136,7 +137,7 @@ impl Provider {
                 let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
                 Some(format!("{base}/v1beta/models/{model}:countTokens"))
             }
-            ProviderKind::OpenAi => None,
+            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => None,
         }
     }
 
@@ -162,7 +163,7 @@ impl Provider {
                     req = req.header("x-api-key", k);
                 }
             }
-            ProviderKind::OpenAi => {
+            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => {
                 if let Some(k) = key {
                     req = req.bearer_auth(k);
                 }

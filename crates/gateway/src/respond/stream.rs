@@ -28,6 +28,27 @@ pub struct Completion {
     pub started: Instant,
 }
 
+/// Called with the final Response object of a Responses-API stream (its `response.completed` or
+/// `response.incomplete` event), before that event is sent: how the response store keeps what the client got.
+pub type OnResponse = Box<dyn FnOnce(Bytes) -> futures_util::future::BoxFuture<'static, ()> + Send>;
+
+/// The Response object of a Responses-API terminal event in `chunk`, if it has one.
+fn terminal_response(chunk: &[u8]) -> Option<Bytes> {
+    const MARKERS: [&[u8]; 2] = [b"response.completed", b"response.incomplete"];
+    if !MARKERS.iter().any(|m| chunk.windows(m.len()).any(|w| w == *m)) {
+        return None;
+    }
+    let text = std::str::from_utf8(chunk).ok()?;
+    nines_wire::sse::parse(text).into_iter().find_map(|f| {
+        let mut v: serde_json::Value = serde_json::from_str(&f.data).ok()?;
+        let kind = v.get("type").and_then(serde_json::Value::as_str)?;
+        if kind != "response.completed" && kind != "response.incomplete" {
+            return None;
+        }
+        serde_json::to_vec(&v.get_mut("response")?.take()).ok().map(Bytes::from)
+    })
+}
+
 /// Most bytes gathered into one chunk before it is sent.
 const COALESCE_LIMIT: usize = 64 * 1024;
 
@@ -45,6 +66,7 @@ struct Live {
     phase: Phase,
     events: Vec<StreamEvent>,
     completion: Option<Completion>,
+    on_response: Option<OnResponse>,
 }
 
 impl Live {
@@ -235,7 +257,8 @@ struct ArrayFramer {
 
 impl ArrayFramer {
     fn convert(&mut self, sse: &[u8], out: &mut Vec<u8>) {
-        for line in sse.split(|&b| b == b'\n') {
+        for line in sse.split_inclusive(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
                 self.flush(out);
@@ -266,30 +289,39 @@ impl ArrayFramer {
     }
 }
 
+/// How the client's stream is made: its dialect and framing, and what happens around it.
+pub struct Spec {
+    pub client: Dialect,
+    pub framing: Framing,
+    pub ctx: EncodeCtx,
+    pub include_usage: bool,
+    pub idle: Duration,
+    pub deadline: Instant,
+    pub completion: Completion,
+    pub on_response: Option<OnResponse>,
+}
+
 /// The client's body for a committed stream.
-#[allow(clippy::too_many_arguments)]
-pub fn body(
-    client: Dialect,
-    framing: Framing,
-    committed: Committed,
-    ctx: EncodeCtx,
-    include_usage: bool,
-    idle: Duration,
-    deadline: Instant,
-    completion: Completion,
-) -> axum::body::Body {
+pub fn body(committed: Committed, spec: Spec) -> axum::body::Body {
     let live = Live {
         c: committed,
-        enc: Encoder::new(client, ctx, include_usage),
-        idle,
-        deadline,
+        enc: Encoder::new(spec.client, spec.ctx, spec.include_usage),
+        idle: spec.idle,
+        deadline: spec.deadline,
         phase: Phase::Head,
         events: Vec::new(),
-        completion: Some(completion),
+        completion: Some(spec.completion),
+        on_response: spec.on_response,
     };
-    if framing == Framing::Sse {
+    if spec.framing == Framing::Sse {
         let s = futures_util::stream::unfold(live, |mut live| async move {
             let chunk = live.next_chunk().await?;
+            if live.on_response.is_some()
+                && let Some(response) = terminal_response(&chunk)
+                && let Some(keep) = live.on_response.take()
+            {
+                keep(response).await;
+            }
             Some((Ok::<_, Infallible>(chunk), live))
         });
         return axum::body::Body::from_stream(s);

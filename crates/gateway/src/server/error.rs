@@ -31,6 +31,15 @@ pub enum ApiError {
     NotFound {
         path: String,
     },
+    /// A resource the client named does not exist (a stored response, a previous response id).
+    Missing {
+        message: String,
+        param: Option<String>,
+    },
+    /// The gateway itself failed (its store); not the provider's fault nor the client's.
+    Internal {
+        message: String,
+    },
     MethodNotAllowed {
         method: String,
         path: String,
@@ -91,6 +100,10 @@ impl ApiError {
                 };
                 (status, kind, message, None)
             }
+            ApiError::Missing { message, param } => {
+                (404, ErrorType::NotFound, message.clone(), param.clone())
+            }
+            ApiError::Internal { message } => (500, ErrorType::Api, message.clone(), None),
             ApiError::NotFound { path } => {
                 (404, ErrorType::NotFound, format!("no such endpoint: {path}"), None)
             }

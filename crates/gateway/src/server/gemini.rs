@@ -67,6 +67,8 @@ pub async fn post(
         path_stream: Some(stream),
         framing,
         query_key: q.key,
+        response_id: None,
+        keep: None,
     };
     chat(&app, door, headers, body).await
 }

@@ -1,8 +1,9 @@
-//! The HTTP server: the router of front doors and probes. Handlers live in [`routes`] (and Gemini's in
-//! [`gemini`]); error rendering in [`error`].
+//! The HTTP server: the router of front doors and probes. Handlers live in [`routes`] (Gemini's in [`gemini`],
+//! the Responses API's in [`responses`]); error rendering in [`error`].
 
 pub mod error;
 pub mod gemini;
+pub mod responses;
 pub mod routes;
 
 use std::sync::Arc;
@@ -20,6 +21,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::get).delete(responses::delete))
+        .route("/v1/responses/{id}/input_items", get(responses::input_items_of))
         .route("/v1/messages/count_tokens", post(routes::count_tokens))
         .route("/v1/embeddings", post(routes::embeddings))
         .route("/v1/models", get(routes::models))

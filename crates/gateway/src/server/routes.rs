@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::error::ApiError;
+use super::responses::Keep;
 use crate::app::AppState;
 use crate::auth;
 use crate::dispatch::{self, Answer, Failure, Inbound, Served};
@@ -41,16 +42,29 @@ pub(super) struct Door {
     pub framing: Framing,
     /// A client key given in the query string (Gemini's `?key=`).
     pub query_key: Option<String>,
+    /// The id to give the answer (the Responses API's `resp_…`, minted here so the store can keep it).
+    pub response_id: Option<String>,
+    /// Where to keep the answer once delivered (the Responses API with `store`).
+    pub keep: Option<Keep>,
 }
 
 impl Door {
     fn plain(dialect: Dialect) -> Door {
-        Door { dialect, path_model: None, path_stream: None, framing: Framing::Sse, query_key: None }
+        Door {
+            dialect,
+            path_model: None,
+            path_stream: None,
+            framing: Framing::Sse,
+            query_key: None,
+            response_id: None,
+            keep: None,
+        }
     }
 
     fn name(&self) -> &'static str {
         match (self.dialect, self.path_stream) {
             (Dialect::OpenAiChat, _) => "/v1/chat/completions",
+            (Dialect::OpenAiResponses, _) => "/v1/responses",
             (Dialect::Anthropic, _) => "/v1/messages",
             (Dialect::Gemini, Some(true)) => "models:streamGenerateContent",
             (Dialect::Gemini, _) => "models:generateContent",
@@ -122,7 +136,7 @@ pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: B
         .emit()
     };
     match dispatch::dispatch(&inbound, &targets, &snap.config.dispatch).await {
-        Ok(served) => respond_served(&door, &inbound, served, started, report),
+        Ok(served) => respond_served(&door, &inbound, served, started, report).await,
         Err(failure) => failure_response(dialect, &inbound.request.model, failure, report),
     }
 }
@@ -313,7 +327,7 @@ pub(super) fn set_served_headers(resp: &mut Response, target: &str, attempts: us
     h.insert("x-nines-attempts", HeaderValue::from(attempts));
 }
 
-fn respond_served(
+async fn respond_served(
     door: &Door,
     inbound: &Inbound,
     served: Served,
@@ -332,9 +346,16 @@ fn respond_served(
                 whole.response.model.clone()
             };
             let request_id = whole.request_id.clone();
-            let ctx =
-                EncodeCtx { created: respond::unix_now(), model, upstream: Some(target.provider.dialect()) };
+            let ctx = EncodeCtx {
+                created: respond::unix_now(),
+                model,
+                upstream: Some(target.provider.dialect()),
+                response_id: door.response_id.clone(),
+            };
             let body = respond::whole_body(dialect, whole, &ctx);
+            if let Some(keep) = &door.keep {
+                keep.keep(body.clone()).await;
+            }
             report(Some(&target.label), attempts, if saved { Ending::Saved } else { Ending::Served });
             let mut resp =
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
@@ -352,6 +373,7 @@ fn respond_served(
                 created: respond::unix_now(),
                 model: upstream_model.unwrap_or(target.model.clone()),
                 upstream: Some(target.provider.dialect()),
+                response_id: door.response_id.clone(),
             };
             let request_id = committed.request_id.clone();
             let timeouts = target.provider.config.timeouts;
@@ -364,16 +386,17 @@ fn respond_served(
                 saved,
                 started,
             };
-            let body = respond::stream::body(
-                dialect,
-                door.framing,
-                committed,
+            let spec = respond::stream::Spec {
+                client: dialect,
+                framing: door.framing,
                 ctx,
-                inbound.request.include_usage,
-                timeouts.idle,
+                include_usage: inbound.request.include_usage,
+                idle: timeouts.idle,
                 deadline,
                 completion,
-            );
+                on_response: door.keep.as_ref().map(|k| k.clone().on_response()),
+            };
+            let body = respond::stream::body(committed, spec);
             let content_type = match door.framing {
                 Framing::Sse => "text/event-stream; charset=utf-8",
                 Framing::JsonArray => "application/json; charset=UTF-8",

@@ -136,7 +136,8 @@ impl ResponseStore {
     pub async fn delete(&self, id: String, now: u64) -> Result<bool, StoreError> {
         let oldest = self.oldest_kept(now);
         self.with(move |c| {
-            let n = c.execute("DELETE FROM responses WHERE id = ?1 AND created_at >= ?2", params![id, oldest])?;
+            let n =
+                c.execute("DELETE FROM responses WHERE id = ?1 AND created_at >= ?2", params![id, oldest])?;
             Ok(n > 0)
         })
         .await

@@ -42,7 +42,7 @@ impl Harness {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let sim = Sim::start(l, SimOptions { name: p.name.to_owned(), api_key: None }).await.unwrap();
             let base = match p.kind {
-                "openai" => format!("{}/v1", sim.base_url()),
+                "openai" | "openai-responses" => format!("{}/v1", sim.base_url()),
                 _ => sim.base_url(),
             };
             toml.push_str(&format!(
