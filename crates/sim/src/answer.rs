@@ -1,7 +1,8 @@
 //! The deterministic answer every dialect gives: `"{name} says: {last user text}"` (after tool results:
 //! `"{name} says: tool said: {r1} | {r2}"`), plus ` [images: N]` when the last user message has images and
 //! ` [system: {system text}]` when there is a system prompt, cut by stop sequences and by max tokens; or, in JSON
-//! mode, `{"answer":"<that text>"}` uncut. When tools are offered the answer may be tool calls instead ([`tools`]).
+//! mode, `{"answer":"<that text>"}` uncut. When tools are offered the answer may be tool calls instead ([`tools`]),
+//! including the calls a test scripts with `[[sim:call NAME ARGS_JSON]]` directives in user text.
 //!
 //! A "token" is a whitespace-separated word. This module is pure text work: it never sees a wire shape or HTTP, so
 //! that all three dialects answer a correctly translated request with exactly the same text and counts.
@@ -13,6 +14,14 @@ use crate::tools::{self, Offer, ToolCall};
 pub(crate) struct Prompt {
     /// The concatenated text of the last user message that has any text.
     pub last_user: String,
+    /// The concatenated text of every user message that has any text, in order (tool results are not user text).
+    /// Scripted calls (`[[sim:call NAME ARGS]]`, see [`tools`]) are read from all of them, since agents add
+    /// reminder blocks after the prompt.
+    pub user_texts: Vec<String>,
+    /// How many turns of tool results the conversation has had so far (an Anthropic user message with
+    /// `tool_result` blocks, a run of OpenAI `tool` messages or Responses `function_call_output` items, a Gemini
+    /// content with `functionResponse` parts).
+    pub tool_turns: u64,
     /// The concatenated system text (empty when there is none).
     pub system: String,
     /// Words across all request text (system and message text; tool calls and results are not text).
@@ -280,6 +289,38 @@ mod tests {
         let a = compose("a", &p);
         assert_eq!(a.text, r#"{"answer":"a says: say \"hi\""}"#);
         assert_eq!((a.finish, a.output_tokens), (Finish::Natural, 4));
+    }
+
+    #[test]
+    fn a_directive_is_answered_with_its_call_then_with_the_tool_result() {
+        let tools = Offer { tools: vec![crate::tools::Tool::new("Bash", None)], ..Offer::default() };
+        let text = r#"go [[sim:call Bash {"command": "echo hi"}]]"#;
+        let p = Prompt {
+            user_texts: vec![text.into()],
+            turn: Turn::UserText,
+            tools: tools.clone(),
+            ..prompt(text)
+        };
+        match respond("a", &p) {
+            Outcome::Calls { calls, input_tokens, output_tokens } => {
+                assert_eq!(calls.len(), 1);
+                assert_eq!(calls[0].arguments, r#"{"command":"echo hi"}"#);
+                assert_eq!((input_tokens, output_tokens), (6, 2));
+            }
+            Outcome::Text(answer) => panic!("expected a call, got {:?}", answer.text),
+        }
+        let results = vec![ToolResult { text: "hi".into(), error: false }];
+        let p = Prompt {
+            user_texts: vec![text.into()],
+            turn: Turn::ToolResults(results),
+            tool_turns: 1,
+            tools,
+            ..prompt(text)
+        };
+        match respond("a", &p) {
+            Outcome::Text(answer) => assert_eq!(answer.text, "a says: tool said: hi"),
+            Outcome::Calls { calls, .. } => panic!("expected text, got {calls:?}"),
+        }
     }
 
     #[test]

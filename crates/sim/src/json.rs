@@ -92,6 +92,20 @@ impl Ordered {
     }
 }
 
+/// Serialized with its members in document order (compact with `serde_json::to_string`).
+impl serde::Serialize for Ordered {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Ordered::Null => serializer.serialize_unit(),
+            Ordered::Bool(b) => serializer.serialize_bool(*b),
+            Ordered::Number(n) => serde::Serialize::serialize(n, serializer),
+            Ordered::String(s) => serializer.serialize_str(s),
+            Ordered::Array(items) => serializer.collect_seq(items),
+            Ordered::Object(entries) => serializer.collect_map(entries.iter().map(|(k, v)| (k, v))),
+        }
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Ordered {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(OrderedVisitor)
@@ -178,5 +192,12 @@ mod tests {
         assert_eq!(inner, ["y", "b"]);
         assert_eq!(o.get("a").unwrap().get("y").unwrap().items()[2].as_str(), Some("s"));
         assert_eq!(ordered(b"{not json"), Ordered::Null);
+    }
+
+    #[test]
+    fn ordered_serializes_in_document_order() {
+        let text = r#"{"z":1,"a":{"y":[true,null,"s"],"b":1.5},"m":-2}"#;
+        let o = ordered(br#" { "z": 1, "a": {"y": [true, null, "s"], "b": 1.50}, "m": -2 } "#);
+        assert_eq!(serde_json::to_string(&o).unwrap(), text);
     }
 }

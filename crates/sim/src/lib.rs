@@ -6,7 +6,12 @@
 //! as the real APIs (a malformed request gets a 400 in that provider's error shape), answers deterministically and
 //! identically in every dialect (`"{name} says: {last user text}"`; tool calls when tools are offered; `"{name}
 //! says: tool said: …"` after tool results; ` [images: N]`; `{"answer":…}` in JSON mode; thinking blocks, thought
-//! parts or reasoning tokens when asked for), and suffers scripted [`Fault`]s in FIFO order. A control API under
+//! parts or reasoning tokens when asked for), and suffers scripted [`Fault`]s in FIFO order.
+//!
+//! Tests that drive real agents script the tool calls in the prompt: a user text with directives
+//! `[[sim:call NAME {"json":"object"}]]` is answered, in every dialect, with exactly one call of the directive whose
+//! turn it is (the `k`-th after `k` turns of tool results) with exactly those arguments, when `NAME` is offered; then
+//! with `"{name} says: tool said: …"`. Requests without a directive are answered as above. A control API under
 //! `/_sim/` on the same port drives it from other languages.
 //!
 //! It never talks to a real provider and never listens anywhere but where it is told (tests use `127.0.0.1:0`).

@@ -117,7 +117,11 @@ pub(super) fn validate_messages(
         }
         let has_text = blocks.iter().any(|b| matches!(b, Block::Text(_)));
         if role == "user" && has_text {
+            prompt.user_texts.push(text.clone());
             prompt.last_user = text;
+        }
+        if role == "user" && blocks.iter().any(|b| matches!(b, Block::ToolResult { .. })) {
+            prompt.tool_turns += 1;
         }
         if i == last && role == "user" {
             let results: Vec<ToolResult> = blocks

@@ -104,8 +104,12 @@ pub(super) fn validate(body: &Value, raw: &[u8], name: &str) -> Result<Request, 
         if let Some(text) = parts.text {
             prompt.input_words += text.1;
             if role == "user" {
+                prompt.user_texts.push(text.0.clone());
                 prompt.last_user = text.0;
             }
+        }
+        if !parts.results.is_empty() {
+            prompt.tool_turns += 1;
         }
         if i == last {
             if !parts.results.is_empty() {

@@ -211,6 +211,7 @@ pub(super) fn validate_messages(obj: &Map<String, Value>, prompt: &mut Prompt) -
                     prompt.turn = if parts.has_text { Turn::UserText } else { Turn::Other };
                 }
                 if parts.has_text {
+                    prompt.user_texts.push(parts.text.clone());
                     prompt.last_user = parts.text;
                 }
             }
@@ -238,6 +239,10 @@ pub(super) fn validate_messages(obj: &Map<String, Value>, prompt: &mut Prompt) -
                 let content = content.ok_or_else(|| missing(&content_path))?;
                 let text = content_text(content, &content_path, &["text"])?.text;
                 mentions_json |= text.to_lowercase().contains("json");
+                if results.is_empty() {
+                    // The first tool message of a run: one more turn of tool results.
+                    prompt.tool_turns += 1;
+                }
                 results.push(ToolResult { text, error: false });
                 let id = match m.get("tool_call_id") {
                     None => return Err(missing(&format!("{path}.tool_call_id"))),

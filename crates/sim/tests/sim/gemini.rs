@@ -198,7 +198,7 @@ async fn api_key_in_header_or_query() {
 #[tokio::test]
 async fn unknown_methods_are_404_in_google_shape() {
     let sim = sim().await;
-    let resp = post(&sim, "/v1beta/models/gemini-test:countTokens", &gemini_body("hi")).await;
+    let resp = post(&sim, "/v1beta/models/gemini-test:predictLongRunning", &gemini_body("hi")).await;
     assert_eq!(resp.status(), 404);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["status"], "NOT_FOUND");

@@ -13,5 +13,6 @@ mod gemini;
 mod http2;
 mod openai;
 mod results;
+mod script;
 mod thinking;
 mod tools;
