@@ -201,7 +201,7 @@ fn first_words(text: &str, n: u64) -> &str {
 }
 
 /// Split `text` into one piece per word; whitespace before a word belongs to it, trailing whitespace to the last.
-fn pieces(text: &str) -> Vec<&str> {
+pub(crate) fn pieces(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut word_end = 0;

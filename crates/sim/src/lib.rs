@@ -1,18 +1,19 @@
 //! nines-sim: simulated LLM providers for the gateway's tests, demo and game days.
 //!
 //! One [`Sim`] is one HTTP server that speaks all three real wire formats at once: the Anthropic Messages API
-//! (`POST /v1/messages`), OpenAI Chat Completions (`POST /v1/chat/completions`) and Gemini
+//! (`POST /v1/messages`), OpenAI Chat Completions (`POST /v1/chat/completions`) and Responses (`POST /v1/responses`,
+//! stateless: what points at a stored response or item is refused as not found) and Gemini
 //! (`POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`). It validates requests as strictly
 //! as the real APIs (a malformed request gets a 400 in that provider's error shape), answers deterministically and
 //! identically in every dialect (`"{name} says: {last user text}"`; tool calls when tools are offered; `"{name}
 //! says: tool said: …"` after tool results; ` [images: N]`; `{"answer":…}` in JSON mode; thinking blocks, thought
-//! parts or reasoning tokens when asked for), and suffers scripted [`Fault`]s in FIFO order.
+//! parts or reasoning tokens when asked for), and suffers scripted [`Fault`]s in FIFO order. A control API under
+//! `/_sim/` on the same port drives it from other languages.
 //!
 //! Tests that drive real agents script the tool calls in the prompt: a user text with directives
 //! `[[sim:call NAME {"json":"object"}]]` is answered, in every dialect, with exactly one call of the directive whose
 //! turn it is (the `k`-th after `k` turns of tool results) with exactly those arguments, when `NAME` is offered; then
-//! with `"{name} says: tool said: …"`. Requests without a directive are answered as above. A control API under
-//! `/_sim/` on the same port drives it from other languages.
+//! with `"{name} says: tool said: …"`. Requests without a directive are answered as above.
 //!
 //! It never talks to a real provider and never listens anywhere but where it is told (tests use `127.0.0.1:0`).
 //!
@@ -38,6 +39,7 @@ mod gemini;
 mod ids;
 mod json;
 mod openai;
+mod responses;
 mod routes;
 mod server;
 mod state;

@@ -20,7 +20,7 @@ use crate::error::{ApiError, fault_status};
 use crate::faults::FaultKind;
 use crate::server::ConnCtl;
 use crate::state::Shared;
-use crate::{anthropic, control, embed, gemini, openai};
+use crate::{anthropic, control, embed, gemini, openai, responses};
 
 /// Largest request body read (Anthropic's documented limit for the Messages API).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -34,12 +34,14 @@ const GARBAGE_JSON: &str = "{\"id\": \"garbage\", \"content\": [{\"text\": \"thi
 /// Stream events whose data is not JSON.
 const GARBAGE_SSE: &str = "data: {\"this is\": not json\n\ndata: <<garbage>>\n\ndata: }{\n\n";
 
-/// The router of one simulator: the three providers' model APIs and the `/_sim` control API.
+/// The router of one simulator: the three providers' model APIs (OpenAI's two: Chat Completions and Responses) and
+/// the `/_sim` control API.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/messages/count_tokens", post(anthropic_count_tokens))
         .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/responses", post(openai_responses))
         .route("/v1/embeddings", post(openai_embeddings))
         .route("/v1beta/models/{target}", post(gemini_models))
         .route("/v1/models/{target}", post(gemini_models))
@@ -140,7 +142,11 @@ impl Dialect {
 #[derive(Clone, Copy, Debug)]
 enum Op {
     Chat,
-    Embed { batch: bool },
+    /// OpenAI's Responses API (`POST /v1/responses`).
+    Responses,
+    Embed {
+        batch: bool,
+    },
     CountTokens,
 }
 
@@ -154,6 +160,10 @@ async fn anthropic_count_tokens(State(shared): State<Arc<Shared>>, req: Request)
 
 async fn openai_chat(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     model_call(shared, Dialect::OpenAi, Op::Chat, req).await
+}
+
+async fn openai_responses(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    model_call(shared, Dialect::OpenAi, Op::Responses, req).await
 }
 
 async fn openai_embeddings(State(shared): State<Arc<Shared>>, req: Request) -> Response {
@@ -226,11 +236,14 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
         (Dialect::Anthropic, Op::Chat) => anthropic::handle(&call),
         (Dialect::Anthropic, Op::CountTokens) => embed::count_tokens(&call),
         (Dialect::OpenAi, Op::Chat) => openai::handle(&call),
+        (Dialect::OpenAi, Op::Responses) => responses::handle(&call),
         (Dialect::OpenAi, _) => embed::openai(&call),
         (Dialect::Gemini { model, stream }, Op::Chat) => gemini::handle(&call, model, *stream),
         (Dialect::Gemini { model, .. }, Op::Embed { batch }) => embed::gemini(&call, model, batch),
         (Dialect::Gemini { .. }, Op::CountTokens) => embed::gemini_count_tokens(&call),
-        (Dialect::Anthropic, Op::Embed { .. }) => Err(ApiError::new(StatusCode::NOT_FOUND, "Not Found")),
+        (Dialect::Anthropic, Op::Embed { .. } | Op::Responses) | (Dialect::Gemini { .. }, Op::Responses) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "Not Found"))
+        }
     };
     match result {
         Ok(reply) => render(&dialect, reply, fault.as_ref(), &request_id),

@@ -1,5 +1,6 @@
 //! What the simulator "thinks" and the signatures it mints for its thoughts: `"{name} thinks."`, the Anthropic
-//! signature `sig_{name}` and the Gemini `thoughtSignature` (the same bytes, base64-encoded, as Gemini's are bytes).
+//! signature `sig_{name}`, the Gemini `thoughtSignature` (the same bytes, base64-encoded, as Gemini's are bytes) and
+//! the OpenAI Responses `encrypted_content` of a reasoning item (base64 of `enc_{name}`).
 //!
 //! A simulator accepts back only the signatures it minted itself, so a gateway that replays one provider's
 //! signature to another is caught. This module never decides a wire shape; it only names and checks.
@@ -26,6 +27,11 @@ pub(crate) fn gemini_signature(name: &str) -> String {
 /// Whether a Gemini `thoughtSignature` (already known to be valid base64) is this simulator's own.
 pub(crate) fn is_own_gemini_signature(name: &str, given: &str) -> bool {
     base64_decode(given).is_some_and(|bytes| bytes == signature(name).as_bytes())
+}
+
+/// The `encrypted_content` of a Responses reasoning item this simulator minted (the only one it takes back).
+pub(crate) fn encrypted_content(name: &str) -> String {
+    base64_encode(format!("enc_{name}").as_bytes())
 }
 
 const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -104,5 +110,7 @@ mod tests {
         assert!(is_own_gemini_signature("alpha", &gemini_signature("alpha")));
         assert!(!is_own_gemini_signature("beta", &gemini_signature("alpha")));
         assert_eq!(thought("alpha"), "alpha thinks.");
+        assert_eq!(encrypted_content("alpha"), "ZW5jX2FscGhh");
+        assert_ne!(encrypted_content("alpha"), encrypted_content("beta"));
     }
 }

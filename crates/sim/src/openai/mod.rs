@@ -4,7 +4,8 @@
 //!
 //! Answers are text, or `tool_calls` when function tools are offered ([`crate::tools`]). This module authenticates
 //! and renders errors; `request` and `content` validate the body, `response` renders the answer. It never accepts a
-//! parameter the real API would call unrecognized.
+//! parameter the real API would call unrecognized. Authentication, the error shape and the parameter errors
+//! (`missing`, `wrong_type`, `invalid_value`, bounds) are shared with the Responses API ([`crate::responses`]).
 
 mod content;
 mod request;
@@ -15,24 +16,29 @@ use serde_json::{Map, Value, json};
 
 use crate::answer;
 use crate::error::ApiError;
-use crate::json::type_name;
+use crate::json::{integer, show, type_name};
 use crate::routes::{Call, Reply};
 
 /// Serve one Chat Completions request.
 pub(crate) fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     authenticate(call)?;
-    let body: Value = serde_json::from_slice(call.body).map_err(|_| {
+    let body = parse_body(call.body)?;
+    let request = request::validate(&body, call.body)?;
+    let outcome = answer::respond(call.name, &request.prompt);
+    let answer = response::Rendered { name: call.name, request: &request, outcome };
+    Ok(if request.stream { Reply::Sse(answer.stream()) } else { Reply::Json(answer.completion()) })
+}
+
+/// The JSON body of a request, or OpenAI's refusal of one that is not JSON.
+pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|_| {
         ApiError::bad(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your \
              HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. \
              If you have trouble figuring out how to fix this, please contact us through our help center at \
              help.openai.com.)",
         )
-    })?;
-    let request = request::validate(&body, call.body)?;
-    let outcome = answer::respond(call.name, &request.prompt);
-    let answer = response::Rendered { name: call.name, request: &request, outcome };
-    Ok(if request.stream { Reply::Sse(answer.stream()) } else { Reply::Json(answer.completion()) })
+    })
 }
 
 /// The error JSON for `err`.
@@ -95,13 +101,13 @@ pub(crate) fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
     }
 }
 
-pub(super) fn missing(param: &str) -> ApiError {
+pub(crate) fn missing(param: &str) -> ApiError {
     ApiError::bad(format!("Missing required parameter: '{param}'."))
         .param(param)
         .code("missing_required_parameter")
 }
 
-pub(super) fn wrong_type(param: &str, expected: &str, got: &Value) -> ApiError {
+pub(crate) fn wrong_type(param: &str, expected: &str, got: &Value) -> ApiError {
     ApiError::bad(format!(
         "Invalid type for '{param}': expected {expected}, but got {} instead.",
         article(type_name(got))
@@ -118,13 +124,66 @@ fn article(kind: &str) -> String {
     }
 }
 
-pub(super) fn invalid_value(param: &str, got: &str, supported: &str) -> ApiError {
+pub(crate) fn invalid_value(param: &str, got: &str, supported: &str) -> ApiError {
     ApiError::bad(format!("Invalid value: '{got}'. Supported values are: {supported}."))
         .param(param)
         .code("invalid_value")
 }
 
 /// The value of an optional parameter; `null` counts as absent, as in the real API.
-pub(super) fn opt<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(crate) fn opt<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|v| !v.is_null())
+}
+
+/// Check an optional decimal parameter against its bounds, with OpenAI's messages.
+pub(crate) fn decimal_in(obj: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<(), ApiError> {
+    let Some(v) = opt(obj, key) else { return Ok(()) };
+    let Some(x) = v.as_f64() else {
+        return Err(wrong_type(key, "a decimal", v));
+    };
+    if x < lo {
+        return Err(ApiError::bad(format!(
+            "Invalid '{key}': decimal below minimum value. Expected a value >= {lo}, but got {} instead.",
+            show(v)
+        ))
+        .param(key)
+        .code("decimal_below_min_value"));
+    }
+    if x > hi {
+        return Err(ApiError::bad(format!(
+            "Invalid '{key}': decimal above maximum value. Expected a value <= {hi}, but got {} instead.",
+            show(v)
+        ))
+        .param(key)
+        .code("decimal_above_max_value"));
+    }
+    Ok(())
+}
+
+/// Check an optional integer parameter against its bounds, with OpenAI's messages; returns it.
+pub(crate) fn integer_in(
+    obj: &Map<String, Value>,
+    key: &str,
+    lo: i128,
+    hi: i128,
+) -> Result<Option<i128>, ApiError> {
+    let Some(v) = opt(obj, key) else { return Ok(None) };
+    let Some(n) = integer(v) else {
+        return Err(wrong_type(key, "an integer", v));
+    };
+    if n < lo {
+        return Err(ApiError::bad(format!(
+            "Invalid '{key}': integer below minimum value. Expected a value >= {lo}, but got {n} instead."
+        ))
+        .param(key)
+        .code("integer_below_min_value"));
+    }
+    if n > hi {
+        return Err(ApiError::bad(format!(
+            "Invalid '{key}': integer above maximum value. Expected a value <= {hi}, but got {n} instead."
+        ))
+        .param(key)
+        .code("integer_above_max_value"));
+    }
+    Ok(Some(n))
 }

@@ -8,10 +8,10 @@
 use serde_json::{Map, Value};
 
 use super::content::validate_messages;
-use super::{invalid_value, missing, opt, wrong_type};
+use super::{decimal_in, integer_in, invalid_value, missing, opt, wrong_type};
 use crate::answer::Prompt;
 use crate::error::ApiError;
-use crate::json::{self, Ordered, integer, show, to_u64};
+use crate::json::{self, Ordered, show, to_u64};
 use crate::tools::{Choice, Offer, Tool};
 
 const TOP_LEVEL: &[&str] = &[
@@ -63,52 +63,6 @@ pub(super) struct Request {
     pub prompt: Prompt,
     /// `reasoning_effort` asked for reasoning (any value but `none`).
     pub reasoning: bool,
-}
-
-fn decimal_in(obj: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<(), ApiError> {
-    let Some(v) = opt(obj, key) else { return Ok(()) };
-    let Some(x) = v.as_f64() else {
-        return Err(wrong_type(key, "a decimal", v));
-    };
-    if x < lo {
-        return Err(ApiError::bad(format!(
-            "Invalid '{key}': decimal below minimum value. Expected a value >= {lo}, but got {} instead.",
-            show(v)
-        ))
-        .param(key)
-        .code("decimal_below_min_value"));
-    }
-    if x > hi {
-        return Err(ApiError::bad(format!(
-            "Invalid '{key}': decimal above maximum value. Expected a value <= {hi}, but got {} instead.",
-            show(v)
-        ))
-        .param(key)
-        .code("decimal_above_max_value"));
-    }
-    Ok(())
-}
-
-fn integer_in(obj: &Map<String, Value>, key: &str, lo: i128, hi: i128) -> Result<Option<i128>, ApiError> {
-    let Some(v) = opt(obj, key) else { return Ok(None) };
-    let Some(n) = integer(v) else {
-        return Err(wrong_type(key, "an integer", v));
-    };
-    if n < lo {
-        return Err(ApiError::bad(format!(
-            "Invalid '{key}': integer below minimum value. Expected a value >= {lo}, but got {n} instead."
-        ))
-        .param(key)
-        .code("integer_below_min_value"));
-    }
-    if n > hi {
-        return Err(ApiError::bad(format!(
-            "Invalid '{key}': integer above maximum value. Expected a value <= {hi}, but got {n} instead."
-        ))
-        .param(key)
-        .code("integer_above_max_value"));
-    }
-    Ok(Some(n))
 }
 
 /// Validate `body` (whose raw bytes are `raw`).

@@ -18,6 +18,7 @@ pub fn client() -> reqwest::Client {
 
 pub const ANTHROPIC: &str = "/v1/messages";
 pub const OPENAI: &str = "/v1/chat/completions";
+pub const RESPONSES: &str = "/v1/responses";
 pub const GEMINI: &str = "/v1beta/models/gemini-test:generateContent";
 pub const GEMINI_STREAM: &str = "/v1beta/models/gemini-test:streamGenerateContent";
 
@@ -27,6 +28,10 @@ pub fn anthropic_body(text: &str) -> Value {
 
 pub fn openai_body(text: &str) -> Value {
     json!({"model": "gpt-test", "messages": [{"role": "user", "content": text}]})
+}
+
+pub fn responses_body(text: &str) -> Value {
+    json!({"model": "gpt-test", "input": text})
 }
 
 pub fn gemini_body(text: &str) -> Value {

@@ -12,6 +12,7 @@ mod faults;
 mod gemini;
 mod http2;
 mod openai;
+mod responses;
 mod results;
 mod script;
 mod thinking;

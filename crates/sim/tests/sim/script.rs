@@ -1,4 +1,5 @@
-//! Scripted tool calls (`[[sim:call NAME ARGS_JSON]]` in any user text): every dialect runs the same multi-step
+//! Scripted tool calls (`[[sim:call NAME ARGS_JSON]]` in any user text): every dialect (Anthropic, OpenAI Chat and
+//! Responses, Gemini) runs the same multi-step
 //! loop an agent would (call, tool result, next call, tool result, text), never calls a tool that was not offered,
 //! and keeps the default policy when there is no directive.
 
@@ -73,6 +74,22 @@ fn said_gemini(got: &Value) -> Said {
     } else {
         Said::Calls(calls)
     }
+}
+
+fn said_responses(got: &Value) -> Said {
+    let output = got["output"].as_array().unwrap();
+    let calls: Vec<(String, String)> = output
+        .iter()
+        .filter(|item| item["type"] == "function_call")
+        .map(|item| {
+            (item["name"].as_str().unwrap().to_owned(), item["arguments"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    if !calls.is_empty() {
+        return Said::Calls(calls);
+    }
+    let message = output.iter().find(|item| item["type"] == "message").unwrap();
+    Said::Text(message["content"][0]["text"].as_str().unwrap().to_owned())
 }
 
 /// Parsed arguments (for dialects that carry an object, whose key order JSON does not keep).
@@ -185,6 +202,47 @@ async fn gemini_runs_the_script() {
 }
 
 #[tokio::test]
+async fn responses_runs_the_script_statelessly_with_reasoning() {
+    let sim = sim().await;
+    let function =
+        |name: &str, props: &[&str]| json!({"type": "function", "name": name, "parameters": schema(props)});
+    let tools = json!([
+        function("shell", &["command"]),
+        function("Bash", &["command"]),
+        function("Read", &["path"]),
+        {"type": "custom", "name": "apply_patch", "description": "Apply a patch"},
+        {"type": "web_search"}
+    ]);
+    let mut input = vec![
+        json!({"role": "developer", "content": "You are Codex."}),
+        json!({"role": "user", "content": [{"type": "input_text", "text": REMINDER}]}),
+        json!({"role": "user", "content": [{"type": "input_text", "text": PROMPT}, {"type": "input_text", "text": LATE}]}),
+    ];
+    let body = |input: &Vec<Value>| {
+        json!({"model": "gpt-test", "instructions": "Be useful.", "input": input, "tools": tools, "store": false,
+               "reasoning": {"effort": "medium", "summary": "auto"}, "include": ["reasoning.encrypted_content"]})
+    };
+    let mut got: Value = post(&sim, RESPONSES, &body(&input)).await.json().await.unwrap();
+    assert_eq!(said_responses(&got), call("Bash", BASH_ARGS));
+    for (k, (_, _, result)) in STEPS.into_iter().enumerate() {
+        // Send back every output item (the reasoning item with its encrypted content, the call), then the result.
+        let output = got["output"].as_array().unwrap().clone();
+        let call_id = output.iter().find(|i| i["type"] == "function_call").unwrap()["call_id"].clone();
+        input.extend(output);
+        input.push(json!({"type": "function_call_output", "call_id": call_id, "output": result}));
+        got = post(&sim, RESPONSES, &body(&input)).await.json().await.unwrap();
+        if k == 0 {
+            assert_eq!(said_responses(&got), call("Read", READ_ARGS));
+        } else {
+            assert_eq!(
+                said_responses(&got),
+                Said::Text("alpha says: tool said: contents [system: Be useful.You are Codex.]".into())
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_directive_for_a_tool_not_offered_gets_text_in_every_dialect() {
     let sim = sim().await;
     let text = r#"run [[sim:call Bash {"command":"rm -rf /"}]]"#;
@@ -202,7 +260,11 @@ async fn a_directive_for_a_tool_not_offered_gets_text_in_every_dialect() {
     body["tools"] =
         json!([{"functionDeclarations": [{"name": "Read", "parametersJsonSchema": schema(&["path"])}]}]);
     let got: Value = post(&sim, GEMINI, &body).await.json().await.unwrap();
-    assert_eq!(said_gemini(&got), Said::Text(expected));
+    assert_eq!(said_gemini(&got), Said::Text(expected.clone()));
+    let mut body = responses_body(text);
+    body["tools"] = json!([{"type": "function", "name": "Read", "parameters": schema(&["path"])}]);
+    let got: Value = post(&sim, RESPONSES, &body).await.json().await.unwrap();
+    assert_eq!(said_responses(&got), Said::Text(expected));
 }
 
 #[tokio::test]
