@@ -59,7 +59,7 @@ class Sim:
 
 # Each SDK talks to a route whose first target speaks the SDK's own dialect and fails, and whose second speaks
 # the other dialect (so a failover is also a translation). A third route ends on a Gemini target.
-SIMS = ["first-openai", "second-anthropic", "first-anthropic", "second-openai", "gemini"]
+SIMS = ["first-openai", "second-anthropic", "first-anthropic", "second-openai", "gemini", "responses"]
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +74,7 @@ def sims():
 @pytest.fixture(scope="session")
 def gateway(sims, tmp_path_factory):
     def provider(name, kind):
-        base = sims[name].url + ("/v1" if kind == "openai" else "")
+        base = sims[name].url + ("/v1" if kind.startswith("openai") else "")
         return (f'[providers.{name}]\nkind = "{kind}"\nbase_url = "{base}"\n'
                 f'timeouts = {{ first_byte = "1s", idle = "1s" }}\n\n')
 
@@ -84,9 +84,11 @@ def gateway(sims, tmp_path_factory):
         provider("first-anthropic", "anthropic"),
         provider("second-openai", "openai"),
         provider("gemini", "gemini"),
+        provider("responses", "openai-responses"),
         '[routes."gpt-route"]\ntargets = ["first-openai/gpt-4.1", "second-anthropic/claude-sonnet-4-5"]\n',
         '[routes."claude-route"]\ntargets = ["first-anthropic/claude-sonnet-4-5", "second-openai/gpt-4.1"]\n',
         '[routes."gemini-route"]\ntargets = ["first-openai/gpt-4.1", "gemini/gemini-2.5-flash"]\n',
+        '[routes."responses-route"]\ntargets = ["first-anthropic/claude-sonnet-4-5", "responses/gpt-5"]\n',
     ])
     path = tmp_path_factory.mktemp("nines") / "nines.toml"
     path.write_text(toml)

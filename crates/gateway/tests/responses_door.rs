@@ -46,7 +46,7 @@ fn answer(r: &common::Reply) -> (String, Value) {
     }
 }
 
-const KINDS: [&str; 3] = ["anthropic", "openai", "gemini"];
+const KINDS: [&str; 4] = ["anthropic", "openai", "gemini", "openai-responses"];
 
 #[tokio::test]
 async fn responses_door_reaches_every_provider_kind() {

@@ -167,3 +167,36 @@ async fn tools_translate_and_capabilities_skip_targets() {
     assert!(r.text.contains("`tools`"), "{}", r.text);
     assert_eq!(h.sims[0].total_hits(), 0);
 }
+
+/// Claude Code's in-conversation system message reaches another dialect as system text (reported), and a
+/// thinking request continuing another provider's tool turn is sent to Anthropic without thinking (reported),
+/// since Anthropic would refuse a tool turn without its own signed thinking.
+#[tokio::test]
+async fn agent_shaped_requests_translate() {
+    let h = Harness::new(&[p("o", "openai", "gpt-x")]).await;
+    let body = json!({"model": "chat", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "hello"},
+        {"role": "system", "content": "reminder"},
+        {"role": "user", "content": "again"}]});
+    let r = h.post("/v1/messages", body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = h.sims[0].last_request("/v1/chat/completions").unwrap();
+    assert_eq!(sent["messages"][0], json!({"role": "system", "content": "reminder"}), "{sent}");
+    assert!(r.header("x-nines-warning").contains("role=system"), "{:?}", r.headers);
+
+    let h = Harness::new(&[p("a", "anthropic", "claude-x")]).await;
+    let body = json!({"systemInstruction": {"parts": [{"text": "be brief"}]},
+        "tools": [{"functionDeclarations": [{"name": "read_file",
+            "parametersJsonSchema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}]}],
+        "generationConfig": {"thinkingConfig": {"includeThoughts": true}},
+        "contents": [{"role": "user", "parts": [{"text": "read it"}]},
+                     {"role": "model", "parts": [{"functionCall": {"id": "c1", "name": "read_file",
+                         "args": {"file_path": "/x"}}}]},
+                     {"role": "user", "parts": [{"functionResponse": {"id": "c1", "name": "read_file",
+                         "response": {"output": "contents"}}}]}]});
+    let r = h.post("/v1beta/models/chat:generateContent", body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = h.sims[0].last_request("/v1/messages").unwrap();
+    assert!(sent.get("thinking").is_none(), "{sent}");
+    assert!(r.header("x-nines-warning").contains("reasoning"), "{:?}", r.headers);
+}

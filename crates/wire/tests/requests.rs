@@ -356,7 +356,7 @@ fn unknown_roles_are_refused_with_their_path() {
     let cases: [(Dialect, &[u8], &str); 3] = [
         (
             Dialect::Anthropic,
-            br#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#,
+            br#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#,
             "messages.0.role",
         ),
         (

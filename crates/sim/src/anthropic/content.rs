@@ -69,9 +69,42 @@ pub(super) fn validate_messages(
         extra_keys(m, &["role", "content"], &format!("{path}."))?;
         let role = match m.get("role") {
             None => return Err(bad(format!("{path}.role: Field required"))),
-            Some(Value::String(r)) if r == "user" || r == "assistant" => r.as_str(),
-            Some(_) => return Err(bad(format!("{path}.role: Input should be 'user' or 'assistant'"))),
+            Some(Value::String(r)) if r == "user" || r == "assistant" || r == "system" => r.as_str(),
+            Some(_) => {
+                return Err(bad(format!("{path}.role: Input should be 'user', 'assistant' or 'system'")));
+            }
         };
+        // A system message inside the conversation (what Claude Code sends after its first user message): it
+        // applies from its position on; it is read (its words count) but is neither a turn nor the user's text.
+        if role == "system" {
+            let text = match m.get("content") {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::Array(list)) if !list.is_empty() => {
+                    let mut text = String::new();
+                    for (j, b) in list.iter().enumerate() {
+                        match content_block(b, &format!("{path}.content.{j}"), name)? {
+                            Block::Text(t) => text.push_str(&t),
+                            _ => {
+                                return Err(bad(format!(
+                                    "{path}.content.{j}: system messages may only contain text blocks"
+                                )));
+                            }
+                        }
+                    }
+                    text
+                }
+                Some(Value::String(_)) | Some(Value::Array(_)) => {
+                    return Err(bad(format!("{path}: system messages must have non-empty content")));
+                }
+                None => return Err(bad(format!("{path}.content: Field required"))),
+                Some(_) => return Err(bad(format!("{path}.content: Input should be a valid list"))),
+            };
+            if i == 0 {
+                return Err(bad(format!("{path}: the first message must not be a system message")));
+            }
+            prompt.input_words += answer::words(&text);
+            continue;
+        }
         let blocks = match m.get("content") {
             None => return Err(bad(format!("{path}.content: Field required"))),
             Some(Value::String(s)) => vec![Block::Text(s.clone())],

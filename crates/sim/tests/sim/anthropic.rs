@@ -168,7 +168,8 @@ async fn validation_refuses_what_the_real_api_refuses() {
     expect_invalid(with("max_tokens", json!(0)), "greater than or equal to 1").await;
     expect_invalid(with("max_tokens", json!("100")), "valid integer").await;
     expect_invalid(with("messages", json!([])), "at least one message").await;
-    expect_invalid(with("messages", json!([{"role": "system", "content": "x"}])), "messages.0.role").await;
+    expect_invalid(with("messages", json!([{"role": "tool", "content": "x"}])), "messages.0.role").await;
+    expect_invalid(with("messages", json!([{"role": "system", "content": "x"}])), "messages.0").await;
     expect_invalid(with("messages", json!([{"role": "user", "content": ""}])), "non-empty content").await;
     expect_invalid(
         with(
@@ -335,4 +336,18 @@ async fn version_2026_10_21_rules() {
          "document_index": 0, "start_char_index": 0, "end_char_index": 1}]}]}]});
     assert_eq!(send("2026-10-21", cited).await.unwrap().status(), 400);
     assert_eq!(send("2026-10-21", anthropic_body("hi")).await.unwrap().status(), 200);
+}
+
+/// Claude Code sends a system message inside the conversation, after its first user message.
+#[tokio::test]
+async fn a_system_message_inside_the_conversation_is_accepted() {
+    let sim = sim().await;
+    let body = json!({"model": "claude-test", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "hello"},
+        {"role": "system", "content": [{"type": "text", "text": "reminder"}]},
+        {"role": "user", "content": "again"}]});
+    let resp = post_anthropic(&sim, &body).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["content"][0]["text"], "alpha says: again");
 }

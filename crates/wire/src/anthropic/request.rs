@@ -113,13 +113,25 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
         return Err(DecodeError::Invalid("messages: a list is required".into()));
     };
     let mut messages = Vec::with_capacity(raw_messages.len());
+    // System messages inside the conversation (Claude Code sends one after its first user message): the canonical
+    // model has one system prompt, so their text joins it (reported when translating: the position is lost).
+    let mut inline_system = Vec::new();
     for (i, m) in raw_messages.iter().enumerate() {
         let role = match str_of(m, "role") {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
+            Some("system") => {
+                let path = format!("messages.{i}.content");
+                for p in decode_content(m.get("content").unwrap_or(&Value::Null), &path)? {
+                    if let Part::Text(t) = p {
+                        inline_system.push(t);
+                    }
+                }
+                continue;
+            }
             other => {
                 return Err(DecodeError::Invalid(format!(
-                    "messages.{i}.role: unexpected role {other:?}; expected \"user\" or \"assistant\""
+                    "messages.{i}.role: unexpected role {other:?}; expected \"user\", \"assistant\" or \"system\""
                 )));
             }
         };
@@ -127,13 +139,15 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
             decode_content(m.get("content").unwrap_or(&Value::Null), &format!("messages.{i}.content"))?;
         messages.push(Message { role, content });
     }
-    let system = match v.get("system") {
+    let mut system: Vec<String> = match v.get("system") {
         None | Some(Value::Null) => Vec::new(),
         Some(s) => decode_content(s, "system")?
             .into_iter()
             .filter_map(|p| if let Part::Text(t) = p { Some(t) } else { None })
             .collect(),
     };
+    let moved_system = !inline_system.is_empty();
+    system.append(&mut inline_system);
     let mut untranslated = Vec::new();
     // Fields that give the model abilities no other dialect can carry: refused rather than silently lost.
     for field in ["mcp_servers", "container"] {
@@ -205,8 +219,32 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
         reasoning,
         user: v.get("metadata").and_then(|m| str_of(m, "user_id")).map(str::to_owned),
         untranslated,
-        ignored: unknown_keys(&v, MODELLED),
+        ignored: {
+            let mut ignored = unknown_keys(&v, MODELLED);
+            if moved_system {
+                ignored.push(
+                    "messages[].role=system (joined to the system prompt, its position lost)".to_owned(),
+                );
+            }
+            ignored
+        },
     })
+}
+
+/// Whether the conversation continues a tool loop (it ends with tool results) whose assistant turn does not begin
+/// with thinking signed by Anthropic.
+fn unsigned_tool_turn(req: &ChatRequest) -> bool {
+    let ends_with_results = req
+        .messages
+        .last()
+        .is_some_and(|m| m.role == Role::User && m.content.iter().any(|p| matches!(p, Part::ToolResult(_))));
+    let Some(turn) = req.messages.iter().rev().find(|m| m.role == Role::Assistant) else {
+        return false;
+    };
+    let calls = turn.content.iter().any(|p| matches!(p, Part::ToolCall(_)));
+    let signed = matches!(turn.content.first(),
+        Some(Part::Thinking(Thinking { signature: Some(sig), .. })) if sig.origin == Dialect::Anthropic);
+    ends_with_results && calls && !signed
 }
 
 fn image_block(src: &ImageSource) -> Value {
@@ -317,6 +355,13 @@ pub fn encode_request(req: &ChatRequest, model: &str, opts: &EncodeOpts) -> Resu
         } else if forced && !req.tools.is_empty() {
             // Anthropic refuses extended thinking together with a forced tool choice.
             note(&mut dropped, "reasoning (not allowed with a forced tool choice)");
+        } else if unsigned_tool_turn(req) {
+            // With thinking on, Anthropic requires the assistant turn of an ongoing tool loop to begin with its own
+            // signed thinking block; a turn another provider produced has none.
+            note(
+                &mut dropped,
+                "reasoning (the tool-use turn being continued has no Anthropic-signed thinking)",
+            );
         } else if let Some(r) = &req.reasoning {
             // Effort becomes a thinking budget: every Claude model with extended thinking takes one.
             let budget = r.effective_budget().max(MIN_THINKING_BUDGET);
