@@ -9,8 +9,8 @@
 //!
 //! Where Responses legitimately differs: an answer is `completed` or `incomplete` (`max_output_tokens`,
 //! `content_filter`), so stop sequences, tool use and pauses all read back as the end of a turn unless function
-//! calls say tool use; a Response with no text has no message item; only the cache reads of the usage are carried
-//! (`input_tokens_details.cached_tokens`), never cache writes.
+//! calls say tool use; a Response with no text has no message item; cache reads and writes are carried
+//! (`input_tokens_details.cached_tokens`, `.cache_write_tokens`, the latter required by the SDK's current types).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -90,7 +90,7 @@ fn published_responses_translate_to_every_dialect_and_back() {
     assert_eq!(v["output"][0]["id"], "msg_0_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b");
     assert_eq!(
         v["usage"],
-        json!({"input_tokens": 36, "input_tokens_details": {"cached_tokens": 0},
+        json!({"input_tokens": 36, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                                   "output_tokens": 87, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 123})
     );
 

@@ -185,5 +185,8 @@ pub fn check_response_object(v: &Value, status: &str) {
         {
             assert!(v["usage"].get(key).is_some(), "usage without `{key}`: {v}");
         }
+        for key in ["cached_tokens", "cache_write_tokens"] {
+            assert!(v["usage"]["input_tokens_details"][key].is_u64(), "usage without `{key}`: {v}");
+        }
     }
 }
