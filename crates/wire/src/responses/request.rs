@@ -270,10 +270,8 @@ fn decode_tools(
                         .unwrap_or_else(|| json!({"type": "object"})),
                 });
                 // Strict schemas are the Responses default; no other dialect enforces them.
-                if t.get("strict").and_then(Value::as_bool) != Some(false)
-                    && !ignored.iter().any(|f| f == "tools[].strict")
-                {
-                    ignored.push("tools[].strict".into());
+                if t.get("strict").and_then(Value::as_bool) != Some(false) {
+                    note(ignored, "tools[].strict");
                 }
             }
             Some(other) => note_untranslated(untranslated, tool_field(other)),
