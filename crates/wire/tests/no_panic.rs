@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value, json};
 
-/// Field names of the three dialects, so arbitrary objects often look like the real thing.
+/// Field names of the dialects, so arbitrary objects often look like the real thing.
 const KEYS: &[&str] = &[
     "model",
     "messages",
@@ -77,9 +77,31 @@ const KEYS: &[&str] = &[
     "code",
     "reasoning_content",
     "inlineData",
+    "input",
+    "instructions",
+    "output",
+    "item",
+    "item_id",
+    "output_index",
+    "content_index",
+    "summary_index",
+    "sequence_number",
+    "call_id",
+    "arguments",
+    "output_text",
+    "encrypted_content",
+    "summary",
+    "incomplete_details",
+    "reason",
+    "response",
+    "input_tokens_details",
+    "output_tokens_details",
+    "max_output_tokens",
+    "previous_response_id",
+    "image_url",
 ];
 
-/// Values of the three dialects' enums and roles.
+/// Values of the dialects' enums, roles and event types.
 const WORDS: &[&str] = &[
     "user",
     "assistant",
@@ -106,6 +128,30 @@ const WORDS: &[&str] = &[
     "message_start",
     "message_stop",
     "[DONE]",
+    "message",
+    "function_call",
+    "function_call_output",
+    "reasoning",
+    "input_text",
+    "output_text",
+    "input_image",
+    "summary_text",
+    "refusal",
+    "item_reference",
+    "completed",
+    "incomplete",
+    "failed",
+    "max_output_tokens",
+    "response.created",
+    "response.output_item.added",
+    "response.output_text.delta",
+    "response.function_call_arguments.delta",
+    "response.reasoning_summary_text.delta",
+    "response.output_item.done",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "error",
     "",
 ];
 
@@ -206,13 +252,26 @@ fn bodies() -> Vec<Value> {
         "gemini/request_system_instruction.json",
         "gemini/response.json",
         "gemini/error.json",
+        "responses/request.json",
+        "responses/request_functions.json",
+        "responses/response.json",
+        "responses/response_function_call.json",
     ]
     .iter()
     .map(|p| common::json(fixture(p).as_bytes()))
     .collect();
     let req = Dialect::OpenAiChat.decode_request(fixture("openai/request.json").as_bytes()).unwrap();
     let resp = Dialect::Anthropic.decode_response(fixture("anthropic/response.json").as_bytes()).unwrap();
+    let items =
+        Dialect::OpenAiResponses.decode_request(fixture("responses/request.json").as_bytes()).unwrap();
+    let reasoning = Dialect::OpenAiResponses
+        .decode_response(fixture("responses/response_function_call.json").as_bytes())
+        .unwrap();
     for d in ALL {
+        if let Ok(e) = d.encode_request(&items, "m", &EncodeOpts::default()) {
+            out.push(common::json(&e.body));
+        }
+        out.push(common::json(&d.encode_response(&reasoning, &ctx())));
         out.push(common::json(&d.encode_request(&req, "m", &EncodeOpts::default()).unwrap().body));
         out.push(common::json(&d.encode_response(&resp, &ctx())));
     }
@@ -221,14 +280,21 @@ fn bodies() -> Vec<Value> {
 
 /// Every (event, data) of the published streams, the data as JSON where it is JSON.
 fn stream_frames() -> Vec<(String, Value)> {
-    ["anthropic/stream.sse", "anthropic/stream_error.sse", "openai/stream_usage.sse", "gemini/stream.sse"]
-        .iter()
-        .flat_map(|p| sse::parse(&fixture(p)))
-        .map(|f| {
-            let data = serde_json::from_str(&f.data).unwrap_or(Value::String(f.data.clone()));
-            (f.event, data)
-        })
-        .collect()
+    [
+        "anthropic/stream.sse",
+        "anthropic/stream_error.sse",
+        "openai/stream_usage.sse",
+        "gemini/stream.sse",
+        "responses/stream.sse",
+        "responses/stream_function_call.sse",
+    ]
+    .iter()
+    .flat_map(|p| sse::parse(&fixture(p)))
+    .map(|f| {
+        let data = serde_json::from_str(&f.data).unwrap_or(Value::String(f.data.clone()));
+        (f.event, data)
+    })
+    .collect()
 }
 
 fn json_text() -> impl Strategy<Value = String> {
@@ -273,6 +339,16 @@ fn event_name() -> impl Strategy<Value = String> {
             "message_stop",
             "ping",
             "error",
+            "response.created",
+            "response.output_item.added",
+            "response.output_text.delta",
+            "response.reasoning_summary_text.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+            "response.incomplete",
+            "response.failed",
             "",
         ])
         .prop_map(str::to_owned),

@@ -3,14 +3,14 @@
 //! Each property names exactly what a dialect cannot carry (and so must come back normalised):
 //! - requests: Gemini has no model in the body (it is in the URL) and no stream flag (streamGenerateContent);
 //!   Anthropic always gets `max_tokens` (DEFAULT_MAX_TOKENS when absent); OpenAI Chat has no `top_k` and writes a
-//!   message's text parts as one string; OpenAI Responses has neither `top_k` nor stop sequences, and reads
-//!   consecutive items of one role as one message; `include_usage` is the OpenAI Chat client's own flag (the others
+//!   message's text parts as one string; OpenAI Responses has neither `top_k` nor stop sequences, writes an
+//!   assistant message's run of text as one string, and reads consecutive items of one role as one message; `include_usage` is the OpenAI Chat client's own flag (the others
 //!   always report usage); every dialect carries one system prompt, so several system blocks arrive joined by a
 //!   blank line.
 //! - responses: ids gain the dialect's prefix (`msg_`, `chatcmpl-`, `resp_`), the model is the name the client
 //!   asked for, OpenAI Chat and Responses write one text (Responses none when it is empty), finish reasons a dialect
 //!   lacks become its plain stop (Responses: `completed`, unless `incomplete` for the output limit or the content
-//!   filter), and only Anthropic reports cache writes.
+//!   filter), and only Anthropic and Responses report cache writes.
 //! - streams: the concatenated text, the stop reason (as above) and the usage come back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -76,13 +76,18 @@ fn expected_request(d: Dialect, req: &ChatRequest) -> ChatRequest {
     let mut want = req.clone();
     want.system = req.system_text().into_iter().collect();
     if d == Dialect::OpenAiResponses {
-        // Consecutive items of one role are one message, as the canonical model reads them.
+        // Consecutive items of one role are one message, and an assistant's run of text is one string.
         let mut merged: Vec<Message> = Vec::new();
         for m in &want.messages {
             match merged.last_mut() {
                 Some(last) if last.role == m.role => last.content.extend(m.content.iter().cloned()),
                 _ => merged.push(m.clone()),
             }
+        }
+        for m in merged.iter_mut().filter(|m| m.role == Role::Assistant) {
+            let joined: String =
+                m.content.iter().map(|p| if let Part::Text(t) = p { t.as_str() } else { "" }).collect();
+            m.content = vec![Part::Text(joined)];
         }
         want.messages = merged;
     }
@@ -203,7 +208,6 @@ fn expected_response(d: Dialect, r: &ChatResponse) -> ChatResponse {
             }
             let text = r.text();
             want.content = if text.is_empty() { Vec::new() } else { vec![Part::Text(text)] };
-            want.usage.cache_write_tokens = 0;
         }
     }
     want

@@ -1,6 +1,8 @@
 //! Streamed tool calls across dialects: each provider's way of streaming a call (Anthropic `input_json_delta`,
-//! OpenAI `tool_calls[].function.arguments` deltas by index, Gemini whole `functionCall` parts) re-encoded for every
-//! client, with the arguments arriving whole and the ids kept.
+//! OpenAI `tool_calls[].function.arguments` deltas by index, Gemini whole `functionCall` parts, OpenAI Responses
+//! `function_call` items with `response.function_call_arguments.delta` by output index) re-encoded for every
+//! client, with the arguments arriving whole and the ids kept. A Responses answer says `completed` after tool calls
+//! (there is no tool-use stop reason); the calls themselves say it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)] // test code: failing loudly is its job
 
@@ -90,6 +92,48 @@ fn anthropic_calls(sse: &str) -> Vec<(String, String, Value)> {
     blocks.into_iter().map(|(id, n, a)| (id, n, serde_json::from_str(&a).unwrap())).collect()
 }
 
+/// The same, as a Responses client assembles `function_call` items (by output index, as the openai SDK's stream
+/// helper does), checked against the items of the final `response.completed`.
+fn responses_calls(sse: &str) -> Vec<(String, String, Value)> {
+    let mut items: std::collections::BTreeMap<u64, (String, String, String)> = Default::default();
+    let mut done = None;
+    for f in parse(sse) {
+        let v: Value = serde_json::from_str(&f.data).unwrap();
+        match v["type"].as_str().unwrap() {
+            "response.output_item.added" if v["item"]["type"] == "function_call" => {
+                let item = &v["item"];
+                let call = (
+                    item["call_id"].as_str().unwrap().into(),
+                    item["name"].as_str().unwrap().into(),
+                    String::new(),
+                );
+                items.insert(v["output_index"].as_u64().unwrap(), call);
+            }
+            "response.function_call_arguments.delta" => {
+                let call = items.get_mut(&v["output_index"].as_u64().unwrap()).unwrap();
+                call.2.push_str(v["delta"].as_str().unwrap());
+            }
+            "response.completed" => done = Some(v["response"].clone()),
+            _ => {}
+        }
+    }
+    let response = done.unwrap_or_else(|| panic!("no response.completed: {sse}"));
+    let calls: Vec<(String, String, Value)> =
+        items.into_values().map(|(id, n, a)| (id, n, serde_json::from_str(&a).unwrap())).collect();
+    let final_calls: Vec<(String, String, Value)> = response["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call")
+        .map(|i| {
+            let args = serde_json::from_str(i["arguments"].as_str().unwrap()).unwrap();
+            (i["call_id"].as_str().unwrap().into(), i["name"].as_str().unwrap().into(), args)
+        })
+        .collect();
+    assert_eq!(calls, final_calls, "the final Response holds what the deltas built");
+    calls
+}
+
 fn gemini_calls(sse: &str) -> Vec<(String, Value)> {
     parse(sse)
         .iter()
@@ -156,6 +200,75 @@ data: {"type":"message_stop"}
 "#;
 
 const GEMINI_TOOL_STREAM: &str = "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"get_weather\",\"args\":{\"city\":\"Paris\"}}}]},\"index\":0}],\"responseId\":\"r1\",\"modelVersion\":\"gemini\"}\r\n\r\ndata: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"\"}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":3,\"totalTokenCount\":8},\"responseId\":\"r1\"}\r\n\r\n";
+
+/// Two parallel calls as the Responses API streams them (the shape of the function-calling guide's streaming
+/// example, a second call added, `sequence_number` on every event).
+const RESPONSES_TOOL_STREAM: &str = r#"event: response.created
+data: {"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","created_at":1,"status":"in_progress","model":"gpt-4.1","output":[],"usage":null}}
+
+event: response.output_item.added
+data: {"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"type":"function_call","id":"fc_a","call_id":"call_a","name":"get_weather","arguments":"","status":"in_progress"}}
+
+event: response.function_call_arguments.delta
+data: {"type":"response.function_call_arguments.delta","sequence_number":2,"item_id":"fc_a","output_index":0,"delta":"{\"city\": "}
+
+event: response.function_call_arguments.delta
+data: {"type":"response.function_call_arguments.delta","sequence_number":3,"item_id":"fc_a","output_index":0,"delta":"\"Paris\"}"}
+
+event: response.function_call_arguments.done
+data: {"type":"response.function_call_arguments.done","sequence_number":4,"item_id":"fc_a","output_index":0,"arguments":"{\"city\": \"Paris\"}"}
+
+event: response.output_item.done
+data: {"type":"response.output_item.done","sequence_number":5,"output_index":0,"item":{"type":"function_call","id":"fc_a","call_id":"call_a","name":"get_weather","arguments":"{\"city\": \"Paris\"}","status":"completed"}}
+
+event: response.output_item.added
+data: {"type":"response.output_item.added","sequence_number":6,"output_index":1,"item":{"type":"function_call","id":"fc_b","call_id":"call_b","name":"get_time","arguments":"","status":"in_progress"}}
+
+event: response.function_call_arguments.delta
+data: {"type":"response.function_call_arguments.delta","sequence_number":7,"item_id":"fc_b","output_index":1,"delta":"{\"tz\":\"CET\"}"}
+
+event: response.output_item.done
+data: {"type":"response.output_item.done","sequence_number":8,"output_index":1,"item":{"type":"function_call","id":"fc_b","call_id":"call_b","name":"get_time","arguments":"{\"tz\":\"CET\"}","status":"completed"}}
+
+event: response.completed
+data: {"type":"response.completed","sequence_number":9,"response":{"id":"resp_1","object":"response","created_at":1,"status":"completed","model":"gpt-4.1","output":[],"usage":{"input_tokens":5,"output_tokens":3,"total_tokens":8}}}
+
+"#;
+
+#[test]
+fn responses_parallel_calls_reach_every_client() {
+    let events = decode(Dialect::OpenAiResponses, RESPONSES_TOOL_STREAM);
+    let want = vec![
+        ("call_a".to_owned(), "get_weather".to_owned(), json!({"city": "Paris"})),
+        ("call_b".to_owned(), "get_time".to_owned(), json!({"tz": "CET"})),
+    ];
+    assert_eq!(openai_calls(&encode(Dialect::OpenAiChat, &events)), want);
+    assert_eq!(anthropic_calls(&encode(Dialect::Anthropic, &events)), want);
+    assert_eq!(
+        gemini_calls(&encode(Dialect::Gemini, &events)),
+        vec![("get_weather".into(), json!({"city": "Paris"})), ("get_time".into(), json!({"tz": "CET"}))]
+    );
+    assert_eq!(responses_calls(&encode(Dialect::OpenAiResponses, &events)), want);
+}
+
+#[test]
+fn every_providers_calls_reach_a_responses_client() {
+    let chat = decode(Dialect::OpenAiChat, OPENAI_TOOL_STREAM);
+    assert_eq!(
+        responses_calls(&encode(Dialect::OpenAiResponses, &chat)),
+        openai_calls(&encode(Dialect::OpenAiChat, &chat))
+    );
+    let anthropic = decode(Dialect::Anthropic, ANTHROPIC_TOOL_STREAM);
+    assert_eq!(
+        responses_calls(&encode(Dialect::OpenAiResponses, &anthropic)),
+        vec![("toolu_01".into(), "get_weather".into(), json!({"city": "Paris"}))]
+    );
+    let gemini = decode(Dialect::Gemini, GEMINI_TOOL_STREAM);
+    assert_eq!(
+        responses_calls(&encode(Dialect::OpenAiResponses, &gemini)),
+        vec![("call_r1_0".into(), "get_weather".into(), json!({"city": "Paris"}))]
+    );
+}
 
 #[test]
 fn openai_parallel_calls_reach_anthropic_and_gemini_clients() {

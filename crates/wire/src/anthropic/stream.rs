@@ -292,6 +292,8 @@ impl StreamEncoder {
             // Only Anthropic's own reasoning: a client would send it back, and Anthropic verifies signatures.
             StreamEvent::ThinkingDelta(_) | StreamEvent::ThinkingSignature(_)
                 if self.ctx.upstream != Some(Dialect::Anthropic) => {}
+            // Whatever the context says, a signature another provider minted is never sent.
+            StreamEvent::ThinkingSignature(sig) if sig.origin != Dialect::Anthropic => {}
             StreamEvent::ThinkingDelta(text) => {
                 let i = self.open(
                     Block::Thinking,

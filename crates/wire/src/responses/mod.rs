@@ -16,7 +16,8 @@
 //!
 //! Reasoning. A `reasoning` item decodes into [`Thinking`](crate::Thinking) whose signature (origin
 //! [`Dialect::OpenAiResponses`]) is the compact JSON `{"id":…,"encrypted_content":…}` (`encrypted_content` left out
-//! when the item had none). Only the encrypted content is ever sent back upstream: see `request::encode_request`.
+//! when the item had none). Only the encrypted content is ever sent back upstream, without the id (see
+//! `request::encode_input`).
 
 mod request;
 mod response;
@@ -80,11 +81,12 @@ fn count(v: Option<&Value>, key: &str) -> u64 {
 /// Canonical usage from a Responses `usage` object (`input_tokens` counts cached tokens too, as canonical does).
 pub(crate) fn usage_from(u: Option<&Value>) -> Usage {
     let u = u.filter(|u| u.is_object());
+    let input_details = u.and_then(|u| u.get("input_tokens_details"));
     Usage {
         input_tokens: count(u, "input_tokens"),
         output_tokens: count(u, "output_tokens"),
-        cache_read_tokens: count(u.and_then(|u| u.get("input_tokens_details")), "cached_tokens"),
-        cache_write_tokens: 0,
+        cache_read_tokens: count(input_details, "cached_tokens"),
+        cache_write_tokens: count(input_details, "cache_write_tokens"),
         reasoning_tokens: count(u.and_then(|u| u.get("output_tokens_details")), "reasoning_tokens"),
     }
 }
@@ -92,7 +94,7 @@ pub(crate) fn usage_from(u: Option<&Value>) -> Usage {
 pub(crate) fn usage_json(u: &Usage) -> Value {
     json!({
         "input_tokens": u.input_tokens,
-        "input_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "input_tokens_details": {"cached_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens},
         "output_tokens": u.output_tokens,
         "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         "total_tokens": u.total(),

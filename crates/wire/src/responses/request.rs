@@ -232,6 +232,17 @@ fn decode_input(
             other => note_untranslated(untranslated, item_field(other)),
         }
     }
+    // An assistant's run of text is one string on the way out (see `encode_input`); read it the same way back.
+    for m in messages.iter_mut().filter(|m| m.role == Role::Assistant) {
+        let mut joined: Vec<Part> = Vec::with_capacity(m.content.len());
+        for p in m.content.drain(..) {
+            match (joined.last_mut(), p) {
+                (Some(Part::Text(prev)), Part::Text(t)) => prev.push_str(&t),
+                (_, p) => joined.push(p),
+            }
+        }
+        m.content = joined;
+    }
     Ok(messages)
 }
 
@@ -259,10 +270,8 @@ fn decode_tools(
                         .unwrap_or_else(|| json!({"type": "object"})),
                 });
                 // Strict schemas are the Responses default; no other dialect enforces them.
-                if t.get("strict").and_then(Value::as_bool) != Some(false)
-                    && !ignored.iter().any(|f| f == "tools[].strict")
-                {
-                    ignored.push("tools[].strict".into());
+                if t.get("strict").and_then(Value::as_bool) != Some(false) {
+                    note(ignored, "tools[].strict");
                 }
             }
             Some(other) => note_untranslated(untranslated, tool_field(other)),
@@ -417,26 +426,37 @@ fn tool_output(r: &ToolResult, path: &str) -> Result<Value, EncodeError> {
     Ok(Value::Array(parts))
 }
 
-/// The `input` items of a conversation, in order. Text and images go to message items (one per run of them),
-/// tool calls and results to their own items, reasoning to `reasoning` items when a Responses provider signed it
-/// with its encrypted content.
+/// The `input` items of a conversation, in order. Text and images go to message items (one per run of them: a
+/// user's as `input_text`/`input_image` parts, an assistant's as one string, the form the reference gives for
+/// earlier answers), tool calls and results to their own items, reasoning to `reasoning` items when a Responses
+/// provider signed it with its encrypted content. No item carries an `id`: with `store: false` the API looks ids up
+/// and fails ("Items are not persisted when `store` is set to false"), even beside `encrypted_content`, which is
+/// what carries the reasoning (OpenAI's own Codex client leaves the ids out the same way).
 fn encode_input(req: &ChatRequest, dropped: &mut Vec<String>) -> Result<Vec<Value>, EncodeError> {
     let mut items = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.iter().enumerate() {
         let path = format!("messages[{i}].content");
-        let (role, text_type) = match m.role {
-            Role::User => ("user", "input_text"),
-            Role::Assistant => ("assistant", "output_text"),
+        let role = match m.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
         };
         let mut run: Vec<Value> = Vec::new();
         let flush = |run: &mut Vec<Value>, items: &mut Vec<Value>| {
-            if !run.is_empty() {
-                items.push(json!({"type": "message", "role": role, "content": std::mem::take(run)}));
+            if run.is_empty() {
+                return;
             }
+            let content = match role {
+                "assistant" => Value::String(
+                    run.drain(..).filter_map(|p| str_of(&p, "text").map(str::to_owned)).collect(),
+                ),
+                _ => Value::Array(std::mem::take(run)),
+            };
+            items.push(json!({"type": "message", "role": role, "content": content}));
         };
         for p in &m.content {
             match (m.role, p) {
-                (_, Part::Text(t)) => run.push(json!({"type": text_type, "text": t})),
+                (Role::User, Part::Text(t)) => run.push(json!({"type": "input_text", "text": t})),
+                (Role::Assistant, Part::Text(t)) => run.push(json!({"text": t})),
                 (Role::User, Part::Image(src)) => run.push(image_part(src)),
                 (Role::Assistant, Part::Image(_)) => note(dropped, "images in assistant messages"),
                 (Role::User, Part::ToolResult(r)) => {
@@ -453,8 +473,6 @@ fn encode_input(req: &ChatRequest, dropped: &mut Vec<String>) -> Result<Vec<Valu
                 }
                 (Role::Assistant, Part::Thinking(t)) => {
                     match t.signature.as_ref().and_then(encrypted_content_of) {
-                        // No `id`: with `store: false` the API looks an id up and fails ("Items are not persisted
-                        // when `store` is set to false"); the encrypted content is what carries the reasoning.
                         Some(enc) => {
                             flush(&mut run, &mut items);
                             let summary = if t.text.is_empty() {

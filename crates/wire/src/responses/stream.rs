@@ -353,8 +353,8 @@ fn summary(text: &str) -> Value {
 /// The output items of one answer, and (when `record` is set) the Responses events that build them, without
 /// `sequence_number`. Text, reasoning and tool calls each go to an item of their kind: consecutive text to one
 /// message, consecutive reasoning to one reasoning item (closed by its signature), each tool call to its own item.
-/// A message or reasoning item closes every open item; a tool call closes the open message or reasoning item only,
-/// so the arguments of parallel calls may interleave.
+/// Any new item closes the open message or reasoning item; function calls stay open until the answer ends, so
+/// arguments that arrive late (parallel calls interleave) are never lost.
 #[derive(Debug)]
 pub(crate) struct Output {
     pub(crate) response_id: String,
@@ -454,7 +454,7 @@ impl Output {
                 return i;
             }
         }
-        self.close_all("completed");
+        self.close_open();
         let index = if message {
             let i = self.add("msg", Kind::Message { text: String::new() });
             let id = item_id("msg", i, &self.response_id);

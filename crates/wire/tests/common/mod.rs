@@ -4,7 +4,7 @@
 
 use nines_wire::stream::{Decoder, Encoder};
 use nines_wire::{Dialect, EncodeCtx, StreamError, StreamEvent, Usage, sse};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const ALL: [Dialect; 4] =
     [Dialect::Anthropic, Dialect::OpenAiChat, Dialect::Gemini, Dialect::OpenAiResponses];
@@ -126,4 +126,67 @@ pub fn wire_text(dialect: Dialect, frames: &[Frame]) -> String {
         }
     }
     text
+}
+
+/// The fields the openai-python SDK's `Response` model requires (no default), and those the published examples
+/// always carry, checked on every encoded Response; and the required fields of each output item type.
+pub fn check_response_object(v: &Value, status: &str) {
+    for key in [
+        "id",
+        "object",
+        "created_at",
+        "status",
+        "error",
+        "incomplete_details",
+        "instructions",
+        "model",
+        "output",
+        "parallel_tool_calls",
+        "tool_choice",
+        "tools",
+        "temperature",
+        "top_p",
+        "usage",
+        "metadata",
+    ] {
+        assert!(v.get(key).is_some(), "Response without `{key}`: {v}");
+    }
+    assert_eq!(v["object"], "response");
+    assert!(v["id"].as_str().unwrap().starts_with("resp_"), "{v}");
+    assert_eq!(
+        (&v["created_at"], &v["model"], &v["status"]),
+        (&json!(1_700_000_000), &json!("client-model"), &json!(status))
+    );
+    assert!(v["parallel_tool_calls"].is_boolean() && v["tools"].is_array());
+    for item in v["output"].as_array().unwrap() {
+        let required: &[&str] = match item["type"].as_str().unwrap() {
+            "message" => &["id", "content", "role", "status"],
+            "function_call" => &["id", "arguments", "call_id", "name"],
+            "reasoning" => &["id", "summary"],
+            other => panic!("unexpected item type {other}"),
+        };
+        for key in required {
+            assert!(item.get(*key).is_some(), "{} without `{key}`: {item}", item["type"]);
+        }
+        for c in item["content"].as_array().into_iter().flatten() {
+            assert_eq!(
+                (&c["type"], c["text"].is_string(), c["annotations"].is_array()),
+                (&json!("output_text"), true, true),
+                "{c}"
+            );
+        }
+        for s in item["summary"].as_array().into_iter().flatten() {
+            assert_eq!((&s["type"], s["text"].is_string()), (&json!("summary_text"), true), "{s}");
+        }
+    }
+    if !v["usage"].is_null() {
+        for key in
+            ["input_tokens", "input_tokens_details", "output_tokens", "output_tokens_details", "total_tokens"]
+        {
+            assert!(v["usage"].get(key).is_some(), "usage without `{key}`: {v}");
+        }
+        for key in ["cached_tokens", "cache_write_tokens"] {
+            assert!(v["usage"]["input_tokens_details"][key].is_u64(), "usage without `{key}`: {v}");
+        }
+    }
 }
