@@ -332,13 +332,6 @@ fn what_only_openai_can_act_on_is_refused_by_every_translation() {
         (with(json!({"background": true})), "background"),
         (with(json!({"conversation": "conv_123"})), "conversation"),
         (with(json!({"prompt": {"id": "pmpt_123", "variables": {}}})), "prompt"),
-        (with(json!({"tools": [{"type": "web_search"}]})), "tools[].type=web_search"),
-        (
-            with(
-                json!({"tools": [{"type": "mcp", "server_label": "deepwiki", "server_url": "https://mcp.deepwiki.com/mcp"}]}),
-            ),
-            "tools[].type=mcp",
-        ),
         (with(json!({"tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}})), "tool_choice"),
         (
             json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_123"}]}),
@@ -566,4 +559,27 @@ fn content_parts_images_and_tool_outputs() {
     let output = &r["input"][2]["output"];
     assert_eq!(output[0], json!({"type": "input_text", "text": "Error: "}));
     assert_eq!(output[2]["image_url"], "https://x/y.png");
+}
+
+/// Tools only the Responses API defines (hosted ones, custom grammars, namespaces) are left out of a translation and
+/// reported, so an agent like Codex keeps working on another provider with its function tools.
+#[test]
+fn responses_only_tools_are_dropped_with_a_report() {
+    let body = json!({"model": "m", "input": "hi", "tools": [
+        {"type": "web_search"},
+        {"type": "mcp", "server_label": "deepwiki", "server_url": "https://mcp.deepwiki.com/mcp"},
+        {"type": "custom", "name": "apply_patch", "format": {"type": "grammar"}},
+        {"type": "function", "name": "exec_command", "strict": false,
+         "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}]});
+    let req = decode_value(&body);
+    assert!(req.untranslated.is_empty(), "{:?}", req.untranslated);
+    assert_eq!(req.tools.len(), 1);
+    for to in [Dialect::Anthropic, Dialect::OpenAiChat, Dialect::Gemini] {
+        let enc = to.encode_request(&req, "x", &EncodeOpts::default()).unwrap();
+        let dropped = enc.dropped.join("; ");
+        for t in ["web_search", "mcp", "custom"] {
+            assert!(dropped.contains(&format!("tools[].type={t}")), "{to}: {dropped}");
+        }
+        assert!(String::from_utf8_lossy(&enc.body).contains("exec_command"), "{to}");
+    }
 }

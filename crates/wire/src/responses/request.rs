@@ -41,7 +41,7 @@ const MODELLED: &[&str] = &[
     "store",
 ];
 
-/// `untranslated` names of the hosted tools (and custom tools) the Responses API defines.
+/// How the tool types only the Responses API defines are named in the dropped-field report.
 fn tool_field(kind: &str) -> &'static str {
     match kind {
         "web_search" => "tools[].type=web_search",
@@ -246,11 +246,7 @@ fn decode_input(
     Ok(messages)
 }
 
-fn decode_tools(
-    v: &Value,
-    untranslated: &mut Vec<&'static str>,
-    ignored: &mut Vec<String>,
-) -> Result<Vec<Tool>, DecodeError> {
+fn decode_tools(v: &Value, ignored: &mut Vec<String>) -> Result<Vec<Tool>, DecodeError> {
     let tools = match v.get("tools") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(tools)) => tools,
@@ -274,7 +270,11 @@ fn decode_tools(
                     note(ignored, "tools[].strict");
                 }
             }
-            Some(other) => note_untranslated(untranslated, tool_field(other)),
+            // Hosted tools (web search, file search, code interpreter, MCP…) and the client-run tools only the
+            // Responses API defines (custom grammars, shell, apply_patch, namespaces): no other API format can
+            // offer them. A translation leaves them out and says so, rather than refusing the whole request: a
+            // coding agent keeps working on another provider with its function tools. A Responses target gets them.
+            Some(other) => note(ignored, &format!("{} (no other API format offers it)", tool_field(other))),
             None => return Err(DecodeError::Invalid(format!("tools[{i}].type: required"))),
         }
     }
@@ -343,7 +343,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
     let mut untranslated = Vec::new();
     let mut ignored = unknown_keys(&v, MODELLED);
     let messages = decode_input(input, &mut system, &mut untranslated)?;
-    let tools = decode_tools(&v, &mut untranslated, &mut ignored)?;
+    let tools = decode_tools(&v, &mut ignored)?;
     let tool_choice = decode_tool_choice(&v, &mut untranslated);
     // State kept by OpenAI, or behaviour no other dialect has: refused rather than silently lost. The gateway
     // resolves `previous_response_id` before decoding; one still here names history the translation would lose.
