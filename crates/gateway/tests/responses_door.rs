@@ -210,3 +210,22 @@ async fn responses_errors_are_in_openais_shape() {
     assert_eq!(r.status, 503, "{}", r.text);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("a/m"));
 }
+
+/// A Responses request to a Responses target keeps what nines does not model; only `model` changes (and a
+/// `previous_response_id`, resolved by nines, never leaves it).
+#[tokio::test]
+async fn same_dialect_requests_keep_unmodelled_fields() {
+    let h = Harness::new(&[p("r", "openai-responses", "gpt-5")]).await;
+    let mut b = body(json!("hi"), false);
+    b["service_tier"] = json!("flex");
+    b["prompt_cache_key"] = json!("cache-1");
+    b["text"] = json!({"verbosity": "low"});
+    b["tools"] = json!([{"type": "web_search"}]);
+    let r = h.post("/v1/responses", b.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = h.sims[0].last_request("/v1/responses").unwrap();
+    let mut expected = b;
+    expected["model"] = json!("gpt-5");
+    assert_eq!(sent, expected);
+    assert_eq!(r.header("x-nines-warning"), "");
+}
