@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::DecodeError;
+use crate::canonical::ImageSource;
 
 pub(crate) fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
@@ -42,6 +43,24 @@ pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     Some((media_type, data))
 }
 
+/// An image given by URL (a `data:` URL is base64 data), as OpenAI's `image_url` fields carry it.
+pub(crate) fn image_from_url(url: &str) -> ImageSource {
+    match parse_data_url(url) {
+        Some((media_type, data)) => {
+            ImageSource::Base64 { media_type: media_type.to_owned(), data: data.to_owned() }
+        }
+        None => ImageSource::Url(url.to_owned()),
+    }
+}
+
+/// An image as a URL, base64 data as a `data:` URL (the inverse of [`image_from_url`]).
+pub(crate) fn image_to_url(src: &ImageSource) -> String {
+    match src {
+        ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+        ImageSource::Url(u) => u.clone(),
+    }
+}
+
 /// A media type for an image URL, from its extension (Gemini's `fileData` wants one).
 pub(crate) fn guess_image_type(url: &str) -> &'static str {
     let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
@@ -60,6 +79,13 @@ pub(crate) fn guess_image_type(url: &str) -> &'static str {
 pub(crate) fn note(dropped: &mut Vec<String>, what: &str) {
     if !dropped.iter().any(|d| d == what) {
         dropped.push(what.to_owned());
+    }
+}
+
+/// Record a field a translation cannot carry (`ChatRequest::untranslated`), once.
+pub(crate) fn note_untranslated(list: &mut Vec<&'static str>, field: &'static str) {
+    if !list.contains(&field) {
+        list.push(field);
     }
 }
 

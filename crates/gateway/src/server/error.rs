@@ -51,6 +51,13 @@ pub enum ApiError {
     },
 }
 
+/// A body that could not be read (too large…).
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        ApiError::Body { status: r.status().as_u16(), message: r.body_text() }
+    }
+}
+
 impl ApiError {
     fn parts(&self, dialect: Dialect) -> (u16, ErrorType, String, Option<String>) {
         match self {

@@ -7,17 +7,15 @@ use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::HeaderMap;
 use nines_wire::Dialect;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::error::ApiError;
-use super::routes::{Body, Door, chat, estimate_input_tokens, failure_response, set_served_headers};
+use super::routes::{Body, Door, TokenCount, chat, count_tokens_answer};
 use crate::app::AppState;
 use crate::auth;
-use crate::dispatch::{self, Failure};
-use crate::record::{Ending, RequestCompleted};
 use crate::respond::stream::Framing;
 
 /// What the query string says: `alt=sse` and `key=…`.
@@ -90,9 +88,7 @@ async fn count_tokens(
     }
     let raw = match body {
         Ok(b) => b,
-        Err(r) => {
-            return ApiError::Body { status: r.status().as_u16(), message: r.body_text() }.render(dialect);
-        }
+        Err(r) => return ApiError::from(r).render(dialect),
     };
     // `{"contents": […]}` or `{"generateContentRequest": {…}}`: either way a generateContent body to estimate.
     let inner = serde_json::from_slice::<Value>(&raw).ok().and_then(|v| {
@@ -109,47 +105,9 @@ async fn count_tokens(
             return ApiError::BadRequest { message, param: None }.render(dialect);
         }
     };
-    let targets = match snap.routes.plan(model) {
-        Ok(t) => t,
-        Err(e) => return ApiError::UnknownModel(e).render(dialect),
-    };
-    let report = |target: Option<&str>, attempts: usize, ending: Ending| {
-        RequestCompleted {
-            front_door: "models:countTokens",
-            model,
-            target,
-            attempts,
-            stream: false,
-            ending,
-            elapsed: started.elapsed(),
-        }
-        .emit()
-    };
     let none = HeaderMap::new();
-    let op = dispatch::ops::CountTokens { dialect, raw: &raw, headers: &none };
-    match dispatch::run(&op, &targets, &snap.config.dispatch).await {
-        Ok(served) => {
-            let attempts = served.ledger.sent();
-            report(
-                Some(&served.target.label),
-                attempts,
-                if attempts > 1 { Ending::Saved } else { Ending::Served },
-            );
-            let mut resp =
-                (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], served.answer)
-                    .into_response();
-            set_served_headers(&mut resp, &served.target.label, attempts);
-            resp
-        }
-        Err(failure @ Failure::Client { .. }) => failure_response(dialect, model, failure, report),
-        Err(_) => {
-            report(None, 0, Ending::Served);
-            let n = estimate_input_tokens(&request);
-            let mut resp = axum::Json(json!({"totalTokens": n})).into_response();
-            resp.headers_mut().insert("x-nines-token-count", HeaderValue::from_static("estimate"));
-            resp
-        }
-    }
+    let count = TokenCount { dialect, raw: &raw, request: &request, model, headers: &none };
+    count_tokens_answer(&snap, count, started).await
 }
 
 /// A route as a Gemini `Model` resource.

@@ -94,9 +94,7 @@ pub async fn create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     }
     let raw = match body {
         Ok(b) => b,
-        Err(r) => {
-            return ApiError::Body { status: r.status().as_u16(), message: r.body_text() }.render(DIALECT);
-        }
+        Err(r) => return ApiError::from(r).render(DIALECT),
     };
     let mut v: Value = match serde_json::from_slice(&raw) {
         Ok(v @ Value::Object(_)) => v,

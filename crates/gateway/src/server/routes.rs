@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::error::ApiError;
 use super::responses::Keep;
-use crate::app::AppState;
+use crate::app::{AppState, Snapshot};
 use crate::auth;
 use crate::dispatch::{self, Answer, Failure, Inbound, Served};
 use crate::record::{Ending, RequestCompleted};
@@ -94,10 +94,7 @@ pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: B
     }
     let body = match body {
         Ok(b) => b,
-        Err(rejection) => {
-            return ApiError::Body { status: rejection.status().as_u16(), message: rejection.body_text() }
-                .render(dialect);
-        }
+        Err(r) => return ApiError::from(r).render(dialect),
     };
     let mut request = match dialect.decode_request(&body) {
         Ok(r) => r,
@@ -176,9 +173,7 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
     }
     let raw = match body {
         Ok(b) => b,
-        Err(r) => {
-            return ApiError::Body { status: r.status().as_u16(), message: r.body_text() }.render(dialect);
-        }
+        Err(r) => return ApiError::from(r).render(dialect),
     };
     let request = match embeddings::decode_request(&raw) {
         Ok(r) => r,
@@ -238,9 +233,7 @@ pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, 
     }
     let raw = match body {
         Ok(b) => b,
-        Err(r) => {
-            return ApiError::Body { status: r.status().as_u16(), message: r.body_text() }.render(dialect);
-        }
+        Err(r) => return ApiError::from(r).render(dialect),
     };
     let request = match dialect.decode_request(&raw) {
         Ok(r) => r,
@@ -249,14 +242,47 @@ pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, 
                 .render(dialect);
         }
     };
-    let targets = match snap.routes.plan(&request.model) {
+    let passthrough = passthrough_headers(dialect, &headers);
+    let count =
+        TokenCount { dialect, raw: &raw, request: &request, model: &request.model, headers: &passthrough };
+    count_tokens_answer(&snap, count, started).await
+}
+
+/// A token-counting request, decoded by its door.
+pub(super) struct TokenCount<'a> {
+    /// The door's dialect: only targets of it count exactly, and the answer is in its shape.
+    pub dialect: Dialect,
+    /// The client's body, sent as it is to those targets.
+    pub raw: &'a Bytes,
+    /// The same, decoded: what an estimate counts.
+    pub request: &'a nines_wire::ChatRequest,
+    /// The route.
+    pub model: &'a str,
+    /// Client headers a same-dialect provider should see.
+    pub headers: &'a HeaderMap,
+}
+
+/// Count tokens: exact from the route's targets of the door's dialect (with failover among them), and an estimate,
+/// marked `x-nines-token-count: estimate`, when none can answer. A request refused as the client's fault is
+/// returned as it is.
+pub(super) async fn count_tokens_answer(
+    snap: &Snapshot,
+    count: TokenCount<'_>,
+    started: Instant,
+) -> Response {
+    let TokenCount { dialect, raw, request, model, headers } = count;
+    let (front_door, field) = match dialect {
+        Dialect::Gemini => ("models:countTokens", "totalTokens"),
+        _ => ("/v1/messages/count_tokens", "input_tokens"),
+    };
+    let targets = match snap.routes.plan(model) {
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
     let report = |target: Option<&str>, attempts: usize, ending: Ending| {
         RequestCompleted {
-            front_door: "/v1/messages/count_tokens",
-            model: &request.model,
+            front_door,
+            model,
             target,
             attempts,
             stream: false,
@@ -265,8 +291,7 @@ pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, 
         }
         .emit()
     };
-    let passthrough = passthrough_headers(dialect, &headers);
-    let op = dispatch::ops::CountTokens { dialect, raw: &raw, headers: &passthrough };
+    let op = dispatch::ops::CountTokens { dialect, raw, headers };
     match dispatch::run(&op, &targets, &snap.config.dispatch).await {
         Ok(served) => {
             let attempts = served.ledger.sent();
@@ -281,11 +306,11 @@ pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, 
             set_served_headers(&mut resp, &served.target.label, attempts);
             resp
         }
-        Err(failure @ Failure::Client { .. }) => failure_response(dialect, &request.model, failure, report),
+        Err(failure @ Failure::Client { .. }) => failure_response(dialect, model, failure, report),
         Err(_) => {
             report(None, 0, Ending::Served);
-            let n = estimate_input_tokens(&request);
-            let mut resp = axum::Json(json!({"input_tokens": n})).into_response();
+            let n = estimate_input_tokens(request);
+            let mut resp = axum::Json(json!({ field: n })).into_response();
             resp.headers_mut().insert("x-nines-token-count", HeaderValue::from_static("estimate"));
             resp
         }
@@ -293,7 +318,7 @@ pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, 
 }
 
 /// About four characters a token over everything the model reads, plus a few tokens of framing per message.
-pub(super) fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
+fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
     use nines_wire::Part;
     let est = embeddings::estimate_tokens;
     let mut n: u64 = req.system.iter().map(|s| est(s)).sum();

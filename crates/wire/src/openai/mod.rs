@@ -14,7 +14,7 @@ pub use stream::{StreamDecoder, StreamEncoder};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::canonical::{StopReason, Usage};
+use crate::canonical::{Effort, StopReason, Usage};
 
 /// How a target wants the output limit named.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,6 +24,28 @@ pub enum MaxTokensField {
     MaxCompletionTokens,
     /// `max_tokens`: what most OpenAI-compatible servers (vLLM, Ollama, llama.cpp, Groq…) understand.
     MaxTokens,
+}
+
+/// OpenAI's reasoning effort (Chat's `reasoning_effort`, Responses' `reasoning.effort`).
+pub(crate) fn effort_from(s: &str) -> Option<Effort> {
+    match s {
+        "minimal" => Some(Effort::Minimal),
+        "low" => Some(Effort::Low),
+        "medium" => Some(Effort::Medium),
+        "high" => Some(Effort::High),
+        "xhigh" => Some(Effort::Max),
+        _ => None,
+    }
+}
+
+/// The effort to ask an OpenAI model for (`Max` is sent as `high`, which every reasoning model takes).
+pub(crate) fn effort_str(e: Effort) -> &'static str {
+    match e {
+        Effort::Minimal => "minimal",
+        Effort::Low => "low",
+        Effort::Medium => "medium",
+        Effort::High | Effort::Max => "high",
+    }
 }
 
 /// OpenAI accepts at most this many stop sequences.

@@ -2,12 +2,14 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{MAX_STOP_SEQUENCES, MaxTokensField};
+use super::{MAX_STOP_SEQUENCES, MaxTokensField, effort_from, effort_str};
 use crate::canonical::{
-    ChatRequest, Effort, Encoded, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice, ToolResult,
+    ChatRequest, Encoded, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+    ToolResult,
 };
-use crate::json::{arr_of, note, parse_data_url, require_str, str_of, unknown_keys};
+use crate::json::{
+    arr_of, image_from_url, image_to_url, note, note_untranslated, require_str, str_of, unknown_keys,
+};
 use crate::{DecodeError, Dialect, EncodeError, EncodeOpts};
 
 fn decode_parts(v: &Value, path: &str) -> Result<Vec<Part>, DecodeError> {
@@ -26,13 +28,7 @@ fn decode_parts(v: &Value, path: &str) -> Result<Vec<Part>, DecodeError> {
                             .get("image_url")
                             .and_then(|u| u.as_str().or_else(|| str_of(u, "url")))
                             .ok_or_else(|| DecodeError::Invalid(format!("{path}.image_url.url: required")))?;
-                        match parse_data_url(url) {
-                            Some((media_type, data)) => Part::Image(ImageSource::Base64 {
-                                media_type: media_type.to_owned(),
-                                data: data.to_owned(),
-                            }),
-                            None => Part::Image(ImageSource::Url(url.to_owned())),
-                        }
+                        Part::Image(image_from_url(url))
                     }
                     other => Part::Unsupported(other.to_owned()),
                 })
@@ -67,17 +63,6 @@ const MODELLED: &[&str] = &[
     "audio",
     "web_search_options",
 ];
-
-fn effort_from(s: &str) -> Option<Effort> {
-    match s {
-        "minimal" => Some(Effort::Minimal),
-        "low" => Some(Effort::Low),
-        "medium" => Some(Effort::Medium),
-        "high" => Some(Effort::High),
-        "xhigh" => Some(Effort::Max),
-        _ => None,
-    }
-}
 
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
     let v: Value = serde_json::from_slice(body)?;
@@ -229,19 +214,6 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
     })
 }
 
-fn note_untranslated(list: &mut Vec<&'static str>, field: &'static str) {
-    if !list.contains(&field) {
-        list.push(field);
-    }
-}
-
-fn image_url(src: &ImageSource) -> String {
-    match src {
-        ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
-        ImageSource::Url(u) => u.clone(),
-    }
-}
-
 fn unsupported(path: String, kind: &str) -> EncodeError {
     EncodeError {
         field: path,
@@ -263,21 +235,14 @@ fn content_value(parts: &[&Part], path: &str) -> Result<Value, EncodeError> {
     for p in parts {
         match p {
             Part::Text(t) => out.push(json!({"type": "text", "text": t})),
-            Part::Image(src) => out.push(json!({"type": "image_url", "image_url": {"url": image_url(src)}})),
+            Part::Image(src) => {
+                out.push(json!({"type": "image_url", "image_url": {"url": image_to_url(src)}}))
+            }
             Part::Unsupported(kind) => return Err(unsupported(path.to_owned(), kind)),
             _ => {}
         }
     }
     Ok(Value::Array(out))
-}
-
-fn effort_str(e: Effort) -> &'static str {
-    match e {
-        Effort::Minimal => "minimal",
-        Effort::Low => "low",
-        Effort::Medium => "medium",
-        Effort::High | Effort::Max => "high",
-    }
 }
 
 pub fn encode_request(req: &ChatRequest, model: &str, opts: &EncodeOpts) -> Result<Encoded, EncodeError> {

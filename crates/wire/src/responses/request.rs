@@ -11,10 +11,11 @@ use serde_json::{Map, Value, json};
 use super::response::reasoning_of;
 use super::{INCLUDE_ENCRYPTED_REASONING, encrypted_content_of};
 use crate::canonical::{
-    ChatRequest, Effort, Encoded, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice, ToolResult,
+    ChatRequest, Encoded, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall,
+    ToolChoice, ToolResult,
 };
-use crate::json::{note, parse_data_url, require_str, str_of, unknown_keys};
+use crate::json::{image_from_url, image_to_url, note, note_untranslated, require_str, str_of, unknown_keys};
+use crate::openai::{effort_from, effort_str};
 use crate::{DecodeError, Dialect, EncodeError, EncodeOpts};
 
 /// The request fields this module reads; any other is reported as dropped when translating.
@@ -89,41 +90,10 @@ fn item_field(kind: &str) -> &'static str {
     }
 }
 
-fn note_untranslated(list: &mut Vec<&'static str>, field: &'static str) {
-    if !list.contains(&field) {
-        list.push(field);
-    }
-}
-
-fn effort_from(s: &str) -> Option<Effort> {
-    match s {
-        "minimal" => Some(Effort::Minimal),
-        "low" => Some(Effort::Low),
-        "medium" => Some(Effort::Medium),
-        "high" => Some(Effort::High),
-        "xhigh" => Some(Effort::Max),
-        _ => None,
-    }
-}
-
-fn effort_str(e: Effort) -> &'static str {
-    match e {
-        Effort::Minimal => "minimal",
-        Effort::Low => "low",
-        Effort::Medium => "medium",
-        Effort::High | Effort::Max => "high",
-    }
-}
-
 fn image(p: &Value, path: &str, untranslated: &mut Vec<&'static str>) -> Result<Part, DecodeError> {
     let url = p.get("image_url").and_then(|u| u.as_str().or_else(|| str_of(u, "url")));
     Ok(match url {
-        Some(url) => match parse_data_url(url) {
-            Some((media_type, data)) => {
-                Part::Image(ImageSource::Base64 { media_type: media_type.to_owned(), data: data.to_owned() })
-            }
-            None => Part::Image(ImageSource::Url(url.to_owned())),
-        },
+        Some(url) => Part::Image(image_from_url(url)),
         None if str_of(p, "file_id").is_some() => {
             note_untranslated(untranslated, "input_image.file_id");
             Part::Unsupported("input_image with file_id".into())
@@ -393,11 +363,7 @@ fn unsupported(path: &str, kind: &str) -> EncodeError {
 }
 
 fn image_part(src: &ImageSource) -> Value {
-    let url = match src {
-        ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
-        ImageSource::Url(u) => u.clone(),
-    };
-    json!({"type": "input_image", "image_url": url, "detail": "auto"})
+    json!({"type": "input_image", "image_url": image_to_url(src), "detail": "auto"})
 }
 
 /// A tool result's `output`: a string when it is all text, else a list of input parts.
