@@ -9,12 +9,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nines::config::{self, Env};
+use nines::record::sink::Sink;
 use nines::{App, Snapshot};
 
 /// jemalloc, with its background thread purging freed pages: measured against glibc's malloc with bench/run
 /// (docs/performance.md), it gives back the memory of streams that have ended, which glibc keeps.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// How long a shutdown waits for in-flight requests (streams among them) before it stops anyway.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// EX_USAGE from sysexits.h: the configuration was wrong.
 const EXIT_CONFIG: u8 = 64;
@@ -61,17 +65,28 @@ enum Command {
     },
 }
 
-fn init_logging() {
+/// Log lines go to standard error through [`Sink`], batched unless it is a terminal. The sink is returned so that
+/// `main` writes out what is waiting before the process ends.
+fn init_logging() -> Sink {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NINES_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let sink = Sink::stderr();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(sink.clone()).init();
+    // A panic's own message goes to standard error directly: what was logged before it must go first.
+    let on_panic = sink.clone();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = on_panic.flush();
+        default_hook(info);
+    }));
+    sink
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let log = init_logging();
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::debug!("jemalloc background thread not started: {e}");
     }
@@ -95,6 +110,7 @@ fn main() -> ExitCode {
             }
         }
     });
+    let _ = log.flush();
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -166,16 +182,58 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
     std::io::stdout().flush()?;
     let app = App::new(snapshot);
     let token = app.state.shutdown.clone();
+    let on_signal = token.clone();
     app.state.tracker.spawn(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("shutting down: finishing in-flight requests");
-                token.cancel();
+            () = stop_signal() => {
+                tracing::info!("shutting down: finishing in-flight requests (a second signal stops at once)");
+                on_signal.cancel();
             }
-            () = token.cancelled() => {}
+            () = on_signal.cancelled() => {}
         }
     });
-    app.clone().serve(listener).await?;
-    app.shutdown().await;
+    let drained = async {
+        app.clone().serve(listener).await?;
+        app.shutdown().await;
+        anyhow::Ok(())
+    };
+    // The drain has a bound: a second signal, or DRAIN_GRACE after the first, ends the process anyway.
+    let forced = async {
+        token.cancelled().await;
+        tokio::select! {
+            () = stop_signal() => {}
+            () = tokio::time::sleep(DRAIN_GRACE) => {}
+        }
+    };
+    tokio::select! {
+        r = drained => r?,
+        () = forced => {
+            tracing::warn!("stopped before every in-flight request finished");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM (what service managers and Kubernetes send): either starts the graceful drain.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

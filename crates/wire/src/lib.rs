@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod canonical;
+mod check;
 pub mod embeddings;
 pub mod error;
 pub mod gemini;
@@ -90,6 +91,12 @@ impl Dialect {
             Dialect::Gemini => gemini::encode_request(req, opts),
             Dialect::OpenAiResponses => responses::encode_request(req, model, opts),
         }
+    }
+
+    /// Whether `body` is an answer [`Dialect::decode_response`] would accept, without decoding it: for passing a
+    /// same-dialect answer on as it is.
+    pub fn check_response(self, body: &[u8]) -> Result<(), DecodeError> {
+        check::check_response(self, body)
     }
 
     pub fn decode_response(self, body: &[u8]) -> Result<ChatResponse, DecodeError> {

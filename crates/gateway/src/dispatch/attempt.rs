@@ -81,10 +81,17 @@ async fn read_capped(
 /// A whole (non-streaming) answer.
 #[derive(Debug)]
 pub struct Whole {
-    pub response: ChatResponse,
-    /// The upstream body itself, kept when the client speaks the target's dialect so it is returned untouched.
-    pub raw: Option<Bytes>,
+    pub body: WholeBody,
     pub request_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum WholeBody {
+    /// The upstream's own bytes, for a client of the target's dialect: checked (`Dialect::check_response`), never
+    /// decoded, returned untouched.
+    Raw(Bytes),
+    /// Decoded, to be encoded in the client's dialect.
+    Decoded(ChatResponse),
 }
 
 /// A stream past its commit point, ready to be delivered.
@@ -203,12 +210,17 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     if !spec.stream {
         // A plain answer arrives all at once: `first_byte` bounds all of it (see docs/failover.md).
         let body = read_capped(resp, MAX_WHOLE_BODY, first_byte_deadline).await?;
-        let response = dialect.decode_response(&body).map_err(|e| {
+        let unreadable = |e: nines_wire::DecodeError| {
             ProviderError::new(ErrorKind::Protocol, format!("unreadable {dialect} response: {e}"))
                 .with_source(e)
-        })?;
-        let raw = spec.passthrough.then_some(body);
-        return Ok(Answer::Whole(Whole { response, raw, request_id }));
+        };
+        let body = if spec.passthrough {
+            dialect.check_response(&body).map_err(unreadable)?;
+            WholeBody::Raw(body)
+        } else {
+            WholeBody::Decoded(dialect.decode_response(&body).map_err(unreadable)?)
+        };
+        return Ok(Answer::Whole(Whole { body, request_id }));
     }
 
     let mut rest: UpstreamEvents = Box::pin(guarded(resp.bytes_stream()).eventsource());

@@ -19,7 +19,7 @@ use nines_wire::{ChatRequest, Dialect, EncodeError};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-pub use attempt::{Answer, Committed, Whole};
+pub use attempt::{Answer, Committed, Whole, WholeBody};
 pub use ledger::{Attempt, Ledger, Outcome};
 
 use crate::config::DispatchConfig;
@@ -154,11 +154,59 @@ pub enum Failure {
     Exhausted { ledger: Ledger },
 }
 
-/// Replace `model` in a JSON object body, keeping every other field as the client wrote it.
+/// Replace `model` in a JSON object body, keeping every other byte as the client wrote it: the new value is spliced
+/// over the old one (or, when there is none, put first), so nothing else is parsed into memory or re-serialised.
 pub fn with_model(raw: &[u8], model: &str) -> Result<Bytes, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct ModelOnly<'a> {
+        // Present even when `null` (an `Option` alone would read `null` as absent).
+        #[serde(borrow, default, deserialize_with = "present")]
+        model: Option<&'a RawValue>,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+        serde::Deserialize::deserialize(d).map(Some)
+    }
+    let model_json = serde_json::to_vec(model)?;
+    let open = raw.iter().position(|b| !b.is_ascii_whitespace());
+    let parsed = match open {
+        // Only an object: serde would also read a struct from an array.
+        Some(i) if raw[i] == b'{' => serde_json::from_slice::<ModelOnly<'_>>(raw).ok(),
+        _ => None,
+    };
+    let Some(parsed) = parsed else { return with_model_rebuilt(raw, model) };
+    let mut out = Vec::with_capacity(raw.len() + model_json.len() + 10);
+    match parsed.model {
+        Some(old) => {
+            // The old value's place in `raw`: RawValue borrows its bytes straight from the input.
+            let start = (old.get().as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+            let end = start.wrapping_add(old.get().len());
+            let (Some(before), Some(after)) = (raw.get(..start), raw.get(end..)) else {
+                return with_model_rebuilt(raw, model);
+            };
+            out.extend_from_slice(before);
+            out.extend_from_slice(&model_json);
+            out.extend_from_slice(after);
+        }
+        None => {
+            let brace = open.unwrap_or(0);
+            let rest = &raw[brace + 1..];
+            let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+            out.extend_from_slice(&raw[..=brace]);
+            out.extend_from_slice(b"\"model\":");
+            out.extend_from_slice(&model_json);
+            if !empty {
+                out.push(b',');
+            }
+            out.extend_from_slice(rest);
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// [`with_model`] for what the splice does not take (a repeated `model` key): the top level rebuilt, last key wins.
+fn with_model_rebuilt(raw: &[u8], model: &str) -> Result<Bytes, serde_json::Error> {
     let mut map: BTreeMap<&str, &RawValue> = serde_json::from_slice(raw)?;
-    let model_json = serde_json::to_string(model)?;
-    let model_raw = RawValue::from_string(model_json)?;
+    let model_raw = RawValue::from_string(serde_json::to_string(model)?)?;
     map.insert("model", &model_raw);
     Ok(Bytes::from(serde_json::to_vec(&map)?))
 }
@@ -277,5 +325,58 @@ pub async fn run<O: Operation>(
     match inexpressible {
         Some(error) if ledger.sent() == 0 => Err(Failure::Inexpressible { error, ledger }),
         _ => Err(Failure::Exhausted { ledger }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_model;
+
+    fn replaced(raw: &str, model: &str) -> String {
+        String::from_utf8(with_model(raw.as_bytes(), model).unwrap().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn model_is_replaced_in_place_and_every_other_byte_kept() {
+        let raw = r#" {"z": 1, "model" :  "chat", "messages":[{"model":"inner"}], "a":"\"model\""} "#;
+        assert_eq!(
+            replaced(raw, "gpt-x"),
+            r#" {"z": 1, "model" :  "gpt-x", "messages":[{"model":"inner"}], "a":"\"model\""} "#
+        );
+    }
+
+    #[test]
+    fn a_model_name_is_escaped_as_json() {
+        let out = replaced(r#"{"model":"a"}"#, "we\"ird\\");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["model"], "we\"ird\\");
+    }
+
+    #[test]
+    fn a_missing_model_is_added_first() {
+        assert_eq!(replaced(r#"{"input":"x"}"#, "m"), r#"{"model":"m","input":"x"}"#);
+        assert_eq!(replaced("{ }", "m"), r#"{"model":"m" }"#);
+        assert_eq!(replaced(r#"{"model":null}"#, "m"), r#"{"model":"m"}"#);
+    }
+
+    #[test]
+    fn an_escaped_key_still_names_the_model() {
+        let out = replaced(r#"{"mod\u0065l":"a","b":2}"#, "m");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["model"], "m");
+        assert_eq!(v["b"], 2);
+    }
+
+    #[test]
+    fn a_repeated_model_key_is_rebuilt_with_one_model() {
+        let out = replaced(r#"{"model":"a","model":"b","c":1}"#, "m");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v, serde_json::json!({"model": "m", "c": 1}));
+    }
+
+    #[test]
+    fn what_is_not_an_object_is_an_error() {
+        assert!(with_model(b"[\"model\"]", "m").is_err());
+        assert!(with_model(b"{\"model\":", "m").is_err());
     }
 }

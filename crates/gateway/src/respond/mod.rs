@@ -9,13 +9,13 @@ pub mod stream;
 use bytes::Bytes;
 use nines_wire::{Dialect, EncodeCtx};
 
-use crate::dispatch::Whole;
+use crate::dispatch::WholeBody;
 
 /// The body of a whole answer for a client of `client`'s dialect.
-pub fn whole_body(client: Dialect, whole: Whole, ctx: &EncodeCtx) -> Bytes {
-    match whole.raw {
-        Some(raw) => raw,
-        None => Bytes::from(client.encode_response(&whole.response, ctx)),
+pub fn whole_body(client: Dialect, body: WholeBody, ctx: &EncodeCtx) -> Bytes {
+    match body {
+        WholeBody::Raw(raw) => raw,
+        WholeBody::Decoded(response) => Bytes::from(client.encode_response(&response, ctx)),
     }
 }
 

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::responses::Keep;
 use crate::app::{AppState, Snapshot};
 use crate::auth;
-use crate::dispatch::{self, Answer, Failure, Inbound, Served};
+use crate::dispatch::{self, Answer, Failure, Inbound, Served, WholeBody};
 use crate::record::{Ending, RequestCompleted};
 use crate::respond;
 use crate::respond::stream::{Completion, Framing};
@@ -365,19 +365,18 @@ async fn respond_served(
     let saved = attempts > 1;
     let mut resp = match answer {
         Answer::Whole(whole) => {
-            let model = if whole.response.model.is_empty() {
-                target.model.clone()
-            } else {
-                whole.response.model.clone()
+            let model = match &whole.body {
+                WholeBody::Decoded(r) if !r.model.is_empty() => r.model.clone(),
+                _ => target.model.clone(),
             };
-            let request_id = whole.request_id.clone();
+            let request_id = whole.request_id;
             let ctx = EncodeCtx {
                 created: respond::unix_now(),
                 model,
                 upstream: Some(target.provider.dialect()),
                 response_id: door.response_id.clone(),
             };
-            let body = respond::whole_body(dialect, whole, &ctx);
+            let body = respond::whole_body(dialect, whole.body, &ctx);
             if let Some(keep) = &door.keep {
                 keep.keep(body.clone()).await;
             }

@@ -1,6 +1,8 @@
 //! Typed events: everything the gateway counts or logs goes through one of these, each emitting its own log line
 //! (and, later, its metrics) in one place. Nothing else in the gateway logs request outcomes.
 
+pub mod sink;
+
 use std::time::Duration;
 
 use crate::provider::ProviderError;
