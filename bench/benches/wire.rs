@@ -4,6 +4,7 @@
 //! - `translate_request`: Anthropic → OpenAI and OpenAI → Anthropic (decode one dialect, encode the other), as the
 //!   gateway does for a translated request.
 //! - `decode_response` / `encode_response` / `translate_response`: whole (non-streaming) answers, small and 100 KB.
+//! - `check_response`: what the gateway does instead of decoding a whole answer it passes on as it is.
 //! - `stream_event`: one upstream SSE event pushed through `nines_wire::stream::Decoder` and then either an
 //!   `Encoder` of another dialect (translated) or re-framed as it came (same dialect: the gateway still decodes it
 //!   to know where the stream stands), in steady state (the stream's head already pushed).
@@ -20,7 +21,8 @@ use nines_wire::stream::{Decoder, Encoder};
 use nines_wire::{ChatRequest, ChatResponse, Dialect, EncodeCtx, EncodeOpts, StreamEvent, sse};
 use serde_json::json;
 
-const DIALECTS: [Dialect; 3] = [Dialect::OpenAiChat, Dialect::Anthropic, Dialect::Gemini];
+const DIALECTS: [Dialect; 4] =
+    [Dialect::OpenAiChat, Dialect::Anthropic, Dialect::Gemini, Dialect::OpenAiResponses];
 
 const SMALL_PROMPT: &str = "Hello there! Please summarise the plot of Hamlet in two sentences.";
 
@@ -76,6 +78,10 @@ fn request_body(dialect: Dialect, text: &str) -> Vec<u8> {
             "systemInstruction": {"parts": [{"text": "be brief"}]},
             "generationConfig": {"maxOutputTokens": 16},
         }),
+        Dialect::OpenAiResponses => json!({
+            "model": "chat", "max_output_tokens": 16, "instructions": "be brief",
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": text}]}],
+        }),
     };
     serde_json::to_vec(&v).expect("serialisable")
 }
@@ -104,6 +110,13 @@ fn response_body(dialect: Dialect, text: &str) -> Vec<u8> {
                             "index": 0}],
             "modelVersion": "m", "responseId": "ds4j7GjsxeAlPiQYtoJdlV",
             "usageMetadata": {"candidatesTokenCount": 7, "promptTokenCount": 4, "totalTokenCount": 11},
+        }),
+        Dialect::OpenAiResponses => json!({
+            "id": "resp_0a1b2c3d4e5f", "object": "response", "created_at": 1_795_527_758, "status": "completed",
+            "model": "m", "output": [{"id": "msg_0a1b2c3d4e5f", "type": "message", "status": "completed",
+            "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+            "usage": {"input_tokens": 4, "output_tokens": 7, "total_tokens": 11,
+                      "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
         }),
     };
     serde_json::to_vec(&v).expect("serialisable")
@@ -192,6 +205,20 @@ fn responses(c: &mut Criterion) {
     }
     g.finish();
 
+    // What the gateway does instead of decoding when the client speaks the answer's dialect.
+    let mut g = c.benchmark_group("check_response");
+    for (size, text) in &prompts {
+        for dialect in DIALECTS {
+            let body = response_body(dialect, text);
+            dialect.check_response(&body).expect("the benchmark's response passes the check");
+            g.throughput(Throughput::Bytes(body.len() as u64));
+            g.bench_with_input(BenchmarkId::new(dialect.name(), size), &body, |b, body| {
+                b.iter(|| dialect.check_response(black_box(body)).expect("passes"))
+            });
+        }
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("encode_response");
     let ctx = ctx();
     for (size, text) in &prompts {
@@ -226,12 +253,12 @@ fn responses(c: &mut Criterion) {
 /// One SSE event as `eventsource-stream` hands it to the gateway: its name (empty when absent) and its data.
 #[derive(Clone)]
 struct Event {
-    name: &'static str,
+    name: String,
     data: String,
 }
 
-fn ev(name: &'static str, data: serde_json::Value) -> Event {
-    Event { name, data: data.to_string() }
+fn ev(name: &str, data: serde_json::Value) -> Event {
+    Event { name: name.to_owned(), data: data.to_string() }
 }
 
 const DELTAS: [&str; 16] = [
@@ -275,7 +302,7 @@ fn recorded_stream(dialect: Dialect) -> (Vec<Event>, Event, Vec<Event>) {
             all.push(ev("", json!({"choices": [], "created": 1_795_527_758, "id": "chatcmpl-naaowI8Atli1KHoC3FXZUbWdXt9cZ",
                 "model": "m", "object": "chat.completion.chunk",
                 "usage": {"completion_tokens": 16, "prompt_tokens": 13, "total_tokens": 29}})));
-            all.push(Event { name: "", data: "[DONE]".to_owned() });
+            all.push(Event { name: String::new(), data: "[DONE]".to_owned() });
             (head, delta, all)
         }
         Dialect::Anthropic => {
@@ -329,6 +356,27 @@ fn recorded_stream(dialect: Dialect) -> (Vec<Event>, Event, Vec<Event>) {
             all.push(ev("", last));
             (head, delta, all)
         }
+        Dialect::OpenAiResponses => {
+            // The OpenAI stream through the gateway's own Responses encoder: the event sequence a Responses client
+            // gets, which is what a Responses provider sends.
+            let (_, _, openai) = recorded_stream(Dialect::OpenAiChat);
+            let mut pipe = Pipe::new(Dialect::OpenAiChat, Dialect::OpenAiResponses);
+            let mut bytes = Vec::new();
+            for e in &openai {
+                bytes.extend(pipe.push(e));
+            }
+            bytes.extend(pipe.finish());
+            let text = String::from_utf8(bytes).expect("UTF-8");
+            let all: Vec<Event> =
+                sse::parse(&text).into_iter().map(|f| Event { name: f.event, data: f.data }).collect();
+            let first_delta = all
+                .iter()
+                .position(|e| e.name == "response.output_text.delta")
+                .expect("the encoded stream has text deltas");
+            let head = all[..first_delta].to_vec();
+            let delta = all[first_delta + 1].clone();
+            (head, delta, all)
+        }
     }
 }
 
@@ -350,7 +398,7 @@ impl Pipe {
     /// encode the canonical events for the client, or (same dialect) re-frame the event as it came.
     fn push(&mut self, e: &Event) -> Vec<u8> {
         let mut out = Vec::new();
-        self.decoder.push(e.name, &e.data, &mut self.events).expect("the recorded event decodes");
+        self.decoder.push(&e.name, &e.data, &mut self.events).expect("the recorded event decodes");
         match &mut self.encoder {
             Some(enc) => {
                 for ev in self.events.drain(..) {
@@ -358,7 +406,8 @@ impl Pipe {
                 }
             }
             None => {
-                let name = (self.upstream == Dialect::Anthropic && !e.name.is_empty()).then_some(e.name);
+                let named = matches!(self.upstream, Dialect::Anthropic | Dialect::OpenAiResponses);
+                let name = (named && !e.name.is_empty()).then_some(e.name.as_str());
                 sse::write_event(&mut out, name, &e.data);
                 self.events.clear();
             }
@@ -379,8 +428,11 @@ impl Pipe {
     }
 }
 
-const STREAM_PAIRS: [(Dialect, Dialect); 6] = [
+const STREAM_PAIRS: [(Dialect, Dialect); 9] = [
     (Dialect::OpenAiChat, Dialect::Anthropic),
+    (Dialect::OpenAiChat, Dialect::OpenAiResponses),
+    (Dialect::OpenAiResponses, Dialect::Anthropic),
+    (Dialect::OpenAiResponses, Dialect::OpenAiResponses),
     (Dialect::Anthropic, Dialect::OpenAiChat),
     (Dialect::Gemini, Dialect::OpenAiChat),
     (Dialect::Gemini, Dialect::Anthropic),

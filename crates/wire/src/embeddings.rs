@@ -160,7 +160,7 @@ pub fn encode_openai_response(resp: &EmbedResponse, base64_out: bool) -> Vec<u8>
         "model": resp.model,
         "usage": {"prompt_tokens": resp.input_tokens, "total_tokens": resp.input_tokens},
     });
-    serde_json::to_vec(&body).unwrap_or_default()
+    crate::json::value_to_vec(&body)
 }
 
 /// A rough token count (about four characters a token, at least one a word): for providers that report none.

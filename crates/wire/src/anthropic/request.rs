@@ -453,5 +453,5 @@ pub fn encode_request(req: &ChatRequest, model: &str, opts: &EncodeOpts) -> Resu
     if req.stream {
         body.insert("stream".into(), true.into());
     }
-    Ok(Encoded { body: serde_json::to_vec(&body).unwrap_or_default(), dropped })
+    Ok(Encoded { body: crate::json::map_to_vec(&body), dropped })
 }

@@ -85,5 +85,5 @@ pub fn encode_response(resp: &ChatResponse, ctx: &EncodeCtx) -> Vec<u8> {
         "stop_sequence": stop_sequence_of(&resp.stop_reason),
         "usage": usage_json(&resp.usage),
     });
-    serde_json::to_vec(&body).unwrap_or_default()
+    crate::json::value_to_vec(&body)
 }

@@ -404,5 +404,5 @@ pub fn encode_request(req: &ChatRequest, opts: &EncodeOpts) -> Result<Encoded, E
     if req.user.is_some() {
         note(&mut dropped, "user");
     }
-    Ok(Encoded { body: serde_json::to_vec(&body).unwrap_or_default(), dropped })
+    Ok(Encoded { body: crate::json::map_to_vec(&body), dropped })
 }

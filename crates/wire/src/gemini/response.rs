@@ -74,5 +74,5 @@ pub fn encode_response(resp: &ChatResponse, ctx: &EncodeCtx) -> Vec<u8> {
         "modelVersion": ctx.model,
         "responseId": resp.id,
     });
-    serde_json::to_vec(&body).unwrap_or_default()
+    crate::json::value_to_vec(&body)
 }

@@ -391,5 +391,5 @@ pub fn encode_request(req: &ChatRequest, model: &str, opts: &EncodeOpts) -> Resu
         // The gateway always wants usage, whatever the client asked for: it reports it to every dialect.
         body.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    Ok(Encoded { body: serde_json::to_vec(&body).unwrap_or_default(), dropped })
+    Ok(Encoded { body: crate::json::map_to_vec(&body), dropped })
 }

@@ -90,5 +90,5 @@ pub fn encode_response(resp: &ChatResponse, ctx: &EncodeCtx) -> Vec<u8> {
         }],
         "usage": usage_json(&resp.usage),
     });
-    serde_json::to_vec(&body).unwrap_or_default()
+    crate::json::value_to_vec(&body)
 }

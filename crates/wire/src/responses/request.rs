@@ -559,5 +559,5 @@ pub fn encode_request(req: &ChatRequest, model: &str, opts: &EncodeOpts) -> Resu
     }
     // The gateway keeps conversation state itself (`previous_response_id`); nothing is left with the provider.
     body.insert("store".into(), false.into());
-    Ok(Encoded { body: serde_json::to_vec(&body).unwrap_or_default(), dropped })
+    Ok(Encoded { body: crate::json::map_to_vec(&body), dropped })
 }

@@ -115,5 +115,5 @@ pub fn encode_response(resp: &ChatResponse, ctx: &EncodeCtx) -> Vec<u8> {
     out.close_all(status);
     let body =
         response_object(&id, ctx, status, incomplete, out.items_json(), usage_json(&resp.usage), Value::Null);
-    serde_json::to_vec(&body).unwrap_or_default()
+    crate::json::value_to_vec(&body)
 }

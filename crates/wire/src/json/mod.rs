@@ -1,6 +1,9 @@
 //! Small accessors over `serde_json::Value`, for the content blocks whose many variants are read by hand.
 
+mod write;
+
 use serde_json::{Map, Value};
+pub(crate) use write::{map_to_vec, value_to_vec};
 
 use crate::DecodeError;
 use crate::canonical::ImageSource;
