@@ -9,11 +9,14 @@ use std::pin::Pin;
 use bytes::Bytes;
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyDataStream, BodyExt};
 use nines_wire::stream::Decoder;
 use nines_wire::{ChatResponse, Dialect, StreamEvent, sse};
 use tokio::time::{Instant, timeout_at};
 
-use crate::provider::{ErrorKind, Provider, ProviderError, error::request_id};
+use crate::provider::{
+    ErrorKind, Provider, ProviderError, UpstreamRequest, UpstreamResponse, error::request_id,
+};
 
 pub type UpstreamEvents = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<BodyError>>> + Send>>;
 
@@ -30,14 +33,14 @@ const ERROR_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     #[error(transparent)]
-    Transport(#[from] reqwest::Error),
+    Transport(#[from] hyper::Error),
     #[error("an upstream stream line exceeded {MAX_LINE} bytes")]
     LineTooLong,
 }
 
 /// The upstream byte stream, failing once a line grows past [`MAX_LINE`].
 fn guarded(
-    bytes: impl Stream<Item = Result<Bytes, reqwest::Error>>,
+    bytes: impl Stream<Item = Result<Bytes, hyper::Error>>,
 ) -> impl Stream<Item = Result<Bytes, BodyError>> {
     let mut since_newline = 0usize;
     bytes.map(move |chunk| {
@@ -51,28 +54,32 @@ fn guarded(
 }
 
 /// Read a body up to `cap` bytes by `deadline`.
-async fn read_capped(
-    mut resp: reqwest::Response,
-    cap: usize,
-    deadline: Instant,
-) -> Result<Bytes, ProviderError> {
+async fn read_capped(resp: UpstreamResponse, cap: usize, deadline: Instant) -> Result<Bytes, ProviderError> {
+    let mut body = resp.into_body();
     let mut buf = Vec::new();
     loop {
-        let chunk = timeout_at(deadline, resp.chunk())
+        let frame = timeout_at(deadline, body.frame())
             .await
             .map_err(|_| {
                 ProviderError::new(ErrorKind::Timeout, "the body did not arrive within the timeout")
             })?
+            .transpose()
             .map_err(|e| {
-                let mut pe = ProviderError::from_reqwest(e);
+                let mut pe = ProviderError::from_body(e);
                 if pe.kind == ErrorKind::Network {
                     pe.kind = ErrorKind::StreamCut;
                 }
                 pe
             })?;
-        let Some(chunk) = chunk else { return Ok(Bytes::from(buf)) };
+        let Some(frame) = frame else { return Ok(Bytes::from(buf)) };
+        // Trailers carry nothing a JSON answer needs.
+        let Ok(chunk) = frame.into_data() else { continue };
         if buf.len() + chunk.len() > cap {
             return Err(ProviderError::new(ErrorKind::Protocol, format!("the body exceeded {cap} bytes")));
+        }
+        if buf.is_empty() && hyper::body::Body::is_end_stream(&body) {
+            // The whole body came in one frame: no copy.
+            return Ok(chunk);
         }
         buf.extend_from_slice(&chunk);
     }
@@ -140,7 +147,7 @@ pub fn stream_transport_error(e: EventStreamError<BodyError>) -> ProviderError {
             ProviderError::new(ErrorKind::Protocol, BodyError::LineTooLong.to_string())
         }
         EventStreamError::Transport(BodyError::Transport(e)) => {
-            let mut pe = ProviderError::from_reqwest(e);
+            let mut pe = ProviderError::from_body(e);
             if pe.kind == ErrorKind::Network || pe.kind == ErrorKind::Protocol {
                 pe.kind = ErrorKind::StreamCut;
             }
@@ -164,15 +171,14 @@ pub struct AttemptSpec<'a> {
 /// Send a plain JSON request and read its whole answer, classifying failures as a chat attempt does.
 pub async fn exchange(
     provider: &Provider,
-    req: reqwest::RequestBuilder,
+    req: UpstreamRequest,
     attempt_deadline: Instant,
 ) -> Result<(Bytes, Option<String>), ProviderError> {
     let t = provider.config.timeouts;
     let first_byte_deadline = (Instant::now() + t.first_byte).min(attempt_deadline);
-    let resp = timeout_at(first_byte_deadline, req.send())
+    let resp = timeout_at(first_byte_deadline, provider.send(req))
         .await
-        .map_err(|_| ProviderError::new(ErrorKind::Timeout, "no response within the timeout"))?
-        .map_err(ProviderError::from_reqwest)?;
+        .map_err(|_| ProviderError::new(ErrorKind::Timeout, "no response within the timeout"))??;
     let status = resp.status();
     let id = request_id(resp.headers());
     if !status.is_success() {
@@ -191,11 +197,10 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     let timeout_err =
         |what: &str| ProviderError::new(ErrorKind::Timeout, format!("no {what} within the timeout"));
 
-    let req = spec.provider.chat_request(spec.model, spec.stream, spec.body, spec.headers);
-    let resp = timeout_at(first_byte_deadline, req.send())
+    let req = spec.provider.chat_request(spec.model, spec.stream, spec.body, spec.headers)?;
+    let resp = timeout_at(first_byte_deadline, spec.provider.send(req))
         .await
-        .map_err(|_| timeout_err("response"))?
-        .map_err(ProviderError::from_reqwest)?;
+        .map_err(|_| timeout_err("response"))??;
     let status = resp.status();
     let request_id = request_id(resp.headers());
     if !status.is_success() {
@@ -223,7 +228,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
         return Ok(Answer::Whole(Whole { body, request_id }));
     }
 
-    let mut rest: UpstreamEvents = Box::pin(guarded(resp.bytes_stream()).eventsource());
+    let mut rest: UpstreamEvents = Box::pin(guarded(BodyDataStream::new(resp.into_body())).eventsource());
     let mut decoder = Decoder::new(dialect);
     let mut head = Vec::new();
     let mut head_raw = Vec::new();

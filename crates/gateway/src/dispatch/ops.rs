@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::attempt::exchange;
 use super::{Operation, Prepared, Skip, with_model};
 use crate::config::ProviderKind;
-use crate::provider::{ErrorKind, ProviderError};
+use crate::provider::{ErrorKind, ProviderError, parse_uri};
 use crate::route::Target;
 
 /// `POST /v1/embeddings` (OpenAI format): OpenAI-format targets take the client's bytes, Gemini targets a
@@ -61,7 +61,7 @@ impl Operation for Embeddings<'_> {
         let Some(url) = provider.embeddings_url(&target.model) else {
             return Err(ProviderError::new(ErrorKind::BadRequest, "this provider has no embeddings API"));
         };
-        let req = provider.post(url, prepared.body.clone(), &HeaderMap::new());
+        let req = provider.post(parse_uri(url)?, prepared.body.clone(), &HeaderMap::new());
         let (body, _) = exchange(provider, req, deadline).await?;
         let protocol = |e: nines_wire::DecodeError| {
             ProviderError::new(ErrorKind::Protocol, format!("unreadable embeddings answer: {e}"))
@@ -119,7 +119,7 @@ impl Operation for CountTokens<'_> {
         let Some(url) = provider.count_tokens_url(&target.model) else {
             return Err(ProviderError::new(ErrorKind::BadRequest, "this provider does not count tokens"));
         };
-        let req = provider.post(url, prepared.body.clone(), self.headers);
+        let req = provider.post(parse_uri(url)?, prepared.body.clone(), self.headers);
         let (body, _) = exchange(provider, req, deadline).await?;
         let field = if self.dialect == Dialect::Gemini { "totalTokens" } else { "input_tokens" };
         match serde_json::from_slice::<serde_json::Value>(&body) {

@@ -147,17 +147,22 @@ impl ProviderError {
         }
     }
 
-    /// Classify a transport failure.
-    pub fn from_reqwest(e: reqwest::Error) -> Self {
-        let kind = if e.is_timeout() {
+    /// Classify a failure to send a request or to get its answer's headers.
+    pub fn from_client(e: hyper_util::client::legacy::Error) -> Self {
+        let kind = if timed_out(&e) {
             ErrorKind::Timeout
         } else if e.is_connect() {
             ErrorKind::Connect
-        } else if e.is_decode() {
-            ErrorKind::Protocol
         } else {
             ErrorKind::Network
         };
+        let message = describe(&e);
+        ProviderError::new(kind, message).with_source(e)
+    }
+
+    /// Classify a failure while reading an answer's body: the connection broke, or what came was not HTTP.
+    pub fn from_body(e: hyper::Error) -> Self {
+        let kind = if e.is_parse() || e.is_user() { ErrorKind::Protocol } else { ErrorKind::Network };
         let message = describe(&e);
         ProviderError::new(kind, message).with_source(e)
     }
@@ -182,6 +187,18 @@ impl ProviderError {
         };
         ProviderError::new(kind, message).with_source(e)
     }
+}
+
+/// Whether an I/O timeout (the connect timeout) is anywhere in the chain.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

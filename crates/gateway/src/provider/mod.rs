@@ -1,14 +1,24 @@
 //! Providers: where requests go. One [`Provider`] per configured provider, holding its HTTP client (connection pool),
 //! its key, and how its kind wants URLs and headers.
 //!
+//! The client is hyper's (hyper-util's pooled client, rustls with the platform's roots, HTTP/2 where TLS offers it),
+//! used directly rather than through reqwest: per request that saved URL parsing and reqwest's layers, and per open
+//! upstream connection it lets the read buffer be sized (docs/performance.md).
+//!
 //! This module builds and sends one upstream HTTP request; it never decides what to try next (that is `dispatch`).
 
 pub mod error;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use nines_wire::{Dialect, EncodeOpts};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use crate::config::{Env, ProviderConfig, ProviderKind};
 pub use error::{ErrorKind, ProviderError};
@@ -25,16 +35,30 @@ pub const ANTHROPIC_VERSION_WITHOUT_SAMPLING: &str = "2026-10-21";
 pub struct BuildError {
     pub name: String,
     #[source]
-    pub source: reqwest::Error,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
+
+/// An upstream request, as the client sends it.
+pub type UpstreamRequest = Request<Full<Bytes>>;
+/// An upstream answer: status and headers, and a body still to be read.
+pub type UpstreamResponse = http::Response<Incoming>;
+
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The read buffer of each upstream HTTP/1.1 connection. hyper's default starts at 8 KiB and grows; a fixed 4 KiB
+/// halves what every open stream holds (SSE events are far smaller) and costs a 100 KB answer a few more reads.
+const READ_BUFFER: usize = 4096;
 
 pub struct Provider {
     pub config: ProviderConfig,
-    client: reqwest::Client,
+    client: HttpClient,
     /// The chat endpoint, parsed once, for kinds whose URL does not name the model (all but Gemini): parsing a URL
     /// on every request was 4% of the gateway's CPU (docs/performance.md).
-    fixed_chat_url: Option<reqwest::Url>,
-    key: Option<SecretString>,
+    fixed_chat_url: Option<Uri>,
+    /// The key, as the header this kind wants it in (marked sensitive).
+    auth: Option<(HeaderName, HeaderValue)>,
+    /// `anthropic-version` for translated requests.
+    anthropic_version: HeaderValue,
     /// Why this provider cannot be used at all (its key variable is unset), if so.
     pub unusable: Option<String>,
 }
@@ -47,24 +71,71 @@ impl std::fmt::Debug for Provider {
 
 impl Provider {
     pub fn build(config: ProviderConfig, env: &Env) -> Result<Provider, BuildError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
+        let fail = |source: Box<dyn std::error::Error + Send + Sync>| BuildError {
+            name: config.name.clone(),
+            source,
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.timeouts.connect));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .try_with_platform_verifier()
+            .map_err(|e| fail(Box::new(e)))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|source| BuildError { name: config.name.clone(), source })?;
-        let (key, unusable) = match &config.api_key_env {
-            None => (None, None),
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http1_read_buf_exact_size(READ_BUFFER)
+            .build(https);
+        let mut unusable = None;
+        let key = match &config.api_key_env {
+            None => None,
             Some(var) => match env.secret(var) {
-                Some(k) => (Some(k), None),
-                None => (None, Some(format!("its key variable {var} is not set"))),
+                Some(k) => Some(k),
+                None => {
+                    unusable = Some(format!("its key variable {var} is not set"));
+                    None
+                }
             },
         };
+        let auth = match key {
+            None => None,
+            Some(k) => {
+                let (name, value) = match config.kind {
+                    ProviderKind::Anthropic => {
+                        (HeaderName::from_static("x-api-key"), k.expose_secret().to_owned())
+                    }
+                    ProviderKind::OpenAi | ProviderKind::OpenAiResponses => {
+                        (AUTHORIZATION, format!("Bearer {}", k.expose_secret()))
+                    }
+                    ProviderKind::Gemini => {
+                        (HeaderName::from_static("x-goog-api-key"), k.expose_secret().to_owned())
+                    }
+                };
+                match HeaderValue::from_str(&value) {
+                    Ok(mut v) => {
+                        v.set_sensitive(true);
+                        Some((name, v))
+                    }
+                    Err(_) => {
+                        unusable = Some("its key holds characters no HTTP header can carry".to_owned());
+                        None
+                    }
+                }
+            }
+        };
+        let anthropic_version =
+            HeaderValue::from_str(&config.anthropic_version).map_err(|e| fail(Box::new(e)))?;
         let fixed_chat_url = match config.kind {
             ProviderKind::Gemini => None,
-            _ => reqwest::Url::parse(&chat_url(&config, "", false)).ok(),
+            _ => Uri::try_from(chat_url(&config, "", false)).ok(),
         };
-        Ok(Provider { config, client, fixed_chat_url, key, unusable })
+        Ok(Provider { config, client, fixed_chat_url, auth, anthropic_version, unusable })
     }
 
     pub fn name(&self) -> &str {
@@ -99,16 +170,21 @@ impl Provider {
         stream: bool,
         body: Bytes,
         passthrough: &HeaderMap,
-    ) -> reqwest::RequestBuilder {
-        let req = match &self.fixed_chat_url {
-            Some(url) => self.post(url.clone(), body, passthrough),
-            None => self.post(self.chat_url(model, stream), body, passthrough),
+    ) -> Result<UpstreamRequest, ProviderError> {
+        let uri = match &self.fixed_chat_url {
+            Some(uri) => uri.clone(),
+            None => parse_uri(self.chat_url(model, stream))?,
         };
+        let mut req = self.post(uri, body, passthrough);
         if stream {
-            req.header(http::header::ACCEPT, HeaderValue::from_static("text/event-stream"))
-        } else {
-            req
+            req.headers_mut().insert(http::header::ACCEPT, HeaderValue::from_static("text/event-stream"));
         }
+        Ok(req)
+    }
+
+    /// Send a request; the answer comes back at its headers, its body still to be read.
+    pub async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
+        self.client.request(req).await.map_err(ProviderError::from_client)
     }
 
     /// The endpoint for an embeddings request (OpenAI-format and Gemini providers; Anthropic has none).
@@ -138,46 +214,33 @@ impl Provider {
         }
     }
 
-    /// A JSON POST to `url` with this provider's key and, for Anthropic, its version headers.
-    pub fn post(
-        &self,
-        url: impl reqwest::IntoUrl,
-        body: Bytes,
-        passthrough: &HeaderMap,
-    ) -> reqwest::RequestBuilder {
-        let mut req = self
-            .client
-            .post(url)
-            .header(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
-        let key = self.key.as_ref().map(|k| k.expose_secret());
-        match self.config.kind {
-            ProviderKind::Anthropic => {
-                // A same-dialect client's body matches the version it sent; a translated body matches ours.
-                match passthrough.get("anthropic-version") {
-                    Some(v) => req = req.header("anthropic-version", v.clone()),
-                    None => req = req.header("anthropic-version", self.config.anthropic_version.as_str()),
-                }
-                if let Some(beta) = passthrough.get("anthropic-beta") {
-                    req = req.header("anthropic-beta", beta.clone());
-                }
-                if let Some(k) = key {
-                    req = req.header("x-api-key", k);
-                }
+    /// A JSON POST to `uri` with this provider's key and, for Anthropic, its version headers.
+    pub fn post(&self, uri: Uri, body: Bytes, passthrough: &HeaderMap) -> UpstreamRequest {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.config.kind == ProviderKind::Anthropic {
+            // A same-dialect client's body matches the version it sent; a translated body matches ours.
+            let version = passthrough.get("anthropic-version").unwrap_or(&self.anthropic_version);
+            h.insert("anthropic-version", version.clone());
+            if let Some(beta) = passthrough.get("anthropic-beta") {
+                h.insert("anthropic-beta", beta.clone());
             }
-            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => {
-                if let Some(k) = key {
-                    req = req.bearer_auth(k);
-                }
-            }
-            ProviderKind::Gemini => {
-                if let Some(k) = key {
-                    req = req.header("x-goog-api-key", k);
-                }
-            }
+        }
+        if let Some((name, value)) = &self.auth {
+            h.insert(name.clone(), value.clone());
         }
         req
     }
+}
+
+/// A URL this gateway made, as a request URI (a failure is the provider's configuration, so the next target is
+/// tried).
+pub fn parse_uri(url: String) -> Result<Uri, ProviderError> {
+    Uri::try_from(url)
+        .map_err(|e| ProviderError::new(ErrorKind::Connect, format!("not a usable URL: {e}")).with_source(e))
 }
 
 /// The endpoint for a chat request to `model` on a provider configured so.
