@@ -182,24 +182,20 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
     std::io::stdout().flush()?;
     let app = App::new(snapshot);
     let token = app.state.shutdown.clone();
-    let on_signal = token.clone();
-    app.state.tracker.spawn(async move {
-        tokio::select! {
-            () = stop_signal() => {
-                tracing::info!("shutting down: finishing in-flight requests (a second signal stops at once)");
-                on_signal.cancel();
-            }
-            () = on_signal.cancelled() => {}
-        }
-    });
     let drained = async {
         app.clone().serve(listener).await?;
         app.shutdown().await;
         anyhow::Ok(())
     };
-    // The drain has a bound: a second signal, or DRAIN_GRACE after the first, ends the process anyway.
+    // A first signal starts the drain; a second, or DRAIN_GRACE after the first, ends the process anyway.
     let forced = async {
-        token.cancelled().await;
+        tokio::select! {
+            () = stop_signal() => {
+                tracing::info!("shutting down: finishing in-flight requests (a second signal stops at once)");
+                token.cancel();
+            }
+            () = token.cancelled() => {}
+        }
         tokio::select! {
             () = stop_signal() => {}
             () = tokio::time::sleep(DRAIN_GRACE) => {}

@@ -30,8 +30,8 @@ pub fn check_response(dialect: Dialect, body: &[u8]) -> Result<(), DecodeError> 
 }
 
 /// A key that is there, whatever its value (`null` included, unlike a bare `Option`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<IgnoredAny>, D::Error> {
-    IgnoredAny::deserialize(d).map(Some)
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// What kind of JSON value a field holds, read without keeping it (a list's items are skipped one by one).
@@ -92,10 +92,6 @@ impl<'de> Visitor<'de> for ShapeVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Shape, A::Error> {
         IgnoredAny.visit_map(map).map(|_| Shape::Other)
     }
-}
-
-fn present_shape<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Shape>, D::Error> {
-    Shape::deserialize(d).map(Some)
 }
 
 fn is_str(s: Option<Shape>) -> bool {
@@ -172,7 +168,7 @@ fn responses(body: &[u8]) -> Result<(), DecodeError> {
         status: Option<Shape>,
         error: Option<IgnoredAny>,
         // There even when `null`, as the decoder sees it.
-        #[serde(default, deserialize_with = "present_shape")]
+        #[serde(default, deserialize_with = "present")]
         output: Option<Shape>,
     }
     let a: Answer = serde_json::from_slice(body)?;

@@ -191,14 +191,9 @@ impl ProviderError {
 
 /// Whether an I/O timeout (the connect timeout) is anywhere in the chain.
 fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    std::iter::successors(Some(e), |err| err.source()).any(|err| {
+        err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    })
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use nines_wire::{Dialect, EncodeOpts};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Env, ProviderConfig, ProviderKind};
 pub use error::{ErrorKind, ProviderError};
@@ -92,42 +92,13 @@ impl Provider {
             .timer(TokioTimer::new())
             .http1_read_buf_exact_size(READ_BUFFER)
             .build(https);
-        let mut unusable = None;
-        let key = match &config.api_key_env {
-            None => None,
-            Some(var) => match env.secret(var) {
-                Some(k) => Some(k),
-                None => {
-                    unusable = Some(format!("its key variable {var} is not set"));
-                    None
-                }
+        let (auth, unusable) = match config.api_key_env.as_deref().map(|var| (var, env.secret(var))) {
+            None => (None, None),
+            Some((var, None)) => (None, Some(format!("its key variable {var} is not set"))),
+            Some((_, Some(key))) => match auth_header(config.kind, &key) {
+                Some(header) => (Some(header), None),
+                None => (None, Some("its key holds characters no HTTP header can carry".to_owned())),
             },
-        };
-        let auth = match key {
-            None => None,
-            Some(k) => {
-                let (name, value) = match config.kind {
-                    ProviderKind::Anthropic => {
-                        (HeaderName::from_static("x-api-key"), k.expose_secret().to_owned())
-                    }
-                    ProviderKind::OpenAi | ProviderKind::OpenAiResponses => {
-                        (AUTHORIZATION, format!("Bearer {}", k.expose_secret()))
-                    }
-                    ProviderKind::Gemini => {
-                        (HeaderName::from_static("x-goog-api-key"), k.expose_secret().to_owned())
-                    }
-                };
-                match HeaderValue::from_str(&value) {
-                    Ok(mut v) => {
-                        v.set_sensitive(true);
-                        Some((name, v))
-                    }
-                    Err(_) => {
-                        unusable = Some("its key holds characters no HTTP header can carry".to_owned());
-                        None
-                    }
-                }
-            }
         };
         let anthropic_version =
             HeaderValue::from_str(&config.anthropic_version).map_err(|e| fail(Box::new(e)))?;
@@ -234,6 +205,21 @@ impl Provider {
         }
         req
     }
+}
+
+/// The header carrying `key` as a provider of `kind` wants it, marked sensitive; `None` if no header can carry it.
+fn auth_header(kind: ProviderKind, key: &SecretString) -> Option<(HeaderName, HeaderValue)> {
+    let key = key.expose_secret();
+    let (name, value) = match kind {
+        ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), HeaderValue::from_str(key)),
+        ProviderKind::OpenAi | ProviderKind::OpenAiResponses => {
+            (AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {key}")))
+        }
+        ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), HeaderValue::from_str(key)),
+    };
+    let mut value = value.ok()?;
+    value.set_sensitive(true);
+    Some((name, value))
 }
 
 /// A URL this gateway made, as a request URI (a failure is the provider's configuration, so the next target is
