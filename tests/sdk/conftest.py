@@ -71,11 +71,13 @@ def sims():
         s.proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def gateway(sims, tmp_path_factory):
+    """A fresh gateway for every test: what one test's faults teach it (open breakers, cooldowns) must not decide
+    where the next test's requests go. `retries = 0`: these tests pin failover; test_health.py pins retries."""
     def provider(name, kind):
         base = sims[name].url + ("/v1" if kind.startswith("openai") else "")
-        return (f'[providers.{name}]\nkind = "{kind}"\nbase_url = "{base}"\n'
+        return (f'[providers.{name}]\nkind = "{kind}"\nbase_url = "{base}"\nretries = 0\n'
                 f'timeouts = {{ first_byte = "1s", idle = "1s" }}\n\n')
 
     toml = "".join([

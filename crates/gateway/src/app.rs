@@ -1,5 +1,6 @@
 //! The composition root: the shared state every handler reads (an atomically swappable [`Snapshot`] of the built
-//! configuration), task tracking, and serving with a graceful drain.
+//! configuration, and the [`Runtime`] state that outlives any configuration: health, the recorder, the Responses
+//! store, the upstream connection pools), task tracking, active probes, and serving with a graceful drain.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth;
 use crate::config::{Config, Env};
-use crate::provider::{BuildError, Provider};
+use crate::health::Health;
+use crate::provider::{BuildError, Clients, Provider};
+use crate::record::Recorder;
 use crate::route::Routes;
 use crate::store::{ResponseStore, StoreError};
 
@@ -24,6 +27,27 @@ pub enum SnapshotError {
     Provider(#[from] BuildError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What outlives any one configuration, keyed by stable ids: a reload keeps it.
+#[derive(Debug)]
+pub struct Runtime {
+    pub health: Arc<Health>,
+    pub recorder: Arc<Recorder>,
+    pub responses: ResponseStore,
+    pub clients: Clients,
+}
+
+impl Runtime {
+    pub fn new(config: &Config) -> Result<Runtime, SnapshotError> {
+        let health = Arc::new(Health::new(config.health.retry_budget));
+        Ok(Runtime {
+            recorder: Arc::new(Recorder::new(health.clone())),
+            health,
+            responses: ResponseStore::open(&config.responses)?,
+            clients: Clients::default(),
+        })
+    }
 }
 
 /// Everything derived from one configuration. Handlers take it with one atomic load; a reload swaps it whole.
@@ -37,12 +61,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn build(config: Config, env: &Env) -> Result<Snapshot, SnapshotError> {
+    pub fn build(config: Config, env: &Env, runtime: &Runtime) -> Result<Snapshot, SnapshotError> {
         let mut providers = BTreeMap::new();
         for (name, pc) in &config.providers {
-            providers.insert(name.clone(), Arc::new(Provider::build(pc.clone(), env)?));
+            providers.insert(name.clone(), Arc::new(Provider::build(pc.clone(), env, &runtime.clients)?));
         }
-        let routes = Routes::build(&config, &providers);
+        let routes = Routes::build(&config, &providers, &runtime.health);
         let client_keys = config
             .auth
             .keys_env
@@ -50,7 +74,7 @@ impl Snapshot {
             .and_then(|v| env.get(v))
             .map(auth::parse_keys)
             .unwrap_or_default();
-        let responses = ResponseStore::open(&config.responses)?;
+        let responses = runtime.responses.clone();
         Ok(Snapshot { config, providers, routes, client_keys, responses })
     }
 
@@ -78,6 +102,7 @@ impl Snapshot {
 
 pub struct AppState {
     snapshot: ArcSwap<Snapshot>,
+    pub runtime: Runtime,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
 }
@@ -94,10 +119,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(snapshot: Snapshot) -> App {
+    /// The runtime and the first snapshot, from one configuration.
+    pub fn build(config: Config, env: &Env) -> Result<App, SnapshotError> {
+        let runtime = Runtime::new(&config)?;
+        let snapshot = Snapshot::build(config, env, &runtime)?;
+        Ok(App::new(runtime, snapshot))
+    }
+
+    pub fn new(runtime: Runtime, snapshot: Snapshot) -> App {
         App {
             state: Arc::new(AppState {
                 snapshot: ArcSwap::from_pointee(snapshot),
+                runtime,
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -118,6 +151,8 @@ impl App {
                 tracing::debug!("cannot set TCP_NODELAY: {e}");
             }
         });
+        let probes = crate::dispatch::probe::run(self.state.clone(), token.clone());
+        self.state.tracker.spawn(probes);
         axum::serve(listener, self.router()).with_graceful_shutdown(token.cancelled_owned()).await
     }
 

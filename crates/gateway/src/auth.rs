@@ -21,18 +21,49 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Who is calling: the client key that authenticated the request (its position in the configured list), or
+/// nobody in particular when the gateway is open. Per-key limits and budgets attach here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// No client keys are configured: anyone may call.
+    Open,
+    /// The n-th configured key (0-based).
+    Key(u16),
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Caller::Open => f.write_str("open"),
+            Caller::Key(n) => write!(f, "key#{n}"),
+        }
+    }
+}
+
+/// The caller, or `None` when the request presents no valid key. Every configured key is compared (no early exit
+/// on a match), so timing does not tell which key matched.
+pub fn authenticate(keys: &[SecretString], headers: &HeaderMap, query_key: Option<&str>) -> Option<Caller> {
+    if keys.is_empty() {
+        return Some(Caller::Open);
+    }
+    let k = presented(headers).or(query_key)?;
+    let mut found = None;
+    for (i, key) in keys.iter().enumerate() {
+        if same(key.expose_secret().as_bytes(), k.as_bytes()) && found.is_none() {
+            found = u16::try_from(i).ok().map(Caller::Key);
+        }
+    }
+    found
+}
+
 /// Whether the request may pass. `keys` empty means the gateway is open.
 pub fn allowed(keys: &[SecretString], headers: &HeaderMap) -> bool {
-    allowed_with(keys, headers, None)
+    authenticate(keys, headers, None).is_some()
 }
 
 /// [`allowed`], also accepting a key from the query string (Gemini's `?key=`).
 pub fn allowed_with(keys: &[SecretString], headers: &HeaderMap, query_key: Option<&str>) -> bool {
-    if keys.is_empty() {
-        return true;
-    }
-    let Some(k) = presented(headers).or(query_key) else { return false };
-    keys.iter().any(|key| same(key.expose_secret().as_bytes(), k.as_bytes()))
+    authenticate(keys, headers, query_key).is_some()
 }
 
 /// Split a comma-separated key list.
@@ -69,5 +100,7 @@ mod tests {
         assert!(!allowed(&keys, &headers(&[("authorization", "Bearer k")])));
         assert!(allowed_with(&keys, &HeaderMap::new(), Some("k2")));
         assert!(!allowed_with(&keys, &HeaderMap::new(), Some("k")));
+        assert_eq!(authenticate(&keys, &headers(&[("x-api-key", "k2")]), None), Some(Caller::Key(1)));
+        assert_eq!(authenticate(&[], &HeaderMap::new(), None), Some(Caller::Open));
     }
 }

@@ -1,6 +1,8 @@
 //! `nines demo`: three simulated providers (Anthropic, OpenAI and Gemini formats), the gateway in front of them with
-//! one route over all three, and a short outage of the first provider played while traffic flows. It prints who
-//! served what, then (unless `--once`) stays up for you to try.
+//! one route over all three, and outages of the first provider played while traffic flows: an overload that opens
+//! its breaker (after which it receives nothing until one trial finds it recovered), and a silent provider that
+//! costs one request its timeout, not every request. It prints who served what and how often the failing provider
+//! was asked, then (unless `--once`) stays up for you to try.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,8 +11,8 @@ use nines_sim::{Fault, FaultKind, Sim, SimOptions};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::App;
 use crate::config::{self, Env};
-use crate::{App, Snapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -33,6 +35,9 @@ pub struct DemoReport {
     pub served_by: BTreeMap<String, usize>,
     /// Answers that needed more than one attempt: outages the client never saw.
     pub saved: usize,
+    /// Requests sent to the failing provider while it was overloaded, and while it was silent.
+    pub overloaded_hits: u64,
+    pub silent_hits: u64,
 }
 
 const ROUTE: &str = "demo";
@@ -40,6 +45,8 @@ const ROUTE: &str = "demo";
 struct Phase {
     title: &'static str,
     fault: Option<FaultKind>,
+    /// Wait for the anthropic breaker's cooldown first.
+    after_cooldown: bool,
 }
 
 pub async fn run(listen: SocketAddr, once: bool) -> Result<DemoReport, DemoError> {
@@ -54,6 +61,10 @@ pub async fn run(listen: SocketAddr, once: bool) -> Result<DemoReport, DemoError
 kind = "anthropic"
 base_url = "{a}"
 timeouts = {{ first_byte = "2s" }}
+
+[health]
+cooldown = "2s"
+ramp = "2s"
 
 [providers.openai]
 kind = "openai"
@@ -71,13 +82,12 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
         g = sims[2].base_url(),
     );
     let config = config::parse_and_validate(&toml)?;
-    let snapshot = Snapshot::build(config, &Env::default())?;
     let listener = match TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(_) => TcpListener::bind("127.0.0.1:0").await?,
     };
     let addr = listener.local_addr()?;
-    let app = App::new(snapshot);
+    let app = App::build(config, &Env::default())?;
     app.spawn(listener);
 
     println!("nines demo: three simulated providers and the gateway on http://{addr}\n");
@@ -91,26 +101,43 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
     );
 
     let phases = [
-        Phase { title: "all providers healthy", fault: None },
+        Phase { title: "all providers healthy", fault: None, after_cooldown: false },
         Phase {
             title: "anthropic overloaded (529 on every request)",
             fault: Some(FaultKind::Status { status: 529, retry_after: None }),
+            after_cooldown: false,
         },
-        Phase { title: "anthropic resets every connection", fault: Some(FaultKind::Reset) },
+        Phase { title: "anthropic recovered (one trial, then a ramp)", fault: None, after_cooldown: true },
         Phase {
-            title: "anthropic cuts every stream before its first token",
-            fault: Some(FaultKind::Cut { after: 1 }),
+            title: "anthropic silent (never answers)",
+            fault: Some(FaultKind::Hang),
+            after_cooldown: false,
         },
-        Phase { title: "anthropic recovered", fault: None },
+        Phase { title: "anthropic back (one trial, then a ramp)", fault: None, after_cooldown: true },
     ];
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
     let mut report = DemoReport::default();
-    let mut first_hits = 0;
+    let health = app.state.runtime.health.clone();
+    let anthropic = crate::health::TargetId::new("anthropic", "claude-sonnet-4-5");
+    let first_byte = std::time::Duration::from_secs(2);
+    let health_cfg = app.state.snapshot().config.health.clone();
+    let breaker =
+        move || health.target(&anthropic).report(tokio::time::Instant::now(), &health_cfg, first_byte);
+    println!("  {:<44} {:>5} {:>10}  {:<10} served by", "phase", "ok", "anthropic", "breaker");
     for phase in phases {
         sims[0].reset();
-        if let Some(kind) = phase.fault {
-            sims[0].push_fault(Fault { kind, count: u32::MAX });
+        if phase.after_cooldown
+            && let Some(until) = breaker().until
+        {
+            println!(
+                "  … waiting {:.1} s for the anthropic breaker's cooldown",
+                until.saturating_duration_since(tokio::time::Instant::now()).as_secs_f64()
+            );
+            tokio::time::sleep_until(until).await;
+        }
+        if let Some(kind) = &phase.fault {
+            sims[0].push_fault(Fault { kind: kind.clone(), count: u32::MAX });
         }
         let mut ok = 0;
         let mut by: BTreeMap<String, usize> = BTreeMap::new();
@@ -135,14 +162,22 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
                 *report.served_by.entry(target).or_default() += 1;
             }
         }
-        first_hits += sims[0].total_hits();
-        let who: Vec<String> = by.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
-        println!("  {:<52} {ok}/8 succeeded  served by {}", phase.title, who.join(", "));
+        let hits = sims[0].total_hits();
+        match phase.fault {
+            Some(FaultKind::Hang) => report.silent_hits = hits,
+            Some(_) => report.overloaded_hits = hits,
+            None => {}
+        }
+        let who: Vec<String> = by.iter().map(|(t, n)| format!("{} ×{n}", short(t))).collect();
+        let state = breaker().state;
+        println!("  {:<44} {ok:>3}/8 {hits:>8}×  {state:<10} {}", phase.title, who.join(", "));
     }
     sims[0].reset();
     println!(
-        "\n  {}/{} requests succeeded; {} were saved by failing over. The anthropic simulator was tried {} times.",
-        report.succeeded, report.sent, report.saved, first_hits
+        "\n  {}/{} requests succeeded; {} were saved by failing over or retrying.\n  While overloaded, anthropic \
+         was asked {} times before its breaker opened; while silent, {} time(s):\n  one request paid the 2 s \
+         timeout, not every request.",
+        report.succeeded, report.sent, report.saved, report.overloaded_hits, report.silent_hits,
     );
     if !once {
         println!("\nThe gateway stays up on http://{addr}; press Ctrl-C to stop.");
@@ -153,6 +188,11 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
         sim.shutdown().await;
     }
     Ok(report)
+}
+
+/// `anthropic/claude-sonnet-4-5` → `anthropic`.
+fn short(target: &str) -> &str {
+    target.split('/').next().unwrap_or(target)
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> String {

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use nines::App;
 use nines::config::{self, Env};
 use nines::record::sink::Sink;
-use nines::{App, Snapshot};
 
 /// jemalloc, with its background thread purging freed pages: measured against glibc's malloc with bench/run
 /// (docs/performance.md), it gives back the memory of streams that have ended, which glibc keeps.
@@ -170,7 +170,8 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
     if let Some(l) = listen {
         config.listen = l;
     }
-    let snapshot = Snapshot::build(config, &env)?;
+    let app = App::build(config, &env)?;
+    let snapshot = app.state.snapshot();
     for note in snapshot.notes() {
         tracing::warn!("{note}");
     }
@@ -180,7 +181,6 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
     let local = listener.local_addr()?;
     println!("nines listening on http://{local}");
     std::io::stdout().flush()?;
-    let app = App::new(snapshot);
     let token = app.state.shutdown.clone();
     let drained = async {
         app.clone().serve(listener).await?;

@@ -64,7 +64,6 @@ async fn gemini_door_reaches_every_provider_kind_in_every_framing() {
 
 #[tokio::test]
 async fn a_gemini_client_is_failed_over_to_another_dialect() {
-    let h = Harness::new(&[p("first", "gemini", "gemini-2.5-flash"), p("second", "openai", "gpt-4.1")]).await;
     for (path, fault) in [
         ("/v1beta/models/chat:generateContent", FaultKind::Status { status: 503, retry_after: None }),
         (
@@ -73,6 +72,9 @@ async fn a_gemini_client_is_failed_over_to_another_dialect() {
         ),
         ("/v1/models/chat:streamGenerateContent", FaultKind::Reset),
     ] {
+        // A fresh gateway each: a 429 sets the first target aside for a while (its health), by design.
+        let h =
+            Harness::new(&[p("first", "gemini", "gemini-2.5-flash"), p("second", "openai", "gpt-4.1")]).await;
         h.fault(0, fault, 1);
         let r = h.post(path, gemini_body("hello")).await;
         assert_eq!(r.status, 200, "{path}: {}", r.text);

@@ -70,12 +70,13 @@ async fn responses_door_reaches_every_provider_kind() {
 #[tokio::test]
 async fn a_responses_client_is_failed_over_to_another_dialect() {
     for kind in ["anthropic", "gemini"] {
-        let h = Harness::new(&[p("first", "openai-responses", "gpt-5"), p("second", kind, "m")]).await;
         for (stream, fault) in [
             (false, FaultKind::Status { status: 503, retry_after: None }),
             (true, FaultKind::Status { status: 429, retry_after: None }),
             (true, FaultKind::Reset),
         ] {
+            // A fresh gateway each: a 429 sets the first target aside for a while (its health), by design.
+            let h = Harness::new(&[p("first", "openai-responses", "gpt-5"), p("second", kind, "m")]).await;
             h.fault(0, fault.clone(), 1);
             let r = h.post("/v1/responses", body(json!("hello"), stream)).await;
             let ctx = format!("kind={kind} stream={stream} {fault:?}");

@@ -1,6 +1,7 @@
 //! The control API on the simulator's own port, for tests written in other languages:
-//! `POST /_sim/faults` (queue one fault), `GET /_sim/faults` (list them), `GET /_sim/hits`,
-//! `GET /_sim/last?path=…`, `POST /_sim/reset`.
+//! `POST /_sim/faults` (queue one fault), `GET /_sim/faults` (list them), `POST /_sim/ratelimit` (set a
+//! [`RateLimit`](crate::RateLimit) from its JSON, or clear it with `null`), `GET /_sim/hits`,
+//! `GET /_sim/last?path=…`, `POST /_sim/reset` (forgets faults, the rate limit, hits and recorded requests).
 //!
 //! Control requests are never counted as hits and never consume faults.
 
@@ -16,11 +17,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::faults::Fault;
+use crate::ratelimit::RateLimit;
 use crate::state::Shared;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/_sim/faults", post(push_fault).get(list_faults))
+        .route("/_sim/ratelimit", post(set_rate_limit))
         .route("/_sim/hits", get(hits))
         .route("/_sim/last", get(last))
         .route("/_sim/reset", post(reset))
@@ -33,6 +36,16 @@ async fn push_fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
             StatusCode::NO_CONTENT.into_response()
         }
         Err(err) => bad_request(&format!("invalid fault: {err}")),
+    }
+}
+
+async fn set_rate_limit(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Option<RateLimit>>(&body) {
+        Ok(limit) => {
+            shared.set_rate_limit(limit);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => bad_request(&format!("invalid rate limit: {err}")),
     }
 }
 

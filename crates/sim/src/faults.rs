@@ -1,4 +1,6 @@
-//! Scripted faults: what the next model requests suffer instead of (or on top of) a normal answer.
+//! Scripted faults: what the next model requests suffer instead of (or on top of) a normal answer: an error status,
+//! a context-length refusal, a hang, a TCP reset, a cut or garbage body, a delay before the headers, a drip between
+//! stream events, or a stall after the first stream events.
 //!
 //! This module only describes faults and keeps the FIFO queue of them. It never touches a socket: the server
 //! (`routes` and `server`) is what applies a fault to a request.
@@ -48,6 +50,12 @@ pub enum FaultKind {
     Delay { ms: u64 },
     /// Answer normally but wait this long between stream events.
     Drip { ms: u64 },
+    /// Reply 400 with the provider's own "prompt is too long" error (OpenAI's `context_length_exceeded`,
+    /// Anthropic's `prompt is too long: …`, Google's `The input token count … exceeds …`).
+    ContextLength,
+    /// Streams: send the headers and the first `after` SSE events at once, pause `ms` milliseconds, then send the
+    /// rest normally (`after: 1` on an Anthropic stream is a slow first token). Non-streaming: like `Delay`.
+    Stall { after: usize, ms: u64 },
 }
 
 impl Fault {
@@ -108,6 +116,17 @@ impl Fault {
     pub fn drip(ms: u64) -> Self {
         Self::new(FaultKind::Drip { ms })
     }
+
+    /// Reply 400 with the provider's context-length error.
+    pub fn context_length() -> Self {
+        Self::new(FaultKind::ContextLength)
+    }
+
+    /// Send the first `after` stream events, then pause `ms` milliseconds before the rest (non-streaming: wait
+    /// before the headers).
+    pub fn stall(after: usize, ms: u64) -> Self {
+        Self::new(FaultKind::Stall { after, ms })
+    }
 }
 
 impl From<FaultKind> for Fault {
@@ -164,6 +183,10 @@ mod tests {
         assert_eq!(f, Fault::hang());
         let f: Fault = serde_json::from_str(r#"{"kind":"drip","ms":20}"#).unwrap();
         assert_eq!(f, Fault::drip(20));
+        let f: Fault = serde_json::from_str(r#"{"kind":"context_length"}"#).unwrap();
+        assert_eq!(f, Fault::context_length());
+        let f: Fault = serde_json::from_str(r#"{"kind":"stall","after":1,"ms":20000}"#).unwrap();
+        assert_eq!(f, Fault::stall(1, 20_000));
         assert!(serde_json::from_str::<Fault>(r#"{"kind":"explode"}"#).is_err());
     }
 
@@ -171,6 +194,10 @@ mod tests {
     fn serializes_back_to_the_same_json() {
         let json = serde_json::to_value(Fault::delay(5).times(3)).unwrap();
         assert_eq!(json, serde_json::json!({"kind": "delay", "ms": 5, "count": 3}));
+        let json = serde_json::to_value(Fault::stall(1, 400)).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "stall", "after": 1, "ms": 400, "count": 1}));
+        let json = serde_json::to_value(Fault::context_length()).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "context_length", "count": 1}));
     }
 
     #[test]

@@ -7,8 +7,16 @@
 //! as the real APIs (a malformed request gets a 400 in that provider's error shape), answers deterministically and
 //! identically in every dialect (`"{name} says: {last user text}"`; tool calls when tools are offered; `"{name}
 //! says: tool said: …"` after tool results; ` [images: N]`; `{"answer":…}` in JSON mode; thinking blocks, thought
-//! parts or reasoning tokens when asked for), and suffers scripted [`Fault`]s in FIFO order. A control API under
-//! `/_sim/` on the same port drives it from other languages.
+//! parts or reasoning tokens when asked for), and suffers scripted [`Fault`]s in FIFO order: an error status in the
+//! provider's shape (`status`), the provider's context-length 400 (`context_length`), no answer (`hang`), a TCP reset
+//! (`reset`), a body cut short (`cut`), a body that is not JSON (`garbage`), a wait before the headers (`delay`),
+//! a wait between stream events (`drip`), or a pause after the first stream events (`stall`: a slow first token).
+//!
+//! A [`RateLimit`] (requests and tokens per fixed window, [`Sim::set_rate_limit`]) makes it report its quota on
+//! every chat answer in the provider's own headers (Anthropic's `anthropic-ratelimit-*`, OpenAI's `x-ratelimit-*`;
+//! Google sends none) and refuse what goes over it with the provider's 429 and `retry-after`. A queued fault comes
+//! first: a request that gets one is not counted against the limit. A control API under `/_sim/` on the same port
+//! drives it from other languages.
 //!
 //! Tests that drive real agents script the tool calls in the prompt: a user text with directives
 //! `[[sim:call NAME {"json":"object"}]]` is answered, in every dialect, with exactly one call of the directive whose
@@ -39,6 +47,7 @@ mod gemini;
 mod ids;
 mod json;
 mod openai;
+mod ratelimit;
 mod responses;
 mod routes;
 mod server;
@@ -55,6 +64,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use faults::{Fault, FaultKind};
+pub use ratelimit::RateLimit;
 
 /// Who a simulator is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +159,12 @@ impl Sim {
         self.shared.push_fault(fault);
     }
 
+    /// Set (or, with `None`, clear) the rate limit on chat model requests. A new limit starts with no window in
+    /// progress: the first request counted against it opens one.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.shared.set_rate_limit(limit);
+    }
+
     /// Model-API requests received on exactly this path (e.g. `/v1/messages`,
     /// `/v1beta/models/m:generateContent`), whatever their outcome.
     pub fn hits(&self, path: &str) -> u64 {
@@ -170,7 +186,7 @@ impl Sim {
         self.shared.last_headers(path)
     }
 
-    /// Forget queued faults, hits and recorded requests.
+    /// Forget queued faults, the rate limit, hits and recorded requests.
     pub fn reset(&self) {
         self.shared.reset();
     }

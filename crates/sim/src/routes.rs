@@ -1,6 +1,7 @@
 //! The HTTP surface: which path speaks which provider's API, and the one pipeline every model request goes
-//! through: count it → take its fault → authenticate and validate (in the dialect) → answer → render, applying
-//! body faults (cut, garbage, drip) while rendering.
+//! through: count it → take its fault → (chat requests without a fault) admit it against the rate limit or refuse it
+//! with a 429 → authenticate and validate (in the dialect) → answer → render, applying body faults (cut, garbage,
+//! drip, stall) while rendering and adding the provider's rate-limit headers to what a counted request gets.
 //!
 //! This module never validates a request body itself (the dialect modules do) and never touches the socket (the
 //! server applies `Reset` when told through `ConnCtl`).
@@ -18,8 +19,9 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 
 use crate::error::{ApiError, fault_status};
 use crate::faults::FaultKind;
+use crate::ratelimit::{self, Admission, Quota};
 use crate::server::ConnCtl;
-use crate::state::Shared;
+use crate::state::{Arrival, Shared};
 use crate::{anthropic, control, embed, gemini, openai, responses};
 
 /// Largest request body read (Anthropic's documented limit for the Messages API).
@@ -124,6 +126,32 @@ impl Dialect {
         .retry_after(retry_after)
     }
 
+    /// The error a `ContextLength` fault produces.
+    fn context_length_error(&self) -> ApiError {
+        match self {
+            Dialect::Anthropic => anthropic::context_length_error(),
+            Dialect::OpenAi => openai::context_length_error(),
+            Dialect::Gemini { .. } => gemini::context_length_error(),
+        }
+    }
+
+    /// The 429 for a request over the rate limit: the same error a `Status` fault with 429 gives, with
+    /// `Retry-After` and the rate-limit headers.
+    fn rate_limited(&self, quota: &Quota, request_id: &str) -> Response {
+        let mut response = self.error(&self.status_error(429, Some(quota.retry_after())), request_id);
+        self.stamp_quota(response.headers_mut(), quota);
+        response
+    }
+
+    /// Add the provider's rate-limit headers (Google sends none).
+    fn stamp_quota(&self, headers: &mut HeaderMap, quota: &Quota) {
+        match self {
+            Dialect::Anthropic => ratelimit::stamp_anthropic(headers, quota, std::time::SystemTime::now()),
+            Dialect::OpenAi => ratelimit::stamp_openai(headers, quota),
+            Dialect::Gemini { .. } => {}
+        }
+    }
+
     fn stamp(&self, headers: &mut HeaderMap, request_id: &str) {
         if let (Some(name), Ok(value)) = (self.request_id_header(), HeaderValue::from_str(request_id)) {
             headers.insert(name, value);
@@ -202,7 +230,8 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
         );
         return dialect.error(&err, &request_id);
     };
-    let fault = shared.arrive(parts.uri.path(), &parts.headers, &body);
+    let limited = matches!(op, Op::Chat | Op::Responses);
+    let Arrival { fault, admission } = shared.arrive(parts.uri.path(), &parts.headers, &body, limited);
     if let Some(kind) = &fault {
         tracing::debug!(path = parts.uri.path(), fault = ?kind, "applying fault");
     }
@@ -221,9 +250,17 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
             closed(conn.as_ref()).await;
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
+        Some(FaultKind::ContextLength) => {
+            return dialect.error(&dialect.context_length_error(), &request_id);
+        }
         Some(FaultKind::Delay { ms }) => tokio::time::sleep(Duration::from_millis(*ms)).await,
         _ => {}
     }
+    let quota = match admission {
+        Admission::Unlimited => None,
+        Admission::Admitted(quota) => Some(quota),
+        Admission::Refused(quota) => return dialect.rate_limited(&quota, &request_id),
+    };
     let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map(|q| q.0).unwrap_or_default();
     let call = Call {
         name: &shared.name,
@@ -245,10 +282,20 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
             Err(ApiError::new(StatusCode::NOT_FOUND, "Not Found"))
         }
     };
-    match result {
+    if let Some(FaultKind::Stall { ms, .. }) = &fault
+        && !matches!(result, Ok(Reply::Sse(_)))
+    {
+        // Nothing to stall between: wait before the headers, as `Delay` does.
+        tokio::time::sleep(Duration::from_millis(*ms)).await;
+    }
+    let mut response = match result {
         Ok(reply) => render(&dialect, reply, fault.as_ref(), &request_id),
         Err(err) => dialect.error(&err, &request_id),
+    };
+    if let Some(quota) = &quota {
+        dialect.stamp_quota(response.headers_mut(), quota);
     }
+    response
 }
 
 /// Wait until the request's connection is gone (forever when served without one).
@@ -304,6 +351,14 @@ fn render(dialect: &Dialect, reply: Reply, fault: Option<&FaultKind>, request_id
                         }
                         steps.push(chunk);
                     }
+                    stepped(steps)
+                }
+                Some(FaultKind::Stall { after, ms }) => {
+                    let mut steps: Vec<Step> = Vec::new();
+                    let mut chunks = chunks;
+                    steps.extend(chunks.by_ref().take(*after));
+                    steps.push(Step::Sleep(Duration::from_millis(*ms)));
+                    steps.extend(chunks);
                     stepped(steps)
                 }
                 _ => stepped(chunks.collect()),

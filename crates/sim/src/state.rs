@@ -1,8 +1,9 @@
-//! The simulator's shared state: who it is, its fault queue, and what it has received (hits, last bodies and
-//! headers per path).
+//! The simulator's shared state: who it is, its fault queue, its rate limit and the window in progress, and what it
+//! has received (hits, last bodies and headers per path).
 //!
 //! Everything sits behind one `std::sync::Mutex` that is only ever held for a few map operations: it is never held
-//! across an `.await`, and this module never does I/O.
+//! across an `.await`, and this module never does I/O (it reads `tokio::time::Instant::now()` for the rate-limit
+//! window).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -11,6 +12,16 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use crate::faults::{Fault, FaultKind, FaultQueue};
+use crate::ratelimit::{self, Admission, Limiter, RateLimit};
+
+/// What a model request meets on arrival.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    /// The fault it suffers, if any.
+    pub fault: Option<FaultKind>,
+    /// What the rate limit says (`Unlimited` when it has a fault, is not a chat request, or no limit is set).
+    pub admission: Admission,
+}
 
 /// State shared by every connection of one simulator.
 #[derive(Debug)]
@@ -25,6 +36,7 @@ pub(crate) struct Shared {
 #[derive(Debug, Default)]
 struct Inner {
     faults: FaultQueue,
+    limiter: Option<Limiter>,
     total: u64,
     hits: BTreeMap<String, u64>,
     bodies: HashMap<String, Value>,
@@ -41,10 +53,12 @@ impl Shared {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Count a model request on `path`, remember its headers and (JSON) body, and take the fault it must suffer.
-    /// One lock for all of it, so that concurrent requests take faults in the order they are counted.
-    pub(crate) fn arrive(&self, path: &str, headers: &HeaderMap, body: &[u8]) -> Option<FaultKind> {
+    /// Count a model request on `path`, remember its headers and (JSON) body, take the fault it must suffer and,
+    /// when it has none and is `limited` (a chat request), admit it against the rate limit or refuse it. One lock for
+    /// all of it, so that concurrent requests take faults and quota in the order they are counted.
+    pub(crate) fn arrive(&self, path: &str, headers: &HeaderMap, body: &[u8], limited: bool) -> Arrival {
         let json = serde_json::from_slice::<Value>(body).ok();
+        let cost = ratelimit::cost(body, json.as_ref());
         let mut inner = self.lock();
         inner.total += 1;
         *inner.hits.entry(path.to_owned()).or_insert(0) += 1;
@@ -52,7 +66,17 @@ impl Shared {
         if let Some(json) = json {
             inner.bodies.insert(path.to_owned(), json);
         }
-        inner.faults.take()
+        let fault = inner.faults.take();
+        let admission = match (&fault, &mut inner.limiter) {
+            (None, Some(limiter)) if limited => limiter.admit(cost, tokio::time::Instant::now()),
+            _ => Admission::Unlimited,
+        };
+        Arrival { fault, admission }
+    }
+
+    /// Set or clear the rate limit; a new limit starts with no window in progress.
+    pub(crate) fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.lock().limiter = limit.map(Limiter::new);
     }
 
     pub(crate) fn push_fault(&self, fault: Fault) {
@@ -84,7 +108,7 @@ impl Shared {
         self.lock().headers.get(path).cloned()
     }
 
-    /// Forget faults, hits and recorded requests.
+    /// Forget faults, the rate limit, hits and recorded requests.
     pub(crate) fn reset(&self) {
         let mut inner = self.lock();
         *inner = Inner::default();

@@ -77,6 +77,7 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
                 timeouts: Timeouts::default(),
                 capabilities: Capabilities::default_for(ProviderKind::OpenAi),
                 models: BTreeMap::new(),
+                probe: None,
             },
         );
     }
@@ -95,6 +96,7 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
         auth: AuthConfig { keys_env },
         dispatch: DispatchConfig { infer_models: true, ..DispatchConfig::default() },
         responses: super::ResponsesConfig::default(),
+        health: super::HealthConfig::default(),
     };
     (config, found)
 }
@@ -111,5 +113,6 @@ fn hosted(name: &str, kind: ProviderKind, var: &str) -> ProviderConfig {
         timeouts: Timeouts::default(),
         capabilities: Capabilities::default_for(kind),
         models: BTreeMap::new(),
+        probe: None,
     }
 }

@@ -23,11 +23,123 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
 pub struct Config {
     pub listen: SocketAddr,
     pub providers: BTreeMap<String, ProviderConfig>,
-    /// Route name → its targets, in order.
-    pub routes: BTreeMap<String, Vec<TargetRef>>,
+    pub routes: BTreeMap<String, RouteConfig>,
     pub auth: AuthConfig,
     pub dispatch: DispatchConfig,
     pub responses: ResponsesConfig,
+    pub health: HealthConfig,
+}
+
+/// How a route orders its balanced pool for each request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// The pool in the order written (the default).
+    #[default]
+    Priority,
+    /// Split traffic by the targets' weights.
+    Weighted,
+    /// Power of two choices over a peak-EWMA of time to first token, with a little exploration.
+    Latency,
+    /// Fewest requests in flight.
+    LeastBusy,
+}
+
+impl Strategy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "priority" => Some(Strategy::Priority),
+            "weighted" => Some(Strategy::Weighted),
+            "latency" => Some(Strategy::Latency),
+            "least-busy" => Some(Strategy::LeastBusy),
+            _ => None,
+        }
+    }
+}
+
+/// A route: a balanced pool ordered by its strategy, then fallbacks in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteConfig {
+    pub strategy: Strategy,
+    pub pool: Vec<RouteTarget>,
+    pub fallbacks: Vec<RouteTarget>,
+}
+
+impl RouteConfig {
+    /// Every target, pool first.
+    pub fn targets(&self) -> impl Iterator<Item = &RouteTarget> {
+        self.pool.iter().chain(&self.fallbacks)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteTarget {
+    pub target: TargetRef,
+    /// Share of traffic under `strategy = "weighted"` (default 1).
+    pub weight: u32,
+}
+
+/// Per-target health: what opens a breaker, how long it stays open, how traffic returns, learnt time limits, and
+/// the retry budget. The state itself lives in `crate::health`, outside any configuration snapshot.
+#[derive(Clone, Debug)]
+pub struct HealthConfig {
+    /// Off: targets are tried in route order whatever happened before (retries still obey the budget).
+    pub enabled: bool,
+    pub breaker: crate::health::breaker::BreakerConfig,
+    /// How long a 429 without `Retry-After` or rate-limit headers keeps a target aside.
+    pub rate_limit_cooldown: Duration,
+    /// `None`: the configured `first_byte` only.
+    pub time_limits: Option<crate::health::learnt::LearntConfig>,
+    pub retry_budget: RetryBudgetConfig,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            enabled: true,
+            breaker: Default::default(),
+            rate_limit_cooldown: Duration::from_secs(1),
+            time_limits: Some(Default::default()),
+            retry_budget: RetryBudgetConfig::default(),
+        }
+    }
+}
+
+/// Same-target retries stay within `ratio` of recent first attempts plus `min_per_second`, over `ttl`
+/// (Finagle's retry budget, tower's `TpsBudget`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryBudgetConfig {
+    pub ratio: f32,
+    pub min_per_second: u32,
+    pub ttl: Duration,
+}
+
+impl Default for RetryBudgetConfig {
+    fn default() -> Self {
+        RetryBudgetConfig { ratio: 0.2, min_per_second: 1, ttl: Duration::from_secs(10) }
+    }
+}
+
+/// Active probes while a target's breaker is open: client requests then never serve as trials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeConfig {
+    pub interval: Duration,
+    pub request: ProbeRequest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeRequest {
+    /// The provider's model listing (no tokens spent).
+    Models,
+    /// A one-token chat request to the target's model.
+    Chat,
+}
+
+/// What the configuration says of one model of a provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    pub capabilities: Capabilities,
+    /// Tokens; `None`: not declared.
+    pub context_window: Option<u64>,
 }
 
 /// Where stored Responses live and for how long.
@@ -95,7 +207,8 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// The NAME of the environment variable holding the key.
     pub api_key_env: Option<String>,
-    /// Extra attempts on this target before moving on to the next.
+    /// Most extra attempts on this target before moving on (each one only for a lone transient failure, within
+    /// the retry budget).
     pub retries: u32,
     pub max_tokens_field: MaxTokensField,
     /// The `anthropic-version` sent with translated requests (kind = "anthropic").
@@ -103,13 +216,26 @@ pub struct ProviderConfig {
     pub timeouts: Timeouts,
     /// What the provider's models can take, unless a model says otherwise.
     pub capabilities: Capabilities,
-    /// Per-model capabilities, by upstream model name.
-    pub models: BTreeMap<String, Capabilities>,
+    /// Per-model settings, by upstream model name.
+    pub models: BTreeMap<String, ModelConfig>,
+    pub probe: Option<ProbeConfig>,
 }
 
 impl ProviderConfig {
-    pub fn capabilities_of(&self, model: &str) -> Capabilities {
-        self.models.get(model).copied().unwrap_or(self.capabilities)
+    pub fn model(&self, model: &str) -> ModelConfig {
+        self.models
+            .get(model)
+            .copied()
+            .unwrap_or(ModelConfig { capabilities: self.capabilities, context_window: None })
+    }
+
+    /// A fingerprint of what decides whether our requests are accepted (kind, URL, key variable): an auth failure
+    /// keeps a target down until it changes.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.kind as u8, &self.base_url, &self.api_key_env).hash(&mut h);
+        h.finish()
     }
 }
 
@@ -188,7 +314,7 @@ pub struct DispatchConfig {
     pub deadline: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Longest `Retry-After` honoured by waiting; a longer one moves on to the next target.
+    /// Longest `Retry-After` honoured by waiting to retry the same target; a longer one moves on at once.
     pub retry_after_cap: Duration,
     /// Send an unknown model named like a provider's own models (`claude-…`, `gpt-…`, `gemini-…`) to a provider of
     /// that kind. On when the config is built from the environment.
@@ -201,7 +327,7 @@ impl Default for DispatchConfig {
             deadline: Duration::from_secs(600),
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(5),
-            retry_after_cap: Duration::from_secs(10),
+            retry_after_cap: Duration::from_secs(2),
             infer_models: false,
         }
     }

@@ -16,6 +16,49 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub dispatch: Option<RawDispatch>,
     pub responses: Option<RawResponses>,
+    pub health: Option<RawHealth>,
+}
+
+/// Per-target health: breakers, cooldowns, learnt time limits, the retry budget.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub enabled: Option<bool>,
+    pub consecutive_failures: Option<u32>,
+    pub failure_rate: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub window: Option<Duration>,
+    pub min_requests: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub cooldown: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub cooldown_max: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub ramp: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub rate_limit_cooldown: Option<Duration>,
+    pub time_limits: Option<RawTimeLimits>,
+    pub retry_budget: Option<RawRetryBudget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeLimits {
+    pub enabled: Option<bool>,
+    pub quantile: Option<f64>,
+    pub multiplier: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub floor: Option<Duration>,
+    pub min_samples: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetryBudget {
+    pub ratio: Option<f64>,
+    pub min_per_second: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub ttl: Option<Duration>,
 }
 
 /// The store of the Responses API (`previous_response_id`, `GET /v1/responses/{id}`).
@@ -41,6 +84,7 @@ pub struct RawProvider {
     #[serde(default)]
     pub timeouts: RawTimeouts,
     pub capabilities: Option<RawCapabilities>,
+    pub probe: Option<RawProbe>,
     /// Per-model settings, by upstream model name.
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
@@ -59,6 +103,18 @@ pub struct RawCapabilities {
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     pub capabilities: Option<RawCapabilities>,
+    /// The model's context window, in tokens.
+    pub context_window: Option<u64>,
+}
+
+/// Active probes of a provider's targets while their breakers are open.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// "models" (a model listing) or "chat" (one output token).
+    pub request: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,7 +133,27 @@ pub struct RawTimeouts {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
-    pub targets: Vec<String>,
+    /// The balanced pool (or, with `strategy = "priority"`, the order).
+    pub targets: Vec<RawRouteTarget>,
+    /// Tried in order after the pool.
+    #[serde(default)]
+    pub fallbacks: Vec<RawRouteTarget>,
+    pub strategy: Option<String>,
+}
+
+/// `"provider/model"`, or `{ target = "provider/model", weight = 3 }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawRouteTarget {
+    Name(String),
+    Table(RawRouteTargetTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteTargetTable {
+    pub target: String,
+    pub weight: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,11 +6,16 @@ use std::net::SocketAddr;
 
 use nines_wire::openai::MaxTokensField;
 
-use super::raw::{RawConfig, RawProvider};
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawHealth, RawProvider, RawRouteTarget};
 use super::{
-    AuthConfig, Config, DEFAULT_LISTEN, DispatchConfig, ProviderConfig, ProviderKind, ResponsesConfig,
+    AuthConfig, Config, DEFAULT_LISTEN, DispatchConfig, HealthConfig, ModelConfig, ProbeConfig, ProbeRequest,
+    ProviderConfig, ProviderKind, ResponsesConfig, RetryBudgetConfig, RouteConfig, RouteTarget, Strategy,
     TargetRef, Timeouts,
 };
+use crate::health::breaker::BreakerConfig;
+use crate::health::learnt::LearntConfig;
 
 /// One problem in a configuration file.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -82,31 +87,27 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
 
     let mut routes = BTreeMap::new();
     for (name, r) in raw.routes {
-        let path = format!("routes.{}.targets", quote(&name));
+        let path = format!("routes.{}", quote(&name));
         if r.targets.is_empty() {
-            errors.push(ConfigError::new(&path, "a route needs at least one target"));
+            errors.push(ConfigError::new(format!("{path}.targets"), "a route needs at least one target"));
         }
-        let mut targets = Vec::with_capacity(r.targets.len());
-        for (i, t) in r.targets.iter().enumerate() {
-            let tpath = format!("{path}[{i}]");
-            match t.split_once('/') {
-                Some((prov, model)) if !prov.is_empty() && !model.is_empty() => {
-                    if !providers.contains_key(prov) {
-                        let known: Vec<&str> = providers.keys().map(String::as_str).collect();
-                        errors.push(ConfigError::new(
-                            tpath,
-                            format!("unknown provider \"{prov}\" (known: {})", list_or_none(&known)),
-                        ));
-                    } else {
-                        targets.push(TargetRef { provider: prov.to_owned(), model: model.to_owned() });
-                    }
-                }
-                _ => {
-                    errors.push(ConfigError::new(tpath, format!("\"{t}\" is not of the form provider/model")))
-                }
-            }
+        let strategy = match r.strategy.as_deref() {
+            None => Strategy::Priority,
+            Some(s) => Strategy::parse(s).unwrap_or_else(|| {
+                errors.push(ConfigError::new(
+                    format!("{path}.strategy"),
+                    format!("unknown strategy \"{s}\" (expected priority, weighted, latency or least-busy)"),
+                ));
+                Strategy::Priority
+            }),
+        };
+        let pool = route_targets(&r.targets, &format!("{path}.targets"), &providers, &mut errors);
+        let fallbacks = route_targets(&r.fallbacks, &format!("{path}.fallbacks"), &providers, &mut errors);
+        if strategy == Strategy::Weighted && !pool.is_empty() && pool.iter().all(|t| t.weight == 0) {
+            errors
+                .push(ConfigError::new(format!("{path}.targets"), "at least one weight must be above zero"));
         }
-        routes.insert(name, targets);
+        routes.insert(name, RouteConfig { strategy, pool, fallbacks });
     }
 
     let auth = AuthConfig { keys_env: raw.auth.and_then(|a| a.keys_env) };
@@ -145,10 +146,114 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         errors.push(ConfigError::new("responses.max_responses", "must be greater than zero"));
     }
 
+    let health = validate_health(raw.health.unwrap_or_default(), &mut errors);
+
     if errors.is_empty() {
-        Ok(Config { listen, providers, routes, auth, dispatch, responses })
+        Ok(Config { listen, providers, routes, auth, dispatch, responses, health })
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+fn route_targets(
+    raw: &[RawRouteTarget],
+    path: &str,
+    providers: &BTreeMap<String, ProviderConfig>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<RouteTarget> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        let tpath = format!("{path}[{i}]");
+        let (text, weight) = match t {
+            RawRouteTarget::Name(s) => (s.as_str(), 1),
+            RawRouteTarget::Table(t) => (t.target.as_str(), t.weight.unwrap_or(1)),
+        };
+        match text.split_once('/') {
+            Some((prov, model)) if !prov.is_empty() && !model.is_empty() => {
+                if !providers.contains_key(prov) {
+                    let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+                    errors.push(ConfigError::new(
+                        tpath,
+                        format!("unknown provider \"{prov}\" (known: {})", list_or_none(&known)),
+                    ));
+                } else {
+                    let target = TargetRef { provider: prov.to_owned(), model: model.to_owned() };
+                    out.push(RouteTarget { target, weight });
+                }
+            }
+            _ => {
+                errors.push(ConfigError::new(tpath, format!("\"{text}\" is not of the form provider/model")))
+            }
+        }
+    }
+    out
+}
+
+fn validate_health(h: RawHealth, errors: &mut Vec<ConfigError>) -> HealthConfig {
+    let d = HealthConfig::default();
+    let b = &d.breaker;
+    let breaker = BreakerConfig {
+        consecutive_failures: h.consecutive_failures.unwrap_or(b.consecutive_failures),
+        failure_rate: h.failure_rate.unwrap_or(b.failure_rate),
+        window: h.window.unwrap_or(b.window),
+        min_requests: h.min_requests.unwrap_or(b.min_requests),
+        cooldown: h.cooldown.unwrap_or(b.cooldown),
+        cooldown_max: h.cooldown_max.unwrap_or(b.cooldown_max),
+        ramp: h.ramp.unwrap_or(b.ramp),
+        jitter: b.jitter,
+    };
+    if breaker.consecutive_failures == 0 {
+        errors.push(ConfigError::new("health.consecutive_failures", "must be at least 1"));
+    }
+    if !(breaker.failure_rate > 0.0 && breaker.failure_rate <= 1.0) {
+        errors.push(ConfigError::new("health.failure_rate", "must be above 0 and at most 1"));
+    }
+    if breaker.window < Duration::from_millis(100) {
+        errors.push(ConfigError::new("health.window", "must be at least 100ms"));
+    }
+    if breaker.cooldown.is_zero() {
+        errors.push(ConfigError::new("health.cooldown", "must be greater than zero"));
+    }
+    if breaker.cooldown_max < breaker.cooldown {
+        errors.push(ConfigError::new("health.cooldown_max", "must not be smaller than health.cooldown"));
+    }
+    let t = h.time_limits.unwrap_or_default();
+    let dl = LearntConfig::default();
+    let learnt = LearntConfig {
+        quantile: t.quantile.unwrap_or(dl.quantile),
+        multiplier: t.multiplier.unwrap_or(dl.multiplier),
+        floor: t.floor.unwrap_or(dl.floor),
+        min_samples: t.min_samples.unwrap_or(dl.min_samples),
+    };
+    if !(learnt.quantile > 0.0 && learnt.quantile <= 1.0) {
+        errors.push(ConfigError::new("health.time_limits.quantile", "must be above 0 and at most 1"));
+    }
+    if !(learnt.multiplier >= 1.0 && learnt.multiplier.is_finite()) {
+        errors.push(ConfigError::new("health.time_limits.multiplier", "must be at least 1"));
+    }
+    let r = h.retry_budget.unwrap_or_default();
+    let dr = RetryBudgetConfig::default();
+    let retry_budget = RetryBudgetConfig {
+        ratio: r.ratio.map(|x| x as f32).unwrap_or(dr.ratio),
+        min_per_second: r.min_per_second.unwrap_or(dr.min_per_second),
+        ttl: r.ttl.unwrap_or(dr.ttl),
+    };
+    // tower's TpsBudget takes these ranges (and panics outside them): check them here.
+    if !(0.0..=1000.0).contains(&retry_budget.ratio) {
+        errors.push(ConfigError::new("health.retry_budget.ratio", "must be between 0 and 1000"));
+    }
+    if retry_budget.min_per_second > 1_000_000 {
+        errors.push(ConfigError::new("health.retry_budget.min_per_second", "must be at most 1000000"));
+    }
+    if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&retry_budget.ttl) {
+        errors.push(ConfigError::new("health.retry_budget.ttl", "must be between 1s and 60s"));
+    }
+    HealthConfig {
+        enabled: h.enabled.unwrap_or(d.enabled),
+        breaker,
+        rate_limit_cooldown: h.rate_limit_cooldown.unwrap_or(d.rate_limit_cooldown),
+        time_limits: t.enabled.unwrap_or(true).then_some(learnt),
+        retry_budget,
     }
 }
 
@@ -247,16 +352,47 @@ fn validate_provider(
         }
     }
     let capabilities = super::Capabilities::default_for(kind).overridden(p.capabilities);
-    let models =
-        p.models.into_iter().map(|(m, raw)| (m, capabilities.overridden(raw.capabilities))).collect();
+    let mut models = BTreeMap::new();
+    for (m, raw) in p.models {
+        if raw.context_window == Some(0) {
+            errors.push(ConfigError::new(
+                format!("{path}.models.{}.context_window", quote(&m)),
+                "must be greater than zero",
+            ));
+        }
+        let model = ModelConfig {
+            capabilities: capabilities.overridden(raw.capabilities),
+            context_window: raw.context_window,
+        };
+        models.insert(m, model);
+    }
+    let probe = p.probe.map(|raw| {
+        let request = match raw.request.as_deref() {
+            None | Some("models") => ProbeRequest::Models,
+            Some("chat") => ProbeRequest::Chat,
+            Some(other) => {
+                errors.push(ConfigError::new(
+                    format!("{path}.probe.request"),
+                    format!("\"{other}\" is neither \"models\" nor \"chat\""),
+                ));
+                ProbeRequest::Models
+            }
+        };
+        let interval = raw.interval.unwrap_or(Duration::from_secs(10));
+        if interval < Duration::from_millis(100) {
+            errors.push(ConfigError::new(format!("{path}.probe.interval"), "must be at least 100ms"));
+        }
+        ProbeConfig { interval, request }
+    });
     Some(ProviderConfig {
         capabilities,
         models,
+        probe,
         name: name.to_owned(),
         kind,
         base_url,
         api_key_env: p.api_key_env,
-        retries: p.retries.unwrap_or(0),
+        retries: p.retries.unwrap_or(1),
         max_tokens_field,
         anthropic_version,
         timeouts,
@@ -278,19 +414,26 @@ mod tests {
     fn the_example_config_is_valid() {
         let text = include_str!("../../../../nines.example.toml");
         let c = parse_and_validate(text).unwrap();
-        assert_eq!(c.routes["claude-sonnet-4-5"].len(), 3);
+        let claude = &c.routes["claude-sonnet-4-5"];
+        assert_eq!(claude.targets().count(), 3);
         assert_eq!(
-            c.routes["claude-sonnet-4-5"][2],
+            claude.fallbacks[0].target,
             TargetRef { provider: "local".into(), model: "llama3.1:8b".into() }
         );
+        assert_eq!(c.routes["gpt-4.1"].strategy, Strategy::Weighted);
+        assert_eq!(c.routes["gpt-4.1"].pool[0].weight, 3);
         assert_eq!(c.providers["anthropic"].retries, 1);
         assert_eq!(c.providers["local"].max_tokens_field, MaxTokensField::MaxTokens);
         assert_eq!(c.providers["openai"].base_url, "https://api.openai.com/v1");
         assert_eq!(c.auth.keys_env.as_deref(), Some("NINES_KEYS"));
         let local = &c.providers["local"];
-        assert!(!local.capabilities_of("llama3.1:8b").images);
-        assert!(local.capabilities_of("llava:13b").images, "a model's override");
-        assert!(!local.capabilities_of("llava:13b").reasoning, "inherited from the provider");
+        assert!(!local.model("llama3.1:8b").capabilities.images);
+        assert!(local.model("llava:13b").capabilities.images, "a model's override");
+        assert!(!local.model("llava:13b").capabilities.reasoning, "inherited from the provider");
+        assert_eq!(local.model("llava:13b").context_window, Some(32_768));
+        assert_eq!(c.providers["anthropic"].probe.map(|p| p.request), Some(ProbeRequest::Models));
+        assert!(c.health.enabled);
+        assert_eq!(c.health.breaker.consecutive_failures, 3);
         assert!(
             c.providers["anthropic"].capabilities.reasoning && !c.providers["openai"].capabilities.reasoning
         );

@@ -14,9 +14,10 @@ use nines_wire::stream::Decoder;
 use nines_wire::{ChatResponse, Dialect, StreamEvent, sse};
 use tokio::time::{Instant, timeout_at};
 
-use crate::provider::{
-    ErrorKind, Provider, ProviderError, UpstreamRequest, UpstreamResponse, error::request_id,
-};
+use super::Limits;
+use crate::health::ratelimit::RateLimits;
+use crate::provider::error::{rate_limits, request_id};
+use crate::provider::{ErrorKind, Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
 pub type UpstreamEvents = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<BodyError>>> + Send>>;
 
@@ -90,6 +91,8 @@ async fn read_capped(resp: UpstreamResponse, cap: usize, deadline: Instant) -> R
 pub struct Whole {
     pub body: WholeBody,
     pub request_id: Option<String>,
+    /// The rate limits announced with it.
+    pub limits: Option<Box<RateLimits>>,
 }
 
 #[derive(Debug)]
@@ -116,6 +119,8 @@ pub struct Committed {
     /// The upstream stream already ended cleanly (short answers).
     pub ended: bool,
     pub request_id: Option<String>,
+    /// The rate limits announced with it.
+    pub limits: Option<Box<RateLimits>>,
     /// When this attempt must be over, stream included (its `request` timeout, within the request's deadline).
     pub deadline: Instant,
 }
@@ -164,18 +169,18 @@ pub struct AttemptSpec<'a> {
     pub stream: bool,
     pub passthrough: bool,
     pub headers: &'a http::HeaderMap,
-    /// When this attempt must be over (the provider's request timeout, bounded by the request's deadline).
-    pub attempt_deadline: Instant,
+    pub limits: Limits,
 }
 
 /// Send a plain JSON request and read its whole answer, classifying failures as a chat attempt does.
 pub async fn exchange(
     provider: &Provider,
     req: UpstreamRequest,
-    attempt_deadline: Instant,
+    limits: Limits,
 ) -> Result<(Bytes, Option<String>), ProviderError> {
     let t = provider.config.timeouts;
-    let first_byte_deadline = (Instant::now() + t.first_byte).min(attempt_deadline);
+    let attempt_deadline = limits.deadline;
+    let first_byte_deadline = (Instant::now() + limits.first_token).min(attempt_deadline);
     let resp = timeout_at(first_byte_deadline, provider.send(req))
         .await
         .map_err(|_| ProviderError::new(ErrorKind::Timeout, "no response within the timeout"))??;
@@ -193,7 +198,8 @@ pub async fn exchange(
 /// Send one request and read it to its commit point.
 pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     let t = spec.provider.config.timeouts;
-    let first_byte_deadline = (Instant::now() + t.first_byte).min(spec.attempt_deadline);
+    let attempt_deadline = spec.limits.deadline;
+    let first_byte_deadline = (Instant::now() + spec.limits.first_token).min(attempt_deadline);
     let timeout_err =
         |what: &str| ProviderError::new(ErrorKind::Timeout, format!("no {what} within the timeout"));
 
@@ -206,11 +212,12 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     if !status.is_success() {
         let headers = resp.headers().clone();
         // An error body explains the failure; it is not worth waiting long for, nor holding much of.
-        let deadline = (Instant::now() + t.first_byte.min(ERROR_BODY_WAIT)).min(spec.attempt_deadline);
+        let deadline = (Instant::now() + t.first_byte.min(ERROR_BODY_WAIT)).min(attempt_deadline);
         let body = read_capped(resp, MAX_ERROR_BODY, deadline).await.unwrap_or_default();
         return Err(ProviderError::from_status(status.as_u16(), &headers, &body));
     }
     let dialect = spec.provider.dialect();
+    let limits = rate_limits(resp.headers()).map(Box::new);
 
     if !spec.stream {
         // A plain answer arrives all at once: `first_byte` bounds all of it (see docs/failover.md).
@@ -225,7 +232,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
         } else {
             WholeBody::Decoded(dialect.decode_response(&body).map_err(unreadable)?)
         };
-        return Ok(Answer::Whole(Whole { body, request_id }));
+        return Ok(Answer::Whole(Whole { body, request_id, limits }));
     }
 
     let mut rest: UpstreamEvents = Box::pin(guarded(BodyDataStream::new(resp.into_body())).eventsource());
@@ -248,7 +255,8 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
                     passthrough: spec.passthrough,
                     ended: true,
                     request_id,
-                    deadline: spec.attempt_deadline,
+                    limits,
+                    deadline: attempt_deadline,
                 }));
             }
             Some(Err(e)) => return Err(stream_transport_error(e)),
@@ -272,7 +280,8 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
                         passthrough: spec.passthrough,
                         ended,
                         request_id,
-                        deadline: spec.attempt_deadline,
+                        limits,
+                        deadline: attempt_deadline,
                     }));
                 }
             }

@@ -1,18 +1,20 @@
-//! The attempt engine: one request, one deadline, a ledger of attempts. Targets are tried in order; a failure that
-//! is the provider's fault moves on (after optional retries on the same target, with backoff and `Retry-After`),
-//! a failure that is the client's fault returns at once.
+//! The attempt engine: one [`Flight`], its targets tried in the order the policy gives, each only when the policy
+//! admits it, until one answers, the request is found at fault, or the deadline passes. A failure that is the
+//! provider's fault moves on (or, when the policy says it is worth it, retries the same target); a failure that is
+//! the client's fault returns at once; a context window exceeded moves on only to a larger model.
 //!
-//! Every attempt emits one typed event through `record`. The engine never renders HTTP: it returns what happened.
+//! Every step is an event on the flight, which hands it to the recorder. Policy is asked at the seam between
+//! attempts ([`policy`]), never written inline here. The engine never renders HTTP: it returns what happened.
 
 pub mod attempt;
-pub mod ledger;
+pub mod flight;
 pub mod ops;
+pub mod policy;
+pub mod probe;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use http::HeaderMap;
 use nines_wire::{ChatRequest, Dialect, EncodeError};
@@ -20,12 +22,14 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 pub use attempt::{Answer, Committed, Whole, WholeBody};
-pub use ledger::{Attempt, Ledger, Outcome};
+pub use flight::{EventKind, Flight};
 
-use crate::config::DispatchConfig;
-use crate::provider::ProviderError;
-use crate::record;
+use crate::health::ratelimit::{Need, RateLimits};
+use crate::health::{Admit, InFlight, Role, Unavailable};
+use crate::provider::{ErrorKind, ProviderError};
 use crate::route::Target;
+use flight::Skip as SkipWhy;
+use policy::{AfterFailure, Policy};
 
 /// A request as the front door hands it over.
 #[derive(Debug)]
@@ -42,9 +46,21 @@ pub struct Inbound {
 pub struct Served<T = Answer> {
     pub answer: T,
     pub target: Target,
-    pub ledger: Ledger,
+    /// The serving target's index in the flight's plan.
+    pub index: usize,
     /// Parameters the serving target could not take and that were left out (for the warning header).
     pub dropped: Vec<String>,
+    /// Counts the request in flight on its target until the answer is delivered.
+    pub in_flight: InFlight,
+}
+
+/// What one attempt is held to.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// When the attempt must be over (its `request` timeout, within the request's deadline).
+    pub deadline: Instant,
+    /// How long its first token (a stream's first content event; a plain answer's whole body) may take.
+    pub first_token: Duration,
 }
 
 /// A request body made for one target.
@@ -68,15 +84,33 @@ pub enum Skip {
 /// One kind of upstream call (chat, embeddings, token counting): how to make a body for a target, and how to run
 /// one attempt with it. The engine does everything else: order, skips, retries, backoff, deadline, ledger.
 pub trait Operation {
-    type Output;
+    type Output: Outcome;
     fn prepare(&self, target: &Target) -> Result<Prepared, Skip>;
     fn attempt(
         &self,
         target: &Target,
         prepared: &Prepared,
-        deadline: Instant,
+        limits: Limits,
     ) -> impl std::future::Future<Output = Result<Self::Output, ProviderError>> + Send;
+    /// What the request will spend of a target's rate limits.
+    fn need(&self) -> Need {
+        Need::default()
+    }
 }
+
+/// What the engine reads of an attempt's answer.
+pub trait Outcome {
+    /// The rate limits the provider announced with it.
+    fn limits(&mut self) -> Option<Box<RateLimits>> {
+        None
+    }
+    /// Whether the answer is already complete at its commit point (whole bodies; streams that ended early).
+    fn complete(&self) -> bool {
+        true
+    }
+}
+
+impl Outcome for Bytes {}
 
 struct Chat<'a> {
     inbound: &'a Inbound,
@@ -113,7 +147,7 @@ impl Operation for Chat<'_> {
         &self,
         target: &Target,
         prepared: &Prepared,
-        deadline: Instant,
+        limits: Limits,
     ) -> Result<Answer, ProviderError> {
         attempt::run(attempt::AttemptSpec {
             provider: &target.provider,
@@ -122,9 +156,33 @@ impl Operation for Chat<'_> {
             stream: self.inbound.request.stream,
             passthrough: prepared.passthrough,
             headers: &self.inbound.headers,
-            attempt_deadline: deadline,
+            limits,
         })
         .await
+    }
+
+    fn need(&self) -> Need {
+        // About four bytes a token: cheap, and only compared against what a provider says is left.
+        Need {
+            input_tokens: (self.inbound.raw.len() / 4) as u64,
+            output_tokens: u64::from(self.inbound.request.max_tokens.unwrap_or(0)),
+        }
+    }
+}
+
+impl Outcome for Answer {
+    fn limits(&mut self) -> Option<Box<RateLimits>> {
+        match self {
+            Answer::Whole(w) => w.limits.take(),
+            Answer::Stream(c) => c.limits.take(),
+        }
+    }
+
+    fn complete(&self) -> bool {
+        match self {
+            Answer::Whole(_) => true,
+            Answer::Stream(c) => c.ended,
+        }
     }
 }
 
@@ -147,11 +205,11 @@ fn lacks(target: &Target, req: &nines_wire::ChatRequest) -> Option<EncodeError> 
 #[derive(Debug)]
 pub enum Failure {
     /// The request's own fault (a 400-class answer): not tried elsewhere.
-    Client { error: ProviderError, target: Target, ledger: Ledger },
+    Client { error: ProviderError, target: Target },
     /// No target could express the request (every one skipped, at least one for a field it cannot carry).
-    Inexpressible { error: EncodeError, ledger: Ledger },
-    /// Every target was tried (or skipped) and none answered.
-    Exhausted { ledger: Ledger },
+    Inexpressible { error: EncodeError },
+    /// Every target was tried (or skipped) and none answered: the flight's log says why.
+    Exhausted,
 }
 
 /// Replace `model` in a JSON object body, keeping every other byte as the client wrote it: the new value is spliced
@@ -211,120 +269,217 @@ fn with_model_rebuilt(raw: &[u8], model: &str) -> Result<Bytes, serde_json::Erro
     Ok(Bytes::from(serde_json::to_vec(&map)?))
 }
 
-/// Try the targets in order until one answers, the request is found at fault, or the deadline passes.
-pub async fn dispatch(
-    inbound: &Inbound,
-    targets: &Arc<[Target]>,
-    cfg: &DispatchConfig,
-) -> Result<Served, Failure> {
-    run(&Chat { inbound }, targets, cfg).await
+/// Dispatch a chat request on its flight.
+pub async fn dispatch(inbound: &Inbound, flight: &mut Flight) -> Result<Served, Failure> {
+    run(&Chat { inbound }, flight).await
 }
 
-/// The attempt engine, for any [`Operation`].
-pub async fn run<O: Operation>(
-    op: &O,
-    targets: &[Target],
-    cfg: &DispatchConfig,
-) -> Result<Served<O::Output>, Failure> {
-    let mut ledger = Ledger::new(cfg.deadline);
-    let mut inexpressible: Option<EncodeError> = None;
+/// A target said the request exceeds its context window: from then on only targets declared larger are tried,
+/// and never the same model again (the same request is never resent unchanged to the same model).
+struct ContextLimit {
+    model: String,
+    window: Option<u64>,
+    error: ProviderError,
+    target: Target,
+    /// Attempts sent when it was learnt: if none is sent after, the client gets this error as it came.
+    sent: usize,
+}
 
-    'targets: for target in targets {
-        let provider = &target.provider;
-        let skip = |ledger: &mut Ledger, why: String| {
-            ledger.attempts.push(Attempt {
-                target: target.label.clone(),
-                outcome: Outcome::Skipped(why),
-                elapsed: Duration::ZERO,
-            });
-        };
-        if let Some(why) = &provider.unusable {
-            skip(&mut ledger, why.clone());
+impl ContextLimit {
+    fn allows(&self, t: &Target) -> bool {
+        t.model != self.model && t.context_window.is_some_and(|w| self.window.is_none_or(|f| w > f))
+    }
+}
+
+/// How trying one target ended.
+enum Tried<T> {
+    Served(Served<T>),
+    /// The client's own fault: returned as it is.
+    Client(ProviderError),
+    /// The request exceeds this model's context window.
+    Context(ProviderError),
+    Failed,
+    Deadline,
+}
+
+/// The attempt engine, for any [`Operation`], on `flight`.
+pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::Output>, Failure> {
+    let snap = flight.snap.clone();
+    let policy = Policy { health: &snap.config.health, dispatch: &snap.config.dispatch };
+    let plan = flight.plan.clone();
+    let need = op.need();
+    let mut order = Vec::with_capacity(plan.targets.len());
+    policy.order(&plan, &mut order);
+    let mut inexpressible: Option<EncodeError> = None;
+    let mut unavailable: Vec<(usize, Unavailable)> = Vec::new();
+    let mut context: Option<ContextLimit> = None;
+    // Targets already put back once by the slow start (a bit each; routes have far fewer than 64 targets).
+    let mut deferred = 0u64;
+    let mut pos = 0;
+    while let Some(&i) = order.get(pos) {
+        let Some(target) = plan.targets.get(i) else { break };
+        let skip = |flight: &mut Flight, why: SkipWhy| flight.emit(EventKind::Skipped { target: i, why });
+        if let Some(why) = &target.provider.unusable {
+            skip(flight, SkipWhy::Unusable(why.clone()));
+            pos += 1;
+            continue;
+        }
+        if context.as_ref().is_some_and(|c| !c.allows(target)) {
+            skip(flight, SkipWhy::ContextWindow);
+            pos += 1;
             continue;
         }
         let prepared = match op.prepare(target) {
             Ok(p) => p,
             Err(Skip::Cannot(e)) => {
-                skip(&mut ledger, e.to_string());
+                skip(flight, SkipWhy::Cannot(e.to_string()));
                 inexpressible.get_or_insert(e);
+                pos += 1;
                 continue;
             }
             Err(Skip::Other(why)) => {
-                skip(&mut ledger, why);
+                skip(flight, SkipWhy::Cannot(why));
+                pos += 1;
                 continue;
             }
         };
+        let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+        let role = match policy.admit(target, need) {
+            Admit::Go { role } => role,
+            Admit::Defer if pos + 1 < order.len() && deferred & bit == 0 => {
+                deferred |= bit;
+                order.swap(pos, pos + 1);
+                continue;
+            }
+            Admit::Defer => Role::Normal,
+            Admit::Skip(u) => {
+                skip(flight, SkipWhy::Unavailable(u));
+                unavailable.push((i, u));
+                pos += 1;
+                continue;
+            }
+        };
+        match attempts(op, flight, &policy, target, i, &prepared, role).await {
+            Tried::Served(s) => return Ok(s),
+            Tried::Client(error) => return Err(Failure::Client { error, target: target.clone() }),
+            Tried::Context(error) => {
+                let sent = flight.sent();
+                let (model, window) = (target.model.clone(), target.context_window);
+                context = Some(ContextLimit { model, window, error, target: target.clone(), sent });
+            }
+            Tried::Failed => {}
+            Tried::Deadline => break,
+        }
+        pos += 1;
+    }
 
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(cfg.backoff_base)
-            .with_max_delay(cfg.backoff_max)
-            .with_max_times(provider.config.retries as usize)
-            .with_jitter()
-            .build();
-        loop {
-            if ledger.remaining().is_zero() {
-                break 'targets;
+    // Every target was unavailable and nothing was sent: rather than refusing, try the one most likely to have
+    // recovered.
+    if flight.sent() == 0
+        && !flight.remaining().is_zero()
+        && let Some(i) = policy.last_resort(&unavailable)
+        && let Some(target) = plan.targets.get(i)
+        && let Ok(prepared) = op.prepare(target)
+    {
+        target.health.force(Instant::now(), need);
+        match attempts(op, flight, &policy, target, i, &prepared, Role::Forced).await {
+            Tried::Served(s) => return Ok(s),
+            Tried::Client(error) | Tried::Context(error) => {
+                return Err(Failure::Client { error, target: target.clone() });
             }
-            let began = Instant::now();
-            let attempt_deadline = (began + provider.config.timeouts.request).min(ledger.deadline);
-            let result = op.attempt(target, &prepared, attempt_deadline).await;
-            let elapsed = began.elapsed();
-            match result {
-                Ok(answer) => {
-                    ledger.attempts.push(Attempt {
-                        target: target.label.clone(),
-                        outcome: Outcome::Served,
-                        elapsed,
-                    });
-                    return Ok(Served { answer, target: target.clone(), ledger, dropped: prepared.dropped });
-                }
-                // A 400 to the client's own bytes is the client's; a 400 to a body we translated may be ours (a
-                // field this model will not take), so only the former returns at once.
-                Err(error) if !error.failover() && prepared.passthrough => {
-                    record::AttemptFailed {
-                        target: &target.label,
-                        error: &error,
-                        elapsed,
-                        will_failover: false,
-                    }
-                    .emit();
-                    return Err(Failure::Client { error, target: target.clone(), ledger });
-                }
-                Err(error) => {
-                    record::AttemptFailed {
-                        target: &target.label,
-                        error: &error,
-                        elapsed,
-                        will_failover: true,
-                    }
-                    .emit();
-                    let retry = error.retry_same_target();
-                    let retry_after = error.retry_after;
-                    ledger.attempts.push(Attempt {
-                        target: target.label.clone(),
-                        outcome: Outcome::Failed(error),
-                        elapsed,
-                    });
-                    let Some(backoff) = delays.next().filter(|_| retry) else { break };
-                    // Honour Retry-After when the provider gives one, unless it is longer than we are willing to
-                    // wait: then the next target is the better bet.
-                    let wait = match retry_after {
-                        Some(ra) if ra > cfg.retry_after_cap => break,
-                        Some(ra) => ra,
-                        None => backoff,
-                    };
-                    if wait >= ledger.remaining() {
-                        break;
-                    }
-                    tokio::time::sleep(wait).await;
-                }
-            }
+            Tried::Failed | Tried::Deadline => {}
         }
     }
 
+    if let Some(c) = context
+        && flight.sent() == c.sent
+    {
+        return Err(Failure::Client { error: c.error, target: c.target });
+    }
     match inexpressible {
-        Some(error) if ledger.sent() == 0 => Err(Failure::Inexpressible { error, ledger }),
-        _ => Err(Failure::Exhausted { ledger }),
+        Some(error) if flight.sent() == 0 => Err(Failure::Inexpressible { error }),
+        _ => Err(Failure::Exhausted),
+    }
+}
+
+/// Try one target: its attempt, and its retries while the policy says they are worth it.
+async fn attempts<O: Operation>(
+    op: &O,
+    flight: &mut Flight,
+    policy: &Policy<'_>,
+    target: &Target,
+    i: usize,
+    prepared: &Prepared,
+    mut role: Role,
+) -> Tried<O::Output> {
+    let mut tries = 0u32;
+    loop {
+        if flight.remaining().is_zero() {
+            if role == Role::Trial {
+                target.health.release_trial();
+            }
+            return Tried::Deadline;
+        }
+        tries += 1;
+        flight.emit(EventKind::Started { target: i, attempt: tries, role });
+        let in_flight = target.health.fly();
+        let began = Instant::now();
+        let first_token = policy.first_token_limit(target, flight.stream);
+        let limits = Limits {
+            deadline: (began + target.provider.config.timeouts.request).min(flight.deadline),
+            first_token,
+        };
+        let result = op.attempt(target, prepared, limits).await;
+        let elapsed = began.elapsed();
+        let error = match result {
+            Ok(mut answer) => {
+                let limits = answer.limits();
+                flight.emit(EventKind::Committed { target: i, role, elapsed, limits });
+                if answer.complete() {
+                    flight.emit(EventKind::Succeeded { target: i, elapsed, max_gap: None });
+                }
+                let dropped = prepared.dropped.clone();
+                return Tried::Served(Served {
+                    answer,
+                    target: target.clone(),
+                    index: i,
+                    dropped,
+                    in_flight,
+                });
+            }
+            Err(error) => error,
+        };
+        drop(in_flight);
+        // Held for the whole first-token limit: what a learnt limit must take into account.
+        let first_token_limit = (error.kind == ErrorKind::Timeout && flight.stream && elapsed >= first_token)
+            .then_some(first_token);
+        flight.emit(EventKind::Failed {
+            target: i,
+            role,
+            error: error.detached(),
+            elapsed,
+            first_token_limit,
+            after_commit: false,
+        });
+        // A 400 to the client's own bytes is the client's; a 400 to a body we translated may be ours (a field this
+        // model will not take), so only the former returns at once.
+        if error.kind == ErrorKind::ContextLength {
+            return Tried::Context(error);
+        }
+        if !error.failover() && prepared.passthrough {
+            return Tried::Client(error);
+        }
+        if role == Role::Forced {
+            return Tried::Failed;
+        }
+        match policy.after_failure(target, &error, tries, flight.remaining()) {
+            AfterFailure::Retry(wait) => {
+                flight.emit(EventKind::Waited { target: i, wait });
+                tokio::time::sleep(wait).await;
+                role = Role::Normal;
+            }
+            AfterFailure::MoveOn => return Tried::Failed,
+        }
     }
 }
 

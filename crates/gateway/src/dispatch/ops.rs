@@ -5,10 +5,9 @@ use bytes::Bytes;
 use http::HeaderMap;
 use nines_wire::embeddings::{self, EmbedRequest, EmbedResponse};
 use nines_wire::{Dialect, EncodeError};
-use tokio::time::Instant;
 
 use super::attempt::exchange;
-use super::{Operation, Prepared, Skip, with_model};
+use super::{Limits, Operation, Outcome, Prepared, Skip, with_model};
 use crate::config::ProviderKind;
 use crate::provider::{ErrorKind, ProviderError, parse_uri};
 use crate::route::Target;
@@ -55,14 +54,14 @@ impl Operation for Embeddings<'_> {
         &self,
         target: &Target,
         prepared: &Prepared,
-        deadline: Instant,
+        limits: Limits,
     ) -> Result<Embedded, ProviderError> {
         let provider = &target.provider;
         let Some(url) = provider.embeddings_url(&target.model) else {
             return Err(ProviderError::new(ErrorKind::BadRequest, "this provider has no embeddings API"));
         };
         let req = provider.post(parse_uri(url)?, prepared.body.clone(), &HeaderMap::new());
-        let (body, _) = exchange(provider, req, deadline).await?;
+        let (body, _) = exchange(provider, req, limits).await?;
         let protocol = |e: nines_wire::DecodeError| {
             ProviderError::new(ErrorKind::Protocol, format!("unreadable embeddings answer: {e}"))
                 .with_source(e)
@@ -80,6 +79,8 @@ impl Operation for Embeddings<'_> {
         }
     }
 }
+
+impl Outcome for Embedded {}
 
 /// Token counting in the client's own format: `POST /v1/messages/count_tokens` (Anthropic) or `:countTokens`
 /// (Gemini). Exact counts come only from targets of that same dialect (the client's own bytes); others are
@@ -113,14 +114,14 @@ impl Operation for CountTokens<'_> {
         &self,
         target: &Target,
         prepared: &Prepared,
-        deadline: Instant,
+        limits: Limits,
     ) -> Result<Bytes, ProviderError> {
         let provider = &target.provider;
         let Some(url) = provider.count_tokens_url(&target.model) else {
             return Err(ProviderError::new(ErrorKind::BadRequest, "this provider does not count tokens"));
         };
         let req = provider.post(parse_uri(url)?, prepared.body.clone(), self.headers);
-        let (body, _) = exchange(provider, req, deadline).await?;
+        let (body, _) = exchange(provider, req, limits).await?;
         let field = if self.dialect == Dialect::Gemini { "totalTokens" } else { "input_tokens" };
         match serde_json::from_slice::<serde_json::Value>(&body) {
             Ok(v) if v.get(field).is_some_and(serde_json::Value::is_u64) => Ok(body),

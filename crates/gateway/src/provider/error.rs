@@ -8,6 +8,8 @@ use std::time::Duration;
 use http::HeaderMap;
 use nines_wire::{ErrorType, StreamError};
 
+use crate::health::ratelimit::RateLimits;
+
 /// Why an attempt failed. Every kind but `BadRequest` is the provider's (or our config's) fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -33,6 +35,8 @@ pub enum ErrorKind {
     StreamCut,
     /// 400, 413, 422: the client's request is at fault, and any provider would refuse it.
     BadRequest,
+    /// A 400 saying the request exceeds the model's context window: a target with a larger window may take it.
+    ContextLength,
 }
 
 impl ErrorKind {
@@ -50,6 +54,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::StreamCut => "stream_cut",
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::ContextLength => "context_length",
         }
     }
 
@@ -59,7 +64,7 @@ impl ErrorKind {
             ErrorKind::Timeout => ErrorType::Timeout,
             ErrorKind::RateLimited => ErrorType::RateLimited,
             ErrorKind::Overloaded => ErrorType::Overloaded,
-            ErrorKind::BadRequest => ErrorType::InvalidRequest,
+            ErrorKind::BadRequest | ErrorKind::ContextLength => ErrorType::InvalidRequest,
             _ => ErrorType::Api,
         }
     }
@@ -77,6 +82,8 @@ pub struct ProviderError {
     pub message: String,
     /// The provider's own request id (`request-id`, `x-request-id`), for the client's support tickets.
     pub request_id: Option<String>,
+    /// The rate limits the provider announced with this answer.
+    pub limits: Option<Box<RateLimits>>,
     #[source]
     pub source: Option<Source>,
 }
@@ -89,6 +96,20 @@ impl ProviderError {
             retry_after: None,
             message: message.into(),
             request_id: None,
+            limits: None,
+            source: None,
+        }
+    }
+
+    /// The same error without its source chain (for the flight's log, which outlives the attempt).
+    pub fn detached(&self) -> ProviderError {
+        ProviderError {
+            kind: self.kind,
+            status: self.status,
+            retry_after: self.retry_after,
+            message: self.message.clone(),
+            request_id: self.request_id.clone(),
+            limits: self.limits.clone(),
             source: None,
         }
     }
@@ -98,7 +119,8 @@ impl ProviderError {
         self
     }
 
-    /// May the next target be tried? Only the client's own bad request may not.
+    /// May the next target be tried? Not after the client's own bad request (and after a context window
+    /// exceeded, only a target with a larger window: the engine's policy decides which).
     pub fn failover(&self) -> bool {
         self.kind != ErrorKind::BadRequest
     }
@@ -120,6 +142,7 @@ impl ProviderError {
     /// Classify a non-success HTTP answer.
     pub fn from_status(status: u16, headers: &HeaderMap, body: &[u8]) -> Self {
         let kind = match status {
+            400 if super::context::is_context_length_exceeded(status, body) => ErrorKind::ContextLength,
             // Google answers a wrong key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID: our key, not the request.
             400 if contains(body, b"API_KEY_INVALID") => ErrorKind::Auth,
             400 | 413 | 422 => ErrorKind::BadRequest,
@@ -143,6 +166,7 @@ impl ProviderError {
             retry_after: retry_after(headers),
             message,
             request_id: request_id(headers),
+            limits: rate_limits(headers).map(Box::new),
             source: None,
         }
     }
@@ -228,6 +252,12 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return seconds(ms / 1000.0);
     }
     seconds(header("retry-after")?)
+}
+
+/// The rate limits announced in an answer's headers, if any.
+pub fn rate_limits(headers: &HeaderMap) -> Option<RateLimits> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    crate::health::ratelimit::parse(headers, now)
 }
 
 /// No provider's `Retry-After` is taken beyond a day (a larger one is a bug, not advice).

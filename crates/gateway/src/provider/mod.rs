@@ -7,6 +7,7 @@
 //!
 //! This module builds and sends one upstream HTTP request; it never decides what to try next (that is `dispatch`).
 
+pub mod context;
 pub mod error;
 
 use bytes::Bytes;
@@ -43,15 +44,61 @@ pub type UpstreamRequest = Request<Full<Bytes>>;
 /// An upstream answer: status and headers, and a body still to be read.
 pub type UpstreamResponse = http::Response<Incoming>;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The read buffer of each upstream HTTP/1.1 connection. hyper's default starts at 8 KiB and grows; a fixed 4 KiB
 /// halves what every open stream holds (SSE events are far smaller) and costs a 100 KB answer a few more reads.
 const READ_BUFFER: usize = 4096;
 
+/// The upstream HTTP clients (and so their connection pools), one per connect timeout, kept outside any
+/// configuration snapshot: a reload reuses the warm connections.
+#[derive(Default)]
+pub struct Clients(std::sync::Mutex<std::collections::HashMap<std::time::Duration, HttpClient>>);
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clients")
+    }
+}
+
+impl Clients {
+    fn get(&self, connect: std::time::Duration) -> Result<HttpClient, BoxError> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = map.get(&connect) {
+            return Ok(c.clone());
+        }
+        let client = http_client(connect)?;
+        map.insert(connect, client.clone());
+        Ok(client)
+    }
+}
+
+fn http_client(connect: std::time::Duration) -> Result<HttpClient, BoxError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .http1_read_buf_exact_size(READ_BUFFER)
+        .build(https))
+}
+
 pub struct Provider {
     pub config: ProviderConfig,
     client: HttpClient,
+    /// What decides whether our requests are accepted (kind, URL, key): an auth failure holds until it changes.
+    pub fingerprint: u64,
     /// The chat endpoint, parsed once, for kinds whose URL does not name the model (all but Gemini): parsing a URL
     /// on every request was 4% of the gateway's CPU (docs/performance.md).
     fixed_chat_url: Option<Uri>,
@@ -70,28 +117,19 @@ impl std::fmt::Debug for Provider {
 }
 
 impl Provider {
-    pub fn build(config: ProviderConfig, env: &Env) -> Result<Provider, BuildError> {
+    pub fn build(config: ProviderConfig, env: &Env, clients: &Clients) -> Result<Provider, BuildError> {
         let fail = |source: Box<dyn std::error::Error + Send + Sync>| BuildError {
             name: config.name.clone(),
             source,
         };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.timeouts.connect));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .try_with_platform_verifier()
-            .map_err(|e| fail(Box::new(e)))?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http1_read_buf_exact_size(READ_BUFFER)
-            .build(https);
+        let client = clients.get(config.timeouts.connect).map_err(fail)?;
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            config.fingerprint().hash(&mut h);
+            config.api_key_env.as_deref().and_then(|v| env.get(v)).hash(&mut h);
+            h.finish()
+        };
         let (auth, unusable) = match config.api_key_env.as_deref().map(|var| (var, env.secret(var))) {
             None => (None, None),
             Some((var, None)) => (None, Some(format!("its key variable {var} is not set"))),
@@ -106,7 +144,7 @@ impl Provider {
             ProviderKind::Gemini => None,
             _ => Uri::try_from(chat_url(&config, "", false)).ok(),
         };
-        Ok(Provider { config, client, fixed_chat_url, auth, anthropic_version, unusable })
+        Ok(Provider { config, client, fingerprint, fixed_chat_url, auth, anthropic_version, unusable })
     }
 
     pub fn name(&self) -> &str {
@@ -182,6 +220,24 @@ impl Provider {
                 Some(format!("{base}/v1beta/models/{model}:countTokens"))
             }
             ProviderKind::OpenAi | ProviderKind::OpenAiResponses => None,
+        }
+    }
+
+    /// A GET of `uri` with this provider's key (a probe's model listing).
+    pub fn get(&self, uri: Uri) -> UpstreamRequest {
+        let mut req = self.post(uri, Bytes::new(), &HeaderMap::new());
+        *req.method_mut() = Method::GET;
+        req.headers_mut().remove(CONTENT_TYPE);
+        req
+    }
+
+    /// The provider's model listing (what a `models` probe asks for).
+    pub fn models_url(&self) -> String {
+        let base = &self.config.base_url;
+        match self.config.kind {
+            ProviderKind::Anthropic => format!("{base}/v1/models"),
+            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => format!("{base}/models"),
+            ProviderKind::Gemini => format!("{base}/v1beta/models"),
         }
     }
 

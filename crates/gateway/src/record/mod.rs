@@ -1,30 +1,176 @@
-//! Typed events: everything the gateway counts or logs goes through one of these, each emitting its own log line
-//! (and, later, its metrics) in one place. Nothing else in the gateway logs request outcomes.
+//! The one recorder: every event of every flight (`dispatch::flight`) comes here the moment it happens, and here
+//! it becomes what the gateway does with it: a log line, and the health of its target (breakers, cooldowns,
+//! learnt limits, headroom). Metrics, incidents and availability attach here too. Nothing else in the gateway logs
+//! request outcomes or feeds health.
+//!
+//! The recorder never decides anything about a request: it reports, and `health` remembers.
 
 pub mod sink;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
+use crate::dispatch::flight::{Event, EventKind, Flight};
+use crate::health::Health;
+use crate::health::breaker::{OpenReason, Transition};
 use crate::provider::ProviderError;
+use crate::route::Target;
+
+/// Turns events into log lines and health.
+#[derive(Debug)]
+pub struct Recorder {
+    pub health: std::sync::Arc<Health>,
+}
+
+impl Recorder {
+    pub fn new(health: std::sync::Arc<Health>) -> Recorder {
+        Recorder { health }
+    }
+
+    pub fn record(&self, flight: &Flight, ev: &Event) {
+        let cfg = &flight.snap.config.health;
+        let now = Instant::now();
+        let target = |i: usize| flight.target(i);
+        match &ev.kind {
+            EventKind::Started { target: i, attempt, role } => {
+                if let Some(t) = target(*i) {
+                    if *attempt == 1 {
+                        t.health.deposit();
+                    }
+                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = &*t.label,
+                        attempt, role = ?role, "attempt started");
+                }
+            }
+            EventKind::Committed { target: i, role, elapsed, limits } => {
+                if let Some(t) = target(*i) {
+                    let tr = t.health.committed(now, cfg, *role, *elapsed, flight.stream, limits.as_deref());
+                    self.transition(t, tr);
+                }
+            }
+            EventKind::Succeeded { target: i, max_gap, .. } => {
+                if let Some(t) = target(*i) {
+                    t.health.stream_ended(*max_gap);
+                }
+            }
+            EventKind::Failed { target: i, role, error, elapsed, first_token_limit, after_commit } => {
+                let Some(t) = target(*i) else { return };
+                AttemptFailed {
+                    request: &ev.request.to_string(),
+                    target: &t.label,
+                    error,
+                    elapsed: *elapsed,
+                    after_commit: *after_commit,
+                }
+                .emit();
+                let tr = t.health.failed(now, cfg, *role, error, t.provider.fingerprint, *first_token_limit);
+                self.transition(t, tr);
+            }
+            EventKind::Skipped { target: i, why } => {
+                if let Some(t) = target(*i) {
+                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = &*t.label,
+                        "skipped: {why}");
+                }
+            }
+            EventKind::Waited { target: i, wait } => {
+                if let Some(t) = target(*i) {
+                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = &*t.label,
+                        wait_ms = wait.as_millis() as u64, "retrying the same target after a pause");
+                }
+            }
+            EventKind::Ended { ending, target: i } => {
+                RequestCompleted {
+                    request: &ev.request.to_string(),
+                    front_door: flight.door,
+                    caller: &flight.caller.to_string(),
+                    model: &flight.route,
+                    target: i.and_then(target).map(|t| &*t.label),
+                    attempts: flight.sent(),
+                    stream: flight.stream,
+                    ending: *ending,
+                    elapsed: ev.at,
+                }
+                .emit();
+            }
+        }
+    }
+
+    /// An active probe's result.
+    pub fn probed(
+        &self,
+        target: &Target,
+        cfg: &crate::config::HealthConfig,
+        result: Result<(), ProviderError>,
+    ) {
+        let ok = result.is_ok();
+        match &result {
+            Ok(()) => {
+                tracing::debug!(target: "nines::health", target_name = &*target.label, "probe succeeded")
+            }
+            Err(e) => tracing::debug!(target: "nines::health", target_name = &*target.label,
+                kind = e.kind.label(), "probe failed: {}", e.message),
+        }
+        let tr = target.health.probed(Instant::now(), cfg, ok);
+        self.transition(target, tr);
+    }
+
+    fn transition(&self, target: &Target, tr: Option<Transition>) {
+        let Some(tr) = tr else { return };
+        BreakerChanged { target: &target.label, transition: tr }.emit();
+    }
+}
+
+/// A target's breaker changed state.
+pub struct BreakerChanged<'a> {
+    pub target: &'a str,
+    pub transition: Transition,
+}
+
+impl BreakerChanged<'_> {
+    pub fn emit(&self) {
+        let ms = |d: Duration| d.as_millis() as u64;
+        match self.transition {
+            Transition::Opened { cooldown, reason } => {
+                let why = match reason {
+                    OpenReason::Consecutive(n) => format!("{n} failures in a row"),
+                    OpenReason::Rate { failures, requests } => {
+                        format!("{failures} of {requests} requests failed")
+                    }
+                    OpenReason::Timeout => "a timeout".to_owned(),
+                };
+                tracing::warn!(target: "nines::health", target_name = self.target, cooldown_ms = ms(cooldown),
+                    "breaker opened: {why}");
+            }
+            Transition::Reopened { cooldown } => {
+                tracing::warn!(target: "nines::health", target_name = self.target, cooldown_ms = ms(cooldown),
+                    "breaker reopened: the trial failed");
+            }
+            Transition::Closed => {
+                tracing::info!(target: "nines::health", target_name = self.target, "breaker closed: recovered");
+            }
+        }
+    }
+}
 
 /// One upstream attempt failed.
 pub struct AttemptFailed<'a> {
+    pub request: &'a str,
     pub target: &'a str,
     pub error: &'a ProviderError,
     pub elapsed: Duration,
-    /// Whether the engine may try elsewhere (false: the client's own request was at fault).
-    pub will_failover: bool,
+    pub after_commit: bool,
 }
 
 impl AttemptFailed<'_> {
     pub fn emit(&self) {
         tracing::warn!(
             target: "nines::attempt",
+            request = self.request,
             target_name = self.target,
             kind = self.error.kind.label(),
             status = self.error.status,
             elapsed_ms = self.elapsed.as_millis() as u64,
-            failover = self.will_failover,
+            after_commit = self.after_commit,
             "attempt failed: {}",
             self.error.message
         );
@@ -63,7 +209,9 @@ impl Ending {
 
 /// A request finished (for streams: its body finished).
 pub struct RequestCompleted<'a> {
+    pub request: &'a str,
     pub front_door: &'a str,
+    pub caller: &'a str,
     pub model: &'a str,
     pub target: Option<&'a str>,
     pub attempts: usize,
@@ -76,7 +224,9 @@ impl RequestCompleted<'_> {
     pub fn emit(&self) {
         tracing::info!(
             target: "nines::request",
+            request = self.request,
             front_door = self.front_door,
+            caller = self.caller,
             model = self.model,
             served_by = self.target.unwrap_or("-"),
             attempts = self.attempts,

@@ -3,6 +3,9 @@
 //! Same-dialect streams pass the upstream events through untranslated, but still run the decoder, so the gateway
 //! always knows where the stream stands. After the commit point a failure cannot be hidden: the stream ends with
 //! the client dialect's error event, never with a marker that would make a cut answer look complete.
+//!
+//! The stream carries its flight: how it ends (complete, broken, or dropped by the client) goes back to the flight
+//! as an event, with the longest gap between two upstream events (what learnt idle limits are made of).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,19 +16,18 @@ use nines_wire::stream::Encoder;
 use nines_wire::{Dialect, EncodeCtx, StreamEvent};
 use tokio::time::{Instant, timeout_at};
 
-use crate::dispatch::Committed;
 use crate::dispatch::attempt::{reframe, stream_transport_error};
+use crate::dispatch::{Committed, EventKind, Flight};
+use crate::health::{InFlight, Role};
 use crate::provider::{ErrorKind, ProviderError};
-use crate::record::{Ending, RequestCompleted};
+use crate::record::Ending;
 
-/// What to report when the stream ends.
-pub struct Completion {
-    pub front_door: &'static str,
-    pub model: String,
-    pub target: String,
-    pub attempts: usize,
-    pub saved: bool,
-    pub started: Instant,
+/// The flight a stream belongs to, and the target serving it.
+pub struct Owner {
+    pub flight: Flight,
+    /// The serving target's index in the flight's plan.
+    pub target: usize,
+    pub in_flight: InFlight,
 }
 
 /// Called with the final Response object of a Responses-API stream (its `response.completed` or
@@ -65,7 +67,10 @@ struct Live {
     deadline: Instant,
     phase: Phase,
     events: Vec<StreamEvent>,
-    completion: Option<Completion>,
+    owner: Owner,
+    /// When the last upstream event arrived, and the longest wait between two so far.
+    last_event: Instant,
+    max_gap: Duration,
     on_response: Option<OnResponse>,
 }
 
@@ -79,33 +84,50 @@ impl Live {
     fn fail(&mut self, error: ProviderError, out: &mut Vec<u8>) {
         let message = format!(
             "the upstream stream from {} broke after the answer had started ({}): {}",
-            self.completion.as_ref().map(|c| c.target.as_str()).unwrap_or("the provider"),
+            self.owner.flight.target(self.owner.target).map_or("the provider", |t| &*t.label),
             error.kind.label(),
             error.message
         );
         self.enc.error(error.kind.error_type(), &message, out);
-        self.end(Ending::BrokenStream);
+        self.broke(error);
     }
 
-    fn end(&mut self, ending: Ending) {
+    /// The stream broke after its commit point: an event on its flight, which ends.
+    fn broke(&mut self, error: ProviderError) {
         self.phase = Phase::Done;
-        if let Some(c) = self.completion.take() {
-            RequestCompleted {
-                front_door: c.front_door,
-                model: &c.model,
-                target: Some(&c.target),
-                attempts: c.attempts,
-                stream: true,
-                ending,
-                elapsed: c.started.elapsed(),
-            }
-            .emit();
-        }
+        let flight = &mut self.owner.flight;
+        let elapsed = flight.started.elapsed();
+        let target = self.owner.target;
+        flight.emit(EventKind::Failed {
+            target,
+            role: Role::Normal,
+            error,
+            elapsed,
+            first_token_limit: None,
+            after_commit: true,
+        });
+        flight.end(Ending::BrokenStream, Some(target));
     }
 
     fn finished_ok(&mut self) {
-        let saved = self.completion.as_ref().is_some_and(|c| c.saved);
-        self.end(if saved { Ending::Saved } else { Ending::Served });
+        self.phase = Phase::Done;
+        let flight = &mut self.owner.flight;
+        if flight.is_ended() {
+            return;
+        }
+        let elapsed = flight.started.elapsed();
+        let target = self.owner.target;
+        let max_gap = Some(self.max_gap);
+        flight.emit(EventKind::Succeeded { target, elapsed, max_gap });
+        let ending = flight.served_ending();
+        flight.end(ending, Some(target));
+    }
+
+    /// An upstream event arrived now.
+    fn arrived(&mut self) {
+        let now = Instant::now();
+        self.max_gap = self.max_gap.max(now.saturating_duration_since(self.last_event));
+        self.last_event = now;
     }
 
     /// Produce the next chunk of client bytes, or `None` when the stream is over.
@@ -159,6 +181,7 @@ impl Live {
                         },
                         Ok(Some(Err(e))) => self.fail(stream_transport_error(e), &mut out),
                         Ok(Some(Ok(ev))) => {
+                            self.arrived();
                             match self.c.decoder.push(&ev.event, &ev.data, &mut self.events) {
                                 Ok(()) => {
                                     if self.c.passthrough {
@@ -176,7 +199,7 @@ impl Live {
                                     if self.c.passthrough && pe.kind != ErrorKind::Protocol {
                                         // The provider's own error event, in the client's own dialect: pass it on.
                                         reframe(self.c.upstream, &ev, &mut out);
-                                        self.end(Ending::BrokenStream);
+                                        self.broke(pe);
                                     } else {
                                         self.fail(pe, &mut out);
                                     }
@@ -226,15 +249,6 @@ mod tests {
         assert_eq!(framed(&[]), "[]");
         let whole = framed(&["data: {\"a\":1}\n\n", "data: {\"b\":[2]}\n\n"]);
         assert!(serde_json::from_str::<serde_json::Value>(&whole).is_ok(), "{whole}");
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        // Dropped before the end: the client went away. Dropping `rest` closes the upstream request too.
-        if self.completion.is_some() {
-            self.end(Ending::Cancelled);
-        }
     }
 }
 
@@ -297,7 +311,7 @@ pub struct Spec {
     pub include_usage: bool,
     pub idle: Duration,
     pub deadline: Instant,
-    pub completion: Completion,
+    pub owner: Owner,
     pub on_response: Option<OnResponse>,
 }
 
@@ -310,7 +324,9 @@ pub fn body(committed: Committed, spec: Spec) -> axum::body::Body {
         deadline: spec.deadline,
         phase: Phase::Head,
         events: Vec::new(),
-        completion: Some(spec.completion),
+        owner: spec.owner,
+        last_event: Instant::now(),
+        max_gap: Duration::ZERO,
         on_response: spec.on_response,
     };
     if spec.framing == Framing::Sse {

@@ -1,13 +1,19 @@
-//! Route planning: the client's `model` → the ordered targets to try.
+//! Route planning: the client's `model` → the [`Plan`]: the route's targets (its balanced pool, then its
+//! fallbacks) and the strategy that orders the pool for each request ([`strategy`]).
 //!
 //! A route name gives its configured targets; `provider/model` goes straight to that provider; with
 //! `dispatch.infer_models`, a provider's own model names (`claude-…`, `gpt-…`, `gemini-…`) go to a provider of that
-//! kind. Planning never looks at health (that will be `health`'s job) and never does I/O.
+//! kind. Each target carries its stable [`TargetId`] and a handle on its health, resolved when the configuration is
+//! built (ad-hoc targets: when planned). Planning never does I/O and never consults health: the policy in
+//! `dispatch` does, per attempt.
+
+pub mod strategy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{Capabilities, Config, ProviderKind};
+use crate::config::{Capabilities, Config, ProviderKind, Strategy};
+use crate::health::{Health, TargetHealth, TargetId};
 use crate::provider::Provider;
 
 /// One place a request may be sent.
@@ -15,18 +21,51 @@ use crate::provider::Provider;
 pub struct Target {
     pub provider: Arc<Provider>,
     pub model: String,
-    /// `provider/model`, computed once.
-    pub label: String,
+    /// `provider/model`: stable across reloads, the key of its health.
+    pub id: TargetId,
+    /// The same, as text (`provider/model`).
+    pub label: Arc<str>,
     /// What this model can take, resolved once.
     pub caps: Capabilities,
+    /// Its context window in tokens, when declared.
+    pub context_window: Option<u64>,
+    /// Its share under the weighted strategy.
+    pub weight: u32,
+    pub health: Arc<TargetHealth>,
 }
 
 impl Target {
-    pub fn new(provider: Arc<Provider>, model: impl Into<String>) -> Self {
+    pub fn new(provider: Arc<Provider>, model: impl Into<String>, health: &Health) -> Self {
         let model = model.into();
-        let label = format!("{}/{}", provider.name(), model);
-        let caps = provider.config.capabilities_of(&model);
-        Target { provider, model, label, caps }
+        let id = TargetId::new(provider.name(), &model);
+        let label = Arc::from(id.as_str());
+        let m = provider.config.model(&model);
+        let health = health.target(&id);
+        Target {
+            provider,
+            model,
+            id,
+            label,
+            caps: m.capabilities,
+            context_window: m.context_window,
+            weight: 1,
+            health,
+        }
+    }
+}
+
+/// What to try for one request: the targets, of which the first `pool` form the balanced pool (ordered per request
+/// by `strategy`) and the rest are fallbacks, tried in order.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub targets: Arc<[Target]>,
+    pub pool: usize,
+    pub strategy: Strategy,
+}
+
+impl Plan {
+    fn single(target: Target) -> Plan {
+        Plan { targets: Arc::from(vec![target]), pool: 1, strategy: Strategy::Priority }
     }
 }
 
@@ -46,48 +85,70 @@ fn known_list(known: &[String]) -> String {
 }
 
 /// The routing table, built once per configuration.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Routes {
-    routes: BTreeMap<String, Arc<[Target]>>,
+    routes: BTreeMap<String, Plan>,
     providers: BTreeMap<String, Arc<Provider>>,
     infer: bool,
+    health: Arc<Health>,
 }
 
 impl Routes {
-    pub fn build(config: &Config, providers: &BTreeMap<String, Arc<Provider>>) -> Routes {
+    pub fn build(
+        config: &Config,
+        providers: &BTreeMap<String, Arc<Provider>>,
+        health: &Arc<Health>,
+    ) -> Routes {
         let routes = config
             .routes
             .iter()
-            .map(|(name, targets)| {
-                let ts: Vec<Target> = targets
-                    .iter()
-                    .filter_map(|t| providers.get(&t.provider).map(|p| Target::new(p.clone(), &t.model)))
-                    .collect();
-                (name.clone(), Arc::from(ts))
+            .map(|(name, route)| {
+                let target = |rt: &crate::config::RouteTarget| {
+                    providers.get(&rt.target.provider).map(|p| Target {
+                        weight: rt.weight,
+                        ..Target::new(p.clone(), &rt.target.model, health)
+                    })
+                };
+                let pool: Vec<Target> = route.pool.iter().filter_map(target).collect();
+                let pool_len = pool.len();
+                let mut all = pool;
+                all.extend(route.fallbacks.iter().filter_map(target));
+                (name.clone(), Plan { targets: Arc::from(all), pool: pool_len, strategy: route.strategy })
             })
             .collect();
-        Routes { routes, providers: providers.clone(), infer: config.dispatch.infer_models }
+        Routes {
+            routes,
+            providers: providers.clone(),
+            infer: config.dispatch.infer_models,
+            health: health.clone(),
+        }
+    }
+
+    /// Every distinct target of every route (for probes and reports).
+    pub fn targets(&self) -> Vec<&Target> {
+        let mut seen = std::collections::HashSet::new();
+        self.routes.values().flat_map(|p| p.targets.iter()).filter(|t| seen.insert(&t.id)).collect()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.routes.keys().map(String::as_str)
     }
 
-    pub fn plan(&self, model: &str) -> Result<Arc<[Target]>, UnknownModel> {
-        if let Some(ts) = self.routes.get(model) {
-            return Ok(ts.clone());
+    pub fn plan(&self, model: &str) -> Result<Plan, UnknownModel> {
+        if let Some(plan) = self.routes.get(model) {
+            return Ok(plan.clone());
         }
         if let Some((prov, m)) = model.split_once('/')
             && let Some(p) = self.providers.get(prov)
             && !m.is_empty()
         {
-            return Ok(Arc::from(vec![Target::new(p.clone(), m)]));
+            return Ok(Plan::single(Target::new(p.clone(), m, &self.health)));
         }
         if self.infer
             && let Some(kind) = kind_of_model(model)
             && let Some(p) = self.providers.values().find(|p| p.config.kind == kind)
         {
-            return Ok(Arc::from(vec![Target::new(p.clone(), model)]));
+            return Ok(Plan::single(Target::new(p.clone(), model, &self.health)));
         }
         let mut known: Vec<String> = self.routes.keys().cloned().collect();
         known.extend(self.providers.keys().map(|p| format!("{p}/<model>")));

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use nines_wire::{Dialect, EncodeError, ErrorShape, ErrorType};
 
-use crate::dispatch::Ledger;
+use crate::dispatch::flight::Summary;
 use crate::provider::{ErrorKind, ProviderError};
 use crate::route::UnknownModel;
 
@@ -26,7 +26,7 @@ pub enum ApiError {
     /// Every target failed.
     Exhausted {
         model: String,
-        ledger: Ledger,
+        summary: Summary,
     },
     NotFound {
         path: String,
@@ -83,15 +83,16 @@ impl ApiError {
             ApiError::Inexpressible(e) => {
                 (400, ErrorType::InvalidRequest, e.to_string(), Some(e.field.clone()))
             }
-            ApiError::Exhausted { model, ledger } => {
-                let (status, kind) = match ledger.dominant_kind() {
-                    _ if ledger.sent() == 0 => (502, ErrorType::Api),
+            ApiError::Exhausted { model, summary } => {
+                let (status, kind) = match summary.dominant {
+                    // Nothing sent: every target skipped. Unavailable ones come back: the SDKs may retry.
+                    _ if summary.sent == 0 && summary.retry_after.is_some() => (503, ErrorType::Overloaded),
+                    _ if summary.sent == 0 => (502, ErrorType::Api),
                     ErrorKind::RateLimited => (429, ErrorType::RateLimited),
                     ErrorKind::Timeout => (504, ErrorType::Timeout),
                     // Every target refused the request itself: it is the client's to fix.
-                    ErrorKind::BadRequest => {
-                        let status = ledger.failures().filter_map(|e| e.status).last().unwrap_or(400);
-                        (status, ErrorType::InvalidRequest)
+                    ErrorKind::BadRequest | ErrorKind::ContextLength => {
+                        (summary.last_status.unwrap_or(400), ErrorType::InvalidRequest)
                     }
                     // Our keys or our model names: configuration, which no retry will fix.
                     ErrorKind::Auth | ErrorKind::NotFound => (502, ErrorType::Api),
@@ -99,11 +100,12 @@ impl ApiError {
                     _ if dialect == Dialect::Anthropic => (529, ErrorType::Overloaded),
                     _ => (503, ErrorType::Overloaded),
                 };
-                let tried = ledger.attempts.len();
-                let message = if tried == 0 {
+                let message = if summary.lines == 0 {
                     format!("no target of \"{model}\" could be tried")
+                } else if summary.sent == 0 {
+                    format!("no target of \"{model}\" could be tried: {}", summary.explain)
                 } else {
-                    format!("all {tried} attempt(s) for \"{model}\" failed: {}", ledger.explain())
+                    format!("all {} attempt(s) for \"{model}\" failed: {}", summary.sent, summary.explain)
                 };
                 (status, kind, message, None)
             }
@@ -133,7 +135,9 @@ impl ApiError {
         let h = resp.headers_mut();
         let (retry_after, request_id) = match &self {
             ApiError::Refused { error } => (error.retry_after, error.request_id.as_deref()),
-            ApiError::Exhausted { ledger, .. } => (ledger.retry_after(), ledger.upstream_request_id()),
+            ApiError::Exhausted { summary, .. } => {
+                (summary.retry_after, summary.upstream_request_id.as_deref())
+            }
             _ => (None, None),
         };
         if let Some(ra) = retry_after {
@@ -143,8 +147,8 @@ impl ApiError {
         if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
             h.insert("x-nines-upstream-request-id", id);
         }
-        if let ApiError::Exhausted { ledger, .. } = &self {
-            h.insert("x-nines-attempts", HeaderValue::from(ledger.sent()));
+        if let ApiError::Exhausted { summary, .. } = &self {
+            h.insert("x-nines-attempts", HeaderValue::from(summary.sent));
         }
         // The official SDKs (OpenAI's and Anthropic's) obey x-should-retry over their own status rules: only an
         // exhausted route is worth their retry; a refused request never is.

@@ -83,9 +83,9 @@ async fn count_tokens(
     let dialect = Dialect::Gemini;
     let started = Instant::now();
     let snap = app.snapshot();
-    if !auth::allowed_with(&snap.client_keys, headers, key) {
+    let Some(caller) = auth::authenticate(&snap.client_keys, headers, key) else {
         return ApiError::Unauthorized.render(dialect);
-    }
+    };
     let raw = match body {
         Ok(b) => b,
         Err(r) => return ApiError::from(r).render(dialect),
@@ -106,8 +106,8 @@ async fn count_tokens(
         }
     };
     let none = HeaderMap::new();
-    let count = TokenCount { dialect, raw: &raw, request: &request, model, headers: &none };
-    count_tokens_answer(&snap, count, started).await
+    let count = TokenCount { dialect, caller, raw: &raw, request: &request, model, headers: &none };
+    count_tokens_answer(app, snap, count, started).await
 }
 
 /// A route as a Gemini `Model` resource.

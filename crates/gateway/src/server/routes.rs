@@ -1,5 +1,6 @@
-//! The front doors. Each handler: authenticate → decode into the canonical request → plan the route → dispatch →
-//! respond in the client's dialect. Errors go to `server::error`, the only place that renders them.
+//! The front doors. Each handler: authenticate and decode ([`inbound`], the one extractor every chat door shares:
+//! dialect, caller, request) → plan the route → a flight → dispatch → respond in the client's dialect. Errors go
+//! to `server::error`, the only place that renders them.
 
 use std::sync::Arc;
 
@@ -15,11 +16,13 @@ use tokio::time::Instant;
 use super::error::ApiError;
 use super::responses::Keep;
 use crate::app::{AppState, Snapshot};
-use crate::auth;
-use crate::dispatch::{self, Answer, Failure, Inbound, Served, WholeBody};
-use crate::record::{Ending, RequestCompleted};
+use crate::auth::{self, Caller};
+use crate::dispatch::flight::Takeoff;
+use crate::dispatch::{self, Answer, Failure, Flight, Inbound, Served, WholeBody};
+use crate::record::Ending;
 use crate::respond;
-use crate::respond::stream::{Completion, Framing};
+use crate::respond::stream::{Framing, Owner};
+use crate::route::Plan;
 
 pub(super) type Body = Result<Bytes, BytesRejection>;
 
@@ -85,24 +88,30 @@ fn passthrough_headers(dialect: Dialect, headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: Body) -> Response {
+/// What the one extractor yields for a chat door: who is calling and what they ask, decoded.
+pub(super) struct Extracted {
+    pub caller: Caller,
+    pub raw: Bytes,
+    pub request: nines_wire::ChatRequest,
+}
+
+/// The extractor every chat door shares: authenticate (headers, or the door's query key), read the body, decode it
+/// in the door's dialect, and apply what the path says (Gemini's model and method).
+pub(super) fn inbound(
+    snap: &Snapshot,
+    door: &Door,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Extracted, Box<Response>> {
     let dialect = door.dialect;
-    let started = Instant::now();
-    let snap = app.snapshot();
-    if !auth::allowed_with(&snap.client_keys, &headers, door.query_key.as_deref()) {
-        return ApiError::Unauthorized.render(dialect);
-    }
-    let body = match body {
-        Ok(b) => b,
-        Err(r) => return ApiError::from(r).render(dialect),
+    let Some(caller) = auth::authenticate(&snap.client_keys, headers, door.query_key.as_deref()) else {
+        return Err(Box::new(ApiError::Unauthorized.render(dialect)));
     };
-    let mut request = match dialect.decode_request(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return ApiError::BadRequest { message: format!("invalid request body: {e}"), param: None }
-                .render(dialect);
-        }
-    };
+    let raw = body.map_err(|r| Box::new(ApiError::from(r).render(dialect)))?;
+    let mut request = dialect.decode_request(&raw).map_err(|e| {
+        let message = format!("invalid request body: {e}");
+        Box::new(ApiError::BadRequest { message, param: None }.render(dialect))
+    })?;
     if let Some(model) = &door.path_model {
         request.model.clone_from(model);
     }
@@ -111,56 +120,65 @@ pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: B
     }
     if request.model.is_empty() {
         let message = "`model` is required".to_owned();
-        return ApiError::BadRequest { message, param: Some("model".into()) }.render(dialect);
+        return Err(Box::new(ApiError::BadRequest { message, param: Some("model".into()) }.render(dialect)));
     }
-    let targets = match snap.routes.plan(&request.model) {
+    Ok(Extracted { caller, raw, request })
+}
+
+/// A flight for a request that came through `door`.
+fn takeoff(app: &AppState, snap: Arc<Snapshot>, t: Takeoff) -> Flight {
+    Flight::new(t, snap, app.runtime.recorder.clone())
+}
+
+pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: Body) -> Response {
+    let dialect = door.dialect;
+    let started = Instant::now();
+    let snap = app.snapshot();
+    let Extracted { caller, raw, request } = match inbound(&snap, &door, &headers, body) {
+        Ok(x) => x,
+        Err(resp) => return *resp,
+    };
+    let plan = match snap.routes.plan(&request.model) {
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
-    let inbound = Inbound { dialect, raw: body, request, headers: passthrough_headers(dialect, &headers) };
-    let model = inbound.request.model.clone();
-    let stream = inbound.request.stream;
-    let report = |target: Option<&str>, attempts: usize, ending: Ending| {
-        RequestCompleted {
-            front_door: door.name(),
-            model: &model,
-            target,
-            attempts,
-            stream,
-            ending,
-            elapsed: started.elapsed(),
-        }
-        .emit()
+    let inbound = Inbound { dialect, raw, request, headers: passthrough_headers(dialect, &headers) };
+    let t = Takeoff {
+        door: door.name(),
+        caller,
+        route: inbound.request.model.clone(),
+        stream: inbound.request.stream,
+        plan,
+        started,
     };
-    match dispatch::dispatch(&inbound, &targets, &snap.config.dispatch).await {
-        Ok(served) => respond_served(&door, &inbound, served, started, report).await,
-        Err(failure) => failure_response(dialect, &inbound.request.model, failure, report),
+    let mut flight = takeoff(app, snap, t);
+    match dispatch::dispatch(&inbound, &mut flight).await {
+        Ok(served) => respond_served(&door, &inbound, served, flight).await,
+        Err(failure) => failure_response(dialect, failure, flight),
     }
 }
 
 /// The one answer for a request no target served, in the door's dialect.
-pub(super) fn failure_response(
-    dialect: Dialect,
-    model: &str,
-    failure: Failure,
-    report: impl Fn(Option<&str>, usize, Ending),
-) -> Response {
-    match failure {
-        Failure::Client { error, target, ledger } => {
-            report(Some(&target.label), ledger.sent() + 1, Ending::Refused);
+pub(super) fn failure_response(dialect: Dialect, failure: Failure, mut flight: Flight) -> Response {
+    let mut resp = match failure {
+        Failure::Client { error, target } => {
+            let index = flight.plan.targets.iter().position(|t| t.id == target.id);
+            flight.end(Ending::Refused, index);
             let mut resp = ApiError::Refused { error }.render(dialect);
-            set_served_headers(&mut resp, &target.label, ledger.sent() + 1);
+            set_served_headers(&mut resp, &target.label, flight.sent());
             resp
         }
-        Failure::Inexpressible { error, ledger } => {
-            report(None, ledger.sent(), Ending::Refused);
+        Failure::Inexpressible { error } => {
+            flight.end(Ending::Refused, None);
             ApiError::Inexpressible(error).render(dialect)
         }
-        Failure::Exhausted { ledger } => {
-            report(None, ledger.sent(), Ending::Failed);
-            ApiError::Exhausted { model: model.to_owned(), ledger }.render(dialect)
+        Failure::Exhausted => {
+            flight.end(Ending::Failed, None);
+            ApiError::Exhausted { model: flight.route.clone(), summary: flight.summary() }.render(dialect)
         }
-    }
+    };
+    set_request_id(&mut resp, &flight);
+    resp
 }
 
 /// `POST /v1/embeddings` (OpenAI format), with the same failover as chat.
@@ -168,9 +186,9 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
     let dialect = Dialect::OpenAiChat;
     let started = Instant::now();
     let snap = app.snapshot();
-    if !auth::allowed(&snap.client_keys, &headers) {
+    let Some(caller) = auth::authenticate(&snap.client_keys, &headers, None) else {
         return ApiError::Unauthorized.render(dialect);
-    }
+    };
     let raw = match body {
         Ok(b) => b,
         Err(r) => return ApiError::from(r).render(dialect),
@@ -182,31 +200,25 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
                 .render(dialect);
         }
     };
-    let targets = match snap.routes.plan(&request.model) {
+    let plan = match snap.routes.plan(&request.model) {
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
-    let report = |target: Option<&str>, attempts: usize, ending: Ending| {
-        RequestCompleted {
-            front_door: "/v1/embeddings",
-            model: &request.model,
-            target,
-            attempts,
-            stream: false,
-            ending,
-            elapsed: started.elapsed(),
-        }
-        .emit()
+    let t = Takeoff {
+        door: "/v1/embeddings",
+        caller,
+        route: request.model.clone(),
+        stream: false,
+        plan,
+        started,
     };
+    let mut flight = takeoff(&app, snap, t);
     let op = dispatch::ops::Embeddings { raw: &raw, request: &request };
-    match dispatch::run(&op, &targets, &snap.config.dispatch).await {
+    match dispatch::run(&op, &mut flight).await {
         Ok(served) => {
-            let attempts = served.ledger.sent();
-            report(
-                Some(&served.target.label),
-                attempts,
-                if attempts > 1 { Ending::Saved } else { Ending::Served },
-            );
+            let attempts = flight.sent();
+            let ending = flight.served_ending();
+            flight.end(ending, Some(served.index));
             let body = match served.answer.raw {
                 Some(raw) => raw,
                 None => {
@@ -216,9 +228,10 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
             let mut resp =
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
             set_served_headers(&mut resp, &served.target.label, attempts);
+            set_request_id(&mut resp, &flight);
             resp
         }
-        Err(failure) => failure_response(dialect, &request.model, failure, report),
+        Err(failure) => failure_response(dialect, failure, flight),
     }
 }
 
@@ -228,9 +241,9 @@ pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, 
     let dialect = Dialect::Anthropic;
     let started = Instant::now();
     let snap = app.snapshot();
-    if !auth::allowed(&snap.client_keys, &headers) {
+    let Some(caller) = auth::authenticate(&snap.client_keys, &headers, None) else {
         return ApiError::Unauthorized.render(dialect);
-    }
+    };
     let raw = match body {
         Ok(b) => b,
         Err(r) => return ApiError::from(r).render(dialect),
@@ -243,15 +256,22 @@ pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, 
         }
     };
     let passthrough = passthrough_headers(dialect, &headers);
-    let count =
-        TokenCount { dialect, raw: &raw, request: &request, model: &request.model, headers: &passthrough };
-    count_tokens_answer(&snap, count, started).await
+    let count = TokenCount {
+        dialect,
+        caller,
+        raw: &raw,
+        request: &request,
+        model: &request.model,
+        headers: &passthrough,
+    };
+    count_tokens_answer(&app, snap, count, started).await
 }
 
 /// A token-counting request, decoded by its door.
 pub(super) struct TokenCount<'a> {
     /// The door's dialect: only targets of it count exactly, and the answer is in its shape.
     pub dialect: Dialect,
+    pub caller: Caller,
     /// The client's body, sent as it is to those targets.
     pub raw: &'a Bytes,
     /// The same, decoded: what an estimate counts.
@@ -266,49 +286,39 @@ pub(super) struct TokenCount<'a> {
 /// marked `x-nines-token-count: estimate`, when none can answer. A request refused as the client's fault is
 /// returned as it is.
 pub(super) async fn count_tokens_answer(
-    snap: &Snapshot,
+    app: &AppState,
+    snap: Arc<Snapshot>,
     count: TokenCount<'_>,
     started: Instant,
 ) -> Response {
-    let TokenCount { dialect, raw, request, model, headers } = count;
+    let TokenCount { dialect, caller, raw, request, model, headers } = count;
     let (front_door, field) = match dialect {
         Dialect::Gemini => ("models:countTokens", "totalTokens"),
         _ => ("/v1/messages/count_tokens", "input_tokens"),
     };
-    let targets = match snap.routes.plan(model) {
+    let plan: Plan = match snap.routes.plan(model) {
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
-    let report = |target: Option<&str>, attempts: usize, ending: Ending| {
-        RequestCompleted {
-            front_door,
-            model,
-            target,
-            attempts,
-            stream: false,
-            ending,
-            elapsed: started.elapsed(),
-        }
-        .emit()
-    };
+    let t = Takeoff { door: front_door, caller, route: model.to_owned(), stream: false, plan, started };
+    let mut flight = takeoff(app, snap, t);
     let op = dispatch::ops::CountTokens { dialect, raw, headers };
-    match dispatch::run(&op, &targets, &snap.config.dispatch).await {
+    match dispatch::run(&op, &mut flight).await {
         Ok(served) => {
-            let attempts = served.ledger.sent();
-            report(
-                Some(&served.target.label),
-                attempts,
-                if attempts > 1 { Ending::Saved } else { Ending::Served },
-            );
+            let attempts = flight.sent();
+            let ending = flight.served_ending();
+            flight.end(ending, Some(served.index));
             let mut resp =
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], served.answer)
                     .into_response();
             set_served_headers(&mut resp, &served.target.label, attempts);
+            set_request_id(&mut resp, &flight);
             resp
         }
-        Err(failure @ Failure::Client { .. }) => failure_response(dialect, model, failure, report),
+        Err(failure @ Failure::Client { .. }) => failure_response(dialect, failure, flight),
         Err(_) => {
-            report(None, 0, Ending::Served);
+            // Not a failure of the request: nobody could count exactly, so nines estimates.
+            flight.end(Ending::Served, None);
             let n = estimate_input_tokens(request);
             let mut resp = axum::Json(json!({ field: n })).into_response();
             resp.headers_mut().insert("x-nines-token-count", HeaderValue::from_static("estimate"));
@@ -344,6 +354,13 @@ fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
     n
 }
 
+/// `x-nines-request-id`: the id of every log line about this request.
+pub(super) fn set_request_id(resp: &mut Response, flight: &Flight) {
+    if let Ok(v) = HeaderValue::from_str(&flight.id.to_string()) {
+        resp.headers_mut().insert("x-nines-request-id", v);
+    }
+}
+
 pub(super) fn set_served_headers(resp: &mut Response, target: &str, attempts: usize) {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(target) {
@@ -352,17 +369,11 @@ pub(super) fn set_served_headers(resp: &mut Response, target: &str, attempts: us
     h.insert("x-nines-attempts", HeaderValue::from(attempts));
 }
 
-async fn respond_served(
-    door: &Door,
-    inbound: &Inbound,
-    served: Served,
-    started: Instant,
-    report: impl Fn(Option<&str>, usize, Ending),
-) -> Response {
-    let Served { answer, target, ledger, dropped } = served;
+async fn respond_served(door: &Door, inbound: &Inbound, served: Served, mut flight: Flight) -> Response {
+    let Served { answer, target, index, dropped, in_flight } = served;
     let dialect = door.dialect;
-    let attempts = ledger.sent();
-    let saved = attempts > 1;
+    let attempts = flight.sent();
+    let request_id_header = HeaderValue::from_str(&flight.id.to_string()).ok();
     let mut resp = match answer {
         Answer::Whole(whole) => {
             let model = match &whole.body {
@@ -380,7 +391,9 @@ async fn respond_served(
             if let Some(keep) = &door.keep {
                 keep.keep(body.clone()).await;
             }
-            report(Some(&target.label), attempts, if saved { Ending::Saved } else { Ending::Served });
+            let ending = flight.served_ending();
+            flight.end(ending, Some(index));
+            drop(in_flight);
             let mut resp =
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
             if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
@@ -402,14 +415,7 @@ async fn respond_served(
             let request_id = committed.request_id.clone();
             let timeouts = target.provider.config.timeouts;
             let deadline = committed.deadline;
-            let completion = Completion {
-                front_door: door.name(),
-                model: inbound.request.model.clone(),
-                target: target.label.clone(),
-                attempts,
-                saved,
-                started,
-            };
+            let owner = Owner { flight, target: index, in_flight };
             let spec = respond::stream::Spec {
                 client: dialect,
                 framing: door.framing,
@@ -417,7 +423,7 @@ async fn respond_served(
                 include_usage: inbound.request.include_usage,
                 idle: timeouts.idle,
                 deadline,
-                completion,
+                owner,
                 on_response: door.keep.as_ref().map(|k| k.clone().on_response()),
             };
             let body = respond::stream::body(committed, spec);
@@ -439,6 +445,9 @@ async fn respond_served(
         }
     };
     set_served_headers(&mut resp, &target.label, attempts);
+    if let Some(id) = request_id_header {
+        resp.headers_mut().insert("x-nines-request-id", id);
+    }
     if !dropped.is_empty()
         && let Ok(v) = HeaderValue::from_str(&format!("{} cannot take: {}", target.label, dropped.join("; ")))
     {

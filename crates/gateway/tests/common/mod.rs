@@ -2,8 +2,8 @@
 // A test harness: failing loudly is its job.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use nines::App;
 use nines::config::{self, Env};
-use nines::{App, Snapshot};
 use nines_sim::{Fault, FaultKind, Sim, SimOptions};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -23,10 +23,12 @@ pub struct P {
     pub extra: &'static str,
     /// The provider's first-byte (and idle) timeout.
     pub first_byte: &'static str,
+    /// Same-target retries (0 here unless a test sets it: most tests pin failover, not retries).
+    pub retries: u32,
 }
 
 pub const fn p(name: &'static str, kind: &'static str, model: &'static str) -> P {
-    P { name, kind, model, extra: "", first_byte: "500ms" }
+    P { name, kind, model, extra: "", first_byte: "500ms", retries: 0 }
 }
 
 impl Harness {
@@ -46,20 +48,20 @@ impl Harness {
                 _ => sim.base_url(),
             };
             toml.push_str(&format!(
-                "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{base}\"\n{extra}\n\
+                "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{base}\"\nretries = {retries}\n{extra}\n\
                  [providers.{name}.timeouts]\nconnect = \"1s\"\nfirst_byte = \"{fb}\"\nidle = \"{fb}\"\n\n",
                 name = p.name,
                 kind = p.kind,
                 extra = p.extra,
                 fb = p.first_byte,
+                retries = p.retries,
             ));
             sims.push(sim);
         }
         let targets: Vec<String> = providers.iter().map(|p| format!("\"{}/{}\"", p.name, p.model)).collect();
         toml.push_str(&format!("[routes.chat]\ntargets = [{}]\n\n{extra_toml}\n", targets.join(", ")));
         let config = config::parse_and_validate(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-        let snapshot = Snapshot::build(config, &env).unwrap();
-        let app = App::new(snapshot);
+        let app = App::build(config, &env).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         app.spawn(listener);

@@ -67,6 +67,11 @@ pub(crate) fn status_error(status: StatusCode) -> ApiError {
     ApiError::new(status, message)
 }
 
+/// The error a `ContextLength` fault produces: Anthropic's refusal of a prompt over the model's context window.
+pub(crate) fn context_length_error() -> ApiError {
+    ApiError::bad("prompt is too long: 210000 tokens > 200000 maximum")
+}
+
 fn error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => "authentication_error",

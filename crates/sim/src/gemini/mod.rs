@@ -85,6 +85,11 @@ pub(crate) fn status_error(status: StatusCode, retry_after: Option<u64>) -> ApiE
     }
 }
 
+/// The error a `ContextLength` fault produces: Google's refusal of input over the model's token limit.
+pub(crate) fn context_length_error() -> ApiError {
+    ApiError::bad("The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).")
+}
+
 fn status_name(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "INVALID_ARGUMENT",

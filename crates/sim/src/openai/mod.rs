@@ -68,6 +68,16 @@ pub(crate) fn status_error(status: StatusCode) -> ApiError {
     }
 }
 
+/// The error a `ContextLength` fault produces (Chat Completions and Responses alike).
+pub(crate) fn context_length_error() -> ApiError {
+    ApiError::bad(
+        "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. \
+         Please reduce the length of the messages.",
+    )
+    .param("messages")
+    .code("context_length_exceeded")
+}
+
 pub(crate) fn authenticate(call: &Call<'_>) -> Result<(), ApiError> {
     let Some(expected) = call.api_key else {
         return Ok(());

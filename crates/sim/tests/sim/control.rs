@@ -57,6 +57,8 @@ async fn every_documented_fault_json_is_accepted() {
         json!({"kind": "garbage"}),
         json!({"kind": "delay", "ms": 500}),
         json!({"kind": "drip", "ms": 20}),
+        json!({"kind": "context_length"}),
+        json!({"kind": "stall", "after": 1, "ms": 20000}),
     ];
     for fault in &faults {
         let resp = client().post(format!("{}/_sim/faults", sim.base_url())).json(fault).send().await.unwrap();

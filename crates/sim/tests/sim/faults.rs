@@ -227,3 +227,91 @@ async fn drip_streams_the_same_events_slowly() {
     assert_eq!(events.len(), 10);
     assert_eq!(events.last().unwrap().name.as_deref(), Some("message_stop"));
 }
+
+#[tokio::test]
+async fn context_length_answers_each_providers_too_long_error() {
+    let sim = sim().await;
+    sim.push_fault(Fault::context_length());
+    let resp = post_anthropic(&sim, &anthropic_body("hi")).await;
+    assert_eq!(resp.status(), 400);
+    let request_id = resp.headers()["request-id"].to_str().unwrap().to_owned();
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(
+        err,
+        json!({
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"},
+            "request_id": request_id,
+        })
+    );
+
+    let openai_error = json!({"error": {
+        "message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 \
+                    tokens. Please reduce the length of the messages.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }});
+    sim.push_fault(Fault::context_length().times(2));
+    let resp = post(&sim, OPENAI, &openai_body("hi")).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap(), openai_error);
+    let resp = post(&sim, RESPONSES, &responses_body("hi")).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap(), openai_error);
+
+    sim.push_fault(Fault::context_length());
+    let resp = post(&sim, GEMINI, &gemini_body("hi")).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"error": {
+            "code": 400,
+            "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+            "status": "INVALID_ARGUMENT",
+        }})
+    );
+    assert_eq!(post(&sim, GEMINI, &gemini_body("hi")).await.status(), 200);
+}
+
+/// Read a stream, noting when each complete SSE event arrived (relative to `started`).
+async fn event_times(resp: reqwest::Response, started: tokio::time::Instant) -> (String, Vec<Duration>) {
+    let mut stream = resp.bytes_stream();
+    let mut got = String::new();
+    let mut times = Vec::new();
+    while let Some(item) = stream.next().await {
+        got.push_str(std::str::from_utf8(&item.unwrap()).unwrap());
+        let complete = got.replace("\r\n", "\n").matches("\n\n").count();
+        while times.len() < complete {
+            times.push(started.elapsed());
+        }
+    }
+    (got, times)
+}
+
+#[tokio::test]
+async fn stall_sends_the_first_events_then_pauses() {
+    let sim = sim().await;
+    sim.push_fault(Fault::stall(1, 400));
+    let mut body = anthropic_body("hello there");
+    body["stream"] = json!(true);
+    let started = tokio::time::Instant::now();
+    let resp = post_anthropic(&sim, &body).await;
+    assert_eq!(resp.status(), 200);
+    let (text, times) = event_times(resp, started).await;
+    let events = parse_sse(&text);
+    assert_eq!(events.len(), 10, "every event arrives");
+    assert_eq!(events[0].name.as_deref(), Some("message_start"));
+    assert_eq!(events.last().unwrap().name.as_deref(), Some("message_stop"));
+    assert!(times[0] < Duration::from_millis(350), "message_start comes promptly: {times:?}");
+    assert!(times[1] - times[0] >= Duration::from_millis(350), "then the stall: {times:?}");
+
+    // Non-streaming: a wait before the headers, then the normal answer.
+    sim.push_fault(Fault::stall(1, 50));
+    let started = tokio::time::Instant::now();
+    let resp = post(&sim, OPENAI, &openai_body("hi")).await;
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    assert_eq!(resp.status(), 200);
+    let got: Value = resp.json().await.unwrap();
+    assert_eq!(got["choices"][0]["message"]["content"], "alpha says: hi");
+}

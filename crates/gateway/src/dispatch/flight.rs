@@ -1,0 +1,290 @@
+//! The flight: one request, owned by `dispatch` from its plan to the last byte the client receives. It holds the
+//! plan, the deadline, the caller, and an append-only log of typed events, each stamped with the request's id.
+//! Every event goes to the one recorder (`record::Recorder`) the moment it is appended: log lines, health,
+//! (later) metrics and incidents all come from here, and no event is built anywhere else.
+//!
+//! A committed stream carries its flight into `respond`, so a failure after the commit point comes back here as
+//! an event. A flight dropped before it ended (the client went away) ends as `Cancelled`, and a breaker trial it
+//! held is released.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::app::Snapshot;
+use crate::auth::Caller;
+use crate::health::ratelimit::RateLimits;
+use crate::health::{Role, Unavailable};
+use crate::provider::{ErrorKind, ProviderError};
+use crate::record::{Ending, Recorder};
+use crate::route::{Plan, Target};
+
+/// A request's id, in every log line about it and in the `x-nines-request-id` header.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    pub fn new() -> RequestId {
+        RequestId(rand::random())
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        RequestId::new()
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "req_{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why a target was not tried.
+#[derive(Clone, Debug)]
+pub enum Skip {
+    /// Its provider cannot be used at all (no key).
+    Unusable(String),
+    /// It cannot carry the request (a capability or field it lacks).
+    Cannot(String),
+    /// Its health says not now.
+    Unavailable(Unavailable),
+    /// A smaller model already said the request exceeds its context window, and this one is not declared larger.
+    ContextWindow,
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::Unusable(why) | Skip::Cannot(why) => f.write_str(why),
+            Skip::Unavailable(u) => f.write_str(u.label()),
+            Skip::ContextWindow => {
+                f.write_str("its context window is not declared larger than the one exceeded")
+            }
+        }
+    }
+}
+
+/// One step of a flight. Targets are indices into the flight's plan.
+#[derive(Debug)]
+pub enum EventKind {
+    /// An attempt was sent (`attempt`: 1 for the first on this target, 2 for its retry…).
+    Started { target: usize, attempt: u32, role: Role },
+    /// The attempt reached its commit point after `elapsed`: its first content event, or its whole answer.
+    Committed { target: usize, role: Role, elapsed: Duration, limits: Option<Box<RateLimits>> },
+    /// The answer is complete (whole answers: right after their commit; streams: at their last event).
+    Succeeded { target: usize, elapsed: Duration, max_gap: Option<Duration> },
+    /// The attempt failed, before its commit point or (for a stream) after it.
+    Failed {
+        target: usize,
+        role: Role,
+        error: ProviderError,
+        elapsed: Duration,
+        /// The first-token limit it was held to, when it timed out waiting for its first token.
+        first_token_limit: Option<Duration>,
+        after_commit: bool,
+    },
+    /// A target was not tried.
+    Skipped { target: usize, why: Skip },
+    /// A pause before retrying the same target.
+    Waited { target: usize, wait: Duration },
+    /// The request is over, for the client.
+    Ended { ending: Ending, target: Option<usize> },
+}
+
+#[derive(Debug)]
+pub struct Event {
+    pub request: RequestId,
+    /// Since the request started.
+    pub at: Duration,
+    pub kind: EventKind,
+}
+
+/// How an exhausted route is explained to the client: a digest of the log.
+#[derive(Debug)]
+pub struct Summary {
+    /// Attempts sent.
+    pub sent: usize,
+    /// Targets tried or skipped (lines of `explain`).
+    pub lines: usize,
+    /// One line per attempt or skip: `anthropic/claude: overload 529: Overloaded`.
+    pub explain: String,
+    /// The kind that best describes the whole: the common kind when every failure was alike, else `Overloaded`.
+    pub dominant: ErrorKind,
+    pub last_status: Option<u16>,
+    /// The shortest `Retry-After` any provider gave, or the soonest any skipped target comes back.
+    pub retry_after: Option<Duration>,
+    pub upstream_request_id: Option<String>,
+}
+
+pub struct Flight {
+    pub id: RequestId,
+    /// The front door it came through (`/v1/chat/completions`…).
+    pub door: &'static str,
+    pub caller: Caller,
+    /// The `model` the client asked for.
+    pub route: String,
+    pub stream: bool,
+    pub plan: Plan,
+    pub started: Instant,
+    pub deadline: Instant,
+    /// The configuration this flight runs under, from plan to last byte.
+    pub snap: Arc<Snapshot>,
+    recorder: Arc<Recorder>,
+    log: Vec<Event>,
+    /// The attempt whose verdict is pending, if it holds a breaker trial: released if the flight ends first.
+    open_trial: Option<usize>,
+    ended: bool,
+}
+
+impl fmt::Debug for Flight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flight").field("id", &self.id).field("route", &self.route).finish_non_exhaustive()
+    }
+}
+
+/// What a front door knows when a flight takes off.
+pub struct Takeoff {
+    pub door: &'static str,
+    pub caller: Caller,
+    pub route: String,
+    pub stream: bool,
+    pub plan: Plan,
+    pub started: Instant,
+}
+
+impl Flight {
+    pub fn new(t: Takeoff, snap: Arc<Snapshot>, recorder: Arc<Recorder>) -> Flight {
+        let deadline = t.started + snap.config.dispatch.deadline;
+        Flight {
+            id: RequestId::new(),
+            door: t.door,
+            caller: t.caller,
+            route: t.route,
+            stream: t.stream,
+            plan: t.plan,
+            started: t.started,
+            deadline,
+            snap,
+            recorder,
+            log: Vec::with_capacity(4),
+            open_trial: None,
+            ended: false,
+        }
+    }
+
+    pub fn target(&self, index: usize) -> Option<&Target> {
+        self.plan.targets.get(index)
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    pub fn log(&self) -> &[Event] {
+        &self.log
+    }
+
+    /// Append an event and hand it to the recorder.
+    pub fn emit(&mut self, kind: EventKind) {
+        match &kind {
+            EventKind::Started { target, role: Role::Trial, .. } => self.open_trial = Some(*target),
+            EventKind::Committed { .. } | EventKind::Failed { .. } => self.open_trial = None,
+            _ => {}
+        }
+        let ending = matches!(kind, EventKind::Ended { .. });
+        let ev = Event { request: self.id, at: self.started.elapsed(), kind };
+        let recorder = Arc::clone(&self.recorder);
+        recorder.record(self, &ev);
+        self.log.push(ev);
+        if ending {
+            self.ended = true;
+        }
+    }
+
+    /// End the flight (once; later calls do nothing).
+    pub fn end(&mut self, ending: Ending, target: Option<usize>) {
+        if !self.ended {
+            self.emit(EventKind::Ended { ending, target });
+        }
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Attempts sent upstream so far.
+    pub fn sent(&self) -> usize {
+        self.log.iter().filter(|e| matches!(e.kind, EventKind::Started { .. })).count()
+    }
+
+    /// Served now: by the first attempt, or saved by a retry or failover.
+    pub fn served_ending(&self) -> Ending {
+        let failed = self.log.iter().any(|e| matches!(e.kind, EventKind::Failed { .. }));
+        if failed { Ending::Saved } else { Ending::Served }
+    }
+
+    fn failures(&self) -> impl Iterator<Item = &ProviderError> {
+        self.log.iter().filter_map(|e| match &e.kind {
+            EventKind::Failed { error, .. } => Some(error),
+            _ => None,
+        })
+    }
+
+    pub fn summary(&self) -> Summary {
+        let label = |i: usize| self.target(i).map_or("?", |t| &t.label);
+        let mut lines = Vec::new();
+        let mut soonest: Option<Instant> = None;
+        for e in &self.log {
+            match &e.kind {
+                EventKind::Failed { target, error, .. } => lines.push(format!("{}: {error}", label(*target))),
+                EventKind::Skipped { target, why } => {
+                    if let Skip::Unavailable(u) = why
+                        && let Some(until) = u.until()
+                    {
+                        soonest = Some(soonest.map_or(until, |s| s.min(until)));
+                    }
+                    lines.push(format!("{}: skipped ({why})", label(*target)));
+                }
+                _ => {}
+            }
+        }
+        let mut kinds = self.failures().map(|e| e.kind);
+        let dominant = match kinds.next() {
+            Some(first) if kinds.all(|k| k == first) => first,
+            _ => ErrorKind::Overloaded,
+        };
+        let skipped_wait = soonest.map(|s| s.saturating_duration_since(Instant::now()));
+        Summary {
+            sent: self.sent(),
+            lines: lines.len(),
+            explain: lines.join("; "),
+            dominant,
+            last_status: self.failures().filter_map(|e| e.status).last(),
+            retry_after: self.failures().filter_map(|e| e.retry_after).chain(skipped_wait).min(),
+            upstream_request_id: self.failures().filter_map(|e| e.request_id.clone()).last(),
+        }
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if let Some(i) = self.open_trial.take()
+            && let Some(t) = self.plan.targets.get(i)
+        {
+            t.health.release_trial();
+        }
+        if !self.ended {
+            self.emit(EventKind::Ended { ending: Ending::Cancelled, target: None });
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! Health per target (provider + model): what the gateway has learnt from every attempt, consulted before the
+//! next one. A circuit breaker ([`breaker`]), a cooldown after a 429, "down" after our key was refused, the
+//! rate-limit headroom the provider announced ([`ratelimit`]), learnt time limits and a latency score
+//! ([`learnt`]), requests in flight, and the retry budget.
+//!
+//! The state is keyed by [`TargetId`] and lives in [`Health`], outside any configuration snapshot: a reload keeps
+//! it. It is fed by `record` (the recorder turns attempt events into calls here) and read by `dispatch`'s policy.
+//! This module never does I/O, never logs, and never decides the order of a route (that is `route::strategy`);
+//! time comes only from `tokio::time`.
+
+pub mod breaker;
+pub mod learnt;
+pub mod ratelimit;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower::retry::budget::{Budget, TpsBudget};
+
+use crate::config::{HealthConfig, RetryBudgetConfig};
+use crate::provider::{ErrorKind, ProviderError};
+use breaker::{Admission, Breaker, Outcome, Transition};
+use learnt::{LearntLimit, PeakEwma};
+use ratelimit::{Headroom, Need, RateLimits};
+
+/// How many targets the registry remembers. Ad-hoc `provider/model` names come from clients: beyond this, a new
+/// one gets health that is not kept (nothing learnt), so no client can grow the registry without bound.
+const MAX_TARGETS: usize = 4096;
+
+/// How fast the latency score forgets (peak EWMA decay).
+const LATENCY_DECAY: Duration = Duration::from_secs(10);
+
+/// A target's stable identity: `provider/model`, the same for a route's target and an ad-hoc one, and across
+/// configuration reloads.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TargetId(Arc<str>);
+
+impl TargetId {
+    pub fn new(provider: &str, model: &str) -> TargetId {
+        TargetId(Arc::from(format!("{provider}/{model}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TargetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TargetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+/// What an attempt is to its target's breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// An ordinary attempt on a closed breaker.
+    Normal,
+    /// The one attempt a half-open breaker lets through: its verdict closes or reopens it.
+    Trial,
+    /// Every target of the route was unavailable and this one was the most likely to have recovered: tried anyway,
+    /// its verdict counts like a probe's.
+    Forced,
+}
+
+/// Why a target is not tried now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Its breaker is open (until then; `None`: half-open with its one trial in flight, or waiting for a probe).
+    Open { until: Option<Instant> },
+    /// It answered 429: aside until its `Retry-After` or rate-limit reset.
+    Cooling { until: Instant },
+    /// Its announced rate limits cannot cover this request until they reset.
+    NoHeadroom { until: Instant },
+    /// It refused our key: down until its configuration changes or a probe succeeds.
+    Down,
+}
+
+impl Unavailable {
+    /// When it may be usable again (`None`: unknown, or not by itself).
+    pub fn until(self) -> Option<Instant> {
+        match self {
+            Unavailable::Open { until } => until,
+            Unavailable::Cooling { until } | Unavailable::NoHeadroom { until } => Some(until),
+            Unavailable::Down => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Unavailable::Open { .. } => "breaker open",
+            Unavailable::Cooling { .. } => "rate-limited, cooling down",
+            Unavailable::NoHeadroom { .. } => "its rate limits cannot cover this request until they reset",
+            Unavailable::Down => "down: the provider refused our key",
+        }
+    }
+}
+
+/// The answer to "may this request try this target now?".
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Admit {
+    Go {
+        role: Role,
+    },
+    /// Usable, but ramping up after a recovery and not chosen for this request by the slow start: try it later in
+    /// the order if something else can be tried first.
+    Defer,
+    Skip(Unavailable),
+}
+
+/// Everything the gateway knows about the health of its targets.
+pub struct Health {
+    targets: Mutex<HashMap<TargetId, Arc<TargetHealth>>>,
+    budget: RetryBudgetConfig,
+}
+
+impl fmt::Debug for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Health").field("targets", &lock(&self.targets).len()).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here is a few field updates that cannot be left half-done by a panic.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Health {
+    /// `budget` shapes each target's retry budget (taken when the target is first seen).
+    pub fn new(budget: RetryBudgetConfig) -> Health {
+        Health { targets: Mutex::new(HashMap::new()), budget }
+    }
+
+    /// The health of `id`, remembered from now on (unless the registry is full).
+    pub fn target(&self, id: &TargetId) -> Arc<TargetHealth> {
+        let mut targets = lock(&self.targets);
+        if let Some(t) = targets.get(id) {
+            return t.clone();
+        }
+        let t = Arc::new(TargetHealth::new(id.clone(), &self.budget));
+        if targets.len() < MAX_TARGETS {
+            targets.insert(id.clone(), t.clone());
+        }
+        t
+    }
+
+    /// Every remembered target, for reports.
+    pub fn all(&self) -> Vec<Arc<TargetHealth>> {
+        let mut v: Vec<_> = lock(&self.targets).values().cloned().collect();
+        v.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        v
+    }
+}
+
+/// One target's health.
+pub struct TargetHealth {
+    pub id: TargetId,
+    state: Mutex<State>,
+    in_flight: AtomicU32,
+    budget: TpsBudget,
+}
+
+impl fmt::Debug for TargetHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetHealth").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    breaker: Breaker,
+    /// Time to first token of streams.
+    ttft: LearntLimit,
+    /// The largest gap between two events of each stream.
+    gap: LearntLimit,
+    /// Time to the commit point (first token, or the whole answer): the latency strategy's score.
+    latency: PeakEwma,
+    headroom: Headroom,
+    cooling_until: Option<Instant>,
+    /// The fingerprint of the provider's configuration when our key was refused.
+    down: Option<u64>,
+    last_probe: Option<Instant>,
+}
+
+/// A target's health as a report shows it.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub id: TargetId,
+    pub state: &'static str,
+    pub until: Option<Instant>,
+    pub consecutive_failures: u32,
+    pub in_flight: u32,
+    pub ttft_p99: Option<Duration>,
+    pub first_token_limit: Duration,
+    pub latency: Option<Duration>,
+}
+
+impl TargetHealth {
+    fn new(id: TargetId, budget: &RetryBudgetConfig) -> TargetHealth {
+        TargetHealth {
+            id,
+            state: Mutex::new(State {
+                breaker: Breaker::new(),
+                ttft: LearntLimit::new(),
+                gap: LearntLimit::new(),
+                latency: PeakEwma::new(),
+                headroom: Headroom::default(),
+                cooling_until: None,
+                down: None,
+                last_probe: None,
+            }),
+            in_flight: AtomicU32::new(0),
+            // Ranges checked by config validation; TpsBudget asserts them.
+            budget: TpsBudget::new(budget.ttl, budget.min_per_second, budget.ratio),
+        }
+    }
+
+    /// May a request needing `need` try this target now? `fingerprint` is the provider's current one (a "down"
+    /// from another configuration no longer holds); `probed`: active probes decide recovery, never a client
+    /// request; `roll` in [0, 1) decides the slow start. A `Go` spends the request against the local headroom and
+    /// may hold the breaker's one trial: report its outcome, or [`TargetHealth::release_trial`].
+    pub fn admit(
+        &self,
+        now: Instant,
+        cfg: &HealthConfig,
+        need: Need,
+        fingerprint: u64,
+        probed: bool,
+        roll: f64,
+    ) -> Admit {
+        if !cfg.enabled {
+            return Admit::Go { role: Role::Normal };
+        }
+        let mut s = lock(&self.state);
+        match s.down {
+            Some(fp) if fp == fingerprint => return Admit::Skip(Unavailable::Down),
+            Some(_) => s.down = None,
+            None => {}
+        }
+        if let Some(until) = s.cooling_until {
+            if now < until {
+                return Admit::Skip(Unavailable::Cooling { until });
+            }
+            s.cooling_until = None;
+        }
+        if let Err(until) = s.headroom.check(now, need) {
+            return Admit::Skip(Unavailable::NoHeadroom { until });
+        }
+        let role = if probed && !matches!(s.breaker.state(now), breaker::State::Closed) {
+            return Admit::Skip(Unavailable::Open { until: s.breaker.reopens_at().filter(|u| *u > now) });
+        } else {
+            match s.breaker.admit(now, &cfg.breaker) {
+                Admission::Pass { share } if roll >= share => return Admit::Defer,
+                Admission::Pass { .. } => Role::Normal,
+                Admission::Trial => Role::Trial,
+                Admission::Refused { until } => return Admit::Skip(Unavailable::Open { until }),
+            }
+        };
+        s.headroom.spend(now, need);
+        Admit::Go { role }
+    }
+
+    /// Try it although it is unavailable (every target of the route is): the headroom is spent, the breaker's
+    /// state is left to the outcome.
+    pub fn force(&self, now: Instant, need: Need) {
+        lock(&self.state).headroom.spend(now, need);
+    }
+
+    /// A trial that ended without a verdict (the client went away, or nothing was sent).
+    pub fn release_trial(&self) {
+        lock(&self.state).breaker.release_trial();
+    }
+
+    /// The first-token limit for a stream on this target: learnt from its recent times to first token, capped by
+    /// the configured `first_byte`.
+    pub fn first_token_limit(&self, cfg: &HealthConfig, cap: Duration) -> Duration {
+        match (&cfg.time_limits, cfg.enabled) {
+            (Some(t), true) => lock(&self.state).ttft.limit(t, cap),
+            _ => cap,
+        }
+    }
+
+    /// The longest gap between stream events this target is expected to leave (the streams issue's, after commit).
+    pub fn idle_limit(&self, cfg: &HealthConfig, cap: Duration) -> Duration {
+        match (&cfg.time_limits, cfg.enabled) {
+            (Some(t), true) => lock(&self.state).gap.limit(t, cap),
+            _ => cap,
+        }
+    }
+
+    /// The attempt reached its commit point after `elapsed` (its first token, or its whole answer).
+    pub fn committed(
+        &self,
+        now: Instant,
+        cfg: &HealthConfig,
+        role: Role,
+        elapsed: Duration,
+        stream: bool,
+        limits: Option<&RateLimits>,
+    ) -> Option<Transition> {
+        let mut s = lock(&self.state);
+        if stream {
+            s.ttft.observe(elapsed);
+        }
+        s.latency.observe(now, elapsed, LATENCY_DECAY);
+        if let Some(l) = limits {
+            s.headroom.update(now, l);
+        }
+        match role {
+            Role::Forced => s.breaker.probe(now, &cfg.breaker, true),
+            _ => s.breaker.record(now, &cfg.breaker, Outcome::Success, role == Role::Trial),
+        }
+    }
+
+    /// A stream ended; `max_gap` was its longest wait between two events.
+    pub fn stream_ended(&self, max_gap: Option<Duration>) {
+        if let Some(g) = max_gap {
+            lock(&self.state).gap.observe(g);
+        }
+    }
+
+    /// The attempt failed. `first_token_limit`: the limit it was held to, when it timed out waiting for it.
+    pub fn failed(
+        &self,
+        now: Instant,
+        cfg: &HealthConfig,
+        role: Role,
+        error: &ProviderError,
+        fingerprint: u64,
+        first_token_limit: Option<Duration>,
+    ) -> Option<Transition> {
+        let mut s = lock(&self.state);
+        if let Some(l) = error.limits.as_deref() {
+            s.headroom.update(now, l);
+        }
+        let outcome = match error.kind {
+            // The client's request, not the target's health; the target answered.
+            ErrorKind::BadRequest | ErrorKind::ContextLength => None,
+            // Alive but limited: aside until it says, not broken.
+            ErrorKind::RateLimited => {
+                let wait = error
+                    .retry_after
+                    .or_else(|| error.limits.as_deref().and_then(RateLimits::exhausted_reset))
+                    .unwrap_or(cfg.rate_limit_cooldown);
+                s.cooling_until = Some(now + wait);
+                None
+            }
+            // Our key: no retry or trial fixes it.
+            ErrorKind::Auth => {
+                s.down = Some(fingerprint);
+                None
+            }
+            ErrorKind::Timeout => {
+                if let Some(limit) = first_token_limit {
+                    s.ttft.observe_timeout(limit);
+                }
+                Some(Outcome::Timeout)
+            }
+            _ => Some(Outcome::Failure),
+        };
+        match (outcome, role) {
+            (None, Role::Trial) => {
+                s.breaker.release_trial();
+                None
+            }
+            (None, _) => None,
+            (Some(_), Role::Forced) => s.breaker.probe(now, &cfg.breaker, false),
+            (Some(o), role) => s.breaker.record(now, &cfg.breaker, o, role == Role::Trial),
+        }
+    }
+
+    /// Was the last failure recorded a lone one (nothing failed just before it, the breaker closed)? Only a lone
+    /// failure is worth a same-target retry.
+    pub fn lone_failure(&self, now: Instant) -> bool {
+        let s = lock(&self.state);
+        s.breaker.consecutive_failures() <= 1 && matches!(s.breaker.state(now), breaker::State::Closed)
+    }
+
+    /// Should a probe be sent now (the target is open or down, and the last probe is `interval` old)? Claims it.
+    pub fn probe_due(&self, now: Instant, interval: Duration) -> bool {
+        let mut s = lock(&self.state);
+        let unwell = s.down.is_some() || !matches!(s.breaker.state(now), breaker::State::Closed);
+        if !unwell || s.last_probe.is_some_and(|t| now < t + interval) {
+            return false;
+        }
+        s.last_probe = Some(now);
+        true
+    }
+
+    /// A probe's result: success closes the breaker and lifts "down".
+    pub fn probed(&self, now: Instant, cfg: &HealthConfig, ok: bool) -> Option<Transition> {
+        let mut s = lock(&self.state);
+        if ok {
+            s.down = None;
+        }
+        s.breaker.probe(now, &cfg.breaker, ok)
+    }
+
+    /// Count one request sent here (a first attempt) into the retry budget.
+    pub fn deposit(&self) {
+        self.budget.deposit();
+    }
+
+    /// Take one retry from the budget, if any is left.
+    pub fn withdraw(&self) -> bool {
+        self.budget.withdraw()
+    }
+
+    /// Requests in flight here right now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Count a request in flight until the guard drops.
+    pub fn fly(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// The latency strategy's score: peak-EWMA time to the commit point.
+    pub fn latency(&self) -> Option<Duration> {
+        lock(&self.state).latency.get()
+    }
+
+    pub fn report(&self, now: Instant, cfg: &HealthConfig, first_byte: Duration) -> Report {
+        let s = lock(&self.state);
+        let (state, until) = match (s.down, s.breaker.state(now)) {
+            (Some(_), _) => ("down", None),
+            (None, breaker::State::Open { until }) => ("open", Some(until)),
+            (None, breaker::State::HalfOpen) => ("half-open", None),
+            (None, breaker::State::Closed) => match s.cooling_until.filter(|u| *u > now) {
+                Some(u) => ("cooling", Some(u)),
+                None => ("closed", None),
+            },
+        };
+        let first_token_limit = match (&cfg.time_limits, cfg.enabled) {
+            (Some(t), true) => s.ttft.limit(t, first_byte),
+            _ => first_byte,
+        };
+        Report {
+            id: self.id.clone(),
+            state,
+            until,
+            consecutive_failures: s.breaker.consecutive_failures(),
+            in_flight: self.in_flight(),
+            ttft_p99: s.ttft.quantile(0.99),
+            first_token_limit,
+            latency: s.latency.get(),
+        }
+    }
+}
+
+/// A request in flight on a target (for the least-busy strategy), until dropped.
+pub struct InFlight(Arc<TargetHealth>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InFlight({})", self.0.id)
+    }
+}
