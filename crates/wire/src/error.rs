@@ -46,6 +46,8 @@ pub enum ErrorType {
     PermissionDenied,
     NotFound,
     RequestTooLarge,
+    /// The request exceeds the model's context window (a 400; OpenAI's `context_length_exceeded`).
+    ContextLength,
     RateLimited,
     /// Server-side failure (500).
     Api,
@@ -92,7 +94,7 @@ impl ErrorType {
     /// The HTTP status this category is usually answered with.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorType::InvalidRequest => 400,
+            ErrorType::InvalidRequest | ErrorType::ContextLength => 400,
             ErrorType::Authentication => 401,
             ErrorType::PermissionDenied => 403,
             ErrorType::NotFound => 404,
@@ -107,7 +109,7 @@ impl ErrorType {
 
 pub fn anthropic_type(kind: ErrorType) -> &'static str {
     match kind {
-        ErrorType::InvalidRequest => "invalid_request_error",
+        ErrorType::InvalidRequest | ErrorType::ContextLength => "invalid_request_error",
         ErrorType::Authentication => "authentication_error",
         ErrorType::PermissionDenied => "permission_error",
         ErrorType::NotFound => "not_found_error",
@@ -121,9 +123,10 @@ pub fn anthropic_type(kind: ErrorType) -> &'static str {
 
 fn openai_type(kind: ErrorType) -> &'static str {
     match kind {
-        ErrorType::InvalidRequest | ErrorType::NotFound | ErrorType::RequestTooLarge => {
-            "invalid_request_error"
-        }
+        ErrorType::InvalidRequest
+        | ErrorType::NotFound
+        | ErrorType::RequestTooLarge
+        | ErrorType::ContextLength => "invalid_request_error",
         ErrorType::Authentication => "authentication_error",
         ErrorType::PermissionDenied => "permission_error",
         ErrorType::RateLimited => "rate_limit_error",
@@ -136,13 +139,16 @@ fn openai_code(kind: ErrorType) -> Option<&'static str> {
         ErrorType::Authentication => Some("invalid_api_key"),
         ErrorType::NotFound => Some("model_not_found"),
         ErrorType::RateLimited => Some("rate_limit_exceeded"),
+        ErrorType::ContextLength => Some("context_length_exceeded"),
         _ => None,
     }
 }
 
 fn google_status(kind: ErrorType) -> &'static str {
     match kind {
-        ErrorType::InvalidRequest | ErrorType::RequestTooLarge => "INVALID_ARGUMENT",
+        ErrorType::InvalidRequest | ErrorType::RequestTooLarge | ErrorType::ContextLength => {
+            "INVALID_ARGUMENT"
+        }
         ErrorType::Authentication => "UNAUTHENTICATED",
         ErrorType::PermissionDenied => "PERMISSION_DENIED",
         ErrorType::NotFound => "NOT_FOUND",

@@ -576,6 +576,7 @@ fn every_error_type_maps_to_a_type_each_dialect_defines() {
         ErrorType::PermissionDenied,
         ErrorType::NotFound,
         ErrorType::RequestTooLarge,
+        ErrorType::ContextLength,
         ErrorType::RateLimited,
         ErrorType::Api,
         ErrorType::Overloaded,

@@ -64,7 +64,8 @@ impl ErrorKind {
             ErrorKind::Timeout => ErrorType::Timeout,
             ErrorKind::RateLimited => ErrorType::RateLimited,
             ErrorKind::Overloaded => ErrorType::Overloaded,
-            ErrorKind::BadRequest | ErrorKind::ContextLength => ErrorType::InvalidRequest,
+            ErrorKind::BadRequest => ErrorType::InvalidRequest,
+            ErrorKind::ContextLength => ErrorType::ContextLength,
             _ => ErrorType::Api,
         }
     }

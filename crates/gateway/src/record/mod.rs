@@ -12,20 +12,33 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::dispatch::flight::{Event, EventKind, Flight};
-use crate::health::Health;
 use crate::health::breaker::{OpenReason, Transition};
+use crate::health::{Health, TargetId};
 use crate::provider::ProviderError;
 use crate::route::Target;
+
+/// A target's breaker changed state (what a status page, an incident, or a test waits for).
+#[derive(Clone, Debug)]
+pub struct HealthChange {
+    pub target: TargetId,
+    pub transition: Transition,
+}
 
 /// Turns events into log lines and health.
 #[derive(Debug)]
 pub struct Recorder {
     pub health: std::sync::Arc<Health>,
+    changes: tokio::sync::broadcast::Sender<HealthChange>,
 }
 
 impl Recorder {
     pub fn new(health: std::sync::Arc<Health>) -> Recorder {
-        Recorder { health }
+        Recorder { health, changes: tokio::sync::broadcast::channel(64).0 }
+    }
+
+    /// Every breaker change from now on (a slow receiver misses the oldest, never blocks the recorder).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<HealthChange> {
+        self.changes.subscribe()
     }
 
     pub fn record(&self, flight: &Flight, ev: &Event) {
@@ -117,6 +130,8 @@ impl Recorder {
     fn transition(&self, target: &Target, tr: Option<Transition>) {
         let Some(tr) = tr else { return };
         BreakerChanged { target: &target.label, transition: tr }.emit();
+        // Nobody listening is fine.
+        let _ = self.changes.send(HealthChange { target: target.id.clone(), transition: tr });
     }
 }
 

@@ -76,6 +76,7 @@ impl ApiError {
                 let kind = match status {
                     413 => ErrorType::RequestTooLarge,
                     404 => ErrorType::NotFound,
+                    _ if error.kind == ErrorKind::ContextLength => ErrorType::ContextLength,
                     _ => ErrorType::InvalidRequest,
                 };
                 (status, kind, error.message.clone(), None)

@@ -133,7 +133,7 @@ pub(crate) fn status_of(r: &StopReason) -> (&'static str, Value) {
 pub(crate) fn error_code(kind: ErrorType) -> &'static str {
     match kind {
         ErrorType::RateLimited => "rate_limit_exceeded",
-        ErrorType::InvalidRequest | ErrorType::RequestTooLarge => "invalid_prompt",
+        ErrorType::InvalidRequest | ErrorType::RequestTooLarge | ErrorType::ContextLength => "invalid_prompt",
         _ => "server_error",
     }
 }
