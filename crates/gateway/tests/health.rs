@@ -2,6 +2,7 @@
 //! silent target, learnt first-token limits, same-target retries and their budget, a total outage, rate-limit
 //! headers, context windows, strategies and probes, each on a fresh gateway in front of simulated providers, judged
 //! by the simulators' hit counts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is its job
 
 mod common;
 
