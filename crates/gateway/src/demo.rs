@@ -41,12 +41,16 @@ pub struct DemoReport {
 }
 
 const ROUTE: &str = "demo";
+/// The slow start after a recovery, in the demo (seconds).
+const RAMP_SECS: u64 = 2;
 
 struct Phase {
     title: &'static str,
     fault: Option<FaultKind>,
     /// Wait for the anthropic breaker's cooldown first.
     after_cooldown: bool,
+    /// Wait until anthropic has its whole share of traffic back first (the slow start after a recovery).
+    after_ramp: bool,
 }
 
 pub async fn run(listen: SocketAddr, once: bool) -> Result<DemoReport, DemoError> {
@@ -64,7 +68,7 @@ timeouts = {{ first_byte = "2s" }}
 
 [health]
 cooldown = "2s"
-ramp = "2s"
+ramp = "{RAMP_SECS}s"
 
 [providers.openai]
 kind = "openai"
@@ -101,19 +105,31 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
     );
 
     let phases = [
-        Phase { title: "all providers healthy", fault: None, after_cooldown: false },
-        Phase {
-            title: "anthropic overloaded (529 on every request)",
-            fault: Some(FaultKind::Status { status: 529, retry_after: None }),
-            after_cooldown: false,
-        },
-        Phase { title: "anthropic recovered (one trial, then a ramp)", fault: None, after_cooldown: true },
+        Phase { title: "all providers healthy", fault: None, after_cooldown: false, after_ramp: false },
         Phase {
             title: "anthropic silent (never answers)",
             fault: Some(FaultKind::Hang),
             after_cooldown: false,
+            after_ramp: false,
         },
-        Phase { title: "anthropic back (one trial, then a ramp)", fault: None, after_cooldown: true },
+        Phase {
+            title: "anthropic recovered (one trial, then a ramp)",
+            fault: None,
+            after_cooldown: true,
+            after_ramp: false,
+        },
+        Phase {
+            title: "anthropic overloaded (529 on every request)",
+            fault: Some(FaultKind::Status { status: 529, retry_after: None }),
+            after_cooldown: false,
+            after_ramp: true,
+        },
+        Phase {
+            title: "anthropic back (one trial, then a ramp)",
+            fault: None,
+            after_cooldown: true,
+            after_ramp: false,
+        },
     ];
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
@@ -135,6 +151,10 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
                 until.saturating_duration_since(tokio::time::Instant::now()).as_secs_f64()
             );
             tokio::time::sleep_until(until).await;
+        }
+        if phase.after_ramp {
+            println!("  … waiting {RAMP_SECS} s for anthropic's share of traffic to ramp back up");
+            tokio::time::sleep(std::time::Duration::from_secs(RAMP_SECS)).await;
         }
         if let Some(kind) = &phase.fault {
             sims[0].push_fault(Fault { kind: kind.clone(), count: u32::MAX });

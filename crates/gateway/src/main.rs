@@ -67,9 +67,9 @@ enum Command {
 
 /// Log lines go to standard error through [`Sink`], batched unless it is a terminal. The sink is returned so that
 /// `main` writes out what is waiting before the process ends.
-fn init_logging() -> Sink {
+fn init_logging(default: &str) -> Sink {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NINES_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal();
     let sink = Sink::stderr();
@@ -86,7 +86,8 @@ fn init_logging() -> Sink {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log = init_logging();
+    // The demo's report is its output: its log lines only when asked for (NINES_LOG).
+    let log = init_logging(if matches!(cli.command, Some(Command::Demo { .. })) { "error" } else { "info" });
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::debug!("jemalloc background thread not started: {e}");
     }

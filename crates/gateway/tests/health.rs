@@ -290,30 +290,35 @@ async fn strategies_split_traffic_by_weight_and_prefer_the_faster_target() {
 }
 
 /// With probes configured, a target whose breaker is open is probed, never trialled with a client request; a
-/// successful probe closes it and client traffic returns.
+/// successful probe closes it and client traffic returns. Probes by model listing (each kind's own) and by chat.
 #[tokio::test]
 async fn a_probe_notices_recovery_without_a_client_request_paying_for_it() {
-    let first =
-        P { extra: "probe = { interval = \"100ms\", request = \"chat\" }", ..p("first", "openai", "m1") };
-    let h = Harness::with(
-        &[first, p("second", "anthropic", "m2")],
-        "[health]\ncooldown = \"50ms\"\nramp = \"0s\"",
-        Default::default(),
-    )
-    .await;
-    let mut changes = h.app.state.runtime.recorder.subscribe();
-    h.sims[0].push_fault(Fault::status(503).forever());
-    for _ in 0..3 {
-        chat(&h, "openai", false).await;
+    for (kind, probe) in [
+        ("openai", "probe = { interval = \"100ms\", request = \"chat\" }"),
+        ("anthropic", "probe = { interval = \"100ms\", request = \"models\" }"),
+        ("gemini", "probe = { interval = \"100ms\" }"),
+    ] {
+        let first = P { extra: probe, ..p("first", kind, "m1") };
+        let h = Harness::with(
+            &[first, p("second", "openai", "m2")],
+            "[health]\ncooldown = \"50ms\"\nramp = \"0s\"",
+            Default::default(),
+        )
+        .await;
+        let mut changes = h.app.state.runtime.recorder.subscribe();
+        h.sims[0].push_fault(Fault::status(503).forever());
+        for _ in 0..3 {
+            chat(&h, "openai", false).await;
+        }
+        breaker_change(&mut changes, "first/m1", |t| matches!(t, Transition::Opened { .. })).await;
+        // Well past the cooldown, client requests still go around it: only probes may find it recovered.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for _ in 0..5 {
+            assert_eq!(served_by(&chat(&h, "openai", false).await), "second/m2", "{kind}");
+        }
+        h.sims[0].reset();
+        breaker_change(&mut changes, "first/m1", |t| *t == Transition::Closed).await;
+        assert_eq!(h.sims[0].total_hits(), 1, "{kind}: the successful probe, and no client request");
+        assert_eq!(served_by(&chat(&h, "openai", false).await), "first/m1", "{kind}");
     }
-    breaker_change(&mut changes, "first/m1", |t| matches!(t, Transition::Opened { .. })).await;
-    // Well past the cooldown, client requests still go around it: only probes may find it recovered.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    for _ in 0..5 {
-        assert_eq!(served_by(&chat(&h, "openai", false).await), "second/m2");
-    }
-    h.sims[0].reset();
-    breaker_change(&mut changes, "first/m1", |t| *t == Transition::Closed).await;
-    assert_eq!(h.sims[0].total_hits(), 1, "the successful probe, and no client request");
-    assert_eq!(served_by(&chat(&h, "openai", false).await), "first/m1");
 }

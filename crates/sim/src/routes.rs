@@ -45,6 +45,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/responses", post(openai_responses))
         .route("/v1/embeddings", post(openai_embeddings))
+        .route("/v1/models", axum::routing::get(models_list))
+        .route("/v1beta/models", axum::routing::get(gemini_models_list))
         .route("/v1beta/models/{target}", post(gemini_models))
         .route("/v1/models/{target}", post(gemini_models))
         .merge(control::routes())
@@ -176,10 +178,24 @@ enum Op {
         batch: bool,
     },
     CountTokens,
+    /// The model listing (`GET /v1/models`, `GET /v1beta/models`): what a gateway's probe asks for.
+    Models,
 }
 
 async fn anthropic_messages(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     model_call(shared, Dialect::Anthropic, Op::Chat, req).await
+}
+
+/// `GET /v1/models`: Anthropic's listing when the request carries `anthropic-version`, OpenAI's otherwise.
+async fn models_list(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let dialect =
+        if req.headers().contains_key("anthropic-version") { Dialect::Anthropic } else { Dialect::OpenAi };
+    model_call(shared, dialect, Op::Models, req).await
+}
+
+/// `GET /v1beta/models`: Gemini's listing.
+async fn gemini_models_list(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    model_call(shared, Dialect::Gemini { model: String::new(), stream: false }, Op::Models, req).await
 }
 
 async fn anthropic_count_tokens(State(shared): State<Arc<Shared>>, req: Request) -> Response {
@@ -270,6 +286,7 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
         body: &body,
     };
     let result = match (&dialect, op) {
+        (_, Op::Models) => models(&dialect, &call),
         (Dialect::Anthropic, Op::Chat) => anthropic::handle(&call),
         (Dialect::Anthropic, Op::CountTokens) => embed::count_tokens(&call),
         (Dialect::OpenAi, Op::Chat) => openai::handle(&call),
@@ -296,6 +313,32 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
         dialect.stamp_quota(response.headers_mut(), quota);
     }
     response
+}
+
+/// A model listing in the dialect's shape, after the dialect's own key check.
+fn models(dialect: &Dialect, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let name = call.name;
+    let body = match dialect {
+        Dialect::Anthropic => {
+            anthropic::authenticate(call)?;
+            let id = format!("claude-{name}");
+            serde_json::json!({
+                "data": [{"type": "model", "id": id, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}],
+                "has_more": false, "first_id": id, "last_id": id,
+            })
+        }
+        Dialect::OpenAi => {
+            openai::authenticate(call)?;
+            serde_json::json!({"object": "list", "data": [
+                {"id": format!("gpt-{name}"), "object": "model", "created": 0, "owned_by": name}]})
+        }
+        Dialect::Gemini { .. } => {
+            gemini::authenticate(call)?;
+            serde_json::json!({"models": [{"name": format!("models/gemini-{name}"), "displayName": name,
+                "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]}]})
+        }
+    };
+    Ok(Reply::Json(body))
 }
 
 /// Wait until the request's connection is gone (forever when served without one).

@@ -103,6 +103,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         };
         let pool = route_targets(&r.targets, &format!("{path}.targets"), &providers, &mut errors);
         let fallbacks = route_targets(&r.fallbacks, &format!("{path}.fallbacks"), &providers, &mut errors);
+        if pool.len() + fallbacks.len() > MAX_ROUTE_TARGETS {
+            errors.push(ConfigError::new(
+                format!("{path}.targets"),
+                format!("a route has at most {MAX_ROUTE_TARGETS} targets, fallbacks included"),
+            ));
+        }
         if strategy == Strategy::Weighted && !pool.is_empty() && pool.iter().all(|t| t.weight == 0) {
             errors
                 .push(ConfigError::new(format!("{path}.targets"), "at least one weight must be above zero"));
@@ -126,6 +132,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     };
     if dispatch.deadline.is_zero() {
         errors.push(ConfigError::new("dispatch.deadline", "must be greater than zero"));
+    }
+    for (field, d) in [
+        ("deadline", dispatch.deadline),
+        ("backoff_base", dispatch.backoff_base),
+        ("backoff_max", dispatch.backoff_max),
+        ("retry_after_cap", dispatch.retry_after_cap),
+    ] {
+        check_bounded(&format!("dispatch.{field}"), d, &mut errors);
     }
     if dispatch.backoff_max < dispatch.backoff_base {
         errors
@@ -152,6 +166,19 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         Ok(Config { listen, providers, routes, auth, dispatch, responses, health })
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// The most targets a route may have (the engine keeps a bit per target).
+const MAX_ROUTE_TARGETS: usize = 64;
+
+/// The longest duration a setting that is added to a point in time may have: a week (far beyond any sensible
+/// timeout or cooldown, far below where adding it to the clock could overflow).
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn check_bounded(path: &str, d: Duration, errors: &mut Vec<ConfigError>) {
+    if d > MAX_DURATION {
+        errors.push(ConfigError::new(path, "must be at most 7 days"));
     }
 }
 
@@ -217,6 +244,17 @@ fn validate_health(h: RawHealth, errors: &mut Vec<ConfigError>) -> HealthConfig 
     if breaker.cooldown_max < breaker.cooldown {
         errors.push(ConfigError::new("health.cooldown_max", "must not be smaller than health.cooldown"));
     }
+    for (field, d) in [
+        ("window", breaker.window),
+        ("cooldown", breaker.cooldown),
+        ("cooldown_max", breaker.cooldown_max),
+        ("ramp", breaker.ramp),
+    ] {
+        check_bounded(&format!("health.{field}"), d, errors);
+    }
+    if let Some(d) = h.rate_limit_cooldown {
+        check_bounded("health.rate_limit_cooldown", d, errors);
+    }
     let t = h.time_limits.unwrap_or_default();
     let dl = LearntConfig::default();
     let learnt = LearntConfig {
@@ -231,6 +269,7 @@ fn validate_health(h: RawHealth, errors: &mut Vec<ConfigError>) -> HealthConfig 
     if !(learnt.multiplier >= 1.0 && learnt.multiplier.is_finite()) {
         errors.push(ConfigError::new("health.time_limits.multiplier", "must be at least 1"));
     }
+    check_bounded("health.time_limits.floor", learnt.floor, errors);
     let r = h.retry_budget.unwrap_or_default();
     let dr = RetryBudgetConfig::default();
     let retry_budget = RetryBudgetConfig {
@@ -350,6 +389,7 @@ fn validate_provider(
         if v.is_zero() {
             errors.push(ConfigError::new(format!("{path}.timeouts.{field}"), "must be greater than zero"));
         }
+        check_bounded(&format!("{path}.timeouts.{field}"), v, errors);
     }
     let capabilities = super::Capabilities::default_for(kind).overridden(p.capabilities);
     let mut models = BTreeMap::new();
@@ -382,6 +422,7 @@ fn validate_provider(
         if interval < Duration::from_millis(100) {
             errors.push(ConfigError::new(format!("{path}.probe.interval"), "must be at least 100ms"));
         }
+        check_bounded(&format!("{path}.probe.interval"), interval, errors);
         ProbeConfig { interval, request }
     });
     Some(ProviderConfig {

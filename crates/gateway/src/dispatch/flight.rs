@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::app::Snapshot;
 use crate::auth::Caller;
 use crate::health::ratelimit::RateLimits;
-use crate::health::{Role, Unavailable};
+use crate::health::{Role, TimedOut, Unavailable};
 use crate::provider::{ErrorKind, ProviderError};
 use crate::record::{Ending, Recorder};
 use crate::route::{Plan, Target};
@@ -89,8 +89,8 @@ pub enum EventKind {
         role: Role,
         error: ProviderError,
         elapsed: Duration,
-        /// The first-token limit it was held to, when it timed out waiting for its first token.
-        first_token_limit: Option<Duration>,
+        /// It waited its whole first-token limit (not cut short by the request's deadline).
+        timed_out: Option<TimedOut>,
         after_commit: bool,
     },
     /// A target was not tried.
@@ -139,10 +139,13 @@ pub struct Flight {
     pub deadline: Instant,
     /// The configuration this flight runs under, from plan to last byte.
     pub snap: Arc<Snapshot>,
+    /// Whether its outcomes speak for its targets' health (token counting's do not).
+    pub judges_health: bool,
     recorder: Arc<Recorder>,
     log: Vec<Event>,
-    /// The attempt whose verdict is pending, if it holds a breaker trial: released if the flight ends first.
-    open_trial: Option<usize>,
+    /// The attempt whose verdict is pending, if it holds a breaker trial (target, trial): released if the flight
+    /// ends first.
+    open_trial: Option<(usize, u32)>,
     ended: bool,
 }
 
@@ -175,6 +178,7 @@ impl Flight {
             started: t.started,
             deadline,
             snap,
+            judges_health: true,
             recorder,
             log: Vec::with_capacity(4),
             open_trial: None,
@@ -197,7 +201,7 @@ impl Flight {
     /// Append an event and hand it to the recorder.
     pub fn emit(&mut self, kind: EventKind) {
         match &kind {
-            EventKind::Started { target, role: Role::Trial, .. } => self.open_trial = Some(*target),
+            EventKind::Started { target, role: Role::Trial(e), .. } => self.open_trial = Some((*target, *e)),
             EventKind::Committed { .. } | EventKind::Failed { .. } => self.open_trial = None,
             _ => {}
         }
@@ -278,10 +282,10 @@ impl Flight {
 
 impl Drop for Flight {
     fn drop(&mut self) {
-        if let Some(i) = self.open_trial.take()
+        if let Some((i, epoch)) = self.open_trial.take()
             && let Some(t) = self.plan.targets.get(i)
         {
-            t.health.release_trial();
+            t.health.release_trial(epoch);
         }
         if !self.ended {
             self.emit(EventKind::Ended { ending: Ending::Cancelled, target: None });

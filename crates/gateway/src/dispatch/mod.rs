@@ -25,7 +25,7 @@ pub use attempt::{Answer, Committed, Whole, WholeBody};
 pub use flight::{EventKind, Flight};
 
 use crate::health::ratelimit::{Need, RateLimits};
-use crate::health::{Admit, InFlight, Role, Unavailable};
+use crate::health::{Admit, InFlight, Role, TimedOut, Unavailable};
 use crate::provider::{ErrorKind, ProviderError};
 use crate::route::Target;
 use flight::Skip as SkipWhy;
@@ -96,6 +96,11 @@ pub trait Operation {
     fn need(&self) -> Need {
         Need::default()
     }
+    /// Whether its outcomes speak for a target's health (token counting, sent to a chat target's name, does
+    /// not).
+    fn judges_health(&self) -> bool {
+        true
+    }
 }
 
 /// What the engine reads of an attempt's answer.
@@ -162,12 +167,35 @@ impl Operation for Chat<'_> {
     }
 
     fn need(&self) -> Need {
-        // About four bytes a token: cheap, and only compared against what a provider says is left.
         Need {
-            input_tokens: (self.inbound.raw.len() / 4) as u64,
+            input_tokens: estimate_input(&self.inbound.request),
             output_tokens: u64::from(self.inbound.request.max_tokens.unwrap_or(0)),
         }
     }
+}
+
+/// Input tokens, roughly: four bytes of text a token, an image a thousand. Lengths only, no scan of the text
+/// (images are not counted by their base64 size).
+fn estimate_input(req: &ChatRequest) -> u64 {
+    use nines_wire::Part;
+    fn part(p: &Part) -> usize {
+        match p {
+            Part::Text(t) => t.len(),
+            Part::ToolCall(c) => c.name.len() + c.arguments.len(),
+            Part::ToolResult(r) => r.content.iter().map(part).sum(),
+            Part::Thinking(t) => t.text.len(),
+            Part::Image(_) => 4000,
+            Part::Unsupported(_) => 0,
+        }
+    }
+    let bytes: usize = req.system.iter().map(String::len).sum::<usize>()
+        + req.messages.iter().flat_map(|m| &m.content).map(part).sum::<usize>()
+        + req
+            .tools
+            .iter()
+            .map(|t| t.name.len() + t.description.as_ref().map_or(0, String::len))
+            .sum::<usize>();
+    (bytes / 4) as u64
 }
 
 impl Outcome for Answer {
@@ -178,11 +206,9 @@ impl Outcome for Answer {
         }
     }
 
+    /// A stream's end, even one that came with its first event, is reported by its delivery (`respond`).
     fn complete(&self) -> bool {
-        match self {
-            Answer::Whole(_) => true,
-            Answer::Stream(c) => c.ended,
-        }
+        matches!(self, Answer::Whole(_))
     }
 }
 
@@ -306,6 +332,7 @@ enum Tried<T> {
 pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::Output>, Failure> {
     let snap = flight.snap.clone();
     let policy = Policy { health: &snap.config.health, dispatch: &snap.config.dispatch };
+    flight.judges_health = op.judges_health();
     let plan = flight.plan.clone();
     let need = op.need();
     let mut order = Vec::with_capacity(plan.targets.len());
@@ -329,20 +356,7 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
             pos += 1;
             continue;
         }
-        let prepared = match op.prepare(target) {
-            Ok(p) => p,
-            Err(Skip::Cannot(e)) => {
-                skip(flight, SkipWhy::Cannot(e.to_string()));
-                inexpressible.get_or_insert(e);
-                pos += 1;
-                continue;
-            }
-            Err(Skip::Other(why)) => {
-                skip(flight, SkipWhy::Cannot(why));
-                pos += 1;
-                continue;
-            }
-        };
+        // Health first: a target set aside costs no encoding.
         let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
         let role = match policy.admit(target, need) {
             Admit::Go { role } => role,
@@ -355,6 +369,23 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
             Admit::Skip(u) => {
                 skip(flight, SkipWhy::Unavailable(u));
                 unavailable.push((i, u));
+                pos += 1;
+                continue;
+            }
+        };
+        let prepared = match op.prepare(target) {
+            Ok(p) => p,
+            Err(why) => {
+                if let Role::Trial(e) = role {
+                    target.health.release_trial(e);
+                }
+                match why {
+                    Skip::Cannot(e) => {
+                        skip(flight, SkipWhy::Cannot(e.to_string()));
+                        inexpressible.get_or_insert(e);
+                    }
+                    Skip::Other(why) => skip(flight, SkipWhy::Cannot(why)),
+                }
                 pos += 1;
                 continue;
             }
@@ -374,20 +405,20 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
     }
 
     // Every target was unavailable and nothing was sent: rather than refusing, try the one most likely to have
-    // recovered.
-    if flight.sent() == 0
-        && !flight.remaining().is_zero()
-        && let Some(i) = policy.last_resort(&unavailable)
-        && let Some(target) = plan.targets.get(i)
-        && let Ok(prepared) = op.prepare(target)
-    {
-        target.health.force(Instant::now(), need);
-        match attempts(op, flight, &policy, target, i, &prepared, Role::Forced).await {
-            Tried::Served(s) => return Ok(s),
-            Tried::Client(error) | Tried::Context(error) => {
-                return Err(Failure::Client { error, target: target.clone() });
+    // recovered, as its breaker's one trial (a target whose trial is already in flight is not sent more).
+    if flight.sent() == 0 && !flight.remaining().is_zero() {
+        for i in policy.last_resort(&unavailable) {
+            let Some(target) = plan.targets.get(i) else { continue };
+            let Ok(prepared) = op.prepare(target) else { continue };
+            let Some(role) = target.health.force(Instant::now(), need) else { continue };
+            match attempts(op, flight, &policy, target, i, &prepared, role).await {
+                Tried::Served(s) => return Ok(s),
+                Tried::Client(error) | Tried::Context(error) => {
+                    return Err(Failure::Client { error, target: target.clone() });
+                }
+                Tried::Failed | Tried::Deadline => {}
             }
-            Tried::Failed | Tried::Deadline => {}
+            break;
         }
     }
 
@@ -415,8 +446,8 @@ async fn attempts<O: Operation>(
     let mut tries = 0u32;
     loop {
         if flight.remaining().is_zero() {
-            if role == Role::Trial {
-                target.health.release_trial();
+            if let Role::Trial(e) = role {
+                target.health.release_trial(e);
             }
             return Tried::Deadline;
         }
@@ -450,15 +481,18 @@ async fn attempts<O: Operation>(
             Err(error) => error,
         };
         drop(in_flight);
-        // Held for the whole first-token limit: what a learnt limit must take into account.
-        let first_token_limit = (error.kind == ErrorKind::Timeout && flight.stream && elapsed >= first_token)
-            .then_some(first_token);
+        // It waited its whole first-token limit, and that limit (not the request's deadline) ended the wait.
+        let cap = target.provider.config.timeouts.first_byte;
+        let timed_out = (error.kind == ErrorKind::Timeout
+            && elapsed >= first_token
+            && began.checked_add(first_token).is_some_and(|t| t <= flight.deadline))
+        .then_some(TimedOut { limit: first_token, learnt: flight.stream && first_token < cap });
         flight.emit(EventKind::Failed {
             target: i,
             role,
             error: error.detached(),
             elapsed,
-            first_token_limit,
+            timed_out,
             after_commit: false,
         });
         // A 400 to the client's own bytes is the client's; a 400 to a body we translated may be ours (a field this
@@ -468,9 +502,6 @@ async fn attempts<O: Operation>(
         }
         if !error.failover() && prepared.passthrough {
             return Tried::Client(error);
-        }
-        if role == Role::Forced {
-            return Tried::Failed;
         }
         match policy.after_failure(target, &error, tries, flight.remaining()) {
             AfterFailure::Retry(wait) => {

@@ -110,6 +110,12 @@ impl Operation for CountTokens<'_> {
         Ok(Prepared { body, passthrough: true, dropped: Vec::new() })
     }
 
+    /// A count is asked of a chat target's name at another endpoint, which may not exist there: what happens to it
+    /// says nothing of the target's chat health.
+    fn judges_health(&self) -> bool {
+        false
+    }
+
     async fn attempt(
         &self,
         target: &Target,

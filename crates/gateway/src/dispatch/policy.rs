@@ -83,11 +83,14 @@ impl Policy<'_> {
             return AfterFailure::MoveOn;
         }
         let wait = if error.kind == ErrorKind::RateLimited {
-            match error.retry_after {
-                Some(ra) if ra > self.dispatch.retry_after_cap => return AfterFailure::MoveOn,
-                Some(ra) => ra,
-                None => self.backoff(tries),
+            // As long as the target is set aside (its Retry-After, or its rate-limit reset), and no longer than the
+            // cap: a longer wait is better spent on another target.
+            let aside = target.health.cooling_left(Instant::now()).unwrap_or_default();
+            let wait = error.retry_after.unwrap_or_else(|| self.backoff(tries)).max(aside);
+            if wait > self.dispatch.retry_after_cap {
+                return AfterFailure::MoveOn;
             }
+            wait
         } else {
             // Only a lone failure: a target failing again and again is failed over, not hammered.
             if self.health.enabled && !target.health.lone_failure(Instant::now()) {
@@ -108,19 +111,125 @@ impl Policy<'_> {
         d / 2 + d.mul_f64(rand::random::<f64>() / 2.0)
     }
 
-    /// Every target was unavailable: the one most likely to have recovered (the soonest to reopen; one whose trial
-    /// is in flight next; one whose key was refused last).
-    pub fn last_resort(&self, unavailable: &[(usize, Unavailable)]) -> Option<usize> {
+    /// Every target was unavailable: them, most likely to have recovered first (the soonest to reopen; then those
+    /// whose trial is in flight; those whose key was refused last).
+    pub fn last_resort(&self, unavailable: &[(usize, Unavailable)]) -> Vec<usize> {
         if !self.health.enabled {
-            return None;
+            return Vec::new();
         }
-        unavailable
-            .iter()
-            .min_by_key(|(_, u)| match (u, u.until()) {
-                (Unavailable::Down, _) => (2, None),
-                (_, None) => (1, None),
-                (_, until) => (0, until),
-            })
-            .map(|(i, _)| *i)
+        let mut v = unavailable.to_vec();
+        v.sort_by_key(|(_, u)| match (u, u.until()) {
+            (Unavailable::Down, _) => (2, None),
+            (_, None) => (1, None),
+            (_, until) => (0, until),
+        });
+        v.into_iter().map(|(i, _)| i).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{Runtime, Snapshot};
+    use crate::config::{Env, parse_and_validate};
+
+    fn snapshot(extra: &str) -> Snapshot {
+        let toml = format!(
+            "[providers.a]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9\"\nretries = 1\n\
+             [routes.r]\ntargets = [\"a/m\"]\n[dispatch]\nbackoff_base = \"100ms\"\n{extra}"
+        );
+        let config = parse_and_validate(&toml).unwrap();
+        let runtime = Runtime::new(&config).unwrap();
+        Snapshot::build(config, &Env::default(), &runtime).unwrap()
+    }
+
+    fn failure(snap: &Snapshot, t: &Target, kind: ErrorKind, retry_after: Option<u64>) -> ProviderError {
+        let mut e = ProviderError::new(kind, "x");
+        e.retry_after = retry_after.map(Duration::from_secs);
+        let f = crate::health::Failure {
+            role: crate::health::Role::Normal,
+            error: &e,
+            fingerprint: 0,
+            timed_out: None,
+            after_commit: false,
+            judged: true,
+        };
+        t.health.failed(Instant::now(), &snap.config.health, f);
+        e
+    }
+
+    const LONG: Duration = Duration::from_secs(600);
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_lone_transient_failure_or_a_short_retry_after_is_retried() {
+        let snap = snapshot("");
+        let policy = Policy { health: &snap.config.health, dispatch: &snap.config.dispatch };
+        let plan = snap.routes.plan("r").unwrap();
+        let t = &plan.targets[0];
+        let e = failure(&snap, t, ErrorKind::Server, None);
+        match policy.after_failure(t, &e, 1, LONG) {
+            AfterFailure::Retry(w) => {
+                assert!(w >= Duration::from_millis(50) && w <= Duration::from_millis(100))
+            }
+            other => panic!("a lone 500 is retried: {other:?}"),
+        }
+        assert_eq!(policy.after_failure(t, &e, 2, LONG), AfterFailure::MoveOn, "retries = 1");
+        let e = failure(&snap, t, ErrorKind::Server, None);
+        assert_eq!(policy.after_failure(t, &e, 1, LONG), AfterFailure::MoveOn, "two in a row: not lone");
+        let e = failure(&snap, t, ErrorKind::RateLimited, Some(1));
+        assert_eq!(policy.after_failure(t, &e, 1, LONG), AfterFailure::Retry(Duration::from_secs(1)));
+        let e = failure(&snap, t, ErrorKind::RateLimited, Some(3));
+        assert_eq!(
+            policy.after_failure(t, &e, 1, LONG),
+            AfterFailure::MoveOn,
+            "beyond retry_after_cap (2 s)"
+        );
+        let e = failure(&snap, t, ErrorKind::RateLimited, Some(1));
+        assert_eq!(
+            policy.after_failure(t, &e, 1, Duration::from_millis(500)),
+            AfterFailure::MoveOn,
+            "deadline"
+        );
+        for kind in [ErrorKind::Timeout, ErrorKind::Connect, ErrorKind::Auth, ErrorKind::BadRequest] {
+            let e = ProviderError::new(kind, "x");
+            assert_eq!(policy.after_failure(t, &e, 1, LONG), AfterFailure::MoveOn, "{kind:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_retry_budget_moves_on() {
+        let snap = snapshot("[health.retry_budget]\nratio = 0.0\nmin_per_second = 1\nttl = \"1s\"");
+        let policy = Policy { health: &snap.config.health, dispatch: &snap.config.dispatch };
+        let plan = snap.routes.plan("r").unwrap();
+        let t = &plan.targets[0];
+        let e = ProviderError::new(ErrorKind::Overloaded, "x");
+        assert!(matches!(policy.after_failure(t, &e, 1, LONG), AfterFailure::Retry(_)));
+        assert_eq!(
+            policy.after_failure(t, &e, 1, LONG),
+            AfterFailure::MoveOn,
+            "the one retry a second is spent"
+        );
+    }
+
+    #[test]
+    fn the_last_resort_is_the_target_soonest_back() {
+        let snap = snapshot("");
+        let policy = Policy { health: &snap.config.health, dispatch: &snap.config.dispatch };
+        let now = Instant::now();
+        let later = now + Duration::from_secs(30);
+        let soon = now + Duration::from_secs(2);
+        let unavailable = [
+            (0, Unavailable::Down),
+            (1, Unavailable::Open { until: None }),
+            (2, Unavailable::Open { until: Some(later) }),
+            (3, Unavailable::Cooling { until: soon }),
+        ];
+        assert_eq!(policy.last_resort(&unavailable), vec![3, 2, 1, 0]);
+        assert_eq!(
+            policy.last_resort(&unavailable[..2]),
+            vec![1, 0],
+            "a trial in flight before a refused key"
+        );
+        assert_eq!(policy.last_resort(&[]), Vec::<usize>::new());
     }
 }

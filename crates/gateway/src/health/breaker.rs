@@ -140,6 +140,8 @@ pub struct Breaker {
     consecutive: u32,
     /// Opens in a row without a successful close: the exponent of the next cooldown.
     opens: u32,
+    /// Which trial is the current one: a late verdict or release of an earlier trial changes nothing.
+    epoch: u32,
     window: Window,
 }
 
@@ -152,7 +154,13 @@ impl Default for Breaker {
 impl Breaker {
     /// A closed breaker with an empty window.
     pub fn new() -> Self {
-        Self { phase: Phase::Closed { ramp_from: None }, consecutive: 0, opens: 0, window: Window::new() }
+        Self {
+            phase: Phase::Closed { ramp_from: None },
+            consecutive: 0,
+            opens: 0,
+            epoch: 0,
+            window: Window::new(),
+        }
     }
 
     /// May a request go to this target now? Open with the cooldown over, or half-open with no
@@ -169,6 +177,7 @@ impl Breaker {
             Phase::Open { until } if now < until => Admission::Refused { until: Some(until) },
             Phase::Open { until: since } | Phase::HalfOpen { since, trial: false } => {
                 self.phase = Phase::HalfOpen { since, trial: true };
+                self.epoch = self.epoch.wrapping_add(1);
                 Admission::Trial
             }
             Phase::HalfOpen { trial: true, .. } => Admission::Refused { until: None },
@@ -195,6 +204,44 @@ impl Breaker {
                 }
             },
             Phase::Open { .. } | Phase::HalfOpen { .. } => None,
+        }
+    }
+
+    /// The current trial's identity (read right after `admit` returned `Trial`, or from `force_trial`).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Every other target is unavailable too: take the trial slot now, before the cooldown ends, unless a trial
+    /// is already in flight. Its verdict is a trial's. `None` while closed or with a trial in flight.
+    pub fn force_trial(&mut self) -> Option<u32> {
+        match self.phase {
+            Phase::Open { until: since } | Phase::HalfOpen { since, trial: false } => {
+                self.phase = Phase::HalfOpen { since, trial: true };
+                self.epoch = self.epoch.wrapping_add(1);
+                Some(self.epoch)
+            }
+            Phase::Closed { .. } | Phase::HalfOpen { trial: true, .. } => None,
+        }
+    }
+
+    /// The verdict of trial `epoch`: counted only if it is still the current trial (while closed, as an ordinary
+    /// outcome; a stale trial's verdict while open or half-open changes nothing).
+    pub fn record_trial(
+        &mut self,
+        now: Instant,
+        cfg: &BreakerConfig,
+        outcome: Outcome,
+        epoch: u32,
+    ) -> Option<Transition> {
+        let current = matches!(self.phase, Phase::HalfOpen { trial: true, .. }) && epoch == self.epoch;
+        self.record(now, cfg, outcome, current)
+    }
+
+    /// Trial `epoch` ended without a verdict: released only if it is still the current trial.
+    pub fn release(&mut self, epoch: u32) {
+        if epoch == self.epoch {
+            self.release_trial();
         }
     }
 

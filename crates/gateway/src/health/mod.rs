@@ -27,9 +27,11 @@ use breaker::{Admission, Breaker, Outcome, Transition};
 use learnt::{LearntLimit, PeakEwma};
 use ratelimit::{Headroom, Need, RateLimits};
 
-/// How many targets the registry remembers. Ad-hoc `provider/model` names come from clients: beyond this, a new
-/// one gets health that is not kept (nothing learnt), so no client can grow the registry without bound.
-const MAX_TARGETS: usize = 4096;
+/// How many ad-hoc targets (`provider/model` named by a client, not by the configuration) the registry remembers,
+/// and how long such a name may be: beyond either, a new one gets health that is not kept (nothing learnt), so no
+/// client can grow the registry without bound. Configured targets are always kept (the configuration bounds them).
+const MAX_AD_HOC: usize = 1024;
+const MAX_AD_HOC_NAME: usize = 256;
 
 /// How fast the latency score forgets (peak EWMA decay).
 const LATENCY_DECAY: Duration = Duration::from_secs(10);
@@ -66,11 +68,17 @@ impl fmt::Debug for TargetId {
 pub enum Role {
     /// An ordinary attempt on a closed breaker.
     Normal,
-    /// The one attempt a half-open breaker lets through: its verdict closes or reopens it.
-    Trial,
-    /// Every target of the route was unavailable and this one was the most likely to have recovered: tried anyway,
-    /// its verdict counts like a probe's.
-    Forced,
+    /// The one attempt a half-open breaker lets through (this trial's number): its verdict closes or reopens it.
+    Trial(u32),
+}
+
+/// An attempt that waited its whole first-token limit (or, for a plain answer, its `first_byte`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOut {
+    pub limit: Duration,
+    /// The limit was a learnt one, below the configured cap: the wait is recorded as a (censored) sample, so a
+    /// provider whose new normal is slower is re-learnt rather than timed out forever.
+    pub learnt: bool,
 }
 
 /// Why a target is not tried now.
@@ -121,6 +129,7 @@ pub enum Admit {
 /// Everything the gateway knows about the health of its targets.
 pub struct Health {
     targets: Mutex<HashMap<TargetId, Arc<TargetHealth>>>,
+    ad_hoc: std::sync::atomic::AtomicUsize,
     budget: RetryBudgetConfig,
 }
 
@@ -138,17 +147,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Health {
     /// `budget` shapes each target's retry budget (taken when the target is first seen).
     pub fn new(budget: RetryBudgetConfig) -> Health {
-        Health { targets: Mutex::new(HashMap::new()), budget }
+        Health { targets: Mutex::new(HashMap::new()), ad_hoc: Default::default(), budget }
     }
 
-    /// The health of `id`, remembered from now on (unless the registry is full).
+    /// The health of a configured target, remembered from now on.
     pub fn target(&self, id: &TargetId) -> Arc<TargetHealth> {
+        self.lookup(id, false)
+    }
+
+    /// The health of a target a client named (`provider/model`): remembered only within the ad-hoc bounds.
+    pub fn ad_hoc(&self, id: &TargetId) -> Arc<TargetHealth> {
+        self.lookup(id, true)
+    }
+
+    fn lookup(&self, id: &TargetId, ad_hoc: bool) -> Arc<TargetHealth> {
         let mut targets = lock(&self.targets);
         if let Some(t) = targets.get(id) {
             return t.clone();
         }
         let t = Arc::new(TargetHealth::new(id.clone(), &self.budget));
-        if targets.len() < MAX_TARGETS {
+        if !ad_hoc {
+            targets.insert(id.clone(), t.clone());
+        } else if id.as_str().len() <= MAX_AD_HOC_NAME && self.ad_hoc.load(Ordering::Relaxed) < MAX_AD_HOC {
+            self.ad_hoc.fetch_add(1, Ordering::Relaxed);
             targets.insert(id.clone(), t.clone());
         }
         t
@@ -187,9 +208,15 @@ struct State {
     latency: PeakEwma,
     headroom: Headroom,
     cooling_until: Option<Instant>,
-    /// The fingerprint of the provider's configuration when our key was refused.
-    down: Option<u64>,
+    /// Our key was refused: the provider's fingerprint then, and when it was last tried.
+    down: Option<Down>,
     last_probe: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Down {
+    fingerprint: u64,
+    since: Instant,
 }
 
 /// A target's health as a report shows it.
@@ -243,7 +270,15 @@ impl TargetHealth {
         }
         let mut s = lock(&self.state);
         match s.down {
-            Some(fp) if fp == fingerprint => return Admit::Skip(Unavailable::Down),
+            // Without probes, one request a `cooldown_max` may find the key accepted again.
+            Some(d)
+                if d.fingerprint == fingerprint
+                    && !probed
+                    && d.since.checked_add(cfg.breaker.cooldown_max).is_some_and(|t| now >= t) =>
+            {
+                s.down = Some(Down { since: now, ..d });
+            }
+            Some(d) if d.fingerprint == fingerprint => return Admit::Skip(Unavailable::Down),
             Some(_) => s.down = None,
             None => {}
         }
@@ -262,7 +297,7 @@ impl TargetHealth {
             match s.breaker.admit(now, &cfg.breaker) {
                 Admission::Pass { share } if roll >= share => return Admit::Defer,
                 Admission::Pass { .. } => Role::Normal,
-                Admission::Trial => Role::Trial,
+                Admission::Trial => Role::Trial(s.breaker.epoch()),
                 Admission::Refused { until } => return Admit::Skip(Unavailable::Open { until }),
             }
         };
@@ -270,15 +305,30 @@ impl TargetHealth {
         Admit::Go { role }
     }
 
-    /// Try it although it is unavailable (every target of the route is): the headroom is spent, the breaker's
-    /// state is left to the outcome.
-    pub fn force(&self, now: Instant, need: Need) {
-        lock(&self.state).headroom.spend(now, need);
+    /// Try it although it is unavailable (every target of the route is). An open breaker gives its one trial
+    /// early; `None` when that trial is already in flight (nothing more is sent to a target in trouble).
+    pub fn force(&self, now: Instant, need: Need) -> Option<Role> {
+        let mut s = lock(&self.state);
+        let role = match s.breaker.state(now) {
+            breaker::State::Closed => Role::Normal,
+            _ => Role::Trial(s.breaker.force_trial()?),
+        };
+        if let Some(d) = &mut s.down {
+            d.since = now;
+        }
+        s.headroom.spend(now, need);
+        Some(role)
     }
 
-    /// A trial that ended without a verdict (the client went away, or nothing was sent).
-    pub fn release_trial(&self) {
-        lock(&self.state).breaker.release_trial();
+    /// A trial that ended without a verdict (the client went away, nothing was sent, or the outcome says nothing
+    /// of the target).
+    pub fn release_trial(&self, epoch: u32) {
+        lock(&self.state).breaker.release(epoch);
+    }
+
+    /// How long a 429 keeps it aside from now.
+    pub fn cooling_left(&self, now: Instant) -> Option<Duration> {
+        lock(&self.state).cooling_until.map(|u| u.saturating_duration_since(now)).filter(|d| !d.is_zero())
     }
 
     /// The first-token limit for a stream on this target: learnt from its recent times to first token, capped by
@@ -298,27 +348,28 @@ impl TargetHealth {
         }
     }
 
-    /// The attempt reached its commit point after `elapsed` (its first token, or its whole answer).
-    pub fn committed(
-        &self,
-        now: Instant,
-        cfg: &HealthConfig,
-        role: Role,
-        elapsed: Duration,
-        stream: bool,
-        limits: Option<&RateLimits>,
-    ) -> Option<Transition> {
+    /// The attempt reached its commit point after `elapsed` (its first token, or its whole answer). `judged`:
+    /// whether the operation speaks for the target's health (token counting does not).
+    pub fn committed(&self, now: Instant, cfg: &HealthConfig, c: Commit<'_>) -> Option<Transition> {
         let mut s = lock(&self.state);
-        if stream {
-            s.ttft.observe(elapsed);
-        }
-        s.latency.observe(now, elapsed, LATENCY_DECAY);
-        if let Some(l) = limits {
+        if let Some(l) = c.limits {
             s.headroom.update(now, l);
         }
-        match role {
-            Role::Forced => s.breaker.probe(now, &cfg.breaker, true),
-            _ => s.breaker.record(now, &cfg.breaker, Outcome::Success, role == Role::Trial),
+        // Our key works.
+        s.down = None;
+        if !c.judged {
+            if let Role::Trial(e) = c.role {
+                s.breaker.release(e);
+            }
+            return None;
+        }
+        if c.stream {
+            s.ttft.observe(c.elapsed);
+        }
+        s.latency.observe(now, c.elapsed, LATENCY_DECAY);
+        match c.role {
+            Role::Trial(e) => s.breaker.record_trial(now, &cfg.breaker, Outcome::Success, e),
+            Role::Normal => s.breaker.record(now, &cfg.breaker, Outcome::Success, false),
         }
     }
 
@@ -329,21 +380,15 @@ impl TargetHealth {
         }
     }
 
-    /// The attempt failed. `first_token_limit`: the limit it was held to, when it timed out waiting for it.
-    pub fn failed(
-        &self,
-        now: Instant,
-        cfg: &HealthConfig,
-        role: Role,
-        error: &ProviderError,
-        fingerprint: u64,
-        first_token_limit: Option<Duration>,
-    ) -> Option<Transition> {
+    /// The attempt failed.
+    pub fn failed(&self, now: Instant, cfg: &HealthConfig, f: Failure<'_>) -> Option<Transition> {
         let mut s = lock(&self.state);
+        let error = f.error;
         if let Some(l) = error.limits.as_deref() {
             s.headroom.update(now, l);
         }
         let outcome = match error.kind {
+            _ if !f.judged => None,
             // The client's request, not the target's health; the target answered.
             ErrorKind::BadRequest | ErrorKind::ContextLength => None,
             // Alive but limited: aside until it says, not broken.
@@ -352,30 +397,35 @@ impl TargetHealth {
                     .retry_after
                     .or_else(|| error.limits.as_deref().and_then(RateLimits::exhausted_reset))
                     .unwrap_or(cfg.rate_limit_cooldown);
-                s.cooling_until = Some(now + wait);
+                s.cooling_until = now.checked_add(wait);
                 None
             }
             // Our key: no retry or trial fixes it.
             ErrorKind::Auth => {
-                s.down = Some(fingerprint);
+                s.down = Some(Down { fingerprint: f.fingerprint, since: now });
                 None
             }
-            ErrorKind::Timeout => {
-                if let Some(limit) = first_token_limit {
-                    s.ttft.observe_timeout(limit);
+            // A silent target must cost one request its timeout, not every request: open at once. After the
+            // commit point the wait was between events, not for the first one: an ordinary failure.
+            ErrorKind::Timeout if !f.after_commit => match f.timed_out {
+                Some(t) => {
+                    if t.learnt {
+                        s.ttft.observe_timeout(t.limit);
+                    }
+                    Some(Outcome::Timeout)
                 }
-                Some(Outcome::Timeout)
-            }
+                None => Some(Outcome::Failure),
+            },
             _ => Some(Outcome::Failure),
         };
-        match (outcome, role) {
-            (None, Role::Trial) => {
-                s.breaker.release_trial();
+        match (outcome, f.role) {
+            (None, Role::Trial(e)) => {
+                s.breaker.release(e);
                 None
             }
-            (None, _) => None,
-            (Some(_), Role::Forced) => s.breaker.probe(now, &cfg.breaker, false),
-            (Some(o), role) => s.breaker.record(now, &cfg.breaker, o, role == Role::Trial),
+            (None, Role::Normal) => None,
+            (Some(o), Role::Trial(e)) => s.breaker.record_trial(now, &cfg.breaker, o, e),
+            (Some(o), Role::Normal) => s.breaker.record(now, &cfg.breaker, o, false),
         }
     }
 
@@ -390,7 +440,7 @@ impl TargetHealth {
     pub fn probe_due(&self, now: Instant, interval: Duration) -> bool {
         let mut s = lock(&self.state);
         let unwell = s.down.is_some() || !matches!(s.breaker.state(now), breaker::State::Closed);
-        if !unwell || s.last_probe.is_some_and(|t| now < t + interval) {
+        if !unwell || s.last_probe.and_then(|t| t.checked_add(interval)).is_some_and(|due| now < due) {
             return false;
         }
         s.last_probe = Some(now);
@@ -402,6 +452,9 @@ impl TargetHealth {
         let mut s = lock(&self.state);
         if ok {
             s.down = None;
+        }
+        if s.down.is_some() {
+            return None;
         }
         s.breaker.probe(now, &cfg.breaker, ok)
     }
@@ -460,6 +513,29 @@ impl TargetHealth {
     }
 }
 
+/// An attempt's commit, as health reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct Commit<'a> {
+    pub role: Role,
+    pub elapsed: Duration,
+    pub stream: bool,
+    pub limits: Option<&'a RateLimits>,
+    /// Whether the operation speaks for the target's health (token counting does not).
+    pub judged: bool,
+}
+
+/// An attempt's failure, as health reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct Failure<'a> {
+    pub role: Role,
+    pub error: &'a ProviderError,
+    /// The provider's current fingerprint (an auth failure holds until it changes).
+    pub fingerprint: u64,
+    pub timed_out: Option<TimedOut>,
+    pub after_commit: bool,
+    pub judged: bool,
+}
+
 /// A request in flight on a target (for the least-busy strategy), until dropped.
 pub struct InFlight(Arc<TargetHealth>);
 
@@ -472,5 +548,210 @@ impl Drop for InFlight {
 impl fmt::Debug for InFlight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "InFlight({})", self.0.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::ratelimit::Remaining;
+
+    fn target() -> Arc<TargetHealth> {
+        Health::new(RetryBudgetConfig::default()).target(&TargetId::new("p", "m"))
+    }
+
+    fn cfg() -> HealthConfig {
+        let mut c = HealthConfig::default();
+        c.breaker.jitter = 0.0;
+        c.breaker.ramp = Duration::from_secs(10);
+        c
+    }
+
+    fn err(kind: ErrorKind) -> ProviderError {
+        ProviderError::new(kind, "x")
+    }
+
+    fn fail(
+        t: &TargetHealth,
+        c: &HealthConfig,
+        role: Role,
+        e: &ProviderError,
+        fp: u64,
+    ) -> Option<Transition> {
+        let f =
+            Failure { role, error: e, fingerprint: fp, timed_out: None, after_commit: false, judged: true };
+        t.failed(Instant::now(), c, f)
+    }
+
+    fn timeout(t: &TargetHealth, c: &HealthConfig, timed_out: Option<TimedOut>, after_commit: bool) {
+        let e = err(ErrorKind::Timeout);
+        let f =
+            Failure { role: Role::Normal, error: &e, fingerprint: 1, timed_out, after_commit, judged: true };
+        t.failed(Instant::now(), c, f);
+    }
+
+    fn commit(
+        t: &TargetHealth,
+        c: &HealthConfig,
+        elapsed: Duration,
+        stream: bool,
+        limits: Option<&RateLimits>,
+    ) {
+        let commit = Commit { role: Role::Normal, elapsed, stream, limits, judged: true };
+        t.committed(Instant::now(), c, commit);
+    }
+
+    fn admit(t: &TargetHealth, c: &HealthConfig, fp: u64, probed: bool, roll: f64) -> Admit {
+        t.admit(Instant::now(), c, NEED, fp, probed, roll)
+    }
+
+    const NEED: Need = Need { input_tokens: 10, output_tokens: 10 };
+    const GO: Admit = Admit::Go { role: Role::Normal };
+    const AT_CAP: Option<TimedOut> = Some(TimedOut { limit: Duration::from_secs(60), learnt: false });
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_sets_the_target_aside_until_its_retry_after_without_counting_as_a_failure() {
+        let (t, c) = (target(), cfg());
+        let mut e = err(ErrorKind::RateLimited);
+        e.retry_after = Some(Duration::from_secs(3));
+        for _ in 0..5 {
+            assert!(fail(&t, &c, Role::Normal, &e, 1).is_none());
+        }
+        assert!(matches!(admit(&t, &c, 1, false, 0.0), Admit::Skip(Unavailable::Cooling { .. })));
+        assert_eq!(t.cooling_left(Instant::now()), Some(Duration::from_secs(3)));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(admit(&t, &c, 1, false, 0.0), GO);
+        assert_eq!(t.report(Instant::now(), &c, Duration::from_secs(60)).consecutive_failures, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_key_keeps_the_target_down_until_its_configuration_changes_a_probe_or_a_late_retry() {
+        let (t, c) = (target(), cfg());
+        fail(&t, &c, Role::Normal, &err(ErrorKind::Auth), 7);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(admit(&t, &c, 7, false, 0.0), Admit::Skip(Unavailable::Down));
+        assert_eq!(admit(&t, &c, 8, false, 0.0), GO, "another configuration");
+        fail(&t, &c, Role::Normal, &err(ErrorKind::Auth), 8);
+        t.probed(Instant::now(), &c, true);
+        assert_eq!(admit(&t, &c, 8, false, 0.0), GO, "a probe got through");
+        // Without probes, one request every cooldown_max (2 min) may find the key accepted again.
+        fail(&t, &c, Role::Normal, &err(ErrorKind::Auth), 8);
+        tokio::time::advance(Duration::from_secs(120)).await;
+        assert_eq!(admit(&t, &c, 8, false, 0.0), GO);
+        assert_eq!(admit(&t, &c, 8, false, 0.0), Admit::Skip(Unavailable::Down), "one at a time");
+        commit(&t, &c, Duration::from_millis(5), false, None);
+        assert_eq!(admit(&t, &c, 8, false, 0.0), GO, "a success lifts it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_headroom_skips_until_the_reset_and_admissions_spend_it_locally() {
+        let (t, c) = (target(), cfg());
+        let one_left = RateLimits {
+            requests: Some(Remaining { remaining: 1, reset: Duration::from_secs(5) }),
+            ..RateLimits::default()
+        };
+        commit(&t, &c, Duration::from_millis(5), false, Some(&one_left));
+        assert_eq!(admit(&t, &c, 1, false, 0.0), GO);
+        assert!(matches!(admit(&t, &c, 1, false, 0.0), Admit::Skip(Unavailable::NoHeadroom { .. })));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(admit(&t, &c, 1, false, 0.0), GO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recovered_target_ramps_and_a_probed_one_never_gets_a_client_trial() {
+        let (t, c) = (target(), cfg());
+        timeout(&t, &c, AT_CAP, false);
+        assert!(matches!(admit(&t, &c, 1, true, 0.0), Admit::Skip(Unavailable::Open { .. })));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(matches!(admit(&t, &c, 1, true, 0.0), Admit::Skip(Unavailable::Open { .. })), "probed");
+        t.probed(Instant::now(), &c, true);
+        // Right after recovery the share is 10%: a roll above it defers, below it goes.
+        assert_eq!(admit(&t, &c, 1, true, 0.5), Admit::Defer);
+        assert_eq!(admit(&t, &c, 1, true, 0.05), GO);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(admit(&t, &c, 1, true, 0.99), GO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trial_is_released_by_its_own_number_only() {
+        let (t, c) = (target(), cfg());
+        timeout(&t, &c, AT_CAP, false);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let Admit::Go { role: Role::Trial(first) } = admit(&t, &c, 1, false, 0.0) else { panic!("a trial") };
+        assert!(matches!(admit(&t, &c, 1, false, 0.0), Admit::Skip(_)), "one trial at a time");
+        t.release_trial(first);
+        let Admit::Go { role: Role::Trial(second) } = admit(&t, &c, 1, false, 0.0) else { panic!("a trial") };
+        // The first trial's late release does not free the second's slot.
+        t.release_trial(first);
+        assert!(matches!(admit(&t, &c, 1, false, 0.0), Admit::Skip(_)));
+        // The client's own 400 says nothing of the target's health: the trial is released, not judged.
+        fail(&t, &c, Role::Trial(second), &err(ErrorKind::BadRequest), 1);
+        assert!(matches!(admit(&t, &c, 1, false, 0.0), Admit::Go { role: Role::Trial(_) }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_attempt_is_the_one_trial_and_never_a_second() {
+        let (t, c) = (target(), cfg());
+        timeout(&t, &c, AT_CAP, false);
+        let Some(Role::Trial(e)) = t.force(Instant::now(), NEED) else { panic!("forced as the trial") };
+        assert_eq!(t.force(Instant::now(), NEED), None, "its trial is in flight");
+        let ok = Commit {
+            role: Role::Trial(e),
+            elapsed: Duration::from_millis(5),
+            stream: false,
+            limits: None,
+            judged: true,
+        };
+        assert_eq!(t.committed(Instant::now(), &c, ok), Some(Transition::Closed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_first_token_timeout_opens_at_once() {
+        let (t, c) = (target(), cfg());
+        timeout(&t, &c, None, true);
+        timeout(&t, &c, None, false);
+        assert_eq!(
+            admit(&t, &c, 1, false, 0.0),
+            GO,
+            "after commit, or cut by the deadline: ordinary failures"
+        );
+        timeout(&t, &c, AT_CAP, false);
+        assert!(matches!(admit(&t, &c, 1, false, 0.0), Admit::Skip(Unavailable::Open { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_token_timeouts_raise_the_learnt_limit_and_plain_limits_stay_the_cap() {
+        let (t, c) = (target(), cfg());
+        let cap = Duration::from_secs(60);
+        assert_eq!(t.first_token_limit(&c, cap), cap, "nothing learnt yet");
+        for _ in 0..20 {
+            commit(&t, &c, Duration::from_millis(300), true, None);
+        }
+        assert_eq!(t.first_token_limit(&c, cap), Duration::from_secs(2), "3 × 0.3 s is under the floor");
+        commit(&t, &c, Duration::from_secs(30), false, None);
+        assert_eq!(t.first_token_limit(&c, cap), Duration::from_secs(2), "plain answers teach nothing");
+        let learnt = Some(TimedOut { limit: Duration::from_secs(2), learnt: true });
+        timeout(&t, &c, learnt, false);
+        assert_eq!(t.first_token_limit(&c, cap), Duration::from_secs(6));
+        // A timeout at the cap is not a sample: a silent spell must not leave the limit at the cap afterwards.
+        timeout(&t, &c, AT_CAP, false);
+        assert_eq!(t.first_token_limit(&c, cap), Duration::from_secs(6));
+        let off = HealthConfig { time_limits: None, ..cfg() };
+        assert_eq!(t.first_token_limit(&off, cap), cap);
+    }
+
+    #[test]
+    fn ad_hoc_names_are_bounded_and_configured_targets_always_kept() {
+        let h = Health::new(RetryBudgetConfig::default());
+        for i in 0..MAX_AD_HOC + 10 {
+            h.ad_hoc(&TargetId::new("p", &format!("m{i}")));
+        }
+        h.ad_hoc(&TargetId::new("p", &"x".repeat(MAX_AD_HOC_NAME)));
+        h.target(&TargetId::new("p", "configured"));
+        assert_eq!(h.all().len(), MAX_AD_HOC + 1);
+        let long = TargetId::new("q", &"x".repeat(MAX_AD_HOC_NAME));
+        let h = Health::new(RetryBudgetConfig::default());
+        h.ad_hoc(&long);
+        assert!(h.all().is_empty(), "an over-long name is not kept");
     }
 }

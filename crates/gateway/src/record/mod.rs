@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::dispatch::flight::{Event, EventKind, Flight};
+use crate::auth::Caller;
+use crate::dispatch::flight::{Event, EventKind, Flight, RequestId};
 use crate::health::breaker::{OpenReason, Transition};
-use crate::health::{Health, TargetId};
-use crate::provider::ProviderError;
+use crate::health::{Commit, Failure, Health, TargetId};
+use crate::provider::{ErrorKind, ProviderError};
 use crate::route::Target;
 
 /// A target's breaker changed state (what a status page, an incident, or a test waits for).
@@ -57,7 +58,14 @@ impl Recorder {
             }
             EventKind::Committed { target: i, role, elapsed, limits } => {
                 if let Some(t) = target(*i) {
-                    let tr = t.health.committed(now, cfg, *role, *elapsed, flight.stream, limits.as_deref());
+                    let c = Commit {
+                        role: *role,
+                        elapsed: *elapsed,
+                        stream: flight.stream,
+                        limits: limits.as_deref(),
+                        judged: flight.judges_health,
+                    };
+                    let tr = t.health.committed(now, cfg, c);
                     self.transition(t, tr);
                 }
             }
@@ -66,17 +74,25 @@ impl Recorder {
                     t.health.stream_ended(*max_gap);
                 }
             }
-            EventKind::Failed { target: i, role, error, elapsed, first_token_limit, after_commit } => {
+            EventKind::Failed { target: i, role, error, elapsed, timed_out, after_commit } => {
                 let Some(t) = target(*i) else { return };
                 AttemptFailed {
-                    request: &ev.request.to_string(),
+                    request: ev.request,
                     target: &t.label,
                     error,
                     elapsed: *elapsed,
                     after_commit: *after_commit,
                 }
                 .emit();
-                let tr = t.health.failed(now, cfg, *role, error, t.provider.fingerprint, *first_token_limit);
+                let f = Failure {
+                    role: *role,
+                    error,
+                    fingerprint: t.provider.fingerprint,
+                    timed_out: *timed_out,
+                    after_commit: *after_commit,
+                    judged: flight.judges_health,
+                };
+                let tr = t.health.failed(now, cfg, f);
                 self.transition(t, tr);
             }
             EventKind::Skipped { target: i, why } => {
@@ -93,9 +109,9 @@ impl Recorder {
             }
             EventKind::Ended { ending, target: i } => {
                 RequestCompleted {
-                    request: &ev.request.to_string(),
+                    request: ev.request,
                     front_door: flight.door,
-                    caller: &flight.caller.to_string(),
+                    caller: flight.caller,
                     model: &flight.route,
                     target: i.and_then(target).map(|t| &*t.label),
                     attempts: flight.sent(),
@@ -115,7 +131,13 @@ impl Recorder {
         cfg: &crate::config::HealthConfig,
         result: Result<(), ProviderError>,
     ) {
-        let ok = result.is_ok();
+        // A 4xx other than our key's means the provider answered: alive (the probe's own request is at fault).
+        let ok = match &result {
+            Ok(()) => true,
+            Err(e) => {
+                matches!(e.kind, ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::ContextLength)
+            }
+        };
         match &result {
             Ok(()) => {
                 tracing::debug!(target: "nines::health", target_name = &*target.label, "probe succeeded")
@@ -169,7 +191,7 @@ impl BreakerChanged<'_> {
 
 /// One upstream attempt failed.
 pub struct AttemptFailed<'a> {
-    pub request: &'a str,
+    pub request: RequestId,
     pub target: &'a str,
     pub error: &'a ProviderError,
     pub elapsed: Duration,
@@ -180,7 +202,7 @@ impl AttemptFailed<'_> {
     pub fn emit(&self) {
         tracing::warn!(
             target: "nines::attempt",
-            request = self.request,
+            request = %self.request,
             target_name = self.target,
             kind = self.error.kind.label(),
             status = self.error.status,
@@ -224,9 +246,9 @@ impl Ending {
 
 /// A request finished (for streams: its body finished).
 pub struct RequestCompleted<'a> {
-    pub request: &'a str,
+    pub request: RequestId,
     pub front_door: &'a str,
-    pub caller: &'a str,
+    pub caller: Caller,
     pub model: &'a str,
     pub target: Option<&'a str>,
     pub attempts: usize,
@@ -239,9 +261,9 @@ impl RequestCompleted<'_> {
     pub fn emit(&self) {
         tracing::info!(
             target: "nines::request",
-            request = self.request,
+            request = %self.request,
             front_door = self.front_door,
-            caller = self.caller,
+            caller = %self.caller,
             model = self.model,
             served_by = self.target.unwrap_or("-"),
             attempts = self.attempts,

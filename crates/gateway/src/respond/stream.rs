@@ -103,7 +103,7 @@ impl Live {
             role: Role::Normal,
             error,
             elapsed,
-            first_token_limit: None,
+            timed_out: None,
             after_commit: true,
         });
         flight.end(Ending::BrokenStream, Some(target));

@@ -36,11 +36,23 @@ pub struct Target {
 
 impl Target {
     pub fn new(provider: Arc<Provider>, model: impl Into<String>, health: &Health) -> Self {
-        let model = model.into();
+        Self::build(provider, model.into(), |id| health.target(id))
+    }
+
+    /// A target a client named (`provider/model`), whose health is kept only within the ad-hoc bounds.
+    pub fn ad_hoc(provider: Arc<Provider>, model: impl Into<String>, health: &Health) -> Self {
+        Self::build(provider, model.into(), |id| health.ad_hoc(id))
+    }
+
+    fn build(
+        provider: Arc<Provider>,
+        model: String,
+        health: impl FnOnce(&TargetId) -> Arc<TargetHealth>,
+    ) -> Self {
         let id = TargetId::new(provider.name(), &model);
         let label = Arc::from(id.as_str());
         let m = provider.config.model(&model);
-        let health = health.target(&id);
+        let health = health(&id);
         Target {
             provider,
             model,
@@ -142,13 +154,13 @@ impl Routes {
             && let Some(p) = self.providers.get(prov)
             && !m.is_empty()
         {
-            return Ok(Plan::single(Target::new(p.clone(), m, &self.health)));
+            return Ok(Plan::single(Target::ad_hoc(p.clone(), m, &self.health)));
         }
         if self.infer
             && let Some(kind) = kind_of_model(model)
             && let Some(p) = self.providers.values().find(|p| p.config.kind == kind)
         {
-            return Ok(Plan::single(Target::new(p.clone(), model, &self.health)));
+            return Ok(Plan::single(Target::ad_hoc(p.clone(), model, &self.health)));
         }
         let mut known: Vec<String> = self.routes.keys().cloned().collect();
         known.extend(self.providers.keys().map(|p| format!("{p}/<model>")));

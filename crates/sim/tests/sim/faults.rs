@@ -315,3 +315,32 @@ async fn stall_sends_the_first_events_then_pauses() {
     let got: Value = resp.json().await.unwrap();
     assert_eq!(got["choices"][0]["message"]["content"], "alpha says: hi");
 }
+
+/// Model listings (what a gateway's probe asks for) answer in each provider's shape, count as hits and suffer faults
+/// like any model request: a provider that is down is down for its listing too.
+#[tokio::test]
+async fn model_listings_answer_in_each_shape_and_take_faults() {
+    let sim = sim().await;
+    let c = client();
+    let get = |path: &str, anthropic: bool| {
+        let mut req = c.get(format!("{}{path}", sim.base_url()));
+        if anthropic {
+            req = req.header("anthropic-version", "2023-06-01");
+        }
+        req.send()
+    };
+    let v: Value = get("/v1/models", false).await.unwrap().json().await.unwrap();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"][0]["id"], "gpt-alpha");
+    let v: Value = get("/v1/models", true).await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"][0]["type"], "model");
+    let v: Value = get("/v1beta/models", false).await.unwrap().json().await.unwrap();
+    assert_eq!(v["models"][0]["name"], "models/gemini-alpha");
+    assert_eq!(sim.total_hits(), 3);
+
+    sim.push_fault(Fault::status(529));
+    let resp = get("/v1/models", true).await.unwrap();
+    assert_eq!(resp.status(), 529);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "overloaded_error", "Anthropic's shape: {err}");
+}
