@@ -325,7 +325,7 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
             deadline: Duration::from_secs(600),
-            backoff_base: Duration::from_millis(250),
+            backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             retry_after_cap: Duration::from_secs(2),
             infer_models: false,
