@@ -130,6 +130,9 @@ fn anthropic(body: &[u8]) -> Result<(), DecodeError> {
     struct Answer {
         id: Option<Shape>,
         content: Option<Shape>,
+        /// Decoded typed, as the decoder does (`null` counts as absent there too).
+        #[allow(dead_code)]
+        usage: Option<crate::anthropic::WireUsage>,
     }
     let a: Answer = serde_json::from_slice(body)?;
     if !is_str(a.id) {

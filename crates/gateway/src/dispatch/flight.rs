@@ -206,9 +206,11 @@ impl Flight {
             _ => {}
         }
         let ending = matches!(kind, EventKind::Ended { .. });
-        let ev = Event { request: self.id, at: self.started.elapsed(), kind };
-        let recorder = Arc::clone(&self.recorder);
-        recorder.record(self, &ev);
+        // One clock read per event, shared with the recorder.
+        let now = Instant::now();
+        let ev = Event { request: self.id, at: now.saturating_duration_since(self.started), kind };
+        let this: &Flight = self;
+        this.recorder.record(this, &ev, now);
         self.log.push(ev);
         if ending {
             self.ended = true;

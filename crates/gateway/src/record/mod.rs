@@ -42,9 +42,9 @@ impl Recorder {
         self.changes.subscribe()
     }
 
-    pub fn record(&self, flight: &Flight, ev: &Event) {
+    /// Record `ev` of `flight`, which happened `now`.
+    pub fn record(&self, flight: &Flight, ev: &Event, now: Instant) {
         let cfg = &flight.snap.config.health;
-        let now = Instant::now();
         let target = |i: usize| flight.target(i);
         match &ev.kind {
             EventKind::Started { target: i, attempt, role } => {

@@ -39,8 +39,13 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
             other => Part::Unsupported(other.to_owned()),
         })
         .collect();
-    let usage_wire: WireUsage =
-        v.get("usage").cloned().map(serde_json::from_value).transpose()?.unwrap_or_default();
+    let usage_wire: WireUsage = v
+        .get("usage")
+        .filter(|u| !u.is_null())
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()?
+        .unwrap_or_default();
     let mut usage = Usage::default();
     usage_wire.apply(&mut usage);
     Ok(ChatResponse {
