@@ -172,23 +172,48 @@ async fn a_lone_failure_is_retried_on_the_same_target_within_the_budget() {
 }
 
 /// A total outage of one provider under steady concurrent load: it receives only the few requests that opened its
-/// breaker; the survivor receives each client request exactly once.
+/// breaker, then one trial per cooldown (each failed trial reopens it); the survivor receives each client request
+/// exactly once.
 #[tokio::test]
 async fn a_total_outage_never_multiplies_the_traffic() {
     let first = P { retries: 1, ..p("first", "openai", "m1") };
     let second = P { retries: 1, ..p("second", "anthropic", "m2") };
-    let h = Harness::new(&[first, second]).await;
+    let h = Harness::with(
+        &[first, second],
+        "[health]\ncooldown = \"100ms\"\ncooldown_max = \"200ms\"",
+        Default::default(),
+    )
+    .await;
+    let mut changes = h.app.state.runtime.recorder.subscribe();
     h.sims[0].push_fault(Fault::status(503).forever());
-    for _ in 0..10 {
+    let began = Instant::now();
+    let mut sent = 0;
+    while began.elapsed() < Duration::from_millis(1500) {
         let sends = (0..4).map(|i| chat(&h, if i % 2 == 0 { "openai" } else { "anthropic" }, i >= 2));
         for r in futures_util::future::join_all(sends).await {
             assert_eq!((r.status, served_by(&r)), (200, "second/m2"), "{}", r.text);
+            sent += 1;
         }
     }
-    assert_eq!(h.sims[1].total_hits(), 40, "each request served once");
+    assert_eq!(h.sims[1].total_hits(), sent, "each request served once");
+    let mut opened = 0;
+    let mut trials_failed = 0;
+    while let Ok(c) = changes.try_recv() {
+        match c.transition {
+            Transition::Opened { .. } => opened += 1,
+            Transition::Reopened { .. } => trials_failed += 1,
+            Transition::Closed => panic!("it never recovered"),
+        }
+    }
+    assert_eq!(opened, 1);
+    assert!(trials_failed >= 3, "trials after each cooldown: {trials_failed}");
+    // Three consecutive failures open it (at most the four in flight then, and one retry); after that, only trials.
     let first_hits = h.sims[0].total_hits();
-    // Three consecutive failures open it; at most the four in flight at that moment add to them (and one retry).
-    assert!(first_hits <= 3 + 4 + 1, "the failing provider got {first_hits} requests");
+    assert!(
+        first_hits <= 3 + 4 + 1 + trials_failed + 1,
+        "{first_hits} requests, {trials_failed} failed trials"
+    );
+    assert!(sent > 100, "steady load: {sent} requests");
 }
 
 /// Rate-limit headers with nothing remaining: the next request goes elsewhere without a 429 being seen; after the
@@ -207,6 +232,15 @@ async fn rate_limit_headers_route_around_a_target_before_it_answers_429() {
     assert_eq!(h.sims[0].total_hits(), 3, "no request was sent to be refused with a 429");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(served_by(&chat(&h, "openai", true).await), "first/m1", "used again after the reset");
+
+    // Anthropic's headers (an RFC 3339 reset) too.
+    let h2 = Harness::new(&[p("first", "anthropic", "m1"), p("second", "openai", "m2")]).await;
+    h2.sims[0].set_rate_limit(Some(RateLimit { requests: Some(2), tokens: None, window_ms: 60_000 }));
+    for _ in 0..2 {
+        assert_eq!(served_by(&chat(&h2, "openai", false).await), "first/m1");
+    }
+    assert_eq!(served_by(&chat(&h2, "openai", true).await), "second/m2");
+    assert_eq!(h2.sims[0].total_hits(), 2, "no request was sent to be refused with a 429");
 
     // A token budget that cannot cover the request's max_tokens: skipped too.
     h.sims[0].reset();
