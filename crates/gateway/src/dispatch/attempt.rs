@@ -183,7 +183,7 @@ pub async fn exchange(
     let first_byte_deadline = (Instant::now() + limits.first_token).min(attempt_deadline);
     let resp = timeout_at(first_byte_deadline, provider.send(req))
         .await
-        .map_err(|_| ProviderError::new(ErrorKind::Timeout, "no response within the timeout"))??;
+        .map_err(|_| ProviderError::silent_timeout("no response within the timeout"))??;
     let status = resp.status();
     let id = request_id(resp.headers());
     if !status.is_success() {
@@ -200,8 +200,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
     let t = spec.provider.config.timeouts;
     let attempt_deadline = spec.limits.deadline;
     let first_byte_deadline = (Instant::now() + spec.limits.first_token).min(attempt_deadline);
-    let timeout_err =
-        |what: &str| ProviderError::new(ErrorKind::Timeout, format!("no {what} within the timeout"));
+    let timeout_err = |what: &str| ProviderError::silent_timeout(format!("no {what} within the timeout"));
 
     let req = spec.provider.chat_request(spec.model, spec.stream, spec.body, spec.headers)?;
     let resp = timeout_at(first_byte_deadline, spec.provider.send(req))

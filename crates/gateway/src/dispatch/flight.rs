@@ -91,6 +91,8 @@ pub enum EventKind {
         elapsed: Duration,
         /// It waited its whole first-token limit (not cut short by the request's deadline).
         timed_out: Option<TimedOut>,
+        /// The request's deadline ended it: no verdict on the target.
+        deadline_cut: bool,
         after_commit: bool,
     },
     /// A target was not tried.
@@ -269,7 +271,8 @@ impl Flight {
             Some(first) if kinds.all(|k| k == first) => first,
             _ => ErrorKind::Overloaded,
         };
-        let skipped_wait = soonest.map(|s| s.saturating_duration_since(Instant::now()));
+        let skipped_wait =
+            soonest.map(|s| s.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero());
         Summary {
             sent: self.sent(),
             lines: lines.len(),

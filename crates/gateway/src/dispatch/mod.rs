@@ -359,6 +359,11 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
         // Health first: a target set aside costs no encoding.
         let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
         let role = match policy.admit(target, need) {
+            // An operation that does not judge health must not hold the breaker's one trial.
+            Admit::Go { role: Role::Trial(e) } if !flight.judges_health => {
+                target.health.release_trial(e);
+                Role::Normal
+            }
             Admit::Go { role } => role,
             Admit::Defer if pos + 1 < order.len() && deferred & bit == 0 => {
                 deferred |= bit;
@@ -406,7 +411,7 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
 
     // Every target was unavailable and nothing was sent: rather than refusing, try the one most likely to have
     // recovered, as its breaker's one trial (a target whose trial is already in flight is not sent more).
-    if flight.sent() == 0 && !flight.remaining().is_zero() {
+    if flight.sent() == 0 && !flight.remaining().is_zero() && flight.judges_health {
         for i in policy.last_resort(&unavailable) {
             let Some(target) = plan.targets.get(i) else { continue };
             let Ok(prepared) = op.prepare(target) else { continue };
@@ -483,16 +488,18 @@ async fn attempts<O: Operation>(
         drop(in_flight);
         // It waited its whole first-token limit, and that limit (not the request's deadline) ended the wait.
         let cap = target.provider.config.timeouts.first_byte;
-        let timed_out = (error.kind == ErrorKind::Timeout
-            && elapsed >= first_token
-            && began.checked_add(first_token).is_some_and(|t| t <= flight.deadline))
-        .then_some(TimedOut { limit: first_token, learnt: flight.stream && first_token < cap });
+        let limit_fired = began.checked_add(first_token).is_some_and(|t| t <= flight.deadline);
+        let timed_out = (error.silent && elapsed >= first_token && limit_fired)
+            .then_some(TimedOut { limit: first_token, learnt: flight.stream && first_token < cap });
+        let deadline_cut =
+            error.kind == ErrorKind::Timeout && timed_out.is_none() && flight.remaining().is_zero();
         flight.emit(EventKind::Failed {
             target: i,
             role,
             error: error.detached(),
             elapsed,
             timed_out,
+            deadline_cut,
             after_commit: false,
         });
         // A 400 to the client's own bytes is the client's; a 400 to a body we translated may be ours (a field this
@@ -502,6 +509,10 @@ async fn attempts<O: Operation>(
         }
         if !error.failover() && prepared.passthrough {
             return Tried::Client(error);
+        }
+        // A trial is never retried: its verdict (or release) is in; the next request may be the next trial.
+        if matches!(role, Role::Trial(_)) {
+            return Tried::Failed;
         }
         match policy.after_failure(target, &error, tries, flight.remaining()) {
             AfterFailure::Retry(wait) => {

@@ -151,6 +151,7 @@ mod tests {
             error: &e,
             fingerprint: 0,
             timed_out: None,
+            deadline_cut: false,
             after_commit: false,
             judged: true,
         };

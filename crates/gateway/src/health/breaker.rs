@@ -238,10 +238,17 @@ impl Breaker {
         self.record(now, cfg, outcome, current)
     }
 
-    /// Trial `epoch` ended without a verdict: released only if it is still the current trial.
-    pub fn release(&mut self, epoch: u32) {
-        if epoch == self.epoch {
-            self.release_trial();
+    /// Trial `epoch` ended without a verdict: released only if it is still the current trial. A trial taken early
+    /// (`force_trial`) before the cooldown ended gives the rest of the cooldown back: open until then.
+    pub fn release(&mut self, epoch: u32, now: Instant) {
+        if epoch != self.epoch {
+            return;
+        }
+        match self.phase {
+            Phase::HalfOpen { since, trial: true } if now < since => {
+                self.phase = Phase::Open { until: since }
+            }
+            _ => self.release_trial(),
         }
     }
 

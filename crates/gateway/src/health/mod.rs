@@ -269,19 +269,23 @@ impl TargetHealth {
             return Admit::Go { role: Role::Normal };
         }
         let mut s = lock(&self.state);
-        match s.down {
-            // Without probes, one request a `cooldown_max` may find the key accepted again.
+        // Without probes, one request a `cooldown_max` may find the key accepted again (claimed below, only if it
+        // goes).
+        let down_retry = match s.down {
             Some(d)
                 if d.fingerprint == fingerprint
                     && !probed
                     && d.since.checked_add(cfg.breaker.cooldown_max).is_some_and(|t| now >= t) =>
             {
-                s.down = Some(Down { since: now, ..d });
+                true
             }
             Some(d) if d.fingerprint == fingerprint => return Admit::Skip(Unavailable::Down),
-            Some(_) => s.down = None,
-            None => {}
-        }
+            Some(_) => {
+                s.down = None;
+                false
+            }
+            None => false,
+        };
         if let Some(until) = s.cooling_until {
             if now < until {
                 return Admit::Skip(Unavailable::Cooling { until });
@@ -292,7 +296,7 @@ impl TargetHealth {
             return Admit::Skip(Unavailable::NoHeadroom { until });
         }
         let role = if probed && !matches!(s.breaker.state(now), breaker::State::Closed) {
-            return Admit::Skip(Unavailable::Open { until: s.breaker.reopens_at().filter(|u| *u > now) });
+            return Admit::Skip(Unavailable::Open { until: s.breaker.reopens_at() });
         } else {
             match s.breaker.admit(now, &cfg.breaker) {
                 Admission::Pass { share } if roll >= share => return Admit::Defer,
@@ -301,6 +305,9 @@ impl TargetHealth {
                 Admission::Refused { until } => return Admit::Skip(Unavailable::Open { until }),
             }
         };
+        if down_retry && let Some(d) = &mut s.down {
+            d.since = now;
+        }
         s.headroom.spend(now, need);
         Admit::Go { role }
     }
@@ -323,7 +330,7 @@ impl TargetHealth {
     /// A trial that ended without a verdict (the client went away, nothing was sent, or the outcome says nothing
     /// of the target).
     pub fn release_trial(&self, epoch: u32) {
-        lock(&self.state).breaker.release(epoch);
+        lock(&self.state).breaker.release(epoch, Instant::now());
     }
 
     /// How long a 429 keeps it aside from now.
@@ -355,11 +362,13 @@ impl TargetHealth {
         if let Some(l) = c.limits {
             s.headroom.update(now, l);
         }
-        // Our key works.
-        s.down = None;
+        // Our key works (unless this attempt began before it was refused).
+        if s.down.is_some_and(|d| now.checked_sub(c.elapsed).is_some_and(|began| began >= d.since)) {
+            s.down = None;
+        }
         if !c.judged {
             if let Role::Trial(e) = c.role {
-                s.breaker.release(e);
+                s.breaker.release(e, now);
             }
             return None;
         }
@@ -414,13 +423,15 @@ impl TargetHealth {
                     }
                     Some(Outcome::Timeout)
                 }
+                // The request's deadline, not the target, ended the wait: no verdict.
+                None if f.deadline_cut => None,
                 None => Some(Outcome::Failure),
             },
             _ => Some(Outcome::Failure),
         };
         match (outcome, f.role) {
             (None, Role::Trial(e)) => {
-                s.breaker.release(e);
+                s.breaker.release(e, now);
                 None
             }
             (None, Role::Normal) => None,
@@ -532,6 +543,8 @@ pub struct Failure<'a> {
     /// The provider's current fingerprint (an auth failure holds until it changes).
     pub fingerprint: u64,
     pub timed_out: Option<TimedOut>,
+    /// The request's deadline ended the attempt.
+    pub deadline_cut: bool,
     pub after_commit: bool,
     pub judged: bool,
 }
@@ -578,15 +591,29 @@ mod tests {
         e: &ProviderError,
         fp: u64,
     ) -> Option<Transition> {
-        let f =
-            Failure { role, error: e, fingerprint: fp, timed_out: None, after_commit: false, judged: true };
+        let f = Failure {
+            role,
+            error: e,
+            fingerprint: fp,
+            timed_out: None,
+            deadline_cut: false,
+            after_commit: false,
+            judged: true,
+        };
         t.failed(Instant::now(), c, f)
     }
 
     fn timeout(t: &TargetHealth, c: &HealthConfig, timed_out: Option<TimedOut>, after_commit: bool) {
         let e = err(ErrorKind::Timeout);
-        let f =
-            Failure { role: Role::Normal, error: &e, fingerprint: 1, timed_out, after_commit, judged: true };
+        let f = Failure {
+            role: Role::Normal,
+            error: &e,
+            fingerprint: 1,
+            timed_out,
+            deadline_cut: false,
+            after_commit,
+            judged: true,
+        };
         t.failed(Instant::now(), c, f);
     }
 
@@ -639,6 +666,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(120)).await;
         assert_eq!(admit(&t, &c, 8, false, 0.0), GO);
         assert_eq!(admit(&t, &c, 8, false, 0.0), Admit::Skip(Unavailable::Down), "one at a time");
+        tokio::time::advance(Duration::from_millis(5)).await;
         commit(&t, &c, Duration::from_millis(5), false, None);
         assert_eq!(admit(&t, &c, 8, false, 0.0), GO, "a success lifts it");
     }
@@ -738,6 +766,46 @@ mod tests {
         assert_eq!(t.first_token_limit(&c, cap), Duration::from_secs(6));
         let off = HealthConfig { time_limits: None, ..cfg() };
         assert_eq!(t.first_token_limit(&off, cap), cap);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_trial_released_early_gives_the_rest_of_the_cooldown_back() {
+        let (t, c) = (target(), cfg());
+        timeout(&t, &c, AT_CAP, false);
+        let Some(Role::Trial(e)) = t.force(Instant::now(), NEED) else { panic!("forced as the trial") };
+        t.release_trial(e);
+        assert!(matches!(admit(&t, &c, 1, false, 0.0), Admit::Skip(Unavailable::Open { until: Some(_) })));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(matches!(admit(&t, &c, 1, false, 0.0), Admit::Go { role: Role::Trial(_) }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trial_cut_by_the_requests_deadline_is_released_not_judged() {
+        let (t, c) = (target(), cfg());
+        timeout(&t, &c, AT_CAP, false);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let Admit::Go { role } = admit(&t, &c, 1, false, 0.0) else { panic!("a trial") };
+        let e = err(ErrorKind::Timeout);
+        let f = Failure {
+            role,
+            error: &e,
+            fingerprint: 1,
+            timed_out: None,
+            deadline_cut: true,
+            after_commit: false,
+            judged: true,
+        };
+        assert_eq!(t.failed(Instant::now(), &c, f), None, "no verdict");
+        assert!(matches!(admit(&t, &c, 1, false, 0.0), Admit::Go { role: Role::Trial(_) }), "not reopened");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_that_began_before_the_key_was_refused_does_not_lift_down() {
+        let (t, c) = (target(), cfg());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        fail(&t, &c, Role::Normal, &err(ErrorKind::Auth), 1);
+        commit(&t, &c, Duration::from_secs(2), false, None);
+        assert_eq!(admit(&t, &c, 1, false, 0.0), Admit::Skip(Unavailable::Down));
     }
 
     #[test]

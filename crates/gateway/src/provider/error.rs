@@ -85,6 +85,8 @@ pub struct ProviderError {
     pub request_id: Option<String>,
     /// The rate limits the provider announced with this answer.
     pub limits: Option<Box<RateLimits>>,
+    /// A timeout in which nothing came: no response headers, or no first token of a stream (not a slow body).
+    pub silent: bool,
     #[source]
     pub source: Option<Source>,
 }
@@ -98,8 +100,14 @@ impl ProviderError {
             message: message.into(),
             request_id: None,
             limits: None,
+            silent: false,
             source: None,
         }
+    }
+
+    /// A timeout in which nothing came.
+    pub fn silent_timeout(message: impl Into<String>) -> Self {
+        ProviderError { silent: true, ..ProviderError::new(ErrorKind::Timeout, message) }
     }
 
     /// The same error without its source chain (for the flight's log, which outlives the attempt).
@@ -111,6 +119,7 @@ impl ProviderError {
             message: self.message.clone(),
             request_id: self.request_id.clone(),
             limits: self.limits.clone(),
+            silent: self.silent,
             source: None,
         }
     }
@@ -168,6 +177,7 @@ impl ProviderError {
             message,
             request_id: request_id(headers),
             limits: rate_limits(headers).map(Box::new),
+            silent: false,
             source: None,
         }
     }

@@ -74,7 +74,7 @@ impl Recorder {
                     t.health.stream_ended(*max_gap);
                 }
             }
-            EventKind::Failed { target: i, role, error, elapsed, timed_out, after_commit } => {
+            EventKind::Failed { target: i, role, error, elapsed, timed_out, deadline_cut, after_commit } => {
                 let Some(t) = target(*i) else { return };
                 AttemptFailed {
                     request: ev.request,
@@ -89,6 +89,7 @@ impl Recorder {
                     error,
                     fingerprint: t.provider.fingerprint,
                     timed_out: *timed_out,
+                    deadline_cut: *deadline_cut,
                     after_commit: *after_commit,
                     judged: flight.judges_health,
                 };

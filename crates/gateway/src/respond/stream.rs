@@ -104,6 +104,7 @@ impl Live {
             error,
             elapsed,
             timed_out: None,
+            deadline_cut: false,
             after_commit: true,
         });
         flight.end(Ending::BrokenStream, Some(target));
