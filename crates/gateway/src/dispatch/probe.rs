@@ -37,6 +37,9 @@ pub async fn run(app: Arc<AppState>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let snap = app.snapshot();
+        if snap.providers.values().all(|p| p.config.probe.is_none()) {
+            continue;
+        }
         let now = Instant::now();
         for target in snap.routes.targets() {
             let Some(probe) = target.provider.config.probe else { continue };
@@ -46,9 +49,13 @@ pub async fn run(app: Arc<AppState>, stop: CancellationToken) {
             let target = target.clone();
             let app2 = app.clone();
             let cfg = snap.config.health.clone();
+            let stop = stop.clone();
             app.tracker.spawn(async move {
-                let result = probe_once(&target, probe.request).await;
-                app2.runtime.recorder.probed(&target, &cfg, result);
+                // A shutdown does not wait for probes.
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    result = probe_once(&target, probe.request) => app2.runtime.recorder.probed(&target, &cfg, result),
+                }
             });
         }
     }
