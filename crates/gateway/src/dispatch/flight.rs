@@ -87,7 +87,8 @@ pub enum EventKind {
     Failed {
         target: usize,
         role: Role,
-        error: ProviderError,
+        /// Boxed: events are small, failures rare.
+        error: Box<ProviderError>,
         elapsed: Duration,
         /// It waited its whole first-token limit (not cut short by the request's deadline).
         timed_out: Option<TimedOut>,
@@ -243,7 +244,7 @@ impl Flight {
 
     fn failures(&self) -> impl Iterator<Item = &ProviderError> {
         self.log.iter().filter_map(|e| match &e.kind {
-            EventKind::Failed { error, .. } => Some(error),
+            EventKind::Failed { error, .. } => Some(&**error),
             _ => None,
         })
     }

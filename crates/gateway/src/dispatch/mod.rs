@@ -496,7 +496,7 @@ async fn attempts<O: Operation>(
         flight.emit(EventKind::Failed {
             target: i,
             role,
-            error: error.detached(),
+            error: Box::new(error.detached()),
             elapsed,
             timed_out,
             deadline_cut,

@@ -101,7 +101,7 @@ impl Live {
         flight.emit(EventKind::Failed {
             target,
             role: Role::Normal,
-            error,
+            error: Box::new(error),
             elapsed,
             timed_out: None,
             deadline_cut: false,
