@@ -208,3 +208,25 @@ async fn retries_stay_on_a_target_before_moving_on() {
     assert_eq!(r.header("x-nines-target"), "second/m2");
     assert_eq!(h.sims[0].total_hits(), 1);
 }
+
+/// Every routed answer names its request (`x-nines-request-id`, the id of every log line about it): served, streamed,
+/// or exhausted.
+#[tokio::test]
+async fn every_routed_answer_carries_its_request_id() {
+    let h = Harness::new(&[p("only", "openai", "m1")]).await;
+    let (path, body) = request("openai", "hi", false);
+    let served = h.post(path, body).await;
+    let (path, body) = request("anthropic", "hi", true);
+    let streamed = h.post(path, body).await;
+    h.fault(0, FaultKind::Status { status: 503, retry_after: None }, 1);
+    let (path, body) = request("openai", "hi", false);
+    let failed = h.post(path, body).await;
+    assert_eq!((served.status, streamed.status, failed.status), (200, 200, 503));
+    let ids: Vec<&str> =
+        [&served, &streamed, &failed].iter().map(|r| r.header("x-nines-request-id")).collect();
+    for id in &ids {
+        assert!(id.len() == 20 && id.starts_with("req_"), "{id:?}");
+        assert!(id[4..].chars().all(|c| c.is_ascii_hexdigit()), "{id:?}");
+    }
+    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "{ids:?}");
+}

@@ -322,6 +322,7 @@ pub(super) async fn count_tokens_answer(
             let n = estimate_input_tokens(request);
             let mut resp = axum::Json(json!({ field: n })).into_response();
             resp.headers_mut().insert("x-nines-token-count", HeaderValue::from_static("estimate"));
+            set_request_id(&mut resp, &flight);
             resp
         }
     }
