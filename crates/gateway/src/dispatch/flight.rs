@@ -250,7 +250,7 @@ impl Flight {
     }
 
     pub fn summary(&self) -> Summary {
-        let label = |i: usize| self.target(i).map_or("?", |t| &t.label);
+        let label = |i: usize| self.target(i).map_or("?", |t| t.label());
         let mut lines = Vec::new();
         let mut soonest: Option<Instant> = None;
         for e in &self.log {

@@ -177,25 +177,27 @@ impl Operation for Chat<'_> {
 /// Input tokens, roughly: four bytes of text a token, an image a thousand. Lengths only, no scan of the text
 /// (images are not counted by their base64 size).
 fn estimate_input(req: &ChatRequest) -> u64 {
+    input_size(req, |t| t.len() as u64, 4000) / 4
+}
+
+/// What a request gives the model to read: each text (system, messages, tool calls, the text of tool results,
+/// thinking, tool names and descriptions) measured by `text`, each image counted as `image`. Token estimates are
+/// made of it (the rate-limit need here, an estimated token count at the door).
+pub fn input_size(req: &ChatRequest, text: impl Fn(&str) -> u64, image: u64) -> u64 {
     use nines_wire::Part;
-    fn part(p: &Part) -> usize {
-        match p {
-            Part::Text(t) => t.len(),
-            Part::ToolCall(c) => c.name.len() + c.arguments.len(),
-            Part::ToolResult(r) => r.content.iter().map(part).sum(),
-            Part::Thinking(t) => t.text.len(),
-            Part::Image(_) => 4000,
-            Part::Unsupported(_) => 0,
+    let part = |p: &Part| match p {
+        Part::Text(t) => text(t),
+        Part::ToolCall(c) => text(&c.name) + text(&c.arguments),
+        Part::ToolResult(r) => {
+            r.content.iter().map(|c| if let Part::Text(t) = c { text(t) } else { 0 }).sum()
         }
-    }
-    let bytes: usize = req.system.iter().map(String::len).sum::<usize>()
-        + req.messages.iter().flat_map(|m| &m.content).map(part).sum::<usize>()
-        + req
-            .tools
-            .iter()
-            .map(|t| t.name.len() + t.description.as_ref().map_or(0, String::len))
-            .sum::<usize>();
-    (bytes / 4) as u64
+        Part::Thinking(t) => text(&t.text),
+        Part::Image(_) => image,
+        Part::Unsupported(_) => 0,
+    };
+    req.system.iter().map(|s| text(s)).sum::<u64>()
+        + req.messages.iter().flat_map(|m| &m.content).map(part).sum::<u64>()
+        + req.tools.iter().map(|t| text(&t.name) + t.description.as_deref().map_or(0, &text)).sum::<u64>()
 }
 
 impl Outcome for Answer {
@@ -224,7 +226,7 @@ fn lacks(target: &Target, req: &nines_wire::ChatRequest) -> Option<EncodeError> 
     Some(EncodeError {
         field: field.to_owned(),
         target: target.provider.dialect(),
-        why: format!("{} is declared without {what} support", target.label),
+        why: format!("{} is declared without {what} support", target.label()),
     })
 }
 

@@ -24,7 +24,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 use crate::config::{HealthConfig, RetryBudgetConfig};
 use crate::provider::{ErrorKind, ProviderError};
 use breaker::{Admission, Breaker, Outcome, Transition};
-use learnt::{LearntLimit, PeakEwma};
+use learnt::{LearntConfig, LearntLimit, PeakEwma};
 use ratelimit::{Headroom, Need, RateLimits};
 
 /// How many ad-hoc targets (`provider/model` named by a client, not by the configuration) the registry remembers,
@@ -341,18 +341,12 @@ impl TargetHealth {
     /// The first-token limit for a stream on this target: learnt from its recent times to first token, capped by
     /// the configured `first_byte`.
     pub fn first_token_limit(&self, cfg: &HealthConfig, cap: Duration) -> Duration {
-        match (&cfg.time_limits, cfg.enabled) {
-            (Some(t), true) => lock(&self.state).ttft.limit(t, cap),
-            _ => cap,
-        }
+        learnt_limit(cfg, cap, |t| lock(&self.state).ttft.limit(t, cap))
     }
 
     /// The longest gap between stream events this target is expected to leave (the streams issue's, after commit).
     pub fn idle_limit(&self, cfg: &HealthConfig, cap: Duration) -> Duration {
-        match (&cfg.time_limits, cfg.enabled) {
-            (Some(t), true) => lock(&self.state).gap.limit(t, cap),
-            _ => cap,
-        }
+        learnt_limit(cfg, cap, |t| lock(&self.state).gap.limit(t, cap))
     }
 
     /// The attempt reached its commit point after `elapsed` (its first token, or its whole answer). `judged`:
@@ -507,10 +501,7 @@ impl TargetHealth {
                 None => ("closed", None),
             },
         };
-        let first_token_limit = match (&cfg.time_limits, cfg.enabled) {
-            (Some(t), true) => s.ttft.limit(t, first_byte),
-            _ => first_byte,
-        };
+        let first_token_limit = learnt_limit(cfg, first_byte, |t| s.ttft.limit(t, first_byte));
         Report {
             id: self.id.clone(),
             state,
@@ -521,6 +512,18 @@ impl TargetHealth {
             first_token_limit,
             latency: s.latency.get(),
         }
+    }
+}
+
+/// `cap`, or the learnt limit within it when learnt limits are on (the state is read only then).
+fn learnt_limit(
+    cfg: &HealthConfig,
+    cap: Duration,
+    learnt: impl FnOnce(&LearntConfig) -> Duration,
+) -> Duration {
+    match (&cfg.time_limits, cfg.enabled) {
+        (Some(t), true) => learnt(t),
+        _ => cap,
     }
 }
 

@@ -52,7 +52,7 @@ impl Recorder {
                     if *attempt == 1 {
                         t.health.deposit();
                     }
-                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = &*t.label,
+                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
                         attempt, role = ?role, "attempt started");
                 }
             }
@@ -78,7 +78,7 @@ impl Recorder {
                 let Some(t) = target(*i) else { return };
                 AttemptFailed {
                     request: ev.request,
-                    target: &t.label,
+                    target: t.label(),
                     error,
                     elapsed: *elapsed,
                     after_commit: *after_commit,
@@ -98,13 +98,13 @@ impl Recorder {
             }
             EventKind::Skipped { target: i, why } => {
                 if let Some(t) = target(*i) {
-                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = &*t.label,
+                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
                         "skipped: {why}");
                 }
             }
             EventKind::Waited { target: i, wait } => {
                 if let Some(t) = target(*i) {
-                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = &*t.label,
+                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
                         wait_ms = wait.as_millis() as u64, "retrying the same target after a pause");
                 }
             }
@@ -114,7 +114,7 @@ impl Recorder {
                     front_door: flight.door,
                     caller: flight.caller,
                     model: &flight.route,
-                    target: i.and_then(target).map(|t| &*t.label),
+                    target: i.and_then(target).map(|t| t.label()),
                     attempts: flight.sent(),
                     stream: flight.stream,
                     ending: *ending,
@@ -141,9 +141,9 @@ impl Recorder {
         };
         match &result {
             Ok(()) => {
-                tracing::debug!(target: "nines::health", target_name = &*target.label, "probe succeeded")
+                tracing::debug!(target: "nines::health", target_name = target.label(), "probe succeeded")
             }
-            Err(e) => tracing::debug!(target: "nines::health", target_name = &*target.label,
+            Err(e) => tracing::debug!(target: "nines::health", target_name = target.label(),
                 kind = e.kind.label(), "probe failed: {}", e.message),
         }
         let tr = target.health.probed(Instant::now(), cfg, ok);
@@ -152,7 +152,7 @@ impl Recorder {
 
     fn transition(&self, target: &Target, tr: Option<Transition>) {
         let Some(tr) = tr else { return };
-        BreakerChanged { target: &target.label, transition: tr }.emit();
+        BreakerChanged { target: target.label(), transition: tr }.emit();
         // Nobody listening is fine.
         let _ = self.changes.send(HealthChange { target: target.id.clone(), transition: tr });
     }

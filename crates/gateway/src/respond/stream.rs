@@ -84,7 +84,7 @@ impl Live {
     fn fail(&mut self, error: ProviderError, out: &mut Vec<u8>) {
         let message = format!(
             "the upstream stream from {} broke after the answer had started ({}): {}",
-            self.owner.flight.target(self.owner.target).map_or("the provider", |t| &*t.label),
+            self.owner.flight.target(self.owner.target).map_or("the provider", |t| t.label()),
             error.kind.label(),
             error.message
         );

@@ -23,8 +23,6 @@ pub struct Target {
     pub model: String,
     /// `provider/model`: stable across reloads, the key of its health.
     pub id: TargetId,
-    /// The same, as text (`provider/model`).
-    pub label: Arc<str>,
     /// What this model can take, resolved once.
     pub caps: Capabilities,
     /// Its context window in tokens, when declared.
@@ -39,6 +37,11 @@ impl Target {
         Self::build(provider, model.into(), |id| health.target(id))
     }
 
+    /// `provider/model`, as text.
+    pub fn label(&self) -> &str {
+        self.id.as_str()
+    }
+
     /// A target a client named (`provider/model`), whose health is kept only within the ad-hoc bounds.
     pub fn ad_hoc(provider: Arc<Provider>, model: impl Into<String>, health: &Health) -> Self {
         Self::build(provider, model.into(), |id| health.ad_hoc(id))
@@ -50,14 +53,12 @@ impl Target {
         health: impl FnOnce(&TargetId) -> Arc<TargetHealth>,
     ) -> Self {
         let id = TargetId::new(provider.name(), &model);
-        let label = Arc::from(id.as_str());
         let m = provider.config.model(&model);
         let health = health(&id);
         Target {
             provider,
             model,
             id,
-            label,
             caps: m.capabilities,
             context_window: m.context_window,
             weight: 1,

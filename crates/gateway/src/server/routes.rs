@@ -165,7 +165,7 @@ pub(super) fn failure_response(dialect: Dialect, failure: Failure, mut flight: F
             let index = flight.plan.targets.iter().position(|t| t.id == target.id);
             flight.end(Ending::Refused, index);
             let mut resp = ApiError::Refused { error }.render(dialect);
-            set_served_headers(&mut resp, &target.label, flight.sent());
+            set_served_headers(&mut resp, target.label(), flight.sent());
             resp
         }
         Failure::Inexpressible { error } => {
@@ -227,7 +227,7 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
             };
             let mut resp =
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
-            set_served_headers(&mut resp, &served.target.label, attempts);
+            set_served_headers(&mut resp, served.target.label(), attempts);
             set_request_id(&mut resp, &flight);
             resp
         }
@@ -311,7 +311,7 @@ pub(super) async fn count_tokens_answer(
             let mut resp =
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], served.answer)
                     .into_response();
-            set_served_headers(&mut resp, &served.target.label, attempts);
+            set_served_headers(&mut resp, served.target.label(), attempts);
             set_request_id(&mut resp, &flight);
             resp
         }
@@ -330,29 +330,11 @@ pub(super) async fn count_tokens_answer(
 
 /// About four characters a token over everything the model reads, plus a few tokens of framing per message.
 fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
-    use nines_wire::Part;
     let est = embeddings::estimate_tokens;
-    let mut n: u64 = req.system.iter().map(|s| est(s)).sum();
-    for m in &req.messages {
-        n += 3;
-        for p in &m.content {
-            n += match p {
-                Part::Text(t) => est(t),
-                Part::ToolCall(c) => est(&c.name) + est(&c.arguments),
-                Part::ToolResult(r) => {
-                    r.content.iter().map(|c| if let Part::Text(t) = c { est(t) } else { 0 }).sum()
-                }
-                Part::Thinking(t) => est(&t.text),
-                // Images cost roughly a thousand tokens on every current model.
-                Part::Image(_) => 1000,
-                Part::Unsupported(_) => 0,
-            };
-        }
-    }
-    for t in &req.tools {
-        n += est(&t.name) + t.description.as_deref().map(est).unwrap_or(0) + est(&t.parameters.to_string());
-    }
-    n
+    // Images cost roughly a thousand tokens on every current model.
+    dispatch::input_size(req, est, 1000)
+        + 3 * req.messages.len() as u64
+        + req.tools.iter().map(|t| est(&t.parameters.to_string())).sum::<u64>()
 }
 
 /// `x-nines-request-id`: the id of every log line about this request.
@@ -445,12 +427,13 @@ async fn respond_served(door: &Door, inbound: &Inbound, served: Served, mut flig
             resp
         }
     };
-    set_served_headers(&mut resp, &target.label, attempts);
+    set_served_headers(&mut resp, target.label(), attempts);
     if let Some(id) = request_id_header {
         resp.headers_mut().insert("x-nines-request-id", id);
     }
     if !dropped.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&format!("{} cannot take: {}", target.label, dropped.join("; ")))
+        && let Ok(v) =
+            HeaderValue::from_str(&format!("{} cannot take: {}", target.label(), dropped.join("; ")))
     {
         resp.headers_mut().insert("x-nines-warning", v);
     }
