@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::responses::Keep;
 use crate::app::{AppState, Snapshot};
 use crate::auth::{self, Caller};
-use crate::dispatch::flight::Takeoff;
+use crate::dispatch::flight::{RequestId, Takeoff};
 use crate::dispatch::{self, Answer, Failure, Flight, Inbound, Served, WholeBody};
 use crate::record::Ending;
 use crate::respond;
@@ -177,7 +177,7 @@ pub(super) fn failure_response(dialect: Dialect, failure: Failure, mut flight: F
             ApiError::Exhausted { model: flight.route.clone(), summary: flight.summary() }.render(dialect)
         }
     };
-    set_request_id(&mut resp, &flight);
+    set_request_id(&mut resp, flight.id);
     resp
 }
 
@@ -228,7 +228,7 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
             let mut resp =
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
             set_served_headers(&mut resp, served.target.label(), attempts);
-            set_request_id(&mut resp, &flight);
+            set_request_id(&mut resp, flight.id);
             resp
         }
         Err(failure) => failure_response(dialect, failure, flight),
@@ -312,7 +312,7 @@ pub(super) async fn count_tokens_answer(
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], served.answer)
                     .into_response();
             set_served_headers(&mut resp, served.target.label(), attempts);
-            set_request_id(&mut resp, &flight);
+            set_request_id(&mut resp, flight.id);
             resp
         }
         Err(failure @ Failure::Client { .. }) => failure_response(dialect, failure, flight),
@@ -322,7 +322,7 @@ pub(super) async fn count_tokens_answer(
             let n = estimate_input_tokens(request);
             let mut resp = axum::Json(json!({ field: n })).into_response();
             resp.headers_mut().insert("x-nines-token-count", HeaderValue::from_static("estimate"));
-            set_request_id(&mut resp, &flight);
+            set_request_id(&mut resp, flight.id);
             resp
         }
     }
@@ -338,8 +338,8 @@ fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
 }
 
 /// `x-nines-request-id`: the id of every log line about this request.
-pub(super) fn set_request_id(resp: &mut Response, flight: &Flight) {
-    if let Ok(v) = HeaderValue::from_str(&flight.id.to_string()) {
+pub(super) fn set_request_id(resp: &mut Response, id: RequestId) {
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
         resp.headers_mut().insert("x-nines-request-id", v);
     }
 }
@@ -356,7 +356,7 @@ async fn respond_served(door: &Door, inbound: &Inbound, served: Served, mut flig
     let Served { answer, target, index, dropped, in_flight } = served;
     let dialect = door.dialect;
     let attempts = flight.sent();
-    let request_id_header = HeaderValue::from_str(&flight.id.to_string()).ok();
+    let request = flight.id;
     let mut resp = match answer {
         Answer::Whole(whole) => {
             let model = match &whole.body {
@@ -428,9 +428,7 @@ async fn respond_served(door: &Door, inbound: &Inbound, served: Served, mut flig
         }
     };
     set_served_headers(&mut resp, target.label(), attempts);
-    if let Some(id) = request_id_header {
-        resp.headers_mut().insert("x-nines-request-id", id);
-    }
+    set_request_id(&mut resp, request);
     if !dropped.is_empty()
         && let Ok(v) =
             HeaderValue::from_str(&format!("{} cannot take: {}", target.label(), dropped.join("; ")))
