@@ -1,8 +1,9 @@
 //! `nines demo`: three simulated providers (Anthropic, OpenAI and Gemini formats), the gateway in front of them with
 //! one route over all three, and outages of the first provider played while traffic flows: an overload that opens
-//! its breaker (after which it receives nothing until one trial finds it recovered), and a silent provider that
-//! costs one request its timeout, not every request. It prints who served what and how often the failing provider
-//! was asked, then (unless `--once`) stays up for you to try.
+//! its breaker (after which it receives nothing until one trial finds it recovered), a silent provider that costs
+//! one request its timeout, not every request, and streams cut mid-answer that another provider completes. It
+//! prints who served what and how often the failing provider was asked, then (unless `--once`) stays up for you to
+//! try.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +39,9 @@ pub struct DemoReport {
     /// Requests sent to the failing provider while it was overloaded, and while it was silent.
     pub overloaded_hits: u64,
     pub silent_hits: u64,
+    /// Streams cut mid-answer that another provider completed, and the cuts.
+    pub rescued: usize,
+    pub cut_hits: u64,
 }
 
 const ROUTE: &str = "demo";
@@ -51,6 +55,8 @@ struct Phase {
     after_cooldown: bool,
     /// Wait until anthropic has its whole share of traffic back first (the slow start after a recovery).
     after_ramp: bool,
+    /// Streaming requests only.
+    streams: bool,
 }
 
 pub async fn run(listen: SocketAddr, once: bool) -> Result<DemoReport, DemoError> {
@@ -105,30 +111,47 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
     );
 
     let phases = [
-        Phase { title: "all providers healthy", fault: None, after_cooldown: false, after_ramp: false },
+        Phase {
+            title: "all providers healthy",
+            fault: None,
+            after_cooldown: false,
+            after_ramp: false,
+            streams: false,
+        },
         Phase {
             title: "anthropic silent (never answers)",
             fault: Some(FaultKind::Hang),
             after_cooldown: false,
             after_ramp: false,
+            streams: false,
         },
         Phase {
             title: "anthropic recovered (one trial, then a ramp)",
             fault: None,
             after_cooldown: true,
             after_ramp: false,
+            streams: false,
         },
         Phase {
             title: "anthropic overloaded (529 on every request)",
             fault: Some(FaultKind::Status { status: 529, retry_after: None }),
             after_cooldown: false,
             after_ramp: true,
+            streams: false,
         },
         Phase {
             title: "anthropic back (one trial, then a ramp)",
             fault: None,
             after_cooldown: true,
             after_ramp: false,
+            streams: false,
+        },
+        Phase {
+            title: "anthropic cuts its streams mid-answer",
+            fault: Some(FaultKind::Cut { after: 4 }),
+            after_cooldown: false,
+            after_ramp: true,
+            streams: true,
         },
     ];
     let client = reqwest::Client::new();
@@ -162,7 +185,7 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
         let mut ok = 0;
         let mut by: BTreeMap<String, usize> = BTreeMap::new();
         for i in 0..8 {
-            let (path, body) = demo_request(i);
+            let (path, body) = demo_request(if phase.streams { i / 2 * 4 + 2 + i % 2 } else { i });
             report.sent += 1;
             let resp = client.post(format!("{base}{path}")).json(&body).send().await?;
             let status = resp.status();
@@ -178,6 +201,10 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
                 if attempts > 1 {
                     report.saved += 1;
                 }
+                // The mark of a resumed stream: an SSE comment no client shows.
+                if text.contains(": nines resumed") {
+                    report.rescued += 1;
+                }
                 *by.entry(target.clone()).or_default() += 1;
                 *report.served_by.entry(target).or_default() += 1;
             }
@@ -185,6 +212,7 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
         let hits = sims[0].total_hits();
         match phase.fault {
             Some(FaultKind::Hang) => report.silent_hits = hits,
+            Some(FaultKind::Cut { .. }) => report.cut_hits = hits,
             Some(_) => report.overloaded_hits = hits,
             None => {}
         }
@@ -196,8 +224,14 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
     println!(
         "\n  {}/{} requests succeeded; {} were saved by failing over or retrying.\n  While overloaded, anthropic \
          was asked {} times before its breaker opened; while silent, {} time(s):\n  one request paid the 2 s \
-         timeout, not every request.",
-        report.succeeded, report.sent, report.saved, report.overloaded_hits, report.silent_hits,
+         timeout, not every request.\n  While it cut its streams after their first words, {} of them were \
+         completed by another provider in the same answer (no error, no repeated text); then its breaker opened.",
+        report.succeeded,
+        report.sent,
+        report.saved,
+        report.overloaded_hits,
+        report.silent_hits,
+        report.rescued,
     );
     if !once {
         println!("\nThe gateway stays up on http://{addr}; press Ctrl-C to stop.");

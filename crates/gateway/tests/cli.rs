@@ -35,10 +35,12 @@ fn the_demo_plays_its_outage_without_a_failed_request() {
     let out = nines().args(["demo", "--once", "--listen", "127.0.0.1:0"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("40/40 requests succeeded"), "{stdout}");
+    assert!(stdout.contains("48/48 requests succeeded"), "{stdout}");
     // A lone 529 retried once, a second 529, a third one: the breaker opens, and nothing more is sent there.
     assert!(stdout.contains("anthropic was asked 3 times before its breaker opened"), "{stdout}");
     // A silent provider costs one request its timeout: the breaker opens at once.
     assert!(stdout.contains("while silent, 1 time(s)"), "{stdout}");
     assert!(stdout.contains("3 were saved"), "{stdout}");
+    // Streams cut after their first words: each completed by another provider, until three cuts open the breaker.
+    assert!(stdout.contains("3 of them were completed by another provider"), "{stdout}");
 }

@@ -157,11 +157,13 @@ async fn an_exhausted_route_explains_every_attempt() {
     assert_eq!(r.header("retry-after"), "3");
 }
 
-/// After the first token the client has the answer's beginning: a break ends the stream with an error event in
-/// its dialect, and nothing that would make the cut answer look complete.
+/// After the first token the client has the answer's beginning: a break that is not continued elsewhere (here the
+/// route says `resume = false`; tests/resume.rs has the rest) ends the stream with an error event in its dialect,
+/// and nothing that would make the cut answer look complete.
 #[tokio::test]
 async fn a_stream_cut_after_its_first_token_ends_with_an_error_event() {
-    let h = Harness::new(&[p("first", "anthropic", "m1"), p("second", "openai", "m2")]).await;
+    let providers = [p("first", "anthropic", "m1"), p("second", "openai", "m2")];
+    let h = Harness::with(&providers, "resume = false", Default::default()).await;
     // The Anthropic stream: message_start, content_block_start, ping, then deltas; cut after two deltas.
     h.fault(0, FaultKind::Cut { after: 5 }, 1);
     let r = h.post("/v1/chat/completions", common::openai_body("one two three four five six", true)).await;

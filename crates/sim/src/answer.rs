@@ -4,9 +4,13 @@
 //! mode, `{"answer":"<that text>"}` uncut. When tools are offered the answer may be tool calls instead ([`tools`]),
 //! including the calls a test scripts with `[[sim:call NAME ARGS_JSON]]` directives in user text.
 //!
+//! A continuation (a request to continue an answer another model cut, [`crate::continuation`]) is answered with the
+//! part of that answer after the words already delivered.
+//!
 //! A "token" is a whitespace-separated word. This module is pure text work: it never sees a wire shape or HTTP, so
 //! that all three dialects answer a correctly translated request with exactly the same text and counts.
 
+use crate::continuation::Continuation;
 use crate::tools::{self, Offer, ToolCall};
 
 /// What a dialect extracted from a valid request.
@@ -38,6 +42,14 @@ pub(crate) struct Prompt {
     pub json: bool,
     /// The function tools offered.
     pub tools: Offer,
+    /// The conversation ends with an assistant message (what a simulator that refuses prefill refuses).
+    pub ends_with_assistant: bool,
+    /// The request asks to continue a cut answer: the conversation fields above (`last_user`, `user_texts`,
+    /// `tool_turns`, `turn`, `images`) are then those of the conversation before the continuation's messages, while
+    /// `input_words` counts the whole request.
+    pub continuation: Option<Continuation>,
+    /// How many words of the continued text a continuation's answer repeats first (the `Repeat` fault).
+    pub repeat: usize,
 }
 
 /// What the conversation's last message is.
@@ -89,9 +101,11 @@ impl Outcome {
     }
 }
 
-/// Answer `prompt` as the simulator called `name`: tool calls when [`tools::plan`] calls, text otherwise.
+/// Answer `prompt` as the simulator called `name`: tool calls when [`tools::plan`] calls (never for a
+/// continuation), text otherwise.
 pub(crate) fn respond(name: &str, prompt: &Prompt) -> Outcome {
-    match tools::plan(prompt) {
+    let planned = if prompt.continuation.is_some() { None } else { tools::plan(prompt) };
+    match planned {
         Some(calls) => {
             let output_tokens = calls.iter().map(|c| words(&c.arguments)).sum();
             Outcome::Calls { calls, input_tokens: prompt.input_words, output_tokens }
@@ -128,7 +142,26 @@ impl Answer {
 }
 
 /// Compose the answer of the simulator called `name` to `prompt`.
+///
+/// For a continuation: the answer F to the conversation before it, from its piece number words(prefill) on (F's
+/// first words are taken as delivered, without comparing them), after the last `repeat` pieces of the prefill when a
+/// `Repeat` fault asks for them; stop sequences and the output limit then apply to that answered text. When F has no
+/// more words than the prefill, the answer is empty and ends naturally.
 pub(crate) fn compose(name: &str, prompt: &Prompt) -> Answer {
+    let full = full_text(name, prompt);
+    let Some(continuation) = &prompt.continuation else {
+        return limit(full, prompt);
+    };
+    let delivered = usize::try_from(words(&continuation.prefill)).unwrap_or(usize::MAX);
+    let prefill = pieces(&continuation.prefill);
+    let mut text = prefill[prefill.len().saturating_sub(prompt.repeat)..].concat();
+    text.extend(pieces(&full).into_iter().skip(delivered));
+    limit(text, prompt)
+}
+
+/// The whole answer before any cut: the echo of the last user text or of the tool results, images and system text;
+/// in JSON mode, that as `{"answer": …}`.
+fn full_text(name: &str, prompt: &Prompt) -> String {
     let mut full = match &prompt.turn {
         Turn::ToolResults(results) => {
             let results: Vec<String> = results
@@ -148,10 +181,17 @@ pub(crate) fn compose(name: &str, prompt: &Prompt) -> Answer {
         full.push(']');
     }
     if prompt.json {
-        let text = serde_json::json!({ "answer": full }).to_string();
+        return serde_json::json!({ "answer": full }).to_string();
+    }
+    full
+}
+
+/// The answer `full`, cut by the earliest stop sequence and by max tokens (neither in JSON mode).
+fn limit(full: String, prompt: &Prompt) -> Answer {
+    if prompt.json {
         return Answer {
-            output_tokens: words(&text),
-            text,
+            output_tokens: words(&full),
+            text: full,
             finish: Finish::Natural,
             input_tokens: prompt.input_words,
         };
@@ -334,5 +374,50 @@ mod tests {
         let a =
             Answer { text: "a says: hi".into(), finish: Finish::Natural, input_tokens: 0, output_tokens: 0 };
         assert_eq!(a.deltas(), vec!["a", " says:", " hi"]);
+    }
+
+    fn continuing(user: &str, prefill: &str) -> Prompt {
+        let continuation = Continuation { prefill: prefill.into(), form: crate::continuation::Form::Prefill };
+        Prompt { turn: Turn::UserText, continuation: Some(continuation), ..prompt(user) }
+    }
+
+    #[test]
+    fn a_continuation_answers_what_follows_the_delivered_words() {
+        let a = compose("beta", &continuing("one two three four five", "alpha says: one two"));
+        assert_eq!(a.text, " three four five");
+        assert_eq!(a.deltas(), vec![" three", " four", " five"]);
+        assert_eq!((a.finish, a.output_tokens, a.input_tokens), (Finish::Natural, 3, 5));
+        // Positional: the delivered words are not compared with the answer's.
+        assert_eq!(compose("beta", &continuing("one two three", "x y")).text, " one two three");
+        for prefill in ["a b c d e", "a b c d e f g"] {
+            let a = compose("beta", &continuing("one two three", prefill));
+            assert_eq!((a.text.as_str(), a.finish, a.output_tokens), ("", Finish::Natural, 0));
+        }
+    }
+
+    #[test]
+    fn a_continuation_may_repeat_the_end_of_the_prefill_and_is_cut_like_any_answer() {
+        let p = Prompt { repeat: 1, ..continuing("one two three", "alpha says: one") };
+        assert_eq!(compose("beta", &p).text, " one two three");
+        let p = Prompt { repeat: 9, ..continuing("one two three", "alpha  says: one") };
+        assert_eq!(compose("beta", &p).deltas(), vec!["alpha", "  says:", " one", " two", " three"]);
+        let p = Prompt { max_tokens: Some(1), ..continuing("one two three", "alpha says:") };
+        let a = compose("beta", &p);
+        assert_eq!((a.text.as_str(), a.finish), (" one", Finish::Length));
+        let p = Prompt { stop: vec!["three".into()], ..continuing("one two three", "alpha says:") };
+        let a = compose("beta", &p);
+        assert_eq!((a.text.as_str(), a.finish), (" one two ", Finish::StopSequence("three".into())));
+        let p = Prompt { json: true, ..continuing("one two", "{\"answer\":\"b says:") };
+        assert_eq!(compose("b", &p).text, " one two\"}");
+    }
+
+    #[test]
+    fn a_continuation_is_never_answered_with_tool_calls() {
+        let tools = Offer { tools: vec![crate::tools::Tool::new("f", None)], ..Offer::default() };
+        let p = Prompt { tools, ..continuing("one two", "a says:") };
+        match respond("a", &p) {
+            Outcome::Text(answer) => assert_eq!(answer.text, " one two"),
+            Outcome::Calls { calls, .. } => panic!("expected text, got {calls:?}"),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The control API on the simulator's own port, for tests written in other languages:
 //! `POST /_sim/faults` (queue one fault), `GET /_sim/faults` (list them), `POST /_sim/ratelimit` (set a
-//! [`RateLimit`](crate::RateLimit) from its JSON, or clear it with `null`), `GET /_sim/hits`,
-//! `GET /_sim/last?path=…`, `POST /_sim/reset` (forgets faults, the rate limit, hits and recorded requests).
+//! [`RateLimit`](crate::RateLimit) from its JSON, or clear it with `null`), `POST /_sim/refuse_prefill`
+//! (`{"refuse": true}` refuses conversations that end with an assistant message, `false` accepts them again;
+//! `GET` shows the switch), `GET /_sim/hits`, `GET /_sim/last?path=…`, `POST /_sim/reset` (forgets faults, the rate
+//! limit, the prefill refusal, hits and recorded requests).
 //!
 //! Control requests are never counted as hits and never consume faults.
 
@@ -24,6 +26,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/_sim/faults", post(push_fault).get(list_faults))
         .route("/_sim/ratelimit", post(set_rate_limit))
+        .route("/_sim/refuse_prefill", post(set_refuse_prefill).get(refuse_prefill))
         .route("/_sim/hits", get(hits))
         .route("/_sim/last", get(last))
         .route("/_sim/reset", post(reset))
@@ -47,6 +50,27 @@ async fn set_rate_limit(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
         }
         Err(err) => bad_request(&format!("invalid rate limit: {err}")),
     }
+}
+
+/// The body of `POST /_sim/refuse_prefill`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefusePrefill {
+    refuse: bool,
+}
+
+async fn set_refuse_prefill(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<RefusePrefill>(&body) {
+        Ok(RefusePrefill { refuse }) => {
+            shared.set_refuse_prefill(refuse);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => bad_request(&format!("invalid prefill switch: {err}")),
+    }
+}
+
+async fn refuse_prefill(State(shared): State<Arc<Shared>>) -> Response {
+    Json(json!({"refuse": shared.refuse_prefill()})).into_response()
 }
 
 async fn list_faults(State(shared): State<Arc<Shared>>) -> Response {

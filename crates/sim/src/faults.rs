@@ -1,6 +1,16 @@
 //! Scripted faults: what the next model requests suffer instead of (or on top of) a normal answer: an error status,
 //! a context-length refusal, a hang, a TCP reset, a cut or garbage body, a delay before the headers, a drip between
-//! stream events, or a stall after the first stream events.
+//! stream events, a stall after the first stream events, a stream event that is not JSON, an in-band error event
+//! mid-stream, or a continuation that repeats the end of what it continues.
+//!
+//! Faults that act after the first `after` events of a stream (`Cut`, `Stall`, `Malformed`, `InBandError`) all count
+//! the same events: the server-sent events of the answer as the dialect writes them, each with its terminating blank
+//! line. Anthropic: every `event:`/`data:` pair, `ping` included (a text answer without thinking is `message_start`,
+//! `content_block_start`, `ping`, one `content_block_delta` per word, `content_block_stop`, `message_delta`,
+//! `message_stop`). OpenAI Chat: every `data:` chunk, the final `data: [DONE]` included. Responses: every event (an
+//! event's `sequence_number` is how many came before it). Gemini (`alt=sse`): every `data:` chunk (one per word,
+//! after the thought chunk when thoughts are on). A Gemini `streamGenerateContent` without `alt=sse` answers one
+//! JSON array, and counts as non-streaming.
 //!
 //! This module only describes faults and keeps the FIFO queue of them. It never touches a socket: the server
 //! (`routes` and `server`) is what applies a fault to a request.
@@ -41,8 +51,8 @@ pub enum FaultKind {
     Hang,
     /// Close the TCP connection abruptly with an RST (SO_LINGER 0): no response at all.
     Reset,
-    /// Streams: send the first `after` SSE events, then abort the connection mid-body.
-    /// Non-streaming: send the headers and half the body, then abort.
+    /// Streams: send the first `after` SSE events (counted as the module documentation says), then abort the
+    /// connection mid-body. Non-streaming: send the headers and half the body, then abort.
     Cut { after: usize },
     /// 200 with a body that is not valid JSON (streams: `data:` lines with junk).
     Garbage,
@@ -56,6 +66,22 @@ pub enum FaultKind {
     /// Streams: send the headers and the first `after` SSE events at once, pause `ms` milliseconds, then send the
     /// rest normally (`after: 1` on an Anthropic stream is a slow first token). Non-streaming: like `Delay`.
     Stall { after: usize, ms: u64 },
+    /// Streams: send the first `after` events, then one event whose data is not valid JSON (the dialect's usual
+    /// delta event cut in half; Anthropic's keeps its `event: content_block_delta` line), then the rest of the stream
+    /// normally. Non-streaming: like `Garbage`.
+    Malformed { after: usize },
+    /// Streams: send the first `after` events, then the provider's own in-band error event for `status`, then end the
+    /// body cleanly (no abort, nothing after it): Anthropic `event: error` (`overloaded_error` for 529,
+    /// `rate_limit_error` for 429, `api_error` otherwise), OpenAI Chat a `data: {"error":{…}}` chunk (the error JSON
+    /// the status gets), Responses a `response.failed` event (its Response `failed`, with `error: {code, message}`),
+    /// Gemini a `data: {"error":{"code","message","status"}}` chunk. Non-streaming: like `Status`.
+    ///
+    /// JSON form: `{"kind":"in_band_error","after":3,"status":529}`.
+    InBandError { after: usize, status: u16 },
+    /// A continuation (a request that asks to continue a cut answer) is answered with the last `words` words of
+    /// what it continues (with their spacing, one delta per word) before the continuation proper: a model that
+    /// repeats itself. Any other request is answered normally, and still consumes the fault.
+    Repeat { words: usize },
 }
 
 impl Fault {
@@ -127,6 +153,22 @@ impl Fault {
     pub fn stall(after: usize, ms: u64) -> Self {
         Self::new(FaultKind::Stall { after, ms })
     }
+
+    /// Send the first `after` stream events, then one that is not JSON, then the rest (non-streaming: garbage).
+    pub fn malformed(after: usize) -> Self {
+        Self::new(FaultKind::Malformed { after })
+    }
+
+    /// Send the first `after` stream events, then the provider's in-band error event for `status`, and end the
+    /// stream (non-streaming: reply with `status`).
+    pub fn in_band_error(after: usize, status: u16) -> Self {
+        Self::new(FaultKind::InBandError { after, status })
+    }
+
+    /// Start a continuation's answer by repeating the last `words` words of what it continues.
+    pub fn repeat(words: usize) -> Self {
+        Self::new(FaultKind::Repeat { words })
+    }
 }
 
 impl From<FaultKind> for Fault {
@@ -187,6 +229,12 @@ mod tests {
         assert_eq!(f, Fault::context_length());
         let f: Fault = serde_json::from_str(r#"{"kind":"stall","after":1,"ms":20000}"#).unwrap();
         assert_eq!(f, Fault::stall(1, 20_000));
+        let f: Fault = serde_json::from_str(r#"{"kind":"malformed","after":2}"#).unwrap();
+        assert_eq!(f, Fault::malformed(2));
+        let f: Fault = serde_json::from_str(r#"{"kind":"in_band_error","after":3,"status":529}"#).unwrap();
+        assert_eq!(f, Fault::in_band_error(3, 529));
+        let f: Fault = serde_json::from_str(r#"{"kind":"repeat","words":2,"count":3}"#).unwrap();
+        assert_eq!(f, Fault::repeat(2).times(3));
         assert!(serde_json::from_str::<Fault>(r#"{"kind":"explode"}"#).is_err());
     }
 
@@ -198,6 +246,12 @@ mod tests {
         assert_eq!(json, serde_json::json!({"kind": "stall", "after": 1, "ms": 400, "count": 1}));
         let json = serde_json::to_value(Fault::context_length()).unwrap();
         assert_eq!(json, serde_json::json!({"kind": "context_length", "count": 1}));
+        let json = serde_json::to_value(Fault::in_band_error(3, 529)).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "in_band_error", "after": 3, "status": 529, "count": 1}));
+        let json = serde_json::to_value(Fault::malformed(0)).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "malformed", "after": 0, "count": 1}));
+        let json = serde_json::to_value(Fault::repeat(2)).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "repeat", "words": 2, "count": 1}));
     }
 
     #[test]

@@ -179,6 +179,15 @@ pub(crate) fn ordered(body: &[u8]) -> Ordered {
     serde_json::from_slice(body).unwrap_or(Ordered::Null)
 }
 
+/// The first half of `text` (at a character boundary): a JSON object cut there is never valid JSON.
+pub(crate) fn half(text: &str) -> &str {
+    let mut at = text.len() / 2;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    &text[..at]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,16 @@
 //! parts or reasoning tokens when asked for), and suffers scripted [`Fault`]s in FIFO order: an error status in the
 //! provider's shape (`status`), the provider's context-length 400 (`context_length`), no answer (`hang`), a TCP reset
 //! (`reset`), a body cut short (`cut`), a body that is not JSON (`garbage`), a wait before the headers (`delay`),
-//! a wait between stream events (`drip`), or a pause after the first stream events (`stall`: a slow first token).
+//! a wait between stream events (`drip`), a pause after the first stream events (`stall`: a slow first token), a
+//! stream event that is not JSON (`malformed`), the provider's in-band error event mid-stream (`in_band_error`), or
+//! a continuation that first repeats the end of what it continues (`repeat`).
+//!
+//! It answers continuations as a model that continues would: a request whose conversation ends with an assistant
+//! message that has text and no tool calls (a prefill), or with such an assistant message followed by a user message
+//! starting `Your previous reply was cut off.` (an instruction), gets the answer to the conversation before them
+//! minus its first words(assistant text) words, one delta per word as usual (an empty answer when nothing is left).
+//! [`Sim::set_refuse_prefill`] makes it refuse a conversation that ends with an assistant message, as models without
+//! prefill support do.
 //!
 //! A [`RateLimit`] (requests and tokens per fixed window, [`Sim::set_rate_limit`]) makes it report its quota on
 //! every chat answer in the provider's own headers (Anthropic's `anthropic-ratelimit-*`, OpenAI's `x-ratelimit-*`;
@@ -39,6 +48,7 @@
 
 mod answer;
 mod anthropic;
+mod continuation;
 mod control;
 mod embed;
 mod error;
@@ -165,6 +175,20 @@ impl Sim {
         self.shared.set_rate_limit(limit);
     }
 
+    /// Refuse (`true`) or accept again (`false`, the default) a conversation that ends with an assistant message
+    /// (a prefill), as models without prefill support do: such a request gets a 400 with the provider's
+    /// invalid-request error and the message `This model does not support assistant message prefill. The
+    /// conversation must end with a user message.` It still counts as a hit. The instruction form of a
+    /// continuation (a final user message) is accepted. [`Sim::reset`] turns the refusal off.
+    pub fn set_refuse_prefill(&self, refuse: bool) {
+        self.shared.set_refuse_prefill(refuse);
+    }
+
+    /// Whether the simulator refuses conversations that end with an assistant message.
+    pub fn refuses_prefill(&self) -> bool {
+        self.shared.refuse_prefill()
+    }
+
     /// Model-API requests received on exactly this path (e.g. `/v1/messages`,
     /// `/v1beta/models/m:generateContent`), whatever their outcome.
     pub fn hits(&self, path: &str) -> u64 {
@@ -186,7 +210,7 @@ impl Sim {
         self.shared.last_headers(path)
     }
 
-    /// Forget queued faults, the rate limit, hits and recorded requests.
+    /// Forget queued faults, the rate limit, the prefill refusal, hits and recorded requests.
     pub fn reset(&self) {
         self.shared.reset();
     }

@@ -1,7 +1,9 @@
 //! The HTTP surface: which path speaks which provider's API, and the one pipeline every model request goes
 //! through: count it → take its fault → (chat requests without a fault) admit it against the rate limit or refuse it
-//! with a 429 → authenticate and validate (in the dialect) → answer → render, applying body faults (cut, garbage,
-//! drip, stall) while rendering and adding the provider's rate-limit headers to what a counted request gets.
+//! with a 429 → authenticate and validate (in the dialect) → refuse a prefill when the simulator does → answer
+//! (a `Repeat` fault acts here) → render, splicing the in-stream faults (malformed event, in-band error) into the
+//! dialect's events and applying body faults (cut, garbage, drip, stall) while rendering, and adding the provider's
+//! rate-limit headers to what a counted request gets.
 //!
 //! This module never validates a request body itself (the dialect modules do) and never touches the socket (the
 //! server applies `Reset` when told through `ConnCtl`).
@@ -17,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 
+use crate::answer::{self, Outcome, Prompt};
+use crate::continuation::PREFILL_REFUSED;
 use crate::error::{ApiError, fault_status};
 use crate::faults::FaultKind;
 use crate::ratelimit::{self, Admission, Quota};
@@ -75,6 +79,48 @@ pub(crate) struct Call<'a> {
     pub headers: &'a HeaderMap,
     pub query: &'a HashMap<String, String>,
     pub body: &'a [u8],
+    /// The fault the request suffers, if any (the dialect applies `Repeat`, `Malformed` and `InBandError`).
+    pub fault: Option<&'a FaultKind>,
+    /// The simulator refuses a conversation that ends with an assistant message.
+    pub refuse_prefill: bool,
+}
+
+impl Call<'_> {
+    /// Answer a validated prompt: refuse it when it ends with an assistant message and the simulator refuses
+    /// prefill; with a `Repeat` fault, start a continuation's answer by repeating the end of what it continues.
+    pub(crate) fn respond(&self, prompt: &mut Prompt) -> Result<Outcome, ApiError> {
+        if self.refuse_prefill && prompt.ends_with_assistant {
+            return Err(ApiError::bad(PREFILL_REFUSED));
+        }
+        if let Some(FaultKind::Repeat { words }) = self.fault {
+            prompt.repeat = *words;
+        }
+        Ok(answer::respond(self.name, prompt))
+    }
+
+    /// A stream's `events` with the in-stream fault spliced in after the first `after` of them: `Malformed` adds
+    /// the event `malformed()` and keeps the rest; `InBandError` drops the rest and ends with `error(status, at)`,
+    /// `at` being how many events come before it.
+    pub(crate) fn stream(
+        &self,
+        mut events: Vec<String>,
+        malformed: impl FnOnce() -> String,
+        error: impl FnOnce(u16, usize) -> String,
+    ) -> Vec<String> {
+        match self.fault {
+            Some(FaultKind::Malformed { after }) => {
+                let at = (*after).min(events.len());
+                events.insert(at, malformed());
+            }
+            Some(FaultKind::InBandError { after, status }) => {
+                let at = (*after).min(events.len());
+                events.truncate(at);
+                events.push(error(*status, at));
+            }
+            _ => {}
+        }
+        events
+    }
 }
 
 /// A successful answer, before faults and HTTP framing.
@@ -247,7 +293,8 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
         return dialect.error(&err, &request_id);
     };
     let limited = matches!(op, Op::Chat | Op::Responses);
-    let Arrival { fault, admission } = shared.arrive(parts.uri.path(), &parts.headers, &body, limited);
+    let Arrival { fault, admission, refuse_prefill } =
+        shared.arrive(parts.uri.path(), &parts.headers, &body, limited);
     if let Some(kind) = &fault {
         tracing::debug!(path = parts.uri.path(), fault = ?kind, "applying fault");
     }
@@ -284,6 +331,8 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
         headers: &parts.headers,
         query: &query,
         body: &body,
+        fault: fault.as_ref(),
+        refuse_prefill,
     };
     let result = match (&dialect, op) {
         (_, Op::Models) => models(&dialect, &call),
@@ -299,6 +348,12 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
             Err(ApiError::new(StatusCode::NOT_FOUND, "Not Found"))
         }
     };
+    if let Some(FaultKind::InBandError { status, .. }) = &fault
+        && matches!(result, Ok(Reply::Json(_)))
+    {
+        // No stream to put the error in: reply with the status, as `Status` does.
+        return dialect.error(&dialect.status_error(*status, None), &request_id);
+    }
     if let Some(FaultKind::Stall { ms, .. }) = &fault
         && !matches!(result, Ok(Reply::Sse(_)))
     {
@@ -366,7 +421,7 @@ fn render(dialect: &Dialect, reply: Reply, fault: Option<&FaultKind>, request_id
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             let bytes = Bytes::from(value.to_string());
             match fault {
-                Some(FaultKind::Garbage) => Body::from(GARBAGE_JSON),
+                Some(FaultKind::Garbage | FaultKind::Malformed { .. }) => Body::from(GARBAGE_JSON),
                 Some(FaultKind::Cut { .. }) => {
                     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                     let half = bytes.slice(..bytes.len() / 2);

@@ -1,5 +1,5 @@
-//! The simulator's shared state: who it is, its fault queue, its rate limit and the window in progress, and what it
-//! has received (hits, last bodies and headers per path).
+//! The simulator's shared state: who it is, its fault queue, its rate limit and the window in progress, whether it
+//! refuses assistant prefill, and what it has received (hits, last bodies and headers per path).
 //!
 //! Everything sits behind one `std::sync::Mutex` that is only ever held for a few map operations: it is never held
 //! across an `.await`, and this module never does I/O (it reads `tokio::time::Instant::now()` for the rate-limit
@@ -21,6 +21,8 @@ pub(crate) struct Arrival {
     pub fault: Option<FaultKind>,
     /// What the rate limit says (`Unlimited` when it has a fault, is not a chat request, or no limit is set).
     pub admission: Admission,
+    /// The simulator refuses a conversation that ends with an assistant message.
+    pub refuse_prefill: bool,
 }
 
 /// State shared by every connection of one simulator.
@@ -37,6 +39,7 @@ pub(crate) struct Shared {
 struct Inner {
     faults: FaultQueue,
     limiter: Option<Limiter>,
+    refuse_prefill: bool,
     total: u64,
     hits: BTreeMap<String, u64>,
     bodies: HashMap<String, Value>,
@@ -71,7 +74,16 @@ impl Shared {
             (None, Some(limiter)) if limited => limiter.admit(cost, tokio::time::Instant::now()),
             _ => Admission::Unlimited,
         };
-        Arrival { fault, admission }
+        Arrival { fault, admission, refuse_prefill: inner.refuse_prefill }
+    }
+
+    /// Refuse (or accept again) conversations that end with an assistant message.
+    pub(crate) fn set_refuse_prefill(&self, refuse: bool) {
+        self.lock().refuse_prefill = refuse;
+    }
+
+    pub(crate) fn refuse_prefill(&self) -> bool {
+        self.lock().refuse_prefill
     }
 
     /// Set or clear the rate limit; a new limit starts with no window in progress.
@@ -108,7 +120,7 @@ impl Shared {
         self.lock().headers.get(path).cloned()
     }
 
-    /// Forget faults, the rate limit, hits and recorded requests.
+    /// Forget faults, the rate limit, the prefill refusal, hits and recorded requests.
     pub(crate) fn reset(&self) {
         let mut inner = self.lock();
         *inner = Inner::default();

@@ -13,6 +13,7 @@ pub mod gemini;
 mod json;
 pub mod openai;
 pub mod responses;
+pub mod resume;
 pub mod sse;
 pub mod stream;
 

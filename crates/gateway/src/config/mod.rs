@@ -62,6 +62,32 @@ pub struct RouteConfig {
     pub strategy: Strategy,
     pub pool: Vec<RouteTarget>,
     pub fallbacks: Vec<RouteTarget>,
+    pub streams: StreamPolicy,
+}
+
+/// What a route does for its streams after (resume) and before (hedge) their first token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StreamPolicy {
+    /// Most continuations on other targets when a stream breaks after its first token; 0 turns resume off.
+    pub max_resumes: u32,
+    pub hedge: Option<Hedge>,
+}
+
+impl Default for StreamPolicy {
+    fn default() -> Self {
+        StreamPolicy { max_resumes: 2, hedge: None }
+    }
+}
+
+/// When to start a second target while the first has not given its first token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Hedge {
+    After(Duration),
+    /// The target's learnt quantile of time to first token; `floor` until it has enough samples, and never less.
+    Learnt {
+        quantile: f64,
+        floor: Duration,
+    },
 }
 
 impl RouteConfig {
@@ -246,6 +272,9 @@ pub struct Capabilities {
     pub images: bool,
     pub tools: bool,
     pub reasoning: bool,
+    /// Continues a final assistant message (an assistant prefill). A broken stream is resumed on a target with a
+    /// prefill of the delivered text, or else with an instruction to continue.
+    pub prefill: bool,
 }
 
 impl Capabilities {
@@ -253,7 +282,12 @@ impl Capabilities {
     /// OpenAI's older Chat models (and many compatible servers) refuse `reasoning_effort`, so reasoning is opt-in
     /// for kind = "openai".
     pub fn default_for(kind: ProviderKind) -> Self {
-        Capabilities { images: true, tools: true, reasoning: kind != ProviderKind::OpenAi }
+        Capabilities {
+            images: true,
+            tools: true,
+            reasoning: kind != ProviderKind::OpenAi,
+            prefill: kind == ProviderKind::Anthropic,
+        }
     }
 
     pub fn overridden(self, raw: Option<raw::RawCapabilities>) -> Self {
@@ -262,6 +296,7 @@ impl Capabilities {
             images: r.images.unwrap_or(self.images),
             tools: r.tools.unwrap_or(self.tools),
             reasoning: r.reasoning.unwrap_or(self.reasoning),
+            prefill: r.prefill.unwrap_or(self.prefill),
         }
     }
 }

@@ -97,6 +97,8 @@ pub struct RawCapabilities {
     pub images: Option<bool>,
     pub tools: Option<bool>,
     pub reasoning: Option<bool>,
+    /// Continues a final assistant message (used to resume a broken stream).
+    pub prefill: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +141,22 @@ pub struct RawRoute {
     #[serde(default)]
     pub fallbacks: Vec<RawRouteTarget>,
     pub strategy: Option<String>,
+    /// Continue a stream that breaks after its first token on another target (default true).
+    pub resume: Option<bool>,
+    /// Most continuations per request (default 2).
+    pub max_resumes: Option<u32>,
+    /// Start the next target too when the first token is late (off unless set).
+    pub hedge: Option<RawHedge>,
+}
+
+/// `hedge = { after = "1s" }` (a fixed delay) or `hedge = { after = "p90" }` (the target's learnt percentile of time
+/// to first token; the fixed `floor` until enough samples).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHedge {
+    pub after: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub floor: Option<Duration>,
 }
 
 /// `"provider/model"`, or `{ target = "provider/model", weight = 3 }`.

@@ -8,11 +8,11 @@ use nines_wire::openai::MaxTokensField;
 
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawHealth, RawProvider, RawRouteTarget};
+use super::raw::{RawConfig, RawHealth, RawProvider, RawRoute, RawRouteTarget};
 use super::{
-    AuthConfig, Config, DEFAULT_LISTEN, DispatchConfig, HealthConfig, ModelConfig, ProbeConfig, ProbeRequest,
-    ProviderConfig, ProviderKind, ResponsesConfig, RetryBudgetConfig, RouteConfig, RouteTarget, Strategy,
-    TargetRef, Timeouts,
+    AuthConfig, Config, DEFAULT_LISTEN, DispatchConfig, HealthConfig, Hedge, ModelConfig, ProbeConfig,
+    ProbeRequest, ProviderConfig, ProviderKind, ResponsesConfig, RetryBudgetConfig, RouteConfig, RouteTarget,
+    Strategy, StreamPolicy, TargetRef, Timeouts,
 };
 use crate::health::breaker::BreakerConfig;
 use crate::health::learnt::LearntConfig;
@@ -113,7 +113,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             errors
                 .push(ConfigError::new(format!("{path}.targets"), "at least one weight must be above zero"));
         }
-        routes.insert(name, RouteConfig { strategy, pool, fallbacks });
+        let streams = stream_policy(&r, &path, &mut errors);
+        routes.insert(name, RouteConfig { strategy, pool, fallbacks, streams });
     }
 
     let auth = AuthConfig { keys_env: raw.auth.and_then(|a| a.keys_env) };
@@ -214,6 +215,59 @@ fn route_targets(
         }
     }
     out
+}
+
+/// The most continuations a route may allow per request.
+const MAX_RESUMES: u32 = 8;
+
+fn stream_policy(r: &RawRoute, path: &str, errors: &mut Vec<ConfigError>) -> StreamPolicy {
+    let d = StreamPolicy::default();
+    let mut max_resumes = r.max_resumes.unwrap_or(d.max_resumes);
+    if max_resumes > MAX_RESUMES {
+        errors
+            .push(ConfigError::new(format!("{path}.max_resumes"), format!("must be at most {MAX_RESUMES}")));
+    }
+    if r.resume == Some(false) {
+        max_resumes = 0;
+    }
+    let hedge = r.hedge.as_ref().and_then(|h| {
+        let hpath = format!("{path}.hedge.after");
+        let floor = h.floor.unwrap_or(Duration::from_secs(1));
+        check_bounded(&format!("{path}.hedge.floor"), floor, errors);
+        let Some(after) = h.after.as_deref() else {
+            errors.push(ConfigError::new(
+                hpath,
+                "a hedge needs `after`: a delay (\"1s\") or a percentile (\"p90\")",
+            ));
+            return None;
+        };
+        if let Some(p) = after.strip_prefix('p') {
+            return match p.parse::<f64>() {
+                Ok(p) if p > 0.0 && p < 100.0 => Some(Hedge::Learnt { quantile: p / 100.0, floor }),
+                _ => {
+                    errors.push(ConfigError::new(
+                        hpath,
+                        format!("\"{after}\" is not a percentile between p0 and p100"),
+                    ));
+                    None
+                }
+            };
+        }
+        match humantime_serde::re::humantime::parse_duration(after) {
+            Ok(d) if !d.is_zero() => {
+                check_bounded(&hpath, d, errors);
+                Some(Hedge::After(d))
+            }
+            _ => {
+                errors.push(ConfigError::new(
+                    hpath,
+                    format!("\"{after}\" is neither a delay (\"1s\") nor a percentile (\"p90\")"),
+                ));
+                None
+            }
+        }
+    });
+    StreamPolicy { max_resumes, hedge }
 }
 
 fn validate_health(h: RawHealth, errors: &mut Vec<ConfigError>) -> HealthConfig {
@@ -478,6 +532,32 @@ mod tests {
         assert!(
             c.providers["anthropic"].capabilities.reasoning && !c.providers["openai"].capabilities.reasoning
         );
+        assert!(c.providers["anthropic"].capabilities.prefill && !c.providers["openai"].capabilities.prefill);
+        assert!(local.capabilities.prefill, "declared");
+        let gpt = c.routes["gpt-4.1"].streams;
+        assert_eq!(gpt.max_resumes, 2);
+        assert_eq!(gpt.hedge, Some(Hedge::Learnt { quantile: 0.9, floor: Duration::from_secs(1) }));
+        assert_eq!(claude.streams, StreamPolicy::default());
+    }
+
+    #[test]
+    fn stream_policies_are_checked() {
+        let route = |extra: &str| {
+            format!("[providers.a]\nkind = \"openai\"\n[routes.r]\ntargets = [\"a/m\"]\n{extra}\n")
+        };
+        let c = parse_and_validate(&route("resume = false\nhedge = { after = \"250ms\" }")).unwrap();
+        assert_eq!(c.routes["r"].streams.max_resumes, 0);
+        assert_eq!(c.routes["r"].streams.hedge, Some(Hedge::After(Duration::from_millis(250))));
+        for (extra, want) in [
+            ("max_resumes = 9", "routes.r.max_resumes: must be at most 8"),
+            ("hedge = { after = \"p100\" }", "routes.r.hedge.after: \"p100\" is not a percentile"),
+            ("hedge = { after = \"soon\" }", "routes.r.hedge.after: \"soon\" is neither a delay"),
+            ("hedge = { after = \"0s\" }", "routes.r.hedge.after: \"0s\" is neither a delay"),
+            ("hedge = { floor = \"1s\" }", "routes.r.hedge.after: a hedge needs `after`"),
+        ] {
+            let errs = errors(&route(extra));
+            assert!(errs.iter().any(|e| e.starts_with(want)), "{extra}: {errs:?}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nines_wire::resume::{Form, Unresumable};
 use tokio::time::Instant;
 
 use crate::app::Snapshot;
@@ -60,6 +61,32 @@ pub enum Skip {
     Unavailable(Unavailable),
     /// A smaller model already said the request exceeds its context window, and this one is not declared larger.
     ContextWindow,
+    /// Its stream broke in this request: a continuation is asked elsewhere.
+    Broke,
+}
+
+/// Why a stream that broke after its commit point was not continued elsewhere.
+#[derive(Clone, Copy, Debug)]
+pub enum NotResumed {
+    /// The route does not resume (`resume = false`), or this request cannot (not a chat stream).
+    Off,
+    /// The route's `max_resumes` were used.
+    Limit(u32),
+    /// Continuing would not be safe (a tool call was already delivered…).
+    Unsafe(Unresumable),
+    /// No other target could continue it.
+    NoTarget,
+}
+
+impl fmt::Display for NotResumed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotResumed::Off => f.write_str("the route does not resume streams"),
+            NotResumed::Limit(n) => write!(f, "already resumed {n} time(s), the route's max_resumes"),
+            NotResumed::Unsafe(why) => write!(f, "{why}"),
+            NotResumed::NoTarget => f.write_str("no other target could continue it"),
+        }
+    }
 }
 
 impl fmt::Display for Skip {
@@ -70,6 +97,7 @@ impl fmt::Display for Skip {
             Skip::ContextWindow => {
                 f.write_str("its context window is not declared larger than the one exceeded")
             }
+            Skip::Broke => f.write_str("its stream broke in this request"),
         }
     }
 }
@@ -100,6 +128,14 @@ pub enum EventKind {
     Skipped { target: usize, why: Skip },
     /// A pause before retrying the same target.
     Waited { target: usize, wait: Duration },
+    /// A stream that broke on `from` is continued by `to`, after `delivered` bytes of text, asked in `form`.
+    Resumed { from: usize, to: usize, delivered: usize, form: Form },
+    /// A stream that broke on `target` ends for the client with an error event.
+    NotResumed { target: usize, why: NotResumed },
+    /// `target`'s first token was late: `to` was started too (a hedge).
+    Hedged { target: usize, to: usize, after: Duration },
+    /// An attempt still running when another won the race was cancelled (its connection closed): no verdict.
+    Abandoned { target: usize, elapsed: Duration },
     /// The request is over, for the client.
     Ended { ending: Ending, target: Option<usize> },
 }
@@ -149,6 +185,8 @@ pub struct Flight {
     /// The attempt whose verdict is pending, if it holds a breaker trial (target, trial): released if the flight
     /// ends first.
     open_trial: Option<(usize, u32)>,
+    /// Targets whose stream broke in this request (a bit each): continuations go elsewhere.
+    broke: u64,
     ended: bool,
 }
 
@@ -185,6 +223,7 @@ impl Flight {
             recorder,
             log: Vec::with_capacity(4),
             open_trial: None,
+            broke: 0,
             ended: false,
         }
     }
@@ -236,8 +275,20 @@ impl Flight {
         self.log.iter().filter(|e| matches!(e.kind, EventKind::Started { .. })).count()
     }
 
-    /// Served now: by the first attempt, or saved by a retry or failover.
+    /// Keep `target` out of this request's continuations: its stream broke.
+    pub fn exclude(&mut self, target: usize) {
+        self.broke |= 1u64.checked_shl(target as u32).unwrap_or(0);
+    }
+
+    pub fn excluded(&self, target: usize) -> bool {
+        self.broke & 1u64.checked_shl(target as u32).unwrap_or(0) != 0
+    }
+
+    /// Served now: by the first attempt, or saved by a retry or failover, or continued after a break.
     pub fn served_ending(&self) -> Ending {
+        if self.log.iter().any(|e| matches!(e.kind, EventKind::Resumed { .. })) {
+            return Ending::Resumed;
+        }
         let failed = self.log.iter().any(|e| matches!(e.kind, EventKind::Failed { .. }));
         if failed { Ending::Saved } else { Ending::Served }
     }

@@ -7,10 +7,13 @@
 //! attempts ([`policy`]), never written inline here. The engine never renders HTTP: it returns what happened.
 
 pub mod attempt;
+pub mod deliver;
 pub mod flight;
+pub mod hedge;
 pub mod ops;
 pub mod policy;
 pub mod probe;
+pub mod resume;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,6 +32,7 @@ use crate::health::{Admit, InFlight, Role, TimedOut, Unavailable};
 use crate::provider::{ErrorKind, ProviderError};
 use crate::route::Target;
 use flight::Skip as SkipWhy;
+use nines_wire::resume::Form;
 use policy::{AfterFailure, Policy};
 
 /// A request as the front door hands it over.
@@ -52,6 +56,8 @@ pub struct Served<T = Answer> {
     pub dropped: Vec<String>,
     /// Counts the request in flight on its target until the answer is delivered.
     pub in_flight: InFlight,
+    /// For a continuation: how it was asked.
+    pub continuation: Option<Form>,
 }
 
 /// What one attempt is held to.
@@ -70,6 +76,8 @@ pub struct Prepared {
     /// The client's own bytes (same dialect): a 400 to them is the client's fault.
     pub passthrough: bool,
     pub dropped: Vec<String>,
+    /// For a continuation of a broken stream: how it asks.
+    pub continuation: Option<Form>,
 }
 
 /// Why a target is not tried.
@@ -92,6 +100,11 @@ pub trait Operation {
         prepared: &Prepared,
         limits: Limits,
     ) -> impl std::future::Future<Output = Result<Self::Output, ProviderError>> + Send;
+    /// Another body for the same target, to send at once when it refused `prepared` with `error` (a continuation
+    /// whose prefill was refused is asked again with an instruction).
+    fn instead(&self, _target: &Target, _prepared: &Prepared, _error: &ProviderError) -> Option<Prepared> {
+        None
+    }
     /// What the request will spend of a target's rate limits.
     fn need(&self) -> Need {
         Need::default()
@@ -138,14 +151,19 @@ impl Operation for Chat<'_> {
                 with_model(&inbound.raw, &target.model)
                     .map_err(|e| Skip::Other(format!("cannot rewrite the body: {e}")))?
             };
-            return Ok(Prepared { body, passthrough: true, dropped: Vec::new() });
+            return Ok(Prepared { body, passthrough: true, dropped: Vec::new(), continuation: None });
         }
         let opts = provider.encode_opts(target.caps);
         let enc = provider
             .dialect()
             .encode_request(&inbound.request, &target.model, &opts)
             .map_err(Skip::Cannot)?;
-        Ok(Prepared { body: Bytes::from(enc.body), passthrough: false, dropped: enc.dropped })
+        Ok(Prepared {
+            body: Bytes::from(enc.body),
+            passthrough: false,
+            dropped: enc.dropped,
+            continuation: None,
+        })
     }
 
     async fn attempt(
@@ -176,7 +194,7 @@ impl Operation for Chat<'_> {
 
 /// Input tokens, roughly: four bytes of text a token, an image a thousand. Lengths only, no scan of the text
 /// (images are not counted by their base64 size).
-fn estimate_input(req: &ChatRequest) -> u64 {
+pub(crate) fn estimate_input(req: &ChatRequest) -> u64 {
     input_size(req, |t| t.len() as u64, 4000) / 4
 }
 
@@ -215,7 +233,7 @@ impl Outcome for Answer {
 }
 
 /// Why `target` cannot take this request at all, if it cannot (a capability it lacks).
-fn lacks(target: &Target, req: &nines_wire::ChatRequest) -> Option<EncodeError> {
+pub(crate) fn lacks(target: &Target, req: &nines_wire::ChatRequest) -> Option<EncodeError> {
     let (field, what) = if !target.caps.images && req.has_images() {
         ("images", "images")
     } else if !target.caps.tools && !req.tools.is_empty() {
@@ -344,10 +362,22 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
     let mut context: Option<ContextLimit> = None;
     // Targets already put back once by the slow start (a bit each; routes have far fewer than 64 targets).
     let mut deferred = 0u64;
+    // Targets already started as hedges.
+    let mut hedged = 0u64;
     let mut pos = 0;
     while let Some(&i) = order.get(pos) {
         let Some(target) = plan.targets.get(i) else { break };
+        let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+        if hedged & bit != 0 {
+            pos += 1;
+            continue;
+        }
         let skip = |flight: &mut Flight, why: SkipWhy| flight.emit(EventKind::Skipped { target: i, why });
+        if flight.excluded(i) {
+            skip(flight, SkipWhy::Broke);
+            pos += 1;
+            continue;
+        }
         if let Some(why) = &target.provider.unusable {
             skip(flight, SkipWhy::Unusable(why.clone()));
             pos += 1;
@@ -359,7 +389,6 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
             continue;
         }
         // Health first: a target set aside costs no encoding.
-        let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
         let role = match policy.admit(target, need) {
             // An operation that does not judge health must not hold the breaker's one trial.
             Admit::Go { role: Role::Trial(e) } if !flight.judges_health => {
@@ -397,7 +426,14 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
                 continue;
             }
         };
-        match attempts(op, flight, &policy, target, i, &prepared, role).await {
+        let hedging = plan.streams.hedge.filter(|_| flight.stream).map(|hedge| hedge::Hedging {
+            hedge,
+            rest: order.get(pos + 1..).unwrap_or(&[]),
+            targets: &plan.targets,
+            need,
+            started: &mut hedged,
+        });
+        match attempts(op, flight, &policy, target, i, prepared, role, hedging).await {
             Tried::Served(s) => return Ok(s),
             Tried::Client(error) => return Err(Failure::Client { error, target: target.clone() }),
             Tried::Context(error) => {
@@ -418,7 +454,7 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
             let Some(target) = plan.targets.get(i) else { continue };
             let Ok(prepared) = op.prepare(target) else { continue };
             let Some(role) = target.health.force(Instant::now(), need) else { continue };
-            match attempts(op, flight, &policy, target, i, &prepared, role).await {
+            match attempts(op, flight, &policy, target, i, prepared, role, None).await {
                 Tried::Served(s) => return Ok(s),
                 Tried::Client(error) | Tried::Context(error) => {
                     return Err(Failure::Client { error, target: target.clone() });
@@ -440,17 +476,21 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
     }
 }
 
-/// Try one target: its attempt, and its retries while the policy says they are worth it.
+/// Try one target: its attempt (hedged when the route says so), and its retries while the policy says they are
+/// worth it.
+#[allow(clippy::too_many_arguments)]
 async fn attempts<O: Operation>(
     op: &O,
     flight: &mut Flight,
     policy: &Policy<'_>,
     target: &Target,
     i: usize,
-    prepared: &Prepared,
+    mut prepared: Prepared,
     mut role: Role,
+    mut hedging: Option<hedge::Hedging<'_>>,
 ) -> Tried<O::Output> {
     let mut tries = 0u32;
+    let mut instead_used = false;
     loop {
         if flight.remaining().is_zero() {
             if let Role::Trial(e) = role {
@@ -467,7 +507,15 @@ async fn attempts<O: Operation>(
             deadline: (began + target.provider.config.timeouts.request).min(flight.deadline),
             first_token,
         };
-        let result = op.attempt(target, prepared, limits).await;
+        let result = match hedging.take() {
+            Some(h) if tries == 1 && role == Role::Normal => {
+                match hedge::race(op, flight, policy, (i, target, &prepared), limits, began, h).await {
+                    hedge::Raced::Alone(r) => r,
+                    hedge::Raced::Won(served) => return Tried::Served(served),
+                }
+            }
+            _ => op.attempt(target, &prepared, limits).await,
+        };
         let elapsed = began.elapsed();
         let error = match result {
             Ok(mut answer) => {
@@ -476,38 +524,29 @@ async fn attempts<O: Operation>(
                 if answer.complete() {
                     flight.emit(EventKind::Succeeded { target: i, elapsed, max_gap: None });
                 }
-                let dropped = prepared.dropped.clone();
                 return Tried::Served(Served {
                     answer,
                     target: target.clone(),
                     index: i,
-                    dropped,
+                    dropped: prepared.dropped,
                     in_flight,
+                    continuation: prepared.continuation,
                 });
             }
             Err(error) => error,
         };
         drop(in_flight);
-        // It waited its whole first-token limit, and that limit (not the request's deadline) ended the wait.
-        let cap = target.provider.config.timeouts.first_byte;
-        let limit_fired = began.checked_add(first_token).is_some_and(|t| t <= flight.deadline);
-        let timed_out = (error.silent && elapsed >= first_token && limit_fired)
-            .then_some(TimedOut { limit: first_token, learnt: flight.stream && first_token < cap });
-        let deadline_cut =
-            error.kind == ErrorKind::Timeout && timed_out.is_none() && flight.remaining().is_zero();
-        flight.emit(EventKind::Failed {
-            target: i,
-            role,
-            error: Box::new(error.detached()),
-            elapsed,
-            timed_out,
-            deadline_cut,
-            after_commit: false,
-        });
+        record_failure(flight, target, i, role, &error, began, first_token);
         // A 400 to the client's own bytes is the client's; a 400 to a body we translated may be ours (a field this
         // model will not take), so only the former returns at once.
         if error.kind == ErrorKind::ContextLength {
             return Tried::Context(error);
+        }
+        if !instead_used && let Some(other) = op.instead(target, &prepared, &error) {
+            instead_used = true;
+            prepared = other;
+            role = Role::Normal;
+            continue;
         }
         if !error.failover() && prepared.passthrough {
             return Tried::Client(error);
@@ -525,6 +564,35 @@ async fn attempts<O: Operation>(
             AfterFailure::MoveOn => return Tried::Failed,
         }
     }
+}
+
+/// An attempt on `target` (index `i`), begun at `began` with `first_token` to its first token, failed before its
+/// commit point: the event, with whether its own first-token limit (not the request's deadline) ended it.
+pub(super) fn record_failure(
+    flight: &mut Flight,
+    target: &Target,
+    i: usize,
+    role: Role,
+    error: &ProviderError,
+    began: Instant,
+    first_token: Duration,
+) {
+    let elapsed = began.elapsed();
+    let cap = target.provider.config.timeouts.first_byte;
+    let limit_fired = began.checked_add(first_token).is_some_and(|t| t <= flight.deadline);
+    let timed_out = (error.silent && elapsed >= first_token && limit_fired)
+        .then_some(TimedOut { limit: first_token, learnt: flight.stream && first_token < cap });
+    let deadline_cut =
+        error.kind == ErrorKind::Timeout && timed_out.is_none() && flight.remaining().is_zero();
+    flight.emit(EventKind::Failed {
+        target: i,
+        role,
+        error: Box::new(error.detached()),
+        elapsed,
+        timed_out,
+        deadline_cut,
+        after_commit: false,
+    });
 }
 
 #[cfg(test)]

@@ -37,12 +37,17 @@ impl Operation for Embeddings<'_> {
         match target.provider.config.kind {
             ProviderKind::OpenAi | ProviderKind::OpenAiResponses => {
                 let body = with_model(self.raw, &target.model).map_err(|e| Skip::Other(e.to_string()))?;
-                Ok(Prepared { body, passthrough: true, dropped: Vec::new() })
+                Ok(Prepared { body, passthrough: true, dropped: Vec::new(), continuation: None })
             }
             ProviderKind::Gemini => {
                 let body =
                     embeddings::encode_gemini_request(self.request, &target.model).map_err(Skip::Cannot)?;
-                Ok(Prepared { body: Bytes::from(body), passthrough: false, dropped: Vec::new() })
+                Ok(Prepared {
+                    body: Bytes::from(body),
+                    passthrough: false,
+                    dropped: Vec::new(),
+                    continuation: None,
+                })
             }
             ProviderKind::Anthropic => {
                 Err(cannot("model", Dialect::Anthropic, "Anthropic has no embeddings API"))
@@ -107,7 +112,7 @@ impl Operation for CountTokens<'_> {
             _ => with_model(self.raw, &target.model),
         }
         .map_err(|e| Skip::Other(e.to_string()))?;
-        Ok(Prepared { body, passthrough: true, dropped: Vec::new() })
+        Ok(Prepared { body, passthrough: true, dropped: Vec::new(), continuation: None })
     }
 
     /// A count is asked of a chat target's name at another endpoint, which may not exist there: what happens to it

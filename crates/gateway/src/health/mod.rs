@@ -344,7 +344,17 @@ impl TargetHealth {
         learnt_limit(cfg, cap, |t| lock(&self.state).ttft.limit(t, cap))
     }
 
-    /// The longest gap between stream events this target is expected to leave (the streams issue's, after commit).
+    /// The `q`-quantile of this target's recent times to first token, once it has at least `min_samples`.
+    pub fn ttft_quantile(&self, q: f64, min_samples: u32) -> Option<Duration> {
+        let s = lock(&self.state);
+        if s.ttft.samples() < min_samples.max(1) {
+            return None;
+        }
+        s.ttft.quantile(q)
+    }
+
+    /// The longest gap between stream events this target is expected to leave: learnt from its recent streams'
+    /// largest gaps (quantile × multiplier, at least the floor), capped by its `idle` timeout.
     pub fn idle_limit(&self, cfg: &HealthConfig, cap: Duration) -> Duration {
         learnt_limit(cfg, cap, |t| lock(&self.state).gap.limit(t, cap))
     }
@@ -372,15 +382,18 @@ impl TargetHealth {
         s.latency.observe(now, c.elapsed, LATENCY_DECAY);
         match c.role {
             Role::Trial(e) => s.breaker.record_trial(now, &cfg.breaker, Outcome::Success, e),
+            // A stream's verdict is how it ends (`stream_ended`, or a failure after its commit point): a target
+            // that cuts every stream after its first token must count as failing, not as half successes.
+            Role::Normal if c.stream => None,
             Role::Normal => s.breaker.record(now, &cfg.breaker, Outcome::Success, false),
         }
     }
 
-    /// A stream ended; `max_gap` was its longest wait between two events.
-    pub fn stream_ended(&self, max_gap: Option<Duration>) {
-        if let Some(g) = max_gap {
-            lock(&self.state).gap.observe(g);
-        }
+    /// A stream ended complete; `max_gap` was its longest wait between two events. Its success, for the breaker.
+    pub fn stream_ended(&self, now: Instant, cfg: &HealthConfig, max_gap: Duration) -> Option<Transition> {
+        let mut s = lock(&self.state);
+        s.gap.observe(max_gap);
+        s.breaker.record(now, &cfg.breaker, Outcome::Success, false)
     }
 
     /// The attempt failed.

@@ -70,8 +70,12 @@ impl Recorder {
                 }
             }
             EventKind::Succeeded { target: i, max_gap, .. } => {
-                if let Some(t) = target(*i) {
-                    t.health.stream_ended(*max_gap);
+                if let Some(t) = target(*i)
+                    && let Some(gap) = *max_gap
+                    && flight.judges_health
+                {
+                    let tr = t.health.stream_ended(now, cfg, gap);
+                    self.transition(t, tr);
                 }
             }
             EventKind::Failed { target: i, role, error, elapsed, timed_out, deadline_cut, after_commit } => {
@@ -106,6 +110,29 @@ impl Recorder {
                 if let Some(t) = target(*i) {
                     tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
                         wait_ms = wait.as_millis() as u64, "retrying the same target after a pause");
+                }
+            }
+            EventKind::Resumed { from, to, delivered, form } => {
+                let (Some(f), Some(t)) = (target(*from), target(*to)) else { return };
+                tracing::info!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                    broken = f.label(), delivered_bytes = delivered, form = ?form,
+                    "stream resumed on another target after a break");
+            }
+            EventKind::NotResumed { target: i, why } => {
+                if let Some(t) = target(*i) {
+                    tracing::info!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                        "broken stream not resumed: {why}");
+                }
+            }
+            EventKind::Hedged { target: i, to, after } => {
+                let (Some(f), Some(t)) = (target(*i), target(*to)) else { return };
+                tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                    slow = f.label(), after_ms = after.as_millis() as u64, "hedge started: first token late");
+            }
+            EventKind::Abandoned { target: i, elapsed } => {
+                if let Some(t) = target(*i) {
+                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                        elapsed_ms = elapsed.as_millis() as u64, "attempt cancelled: another won the race");
                 }
             }
             EventKind::Ended { ending, target: i } => {
@@ -226,6 +253,8 @@ pub enum Ending {
     Refused,
     /// No target could answer.
     Failed,
+    /// A stream broke after its commit point and another target completed it.
+    Resumed,
     /// A stream broke after its commit point.
     BrokenStream,
     /// The client went away before the answer was complete.
@@ -239,6 +268,7 @@ impl Ending {
             Ending::Saved => "saved",
             Ending::Refused => "refused",
             Ending::Failed => "failed",
+            Ending::Resumed => "resumed",
             Ending::BrokenStream => "broken_stream",
             Ending::Cancelled => "cancelled",
         }

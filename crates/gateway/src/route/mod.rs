@@ -12,7 +12,7 @@ pub mod strategy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{Capabilities, Config, ProviderKind, Strategy};
+use crate::config::{Capabilities, Config, ProviderKind, Strategy, StreamPolicy};
 use crate::health::{Health, TargetHealth, TargetId};
 use crate::provider::Provider;
 
@@ -74,11 +74,14 @@ pub struct Plan {
     pub targets: Arc<[Target]>,
     pub pool: usize,
     pub strategy: Strategy,
+    /// Resume and hedging, for streams.
+    pub streams: StreamPolicy,
 }
 
 impl Plan {
     fn single(target: Target) -> Plan {
-        Plan { targets: Arc::from(vec![target]), pool: 1, strategy: Strategy::Priority }
+        let streams = StreamPolicy::default();
+        Plan { targets: Arc::from(vec![target]), pool: 1, strategy: Strategy::Priority, streams }
     }
 }
 
@@ -126,7 +129,13 @@ impl Routes {
                 let pool_len = pool.len();
                 let mut all = pool;
                 all.extend(route.fallbacks.iter().filter_map(target));
-                (name.clone(), Plan { targets: Arc::from(all), pool: pool_len, strategy: route.strategy })
+                let plan = Plan {
+                    targets: Arc::from(all),
+                    pool: pool_len,
+                    strategy: route.strategy,
+                    streams: route.streams,
+                };
+                (name.clone(), plan)
             })
             .collect();
         Routes {

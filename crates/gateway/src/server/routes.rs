@@ -17,11 +17,12 @@ use super::error::ApiError;
 use super::responses::Keep;
 use crate::app::{AppState, Snapshot};
 use crate::auth::{self, Caller};
+use crate::dispatch::deliver::{self, Delivery, Resume};
 use crate::dispatch::flight::{RequestId, Takeoff};
 use crate::dispatch::{self, Answer, Failure, Flight, Inbound, Served, WholeBody};
 use crate::record::Ending;
 use crate::respond;
-use crate::respond::stream::{Framing, Owner};
+use crate::respond::stream::Framing;
 use crate::route::Plan;
 
 pub(super) type Body = Result<Bytes, BytesRejection>;
@@ -153,7 +154,7 @@ pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: B
     };
     let mut flight = takeoff(app, snap, t);
     match dispatch::dispatch(&inbound, &mut flight).await {
-        Ok(served) => respond_served(&door, &inbound, served, flight).await,
+        Ok(served) => respond_served(&door, inbound, served, flight).await,
         Err(failure) => failure_response(dialect, failure, flight),
     }
 }
@@ -352,8 +353,8 @@ pub(super) fn set_served_headers(resp: &mut Response, target: &str, attempts: us
     h.insert("x-nines-attempts", HeaderValue::from(attempts));
 }
 
-async fn respond_served(door: &Door, inbound: &Inbound, served: Served, mut flight: Flight) -> Response {
-    let Served { answer, target, index, dropped, in_flight } = served;
+async fn respond_served(door: &Door, inbound: Inbound, served: Served, mut flight: Flight) -> Response {
+    let Served { answer, target, index, dropped, in_flight, .. } = served;
     let dialect = door.dialect;
     let attempts = flight.sent();
     let request = flight.id;
@@ -396,20 +397,22 @@ async fn respond_served(door: &Door, inbound: &Inbound, served: Served, mut flig
                 response_id: door.response_id.clone(),
             };
             let request_id = committed.request_id.clone();
-            let timeouts = target.provider.config.timeouts;
-            let deadline = committed.deadline;
-            let owner = Owner { flight, target: index, in_flight };
-            let spec = respond::stream::Spec {
+            let include_usage = inbound.request.include_usage;
+            // Only a route with somewhere else to go keeps the request for a continuation.
+            let resume = (flight.plan.targets.len() > 1 && flight.plan.streams.max_resumes > 0)
+                .then(|| Resume { request: inbound.request, headers: inbound.headers });
+            let spec = deliver::Spec {
                 client: dialect,
-                framing: door.framing,
                 ctx,
-                include_usage: inbound.request.include_usage,
-                idle: timeouts.idle,
-                deadline,
-                owner,
-                on_response: door.keep.as_ref().map(|k| k.clone().on_response()),
+                include_usage,
+                flight,
+                target: index,
+                in_flight,
+                resume,
             };
-            let body = respond::stream::body(committed, spec);
+            let delivery = Delivery::new(committed, spec);
+            let on_response = door.keep.as_ref().map(|k| k.clone().on_response());
+            let body = respond::stream::body(delivery, door.framing, on_response);
             let content_type = match door.framing {
                 Framing::Sse => "text/event-stream; charset=utf-8",
                 Framing::JsonArray => "application/json; charset=UTF-8",

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::bad;
 use super::request::{extra_keys, object, string};
 use crate::answer::{self, Prompt, ToolResult, Turn};
+use crate::continuation::{Message, text_of};
 use crate::error::ApiError;
 use crate::thinking;
 
@@ -172,6 +173,26 @@ pub(super) fn validate_messages(
         }
     }
     Ok(())
+}
+
+/// A (validated) message as continuations see it: an assistant's text and whether it has tool use blocks; a user's
+/// text when it carries no tool results.
+pub(super) fn view(message: &Value) -> Message {
+    let content = message.get("content");
+    let blocks = content.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let has = |kinds: &[&str]| {
+        blocks.iter().any(|b| b.get("type").and_then(Value::as_str).is_some_and(|t| kinds.contains(&t)))
+    };
+    let has_text = content.is_some_and(Value::is_string) || has(&["text"]);
+    match message.get("role").and_then(Value::as_str) {
+        Some("assistant") => Message::Assistant {
+            text: text_of(content, &["text"]),
+            calls: has(&["tool_use", "server_tool_use", "mcp_tool_use"]),
+        },
+        Some("user") if has(&["tool_result"]) || !has_text => Message::User(None),
+        Some("user") => Message::User(Some(text_of(content, &["text"]))),
+        _ => Message::Other,
+    }
 }
 
 fn check_tool_pairing(role: &str, blocks: &[Block], open: &[String], path: &str) -> Result<(), ApiError> {

@@ -15,7 +15,6 @@ mod response;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::answer;
 use crate::error::ApiError;
 use crate::routes::{Call, Reply};
 
@@ -35,11 +34,21 @@ pub(crate) fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     if version >= STRICT_VERSION {
         check_strict_version(&body)?;
     }
-    let request = request::validate(&body, call.body, call.name)?;
-    let outcome = answer::respond(call.name, &request.prompt);
+    let mut request = request::validate(&body, call.body, call.name)?;
+    let outcome = call.respond(&mut request.prompt)?;
     let answer =
         response::Rendered { name: call.name, model: &request.model, thinking: request.thinking, outcome };
-    Ok(if request.stream { Reply::Sse(answer.stream()) } else { Reply::Json(answer.message()) })
+    Ok(if request.stream {
+        Reply::Sse(call.stream(answer.stream(), || answer.malformed(), |status, _| in_band_error(status)))
+    } else {
+        Reply::Json(answer.message())
+    })
+}
+
+/// The prompt a valid request body reads as (for the crate's tests).
+#[cfg(test)]
+pub(crate) fn prompt_of(body: &Value, name: &str) -> Result<crate::answer::Prompt, ApiError> {
+    request::validate(body, body.to_string().as_bytes(), name).map(|r| r.prompt)
 }
 
 /// The error JSON for `err`.
@@ -65,6 +74,19 @@ pub(crate) fn status_error(status: StatusCode) -> ApiError {
         _ => "An unexpected error has occurred internal to Anthropic's systems.",
     };
     ApiError::new(status, message)
+}
+
+/// The `error` event an `InBandError` fault ends a stream with (what the API sends when it fails mid-stream, e.g.
+/// `overloaded_error` under load).
+fn in_band_error(status: u16) -> String {
+    let kind = match status {
+        529 => "overloaded_error",
+        429 => "rate_limit_error",
+        _ => "api_error",
+    };
+    let message = status_error(crate::error::fault_status(status)).message;
+    let data = json!({"type": "error", "error": {"type": kind, "message": message}});
+    format!("event: error\ndata: {data}\n\n")
 }
 
 /// The error a `ContextLength` fault produces: Anthropic's refusal of a prompt over the model's context window.

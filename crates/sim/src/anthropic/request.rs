@@ -8,8 +8,9 @@
 use serde_json::{Map, Value};
 
 use super::bad;
-use super::content::validate_messages;
+use super::content::{validate_messages, view};
 use crate::answer::{self, Prompt, Turn};
+use crate::continuation;
 use crate::error::ApiError;
 use crate::json::{self, Ordered, integer, show, to_u64};
 use crate::tools::{Choice, Offer, Tool};
@@ -171,6 +172,11 @@ pub(super) fn validate(body: &Value, raw: &[u8], name: &str) -> Result<Request, 
         (_, Some("omitted")) => Thinking::Omitted,
         _ => Thinking::Shown,
     };
+    let messages = obj.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    continuation::detect(&mut prompt, messages, view, |before, prompt| {
+        let only = Map::from_iter([("messages".to_owned(), Value::Array(before.to_vec()))]);
+        validate_messages(&only, prompt, name)
+    });
     Ok(Request { model, stream, prompt, thinking })
 }
 

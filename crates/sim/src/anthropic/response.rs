@@ -1,9 +1,11 @@
 //! Rendering an answer as a Messages API `message` object or as its published event stream: `message_start`,
 //! then per content block `content_block_start`, deltas (`thinking_delta` + `signature_delta`, `text_delta`, or
 //! `input_json_delta` in three pieces), `content_block_stop`, then `message_delta` and `message_stop`; one `ping`
-//! after the first block starts.
+//! after the first block starts (after `message_start` when there is no block).
 //!
-//! Blocks come in the order thinking, then text or tool uses (`toolu_sim_{name}_{k}`). This module never validates.
+//! Blocks come in the order thinking, then text or tool uses (`toolu_sim_{name}_{k}`). An empty text (a stop
+//! sequence at the very start, a continuation with nothing left to say) has no block at all, as the API answers
+//! `content: []` when the model ends its turn at once. This module never validates.
 
 use serde_json::{Value, json};
 
@@ -62,6 +64,7 @@ impl Rendered<'_> {
             );
         }
         match &self.outcome {
+            Outcome::Text(answer) if answer.text.is_empty() => {}
             Outcome::Text(answer) => content.push(json!({"type": "text", "text": answer.text})),
             Outcome::Calls { calls, .. } => {
                 for (k, call) in calls.iter().enumerate() {
@@ -119,6 +122,7 @@ impl Rendered<'_> {
             blocks.push(&json!({"type": "thinking", "thinking": "", "signature": ""}), deltas);
         }
         match &self.outcome {
+            Outcome::Text(answer) if answer.text.is_empty() => {}
             Outcome::Text(answer) => {
                 let deltas =
                     answer.deltas().into_iter().map(|d| json!({"type": "text_delta", "text": d})).collect();
@@ -135,6 +139,9 @@ impl Rendered<'_> {
                 }
             }
         }
+        if blocks.next == 0 {
+            events.push(event("ping", &json!({"type": "ping"})));
+        }
         events.push(event(
             "message_delta",
             &json!({
@@ -145,6 +152,18 @@ impl Rendered<'_> {
         ));
         events.push(event("message_stop", &json!({"type": "message_stop"})));
         events
+    }
+
+    /// A `content_block_delta` event whose data is cut in half (not JSON): what a `Malformed` fault sends.
+    pub(super) fn malformed(&self) -> String {
+        let text = match &self.outcome {
+            Outcome::Text(answer) => answer.deltas().first().copied().unwrap_or_default().to_owned(),
+            Outcome::Calls { .. } => String::new(),
+        };
+        let index = usize::from(self.thinking != Thinking::Off);
+        let data = json!({"type": "content_block_delta", "index": index,
+            "delta": {"type": "text_delta", "text": text}});
+        format!("event: content_block_delta\ndata: {}\n\n", crate::json::half(&data.to_string()))
     }
 }
 

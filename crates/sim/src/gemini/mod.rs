@@ -15,7 +15,6 @@ mod response;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::answer;
 use crate::error::ApiError;
 use crate::json::show;
 use crate::routes::{Call, Reply};
@@ -24,8 +23,8 @@ pub(crate) fn handle(call: &Call<'_>, model: &str, stream: bool) -> Result<Reply
     authenticate(call)?;
     let body: Value = serde_json::from_slice(call.body)
         .map_err(|err| ApiError::bad(format!("Invalid JSON payload received. {err}")))?;
-    let request = request::validate(&body, call.body, call.name)?;
-    let outcome = answer::respond(call.name, &request.prompt);
+    let mut request = request::validate(&body, call.body, call.name)?;
+    let outcome = call.respond(&mut request.prompt)?;
     let answer = response::Rendered {
         name: call.name,
         model,
@@ -39,10 +38,28 @@ pub(crate) fn handle(call: &Call<'_>, model: &str, stream: bool) -> Result<Reply
     }
     let chunks = answer.chunks();
     if call.query.get("alt").map(String::as_str) == Some("sse") {
-        Ok(Reply::Sse(chunks.into_iter().map(|c| format!("data: {c}\r\n\r\n")).collect()))
+        let events = chunks.iter().map(sse).collect();
+        let malformed = || format!("data: {}\r\n\r\n", crate::json::half(&answer.first_chunk().to_string()));
+        Ok(Reply::Sse(call.stream(events, malformed, |status, _| in_band_error(status))))
     } else {
         Ok(Reply::Json(Value::Array(chunks)))
     }
+}
+
+/// The prompt a valid request body reads as (for the crate's tests).
+#[cfg(test)]
+pub(crate) fn prompt_of(body: &Value, name: &str) -> Result<crate::answer::Prompt, ApiError> {
+    request::validate(body, body.to_string().as_bytes(), name).map(|r| r.prompt)
+}
+
+/// One chunk of an `alt=sse` stream.
+fn sse(chunk: &Value) -> String {
+    format!("data: {chunk}\r\n\r\n")
+}
+
+/// The `data: {"error": …}` chunk an `InBandError` fault ends a stream with: the error JSON the status gets.
+fn in_band_error(status: u16) -> String {
+    sse(&error_body(&status_error(crate::error::fault_status(status), None)))
 }
 
 /// The error JSON for `err`.

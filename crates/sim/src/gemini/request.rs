@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::content::{CONTENT_KEYS, parts};
 use super::{camel, fields, semantic, snake};
 use crate::answer::{Prompt, Turn};
+use crate::continuation::{self, Message};
 use crate::error::ApiError;
 use crate::json::{self, Ordered, integer, show, to_u64};
 use crate::tools::{Choice, Offer, Tool};
@@ -89,7 +90,39 @@ pub(super) fn validate(body: &Value, raw: &[u8], name: &str) -> Result<Request, 
             )));
         }
     };
-    let last = contents.len() - 1;
+    read_contents(contents, &mut prompt, name)?;
+    if let Some(system) = obj.get("systemInstruction") {
+        let system = fields(system, CONTENT_KEYS, "system_instruction")?;
+        if let Some((text, words)) = parts(&system, "system_instruction", name)?.text {
+            prompt.system = text;
+            prompt.input_words += words;
+        }
+    }
+    let (mut candidates, mut thoughts) = (1, false);
+    if let Some(config) = obj.get("generationConfig") {
+        let config = fields(config, GENERATION_CONFIG, "generation_config")?;
+        (candidates, thoughts) = validate_config(&config, &mut prompt)?;
+    }
+    for key in ["tools", "safetySettings"] {
+        if let Some(v) = obj.get(key)
+            && !v.is_array()
+        {
+            return Err(ApiError::bad(format!(
+                "Invalid value at '{}' (type.googleapis.com/google.ai.generativelanguage.v1beta.*), {}",
+                snake(key),
+                show(v)
+            )));
+        }
+    }
+    prompt.tools = validate_tools(&obj, raw)?;
+    continuation::detect(&mut prompt, contents, view, |before, prompt| read_contents(before, prompt, name));
+    Ok(Request { candidates, prompt, thoughts })
+}
+
+/// Check `contents` (not empty: the caller checked) and fill the prompt's user texts, tool turns, turn, images and
+/// input words from them.
+fn read_contents(contents: &[Value], prompt: &mut Prompt, name: &str) -> Result<(), ApiError> {
+    let last = contents.len().saturating_sub(1);
     for (i, content) in contents.iter().enumerate() {
         let at = format!("contents[{i}]");
         let content = fields(content, CONTENT_KEYS, &at)?;
@@ -120,31 +153,28 @@ pub(super) fn validate(body: &Value, raw: &[u8], name: &str) -> Result<Request, 
             }
         }
     }
-    if let Some(system) = obj.get("systemInstruction") {
-        let system = fields(system, CONTENT_KEYS, "system_instruction")?;
-        if let Some((text, words)) = parts(&system, "system_instruction", name)?.text {
-            prompt.system = text;
-            prompt.input_words += words;
-        }
+    Ok(())
+}
+
+/// A (validated) content as continuations see it: a `model` content's text (thoughts left out) and whether it has
+/// `functionCall` parts; a user content's text when it has no `functionResponse` parts.
+fn view(content: &Value) -> Message {
+    let parts = content.get("parts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let has =
+        |key: &str| parts.iter().any(|p| p.as_object().is_some_and(|p| p.keys().any(|k| camel(k) == key)));
+    let text = || -> String {
+        parts
+            .iter()
+            .filter(|p| !p.get("thought").and_then(Value::as_bool).unwrap_or(false))
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect()
+    };
+    match content.get("role").and_then(Value::as_str).unwrap_or("user") {
+        "model" => Message::Assistant { text: text(), calls: has("functionCall") },
+        "user" | "" if has("functionResponse") || !has("text") => Message::User(None),
+        "user" | "" => Message::User(Some(text())),
+        _ => Message::Other,
     }
-    let (mut candidates, mut thoughts) = (1, false);
-    if let Some(config) = obj.get("generationConfig") {
-        let config = fields(config, GENERATION_CONFIG, "generation_config")?;
-        (candidates, thoughts) = validate_config(&config, &mut prompt)?;
-    }
-    for key in ["tools", "safetySettings"] {
-        if let Some(v) = obj.get(key)
-            && !v.is_array()
-        {
-            return Err(ApiError::bad(format!(
-                "Invalid value at '{}' (type.googleapis.com/google.ai.generativelanguage.v1beta.*), {}",
-                snake(key),
-                show(v)
-            )));
-        }
-    }
-    prompt.tools = validate_tools(&obj, raw)?;
-    Ok(Request { candidates, prompt, thoughts })
 }
 
 fn config_number(config: &Map<String, Value>, key: &str) -> Result<Option<f64>, ApiError> {

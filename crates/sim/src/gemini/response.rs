@@ -107,6 +107,17 @@ impl Rendered<'_> {
         })
     }
 
+    /// The first chunk of the answer proper (after the thought, if any), as a stream sends it before the last:
+    /// what a `Malformed` fault cuts in half.
+    pub(super) fn first_chunk(&self) -> Value {
+        let groups = self.groups();
+        let parts = groups.get(usize::from(self.thoughts)).or(groups.last()).cloned().unwrap_or_default();
+        let candidates: Vec<Value> = (0..self.candidates)
+            .map(|index| json!({"content": {"parts": parts, "role": "model"}, "index": index}))
+            .collect();
+        json!({"candidates": candidates, "modelVersion": self.model, "responseId": self.response_id})
+    }
+
     /// The GenerateContentResponses of a streaming answer; the last one carries `finishReason` and
     /// `usageMetadata`.
     pub(super) fn chunks(&self) -> Vec<Value> {

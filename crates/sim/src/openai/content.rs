@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{invalid_value, missing, wrong_type};
 use crate::answer::{self, Prompt, ToolResult, Turn};
+use crate::continuation::{Message, text_of};
 use crate::error::ApiError;
 use crate::json::show;
 
@@ -276,6 +277,29 @@ pub(super) fn validate_messages(obj: &Map<String, Value>, prompt: &mut Prompt) -
         prompt.turn = Turn::ToolResults(results);
     }
     Ok(mentions_json)
+}
+
+/// A (validated) message as continuations see it: an assistant's text and whether it has `tool_calls` (or a
+/// legacy `function_call`); a user's text.
+pub(super) fn view(message: &Value) -> Message {
+    let content = message.get("content").filter(|c| !c.is_null());
+    match message.get("role").and_then(Value::as_str) {
+        Some("assistant") => {
+            let calls = message.get("tool_calls").and_then(Value::as_array).is_some_and(|c| !c.is_empty())
+                || message.get("function_call").is_some_and(|f| !f.is_null());
+            Message::Assistant { text: text_of(content, &["text"]), calls }
+        }
+        Some("user") => {
+            let has_text = content.is_some_and(|c| {
+                c.is_string()
+                    || c.as_array().is_some_and(|parts| {
+                        parts.iter().any(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                    })
+            });
+            Message::User(has_text.then(|| text_of(content, &["text"])))
+        }
+        _ => Message::Other,
+    }
 }
 
 fn unanswered_tool_calls(index: usize, ids: &[String]) -> ApiError {

@@ -14,7 +14,6 @@ mod response;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::answer;
 use crate::error::ApiError;
 use crate::json::{integer, show, type_name};
 use crate::routes::{Call, Reply};
@@ -23,10 +22,14 @@ use crate::routes::{Call, Reply};
 pub(crate) fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     authenticate(call)?;
     let body = parse_body(call.body)?;
-    let request = request::validate(&body, call.body)?;
-    let outcome = answer::respond(call.name, &request.prompt);
-    let answer = response::Rendered { name: call.name, request: &request, outcome };
-    Ok(if request.stream { Reply::Sse(answer.stream()) } else { Reply::Json(answer.completion()) })
+    let mut request = request::validate(&body, call.body)?;
+    let outcome = call.respond(&mut request.prompt)?;
+    let answer = response::Rendered::new(call.name, &request, outcome);
+    Ok(if request.stream {
+        Reply::Sse(call.stream(answer.stream(), || answer.malformed(), |status, _| in_band_error(status)))
+    } else {
+        Reply::Json(answer.completion())
+    })
 }
 
 /// The JSON body of a request, or OpenAI's refusal of one that is not JSON.
@@ -39,6 +42,12 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
              help.openai.com.)",
         )
     })
+}
+
+/// The prompt a valid request body reads as (for the crate's tests).
+#[cfg(test)]
+pub(crate) fn prompt_of(body: &Value) -> Result<crate::answer::Prompt, ApiError> {
+    request::validate(body, body.to_string().as_bytes()).map(|r| r.prompt)
 }
 
 /// The error JSON for `err`.
@@ -66,6 +75,11 @@ pub(crate) fn status_error(status: StatusCode) -> ApiError {
         ),
         _ => ApiError::new(status, "Invalid request"),
     }
+}
+
+/// The `data: {"error": …}` chunk an `InBandError` fault ends a stream with: the error JSON the status gets.
+fn in_band_error(status: u16) -> String {
+    format!("data: {}\n\n", error_body(&status_error(crate::error::fault_status(status))))
 }
 
 /// The error a `ContextLength` fault produces (Chat Completions and Responses alike).

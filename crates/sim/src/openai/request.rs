@@ -7,9 +7,10 @@
 
 use serde_json::{Map, Value};
 
-use super::content::validate_messages;
+use super::content::{validate_messages, view};
 use super::{decimal_in, integer_in, invalid_value, missing, opt, wrong_type};
 use crate::answer::Prompt;
+use crate::continuation;
 use crate::error::ApiError;
 use crate::json::{self, Ordered, show, to_u64};
 use crate::tools::{Choice, Offer, Tool};
@@ -144,6 +145,11 @@ pub(super) fn validate(body: &Value, raw: &[u8]) -> Result<Request, ApiError> {
         }
         Some(other) => return Err(wrong_type("reasoning_effort", "a string", other)),
     };
+    let messages = obj.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    continuation::detect(&mut prompt, messages, view, |before, prompt| {
+        let only = Map::from_iter([("messages".to_owned(), Value::Array(before.to_vec()))]);
+        validate_messages(&only, prompt).map(drop)
+    });
     Ok(Request { model, stream, include_usage, n, prompt, reasoning })
 }
 

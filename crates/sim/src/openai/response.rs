@@ -14,15 +14,27 @@ use crate::tools::{self, ToolCall};
 
 const FINGERPRINT: &str = "fp_nines_sim";
 
-/// An answer ready to render.
+/// An answer ready to render, with the id and creation time of its completion.
 pub(super) struct Rendered<'a> {
     /// The simulator's name (tool call ids).
-    pub name: &'a str,
-    pub request: &'a Request,
-    pub outcome: Outcome,
+    name: &'a str,
+    request: &'a Request,
+    outcome: Outcome,
+    id: String,
+    created: u64,
 }
 
-impl Rendered<'_> {
+impl<'a> Rendered<'a> {
+    pub(super) fn new(name: &'a str, request: &'a Request, outcome: Outcome) -> Self {
+        Self {
+            name,
+            request,
+            outcome,
+            id: crate::ids::base62("chatcmpl-", 29),
+            created: crate::ids::unix_now(),
+        }
+    }
+
     fn finish_reason(&self) -> &'static str {
         match &self.outcome {
             Outcome::Calls { .. } => "tool_calls",
@@ -87,9 +99,9 @@ impl Rendered<'_> {
             })
             .collect();
         json!({
-            "id": crate::ids::base62("chatcmpl-", 29),
+            "id": self.id,
             "object": "chat.completion",
-            "created": crate::ids::unix_now(),
+            "created": self.created,
             "model": self.request.model,
             "choices": choices,
             "usage": self.usage(),
@@ -101,18 +113,8 @@ impl Rendered<'_> {
     /// The events of a streaming answer.
     pub(super) fn stream(&self) -> Vec<String> {
         let request = self.request;
-        let id = crate::ids::base62("chatcmpl-", 29);
-        let created = crate::ids::unix_now();
         let chunk = |choices: Vec<Value>, usage: Option<Value>| -> String {
-            let mut chunk = json!({
-                "id": id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": request.model,
-                "service_tier": "default",
-                "system_fingerprint": FINGERPRINT,
-                "choices": choices,
-            });
+            let mut chunk = self.chunk(choices);
             if request.include_usage
                 && let Some(obj) = chunk.as_object_mut()
             {
@@ -152,6 +154,29 @@ impl Rendered<'_> {
         }
         events.push("data: [DONE]\n\n".to_owned());
         events
+    }
+
+    /// A `chat.completion.chunk` with these choices.
+    fn chunk(&self, choices: Vec<Value>) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.request.model,
+            "service_tier": "default",
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
+        })
+    }
+
+    /// A content chunk whose data is cut in half (not JSON): what a `Malformed` fault sends.
+    pub(super) fn malformed(&self) -> String {
+        let text = match &self.outcome {
+            Outcome::Text(answer) => answer.deltas().first().copied().unwrap_or_default().to_owned(),
+            Outcome::Calls { .. } => String::new(),
+        };
+        let choice = json!({"index": 0, "delta": {"content": text}, "logprobs": null, "finish_reason": null});
+        format!("data: {}\n\n", crate::json::half(&self.chunk(vec![choice]).to_string()))
     }
 
     /// The first delta of tool call `k`: its id, type and name, with empty arguments.

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::request::{string, unknown_keys};
 use crate::answer::{self, Prompt, ToolResult, Turn};
+use crate::continuation::{Message, text_of};
 use crate::error::ApiError;
 use crate::json::show;
 use crate::openai::{invalid_value, missing, wrong_type};
@@ -168,6 +169,29 @@ pub(super) fn validate_input(
         None => Turn::Other,
     };
     Ok(Input { mentions_json: seen.mentions_json })
+}
+
+/// A (validated) input item as continuations see it: a message item's role and text (an assistant's `output_text`,
+/// a user's `input_text`, or string content); any other item is neither. (Assistant messages carry no tool calls
+/// here: those are `function_call` items of their own.)
+pub(super) fn view(item: &Value) -> Message {
+    let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
+    let content = item.get("content");
+    match (kind, item.get("role").and_then(Value::as_str)) {
+        ("message", Some("assistant")) => {
+            Message::Assistant { text: text_of(content, &["output_text", "input_text"]), calls: false }
+        }
+        ("message", Some("user")) => {
+            let has_text = content.is_some_and(|c| {
+                c.is_string()
+                    || c.as_array().is_some_and(|parts| {
+                        parts.iter().any(|p| p.get("type").and_then(Value::as_str) == Some("input_text"))
+                    })
+            });
+            Message::User(has_text.then(|| text_of(content, &["input_text"])))
+        }
+        _ => Message::Other,
+    }
 }
 
 /// What the items read so far have shown.

@@ -17,7 +17,6 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-use crate::answer;
 use crate::error::ApiError;
 use crate::openai;
 use crate::routes::{Call, Reply};
@@ -26,8 +25,22 @@ use crate::routes::{Call, Reply};
 pub(crate) fn handle(call: &Call<'_>) -> Result<Reply, ApiError> {
     openai::authenticate(call)?;
     let body = openai::parse_body(call.body)?;
-    let request = request::validate(&body, call.body, call.name)?;
-    let outcome = answer::respond(call.name, &request.prompt);
+    let mut request = request::validate(&body, call.body, call.name)?;
+    let outcome = call.respond(&mut request.prompt)?;
     let answer = response::Rendered::new(call.name, &request, outcome);
-    Ok(if request.stream { Reply::Sse(answer.stream()) } else { Reply::Json(answer.response()) })
+    Ok(if request.stream {
+        Reply::Sse(call.stream(
+            answer.stream(),
+            || answer.malformed(),
+            |status, at| answer.failed(status, at),
+        ))
+    } else {
+        Reply::Json(answer.response())
+    })
+}
+
+/// The prompt a valid request body reads as (for the crate's tests).
+#[cfg(test)]
+pub(crate) fn prompt_of(body: &serde_json::Value, name: &str) -> Result<crate::answer::Prompt, ApiError> {
+    request::validate(body, body.to_string().as_bytes(), name).map(|r| r.prompt)
 }

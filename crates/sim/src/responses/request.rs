@@ -9,8 +9,9 @@
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::content::{supported, validate_input};
+use super::content::{supported, validate_input, view};
 use crate::answer::{self, Prompt};
+use crate::continuation;
 use crate::error::ApiError;
 use crate::json::{self, Ordered, to_u64};
 use crate::openai::{decimal_in, integer_in, invalid_value, missing, opt, wrong_type};
@@ -177,8 +178,8 @@ pub(super) fn validate(body: &Value, raw: &[u8], name: &str) -> Result<Request, 
         prompt.input_words += answer::words(text);
         prompt.system.push_str(text);
     }
-    let input = opt(obj, "input").ok_or_else(|| missing("input"))?;
-    let input = validate_input(input, &mut prompt, store, name)?;
+    let input_value = opt(obj, "input").ok_or_else(|| missing("input"))?;
+    let input = validate_input(input_value, &mut prompt, store, name)?;
     decimal_in(obj, "temperature", 0.0, 2.0)?;
     decimal_in(obj, "top_p", 0.0, 1.0)?;
     integer_in(obj, "top_logprobs", 0, 20)?;
@@ -211,6 +212,10 @@ pub(super) fn validate(body: &Value, raw: &[u8], name: &str) -> Result<Request, 
     prompt.json = json_mode;
     let (reasoning, reasoning_echo) = validate_reasoning(obj)?;
     refuse_stored_state(obj)?;
+    let items = input_value.as_array().map(Vec::as_slice).unwrap_or_default();
+    continuation::detect(&mut prompt, items, view, |before, prompt| {
+        validate_input(&Value::Array(before.to_vec()), prompt, store, name).map(drop)
+    });
     let echo = echo(obj, tools_echo, text_echo, reasoning_echo, &prompt);
     Ok(Request { model, stream, prompt, reasoning, encrypted_reasoning, obfuscation, echo })
 }

@@ -223,6 +223,37 @@ impl<'a> Rendered<'a> {
         events.push(&format!("response.{status}"), json!({"response": finished}));
         events.out
     }
+
+    /// The output index of the message or of the first function call: after the reasoning item, if any.
+    fn answer_index(&self) -> usize {
+        usize::from(self.request.reasoning.is_some())
+    }
+
+    /// An `response.output_text.delta` event whose data is cut in half (not JSON): what a `Malformed` fault sends.
+    pub(super) fn malformed(&self) -> String {
+        let text = match &self.outcome {
+            Outcome::Text(answer) => answer.deltas().first().copied().unwrap_or_default().to_owned(),
+            Outcome::Calls { .. } => String::new(),
+        };
+        let kind = "response.output_text.delta";
+        let data = json!({"type": kind, "item_id": self.message_id, "output_index": self.answer_index(),
+            "content_index": 0, "delta": text, "logprobs": []});
+        format!("event: {kind}\ndata: {}\n\n", crate::json::half(&data.to_string()))
+    }
+
+    /// The `response.failed` event (number `at` of the stream) an `InBandError` fault ends a stream with: the
+    /// Response `failed`, with `error: {code, message}` (`rate_limit_exceeded` for 429, `server_error` otherwise).
+    pub(super) fn failed(&self, status: u16, at: usize) -> String {
+        let code = if status == 429 { "rate_limit_exceeded" } else { "server_error" };
+        let message = crate::openai::status_error(crate::error::fault_status(status)).message;
+        let mut response = self.object("failed", Vec::new(), Value::Null);
+        if let Some(object) = response.as_object_mut() {
+            object.insert("error".into(), json!({"code": code, "message": message}));
+        }
+        let kind = "response.failed";
+        let data = json!({"type": kind, "sequence_number": at, "response": response});
+        format!("event: {kind}\ndata: {data}\n\n")
+    }
 }
 
 /// An `output_text` content part.

@@ -59,6 +59,9 @@ async fn every_documented_fault_json_is_accepted() {
         json!({"kind": "drip", "ms": 20}),
         json!({"kind": "context_length"}),
         json!({"kind": "stall", "after": 1, "ms": 20000}),
+        json!({"kind": "malformed", "after": 3}),
+        json!({"kind": "in_band_error", "after": 3, "status": 529}),
+        json!({"kind": "repeat", "words": 2}),
     ];
     for fault in &faults {
         let resp = client().post(format!("{}/_sim/faults", sim.base_url())).json(fault).send().await.unwrap();

@@ -344,3 +344,172 @@ async fn model_listings_answer_in_each_shape_and_take_faults() {
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["type"], "overloaded_error", "Anthropic's shape: {err}");
 }
+
+/// A streaming request of each dialect (Gemini with `alt=sse`), and how to send it.
+async fn stream_of(sim: &nines_sim::Sim, dialect: &str) -> reqwest::Response {
+    match dialect {
+        "anthropic" => {
+            let mut body = anthropic_body("hello there");
+            body["stream"] = json!(true);
+            post_anthropic(sim, &body).await
+        }
+        "openai" => {
+            let mut body = openai_body("hello there");
+            body["stream"] = json!(true);
+            post(sim, OPENAI, &body).await
+        }
+        "responses" => {
+            let mut body = responses_body("hello there");
+            body["stream"] = json!(true);
+            post(sim, RESPONSES, &body).await
+        }
+        _ => {
+            let url = format!("{}{GEMINI_STREAM}?alt=sse", sim.base_url());
+            client().post(url).json(&gemini_body("hello there")).send().await.unwrap()
+        }
+    }
+}
+
+const DIALECTS: [&str; 4] = ["anthropic", "openai", "responses", "gemini"];
+
+#[tokio::test]
+async fn malformed_sends_one_event_that_is_not_json_then_the_rest() {
+    let sim = sim().await;
+    for dialect in DIALECTS {
+        let (normal, failed) = read_all(stream_of(&sim, dialect).await).await;
+        assert!(!failed);
+        let normal = parse_sse(&normal);
+        for after in [0, 2, 4] {
+            sim.push_fault(Fault::malformed(after));
+            let resp = stream_of(&sim, dialect).await;
+            assert_eq!(resp.status(), 200);
+            let (text, failed) = read_all(resp).await;
+            assert!(!failed, "{dialect}: the body ends cleanly");
+            let events = parse_sse(&text);
+            assert_eq!(events.len(), normal.len() + 1, "{dialect} after {after}: one event more");
+            let bad = &events[after];
+            assert!(serde_json::from_str::<Value>(&bad.data).is_err(), "{dialect}: {}", bad.data);
+            assert!(bad.data.starts_with('{'), "{dialect}: a JSON object cut short: {}", bad.data);
+            let expected_name = match dialect {
+                "anthropic" => Some("content_block_delta"),
+                "responses" => Some("response.output_text.delta"),
+                _ => None,
+            };
+            assert_eq!(bad.name.as_deref(), expected_name, "{dialect}");
+            // Before and after it, the stream as usual (ids aside).
+            let names = |events: &[Event]| events.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&events[..after]), names(&normal[..after]), "{dialect}");
+            assert_eq!(names(&events[after + 1..]), names(&normal[after..]), "{dialect}");
+            for e in events.iter().enumerate().filter(|(i, _)| *i != after).map(|(_, e)| e) {
+                if e.data != "[DONE]" {
+                    e.json();
+                }
+            }
+        }
+    }
+    // Not a stream: a body that is not JSON, as `garbage`.
+    sim.push_fault(Fault::malformed(1));
+    let resp = post(&sim, GEMINI, &gemini_body("hi")).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+}
+
+#[tokio::test]
+async fn in_band_error_ends_the_stream_with_the_providers_error_event() {
+    let sim = sim().await;
+    for dialect in DIALECTS {
+        sim.push_fault(Fault::in_band_error(3, 529));
+        let resp = stream_of(&sim, dialect).await;
+        assert_eq!(resp.status(), 200);
+        let (text, failed) = read_all(resp).await;
+        assert!(!failed, "{dialect}: the body ends cleanly, no abort");
+        let events = parse_sse(&text);
+        assert_eq!(events.len(), 4, "{dialect}: three events, then the error:\n{text}");
+        let error = events[3].json();
+        match dialect {
+            "anthropic" => {
+                assert_eq!(events[3].name.as_deref(), Some("error"));
+                assert_eq!(
+                    error,
+                    json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+                );
+            }
+            "openai" => {
+                assert_eq!(events[3].name, None);
+                assert_eq!(
+                    error,
+                    json!({"error": {
+                        "message": "The server had an error while processing your request. Sorry about that!",
+                        "type": "server_error", "param": null, "code": null}})
+                );
+                assert!(!text.contains("[DONE]"));
+            }
+            "responses" => {
+                assert_eq!(events[3].name.as_deref(), Some("response.failed"));
+                assert_eq!(error["type"], "response.failed");
+                assert_eq!(error["sequence_number"], 3);
+                let created = events[0].json();
+                assert_eq!(error["response"]["id"], created["response"]["id"]);
+                assert_eq!(error["response"]["status"], "failed");
+                assert_eq!(error["response"]["error"]["code"], "server_error");
+                assert!(error["response"]["error"]["message"].is_string());
+            }
+            _ => {
+                assert_eq!(events[3].name, None);
+                assert_eq!(error["error"]["code"], 529);
+                assert_eq!(error["error"]["status"], "INTERNAL");
+            }
+        }
+    }
+
+    // The error type follows the status.
+    for (status, kind) in [(429, "rate_limit_error"), (500, "api_error"), (503, "api_error")] {
+        sim.push_fault(Fault::in_band_error(1, status));
+        let events = parse_sse(&read_all(stream_of(&sim, "anthropic").await).await.0);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].json()["error"]["type"], kind, "{status}");
+    }
+    sim.push_fault(Fault::in_band_error(0, 503));
+    let events = parse_sse(&read_all(stream_of(&sim, "gemini").await).await.0);
+    assert_eq!(
+        events[0].json(),
+        json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.",
+                         "status": "UNAVAILABLE"}})
+    );
+    sim.push_fault(Fault::in_band_error(2, 429));
+    let events = parse_sse(&read_all(stream_of(&sim, "responses").await).await.0);
+    assert_eq!(events[2].json()["response"]["error"]["code"], "rate_limit_exceeded");
+
+    // `after` counts the same events as `cut`: Anthropic's first two are message_start and content_block_start.
+    sim.push_fault(Fault::in_band_error(2, 529));
+    let events = parse_sse(&read_all(stream_of(&sim, "anthropic").await).await.0);
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_deref().unwrap()).collect();
+    assert_eq!(names, ["message_start", "content_block_start", "error"]);
+
+    // Not a stream: the status, as a `status` fault gives it.
+    sim.push_fault(Fault::in_band_error(3, 529));
+    let resp = post_anthropic(&sim, &anthropic_body("hi")).await;
+    assert_eq!(resp.status(), 529);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "overloaded_error");
+    sim.push_fault(Fault::in_band_error(3, 503));
+    let resp = post(&sim, OPENAI, &openai_body("hi")).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(post(&sim, OPENAI, &openai_body("hi")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn repeat_does_nothing_to_a_request_that_continues_nothing() {
+    let sim = sim().await;
+    sim.push_fault(Fault::repeat(3).times(2));
+    let got: Value = post(&sim, OPENAI, &openai_body("hi")).await.json().await.unwrap();
+    assert_eq!(got["choices"][0]["message"]["content"], "alpha says: hi");
+    assert_eq!(sim.total_hits(), 1);
+    let body = json!({"model": "gpt-test", "messages": [
+        {"role": "user", "content": "hello there"}, {"role": "assistant", "content": "beta says:"}]});
+    let got: Value = post(&sim, OPENAI, &body).await.json().await.unwrap();
+    assert_eq!(got["choices"][0]["message"]["content"], "beta says: hello there", "the second unit repeats");
+    let got: Value = post(&sim, OPENAI, &body).await.json().await.unwrap();
+    assert_eq!(got["choices"][0]["message"]["content"], " hello there", "and the fault is used up");
+}

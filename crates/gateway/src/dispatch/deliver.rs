@@ -1,0 +1,388 @@
+//! The delivery of a committed stream, to its last byte: upstream events → (decoder) → canonical events →
+//! (encoder) → the client's bytes, with a record of what the client has been sent ([`Transcript`]).
+//!
+//! Same-dialect streams pass the upstream events through untranslated, but still run the decoder, so the gateway
+//! always knows where the stream stands and what was delivered. When the stream breaks after its commit point (a
+//! cut, a stall past the target's learnt idle limit, a malformed event, an in-band error event), the answer is
+//! continued on another target of the route when that is safe ([`resume`]): its output is spliced into the same
+//! client stream (same id, no second start, overlap trimmed, one stop reason, usage summed). When it is not safe or
+//! nobody can continue, the stream ends with the client dialect's error event, never with a marker that would make
+//! a cut answer look complete.
+//!
+//! The delivery carries its flight: every break, resume and the ending are events on it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use http::HeaderMap;
+use nines_wire::resume::{Form, Splicer, Transcript};
+use nines_wire::stream::Encoder;
+use nines_wire::{ChatRequest, Dialect, EncodeCtx, StreamEvent};
+use tokio::time::{Instant, timeout_at};
+
+use super::attempt::{reframe, stream_transport_error};
+use super::flight::NotResumed;
+use super::{Answer, Committed, EventKind, Flight, Served, resume};
+use crate::health::{InFlight, Role};
+use crate::provider::{ErrorKind, ProviderError};
+use crate::record::Ending;
+
+/// Most bytes gathered into one chunk before it is sent.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// What a continuation needs of the client's request: the request itself (continuations are always translated
+/// from it) and the headers a same-dialect provider should see.
+#[derive(Debug)]
+pub struct Resume {
+    pub request: ChatRequest,
+    pub headers: HeaderMap,
+}
+
+/// How a committed stream is delivered.
+pub struct Spec {
+    pub client: Dialect,
+    pub ctx: EncodeCtx,
+    pub include_usage: bool,
+    pub flight: Flight,
+    /// The serving target's index in the flight's plan.
+    pub target: usize,
+    pub in_flight: InFlight,
+    /// Present when the route may resume this stream elsewhere.
+    pub resume: Option<Resume>,
+}
+
+enum Phase {
+    Head,
+    Body,
+    Done,
+}
+
+pub struct Delivery {
+    up: Committed,
+    enc: Encoder,
+    /// Upstream events go to the client as their own bytes (same dialect, nothing spliced yet).
+    passthrough: bool,
+    client: Dialect,
+    ctx: EncodeCtx,
+    include_usage: bool,
+    flight: Flight,
+    target: usize,
+    in_flight: InFlight,
+    /// How long the serving target may leave between two events (learnt, capped by its `idle` timeout).
+    idle: Duration,
+    phase: Phase,
+    events: Vec<StreamEvent>,
+    /// What the client has been sent, as canonical events.
+    transcript: Transcript,
+    resume: Option<Resume>,
+    /// Set while a continuation is being delivered.
+    splice: Option<Splicer>,
+    resumes: u32,
+    /// When the last upstream event arrived, and the longest wait between two so far.
+    last_event: Instant,
+    max_gap: Duration,
+}
+
+impl Delivery {
+    pub fn new(up: Committed, spec: Spec) -> Delivery {
+        let idle = idle_limit(&spec.flight, spec.target);
+        Delivery {
+            passthrough: up.passthrough,
+            up,
+            enc: Encoder::new(spec.client, spec.ctx.clone(), spec.include_usage),
+            client: spec.client,
+            ctx: spec.ctx,
+            include_usage: spec.include_usage,
+            flight: spec.flight,
+            target: spec.target,
+            in_flight: spec.in_flight,
+            idle,
+            phase: Phase::Head,
+            events: Vec::new(),
+            transcript: Transcript::new(),
+            resume: spec.resume,
+            splice: None,
+            resumes: 0,
+            last_event: Instant::now(),
+            max_gap: Duration::ZERO,
+        }
+    }
+
+    /// Produce the next chunk of client bytes, or `None` when the stream is over.
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        let mut out = Vec::new();
+        loop {
+            match self.phase {
+                Phase::Done => return None,
+                Phase::Head => {
+                    if self.passthrough {
+                        out = std::mem::take(&mut self.up.head_raw);
+                        for ev in &self.up.head {
+                            self.transcript.push(ev);
+                        }
+                        self.up.head.clear();
+                    } else {
+                        self.events = std::mem::take(&mut self.up.head);
+                        self.deliver_events(&mut out);
+                    }
+                    if self.up.ended {
+                        self.finished_ok();
+                    } else {
+                        self.phase = Phase::Body;
+                    }
+                }
+                Phase::Body => {
+                    // Events the upstream already sent (often several per TCP read) go out in one chunk: one write
+                    // to the client instead of one per event. Once something is ready to send, never wait.
+                    let next = if out.is_empty() {
+                        let wait_until = (Instant::now() + self.idle).min(self.up.deadline);
+                        timeout_at(wait_until, self.up.rest.next()).await
+                    } else if out.len() >= COALESCE_LIMIT {
+                        return Some(Bytes::from(out));
+                    } else {
+                        match self.up.rest.next().now_or_never() {
+                            Some(ready) => Ok(ready),
+                            None => return Some(Bytes::from(out)),
+                        }
+                    };
+                    match next {
+                        Err(_) => {
+                            let what = if Instant::now() >= self.up.deadline {
+                                "the stream did not end within the request timeout"
+                            } else {
+                                "no stream event within the idle limit"
+                            };
+                            self.broke(ProviderError::new(ErrorKind::Timeout, what), None, &mut out).await;
+                        }
+                        Ok(None) => match self.up.decoder.finish(&mut self.events) {
+                            Ok(()) => {
+                                self.deliver_decoded(&mut out);
+                                self.finished_ok();
+                            }
+                            Err(e) => self.broke(ProviderError::from_stream(e), None, &mut out).await,
+                        },
+                        Ok(Some(Err(e))) => self.broke(stream_transport_error(e), None, &mut out).await,
+                        Ok(Some(Ok(ev))) => {
+                            self.arrived();
+                            match self.up.decoder.push(&ev.event, &ev.data, &mut self.events) {
+                                Ok(()) => {
+                                    if self.passthrough {
+                                        reframe(self.up.upstream, &ev, &mut out);
+                                    }
+                                    let finished =
+                                        self.events.iter().any(|e| matches!(e, StreamEvent::Finish { .. }));
+                                    self.deliver_decoded(&mut out);
+                                    if finished {
+                                        self.finished_ok();
+                                    }
+                                }
+                                Err(e) => {
+                                    let pe = ProviderError::from_stream(e);
+                                    // The provider's own error event, already in the client's dialect.
+                                    let own =
+                                        (self.passthrough && pe.kind != ErrorKind::Protocol).then_some(ev);
+                                    self.broke(pe, own, &mut out).await;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            // Keep draining ready events while streaming; any other phase change sends what there is.
+            if !out.is_empty() && !matches!(self.phase, Phase::Body) {
+                return Some(Bytes::from(out));
+            }
+        }
+    }
+
+    /// Events the decoder produced: recorded, and encoded unless their bytes were passed through.
+    fn deliver_decoded(&mut self, out: &mut Vec<u8>) {
+        if self.passthrough {
+            for ev in self.events.drain(..) {
+                self.transcript.push(&ev);
+            }
+        } else {
+            self.deliver_events(out);
+        }
+    }
+
+    /// Encode the pending events for the client (through the splicer while a continuation is delivered).
+    fn deliver_events(&mut self, out: &mut Vec<u8>) {
+        let events = std::mem::take(&mut self.events);
+        match &mut self.splice {
+            Some(splicer) => {
+                let mut spliced = Vec::with_capacity(events.len());
+                for ev in events {
+                    splicer.push(ev, &mut spliced);
+                }
+                for ev in &spliced {
+                    self.enc.push(ev, out);
+                    self.transcript.push(ev);
+                }
+            }
+            None => {
+                for ev in &events {
+                    self.enc.push(ev, out);
+                    self.transcript.push(ev);
+                }
+                self.events = events;
+                self.events.clear();
+            }
+        }
+    }
+
+    /// An upstream event arrived now.
+    fn arrived(&mut self) {
+        let now = Instant::now();
+        self.max_gap = self.max_gap.max(now.saturating_duration_since(self.last_event));
+        self.last_event = now;
+    }
+
+    fn finished_ok(&mut self) {
+        self.phase = Phase::Done;
+        if self.flight.is_ended() {
+            return;
+        }
+        let elapsed = self.flight.started.elapsed();
+        let target = self.target;
+        let max_gap = Some(self.max_gap);
+        self.flight.emit(EventKind::Succeeded { target, elapsed, max_gap });
+        let ending = self.flight.served_ending();
+        self.flight.end(ending, Some(target));
+    }
+
+    /// The stream broke after its commit point: an event on the flight; then a continuation elsewhere when that is
+    /// safe and possible, or the end of the stream with the client dialect's error event. `own`: the provider's own
+    /// error event in the client's dialect, sent as it came when the stream cannot go on.
+    async fn broke(
+        &mut self,
+        error: ProviderError,
+        own: Option<eventsource_stream::Event>,
+        out: &mut Vec<u8>,
+    ) {
+        if let Some(s) = &mut self.splice {
+            // What the continuation had given but the splicer still held is the client's.
+            s.finish(&mut self.events);
+            self.deliver_events_raw(out);
+        }
+        let elapsed = self.flight.started.elapsed();
+        let message = format!(
+            "the upstream stream from {} broke after the answer had started ({}): {}",
+            self.flight.target(self.target).map_or("the provider", |t| t.label()),
+            error.kind.label(),
+            error.message
+        );
+        let kind = error.kind;
+        self.flight.emit(EventKind::Failed {
+            target: self.target,
+            role: Role::Normal,
+            error: Box::new(error),
+            elapsed,
+            timed_out: None,
+            deadline_cut: false,
+            after_commit: true,
+        });
+        match self.continuation().await {
+            Ok(served) => return self.splice_in(served, out),
+            Err(why) => self.flight.emit(EventKind::NotResumed { target: self.target, why }),
+        }
+        self.phase = Phase::Done;
+        match own {
+            Some(ev) if self.passthrough => reframe(self.up.upstream, &ev, out),
+            _ => {
+                self.sync_encoder();
+                self.enc.error(kind.error_type(), &message, out);
+            }
+        }
+        self.flight.end(Ending::BrokenStream, Some(self.target));
+    }
+
+    /// Encode the pending events as they are (no splicer).
+    fn deliver_events_raw(&mut self, out: &mut Vec<u8>) {
+        for ev in self.events.drain(..) {
+            self.enc.push(&ev, out);
+            self.transcript.push(&ev);
+        }
+    }
+
+    /// Ask the route for a continuation of what the client has, if that is safe and allowed.
+    async fn continuation(&mut self) -> Result<Served, NotResumed> {
+        let Some(resume) = &self.resume else { return Err(NotResumed::Off) };
+        let max = self.flight.plan.streams.max_resumes;
+        if max == 0 {
+            return Err(NotResumed::Off);
+        }
+        if self.resumes >= max {
+            return Err(NotResumed::Limit(max));
+        }
+        self.transcript.check().map_err(NotResumed::Unsafe)?;
+        self.flight.exclude(self.target);
+        let op = resume::Continue { resume, transcript: &self.transcript };
+        match super::run(&op, &mut self.flight).await {
+            Ok(served) => Ok(served),
+            Err(_) => Err(NotResumed::NoTarget),
+        }
+    }
+
+    /// Deliver `served`, a continuation, from here on.
+    fn splice_in(&mut self, served: Served, out: &mut Vec<u8>) {
+        debug_assert!(self.events.is_empty());
+        let Served { answer, index, in_flight, continuation, .. } = served;
+        let Answer::Stream(up) = answer else {
+            // A continuation is always asked as a stream; anything else ends the stream honestly.
+            self.phase = Phase::Done;
+            self.sync_encoder();
+            self.enc.error(ErrorKind::Protocol.error_type(), "the continuation was not a stream", out);
+            self.flight.end(Ending::BrokenStream, Some(index));
+            return;
+        };
+        self.sync_encoder();
+        let from = self.target;
+        self.resumes += 1;
+        self.flight.emit(EventKind::Resumed {
+            from,
+            to: index,
+            delivered: self.transcript.text().len(),
+            form: continuation.unwrap_or(Form::Instruction),
+        });
+        let label = |i: usize| self.flight.target(i).map_or("?", |t| t.label()).to_owned();
+        // An SSE comment: for machines that look, invisible to every client.
+        let note = format!(": nines resumed the answer from {} on {}\n\n", label(from), label(index));
+        out.extend_from_slice(note.as_bytes());
+        self.splice = Some(Splicer::new(&self.transcript));
+        self.target = index;
+        self.in_flight = in_flight;
+        self.idle = idle_limit(&self.flight, index);
+        self.up = up;
+        self.max_gap = Duration::ZERO;
+        self.last_event = Instant::now();
+        // Its head (at least one content event) goes out as any stream's does, through the splicer.
+        self.phase = Phase::Head;
+    }
+
+    /// From passing bytes through to encoding: bring a fresh encoder to the state of what the client has (same
+    /// ids, same blocks), its output discarded, so what follows continues the client's stream.
+    fn sync_encoder(&mut self) {
+        if !self.passthrough {
+            return;
+        }
+        self.passthrough = false;
+        let mut ctx = self.ctx.clone();
+        // The client saw the upstream's own response id.
+        ctx.response_id = None;
+        self.enc = Encoder::new(self.client, ctx, self.include_usage);
+        let mut sink = Vec::new();
+        for ev in self.transcript.replay() {
+            self.enc.push(&ev, &mut sink);
+        }
+    }
+}
+
+/// How long `target` may leave between two stream events: learnt from its streams, capped by its `idle` timeout.
+fn idle_limit(flight: &Flight, target: usize) -> Duration {
+    match flight.target(target) {
+        Some(t) => t.health.idle_limit(&flight.snap.config.health, t.provider.config.timeouts.idle),
+        None => Duration::from_secs(30),
+    }
+}
