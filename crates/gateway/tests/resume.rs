@@ -325,3 +325,33 @@ async fn a_target_that_cuts_every_stream_has_its_breaker_opened() {
     assert_eq!(h.sims[0].total_hits(), 3, "three cuts open the breaker");
     assert_eq!(h.sims[1].total_hits(), 6);
 }
+
+/// The Responses store keeps the whole spliced answer, under the id the client saw, whether the first target's
+/// bytes were passed through (openai-responses) or translated (anthropic).
+#[tokio::test]
+async fn the_responses_store_keeps_the_whole_spliced_answer() {
+    for first_kind in ["openai-responses", "anthropic"] {
+        let h = Harness::new(&[p("first", first_kind, "m1"), p("second", "openai", "m2")]).await;
+        h.fault(0, FaultKind::Cut { after: 7 }, 1);
+        let r = post_stream(&h, Dialect::OpenAiResponses).await;
+        assert_one_answer(Dialect::OpenAiResponses, &r, &full_answer("first"), first_kind);
+        let ids: Vec<String> = r
+            .frames()
+            .iter()
+            .filter_map(|f| serde_json::from_str::<Value>(&f.data).ok())
+            .filter_map(|v| v.pointer("/response/id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        assert!(ids.len() >= 2 && ids.iter().all(|i| *i == ids[0]), "{first_kind}: one response id: {ids:?}");
+        let stored = h.client.get(format!("{}/v1/responses/{}", h.base, ids[0])).send().await.unwrap();
+        let stored = Reply::read(stored).await;
+        assert_eq!(stored.status, 200, "{first_kind}: {}", stored.text);
+        let text: String = stored.json()["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|item| item["content"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["text"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(text, full_answer("first"), "{first_kind}: the stored answer");
+    }
+}

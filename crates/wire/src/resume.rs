@@ -62,7 +62,15 @@ pub struct Transcript {
     unsupported: bool,
     /// The usage of the `Finish`, once delivered.
     finish: Option<Usage>,
+    /// Bytes of content kept (text, reasoning, tool arguments).
+    kept: usize,
+    /// More content was delivered than is kept ([`MAX_KEPT`]): it cannot be continued.
+    overflow: bool,
 }
+
+/// The most content a transcript keeps (text, reasoning and tool arguments): what a continuation can carry, and a
+/// bound on what an endless stream makes the gateway hold. Past it, deltas are no longer recorded.
+pub const MAX_KEPT: usize = 1024 * 1024;
 
 impl Transcript {
     /// An empty transcript: nothing delivered yet.
@@ -72,6 +80,18 @@ impl Transcript {
 
     /// Record one event the client was sent. Only the first `Start` counts (encoders ignore later ones).
     pub fn push(&mut self, ev: &StreamEvent) {
+        let content = match ev {
+            StreamEvent::TextDelta(t) | StreamEvent::ThinkingDelta(t) => t.len(),
+            StreamEvent::ToolCallArgs { json, .. } => json.len(),
+            _ => 0,
+        };
+        if content > 0 {
+            if self.overflow || self.kept.saturating_add(content) > MAX_KEPT {
+                self.overflow = true;
+                return;
+            }
+            self.kept += content;
+        }
         match ev {
             StreamEvent::Start { id, model, usage } => {
                 if self.start.is_none() {
@@ -168,6 +188,8 @@ impl Transcript {
     pub fn check(&self) -> Result<(), Unresumable> {
         if self.tool_call {
             Err(Unresumable::ToolCall)
+        } else if self.overflow {
+            Err(Unresumable::TooLong)
         } else if self.unsupported {
             Err(Unresumable::Unsupported)
         } else if self.finished() {
@@ -269,6 +291,8 @@ pub enum Unresumable {
     Unsupported,
     #[error("the answer was already complete")]
     Finished,
+    #[error("the delivered answer is longer than nines keeps for a continuation (1 MiB)")]
+    TooLong,
 }
 
 /// How a target is asked to continue.

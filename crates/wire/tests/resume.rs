@@ -571,3 +571,20 @@ proptest! {
         prop_assert_eq!(text_of(&out), new);
     }
 }
+
+#[test]
+fn a_transcript_keeps_at_most_max_kept_bytes_and_then_cannot_be_continued() {
+    use nines_wire::resume::MAX_KEPT;
+    let mut t = Transcript::new();
+    let chunk = "x".repeat(64 * 1024);
+    for _ in 0..(MAX_KEPT / chunk.len()) {
+        t.push(&StreamEvent::TextDelta(chunk.clone()));
+    }
+    assert_eq!(t.text().len(), MAX_KEPT);
+    assert_eq!(t.check(), Ok(()));
+    for _ in 0..100 {
+        t.push(&StreamEvent::TextDelta(chunk.clone()));
+    }
+    assert_eq!(t.text().len(), MAX_KEPT, "nothing more is kept");
+    assert_eq!(t.check(), Err(Unresumable::TooLong));
+}
