@@ -9,6 +9,9 @@ dialect, so a working run proves failover and translation on the agent's real tr
     Codex CLI    POST /v1/responses              codex-agent    first-openai            second-anthropic
     Gemini CLI   POST /v1beta/models/…:stream…   gemini-agent   first-gemini            second-anthropic
 
+The cut-answer tests (issue 14) use the same routes on a second gateway process (`resume_gateway`), so that their
+first targets' health is not what the failover tests left behind.
+
 Nothing here reaches beyond loopback: the agents are pointed at the gateway, the gateway at the simulators, and the
 agents' own telemetry/update/side traffic is switched off by the settings in agents.py.
 """
@@ -18,6 +21,7 @@ import os
 import pathlib
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -64,6 +68,7 @@ class Sim:
 
     def __init__(self, name, log_dir):
         self.name = name
+        self.kind = SIMS[name]
         self.log = log_dir / f"sim-{name}.log"
         self.proc, self.url = _start(["sim", "--listen", "127.0.0.1:0", "--name", name], "listening on", self.log)
 
@@ -81,6 +86,28 @@ class Sim:
     def hits(self):
         return self._call("GET", "/_sim/hits")["total"]
 
+    def fault(self, **fault):
+        """Queue one fault (FIFO: each model request takes the front one), e.g. fault(kind="cut", after=5)."""
+        self._call("POST", "/_sim/faults", fault)
+
+    def pending_faults(self):
+        return self._call("GET", "/_sim/faults")
+
+    def hit_paths(self):
+        """Model requests received so far, by path."""
+        return self._call("GET", "/_sim/hits")["paths"]
+
+    def last(self, path):
+        """The JSON body of the last model request received on `path`."""
+        return self._call("GET", "/_sim/last?path=" + urllib.parse.quote(path, safe=""))
+
+    def post(self, path, body, headers):
+        """A model request sent to the simulator directly (not through the gateway); its JSON answer."""
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json", **headers})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
     def reset(self):
         self._call("POST", "/_sim/reset", {})
 
@@ -93,6 +120,13 @@ class Gateway:
 
     def log_tail(self, n=4000):
         return self.log.read_text(errors="replace")[-n:]
+
+    def log_size(self):
+        return self.log.stat().st_size
+
+    def log_since(self, offset):
+        """What the gateway logged after the log was `offset` bytes long."""
+        return self.log.read_bytes()[offset:].decode(errors="replace")
 
 
 @pytest.fixture(scope="session")
@@ -147,8 +181,8 @@ def scripted_sims(sims):
     return sims
 
 
-@pytest.fixture(scope="session")
-def gateway(sims, logs):
+def _serve(sims, logs, suffix=""):
+    """Start a gateway with its own config and log (and so its own targets' health), routed as ROUTES says."""
     parts = []
     for name, kind in SIMS.items():
         base = sims[name].url + ("/v1" if kind == "openai" else "")
@@ -157,12 +191,33 @@ def gateway(sims, logs):
     for route, first, second in ROUTES.values():
         parts.append(f'[routes."{route}"]\ntargets = ["{first}/{MODEL[SIMS[first]]}", '
                      f'"{second}/{MODEL[SIMS[second]]}"]\n\n')
-    config = logs / "nines.toml"
+    config = logs / f"nines{suffix}.toml"
     config.write_text("".join(parts))
-    log = logs / "gateway.log"
+    log = logs / f"gateway{suffix}.log"
     proc, url = _start(["serve", "--config", str(config), "--listen", "127.0.0.1:0"], "nines listening on", log)
+    return proc, Gateway(url, log)
+
+
+@pytest.fixture(scope="session")
+def gateway(sims, logs):
+    proc, gw = _serve(sims, logs)
     try:
-        yield Gateway(url, log)
+        yield gw
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def resume_gateway(sims, logs):
+    """A second gateway, same config, for the streams that are cut and resumed: its targets' health starts fresh.
+
+    On `gateway`, the failover tests leave each first target with a run of 503s, so its breaker is open (or its
+    traffic share still ramping up after a close) for a while afterwards, and requests would skip it.
+    """
+    proc, gw = _serve(sims, logs, "-resume")
+    try:
+        yield gw
     finally:
         proc.terminate()
         proc.wait(timeout=10)

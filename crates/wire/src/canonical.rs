@@ -332,6 +332,10 @@ pub struct EncodeCtx {
     /// `previous_response_id`). The Responses encoders use it verbatim; when `None` they make one from the
     /// upstream's id. Other dialects ignore it.
     pub response_id: Option<String>,
+    /// The ids of output items the client was already told of, by output index (a Responses stream passed through
+    /// untranslated until a continuation was spliced in): the Responses encoders reuse them rather than mint their
+    /// own, so an item keeps its id. Other dialects ignore it.
+    pub item_ids: Vec<String>,
 }
 
 /// A request body for a target, and what had to be left out on the way.

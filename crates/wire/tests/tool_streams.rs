@@ -22,7 +22,7 @@ fn decode(dialect: Dialect, sse: &str) -> Vec<StreamEvent> {
 }
 
 fn encode(dialect: Dialect, events: &[StreamEvent]) -> String {
-    let ctx = EncodeCtx { created: 1, model: "m".into(), upstream: None, response_id: None };
+    let ctx = EncodeCtx { created: 1, model: "m".into(), ..EncodeCtx::default() };
     let mut e = Encoder::new(dialect, ctx, true);
     let mut out = Vec::new();
     for ev in events {

@@ -79,6 +79,9 @@ pub struct Delivery {
     /// Set while a continuation is being delivered.
     splice: Option<Splicer>,
     resumes: u32,
+    /// The output item ids a Responses client was told of while its stream passed through, by output index: an
+    /// encoder that takes over keeps them.
+    item_ids: Vec<String>,
     /// When the last upstream event arrived, and the longest wait between two so far.
     last_event: Instant,
     max_gap: Duration,
@@ -104,6 +107,7 @@ impl Delivery {
             resume: spec.resume,
             splice: None,
             resumes: 0,
+            item_ids: Vec::new(),
             last_event: Instant::now(),
             max_gap: Duration::ZERO,
         }
@@ -118,6 +122,13 @@ impl Delivery {
                 Phase::Head => {
                     if self.passthrough {
                         out = std::mem::take(&mut self.up.head_raw);
+                        if self.client == Dialect::OpenAiResponses
+                            && let Ok(text) = std::str::from_utf8(&out)
+                        {
+                            for f in nines_wire::sse::parse(text) {
+                                self.note_item(&f.event, &f.data);
+                            }
+                        }
                         for ev in &self.up.head {
                             self.transcript.push(ev);
                         }
@@ -169,6 +180,9 @@ impl Delivery {
                                 Ok(()) => {
                                     if self.passthrough {
                                         reframe(self.up.upstream, &ev, &mut out);
+                                        if self.client == Dialect::OpenAiResponses {
+                                            self.note_item(&ev.event, &ev.data);
+                                        }
                                     }
                                     let finished =
                                         self.events.iter().any(|e| matches!(e, StreamEvent::Finish { .. }));
@@ -193,6 +207,33 @@ impl Delivery {
             if !out.is_empty() && !matches!(self.phase, Phase::Body) {
                 return Some(Bytes::from(out));
             }
+        }
+    }
+
+    /// A Responses event passed through: the id of an output item it announces, kept by output index.
+    fn note_item(&mut self, event: &str, data: &str) {
+        if event != "response.output_item.added" {
+            return;
+        }
+        #[derive(serde::Deserialize)]
+        struct Added {
+            output_index: usize,
+            item: Item,
+        }
+        #[derive(serde::Deserialize)]
+        struct Item {
+            id: String,
+        }
+        let Ok(added) = serde_json::from_str::<Added>(data) else { return };
+        // An index far beyond what was announced is not an item list worth growing.
+        if added.output_index > self.item_ids.len() + 64 {
+            return;
+        }
+        if self.item_ids.len() <= added.output_index {
+            self.item_ids.resize(added.output_index + 1, String::new());
+        }
+        if let Some(slot) = self.item_ids.get_mut(added.output_index) {
+            *slot = added.item.id;
         }
     }
 
@@ -347,9 +388,12 @@ impl Delivery {
             form: continuation.unwrap_or(Form::Instruction),
         });
         let label = |i: usize| self.flight.target(i).map_or("?", |t| t.label()).to_owned();
-        // An SSE comment: for machines that look, invisible to every client.
-        let note = format!(": nines resumed the answer from {} on {}\n\n", label(from), label(index));
-        out.extend_from_slice(note.as_bytes());
+        // An SSE comment: for machines that look, ignored by SSE parsers. Not for Gemini clients: google-genai reads
+        // every line that is not `data: …` as a JSON chunk and fails on a comment.
+        if self.client != Dialect::Gemini {
+            let note = format!(": nines resumed the answer from {} on {}\n\n", label(from), label(index));
+            out.extend_from_slice(note.as_bytes());
+        }
         self.splice = Some(Splicer::new(&self.transcript));
         self.target = index;
         self.in_flight = in_flight;
@@ -369,8 +413,9 @@ impl Delivery {
         }
         self.passthrough = false;
         let mut ctx = self.ctx.clone();
-        // The client saw the upstream's own response id.
+        // The client saw the upstream's own response and item ids.
         ctx.response_id = None;
+        ctx.item_ids = std::mem::take(&mut self.item_ids);
         self.enc = Encoder::new(self.client, ctx, self.include_usage);
         let mut sink = Vec::new();
         for ev in self.transcript.replay() {

@@ -370,6 +370,7 @@ async fn respond_served(door: &Door, inbound: Inbound, served: Served, mut fligh
                 model,
                 upstream: Some(target.provider.dialect()),
                 response_id: door.response_id.clone(),
+                item_ids: Vec::new(),
             };
             let body = respond::whole_body(dialect, whole.body, &ctx);
             if let Some(keep) = &door.keep {
@@ -395,6 +396,7 @@ async fn respond_served(door: &Door, inbound: Inbound, served: Served, mut fligh
                 model: upstream_model.unwrap_or(target.model.clone()),
                 upstream: Some(target.provider.dialect()),
                 response_id: door.response_id.clone(),
+                item_ids: Vec::new(),
             };
             let request_id = committed.request_id.clone();
             let include_usage = inbound.request.include_usage;

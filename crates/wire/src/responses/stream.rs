@@ -358,6 +358,8 @@ fn summary(text: &str) -> Value {
 #[derive(Debug)]
 pub(crate) struct Output {
     pub(crate) response_id: String,
+    /// Ids the client already knows, by output index (see `EncodeCtx::item_ids`).
+    given: Vec<String>,
     items: Vec<Item>,
     /// The open message or reasoning item.
     open: Option<usize>,
@@ -371,6 +373,7 @@ impl Output {
     pub(crate) fn new(response_id: String, record: bool) -> Self {
         Output {
             response_id,
+            given: Vec::new(),
             items: Vec::new(),
             open: None,
             calls: HashMap::new(),
@@ -436,7 +439,13 @@ impl Output {
 
     fn add(&mut self, prefix: &str, kind: Kind) -> usize {
         let index = self.items.len();
-        let item = Item { id: item_id(prefix, index, &self.response_id), kind, status: None };
+        let id = self
+            .given
+            .get(index)
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| item_id(prefix, index, &self.response_id));
+        let item = Item { id, kind, status: None };
         let added = item.json();
         self.items.push(item);
         self.event(json!({"type": "response.output_item.added", "output_index": index, "item": added}));
@@ -457,7 +466,7 @@ impl Output {
         self.close_open();
         let index = if message {
             let i = self.add("msg", Kind::Message { text: String::new() });
-            let id = item_id("msg", i, &self.response_id);
+            let id = self.items.get(i).map(|it| it.id.clone()).unwrap_or_default();
             self.event(json!({"type": "response.content_part.added", "item_id": id, "output_index": i,
                               "content_index": 0, "part": output_text("")}));
             i
@@ -588,7 +597,9 @@ impl StreamEncoder {
     }
 
     fn start(&mut self, id: &str, out: &mut Vec<u8>) {
-        self.output = Some(Output::new(response_id(&self.ctx, id), true));
+        let mut output = Output::new(response_id(&self.ctx, id), true);
+        output.given = self.ctx.item_ids.clone();
+        self.output = Some(output);
         for kind in ["response.created", "response.in_progress"] {
             let r = self.response("in_progress", Value::Null, Value::Null, Value::Null);
             self.emit(json!({"type": kind, "response": r}), out);

@@ -22,7 +22,7 @@ pub fn json(bytes: &[u8]) -> Value {
 
 /// The context encoders get in these tests: the name the client asked for and a fixed clock.
 pub fn ctx() -> EncodeCtx {
-    EncodeCtx { created: 1_700_000_000, model: "client-model".into(), upstream: None, response_id: None }
+    EncodeCtx { created: 1_700_000_000, model: "client-model".into(), ..EncodeCtx::default() }
 }
 
 /// What a stream decoded to: every canonical event, and how it ended (the first push error, else `finish`).
