@@ -108,7 +108,6 @@ def test_agent_reads_a_file_through_failover(agent, scripted_sims, gateway, work
         assert not bad, f"{agent} tried to leave loopback:\n" + "\n".join(bad[:20]) + context
 
 
-
 # Issue 14: the first target (the agent's own dialect) serves the tool call, then cuts the final text answer after
 # its first words; nines resumes the answer on the second target and splices the continuation into the same client
 # stream (docs/streams.md). Where the final answer's words start in the first target's own stream, in the events the
@@ -126,31 +125,6 @@ WORDS_START = {
 # after it reach the agent only through the continuation.
 DELIVERED_WORDS = 4
 INSTRUCTION = "Your previous reply was cut off."  # how an instruction-form continuation starts (docs/streams.md)
-
-
-class KnownGatewayBug(Exception):
-    """An agent failed with the exact symptom of a known gateway bug (the test is right)."""
-
-
-# agent -> (what the agent prints when it trips on the bug, the bug). The xfail is strict and raises only this
-# exception: any other failure still fails, and the fix shows up as an XPASS, which fails until the entry goes.
-KNOWN_BUGS = {
-    "gemini": (
-        "Incomplete JSON segment at the end",
-        "nines writes its ': nines resumed the answer from A on B' SSE comment into Gemini alt=sse streams; the "
-        "@google/genai SDK inside Gemini CLI takes events with /^\\s*data: (.*)(?:\\n\\n|\\r\\r|\\r\\n\\r\\n)/ anchored at "
-        "the start of its buffer, so nothing after the comment is parsed and the stream ends in 'Incomplete JSON "
-        "segment at the end' (exit 1). tests/sdk/test_resume.py records the same bug for google-genai.",
-    ),
-}
-
-
-def resume_params():
-    def marks(agent):
-        if agent not in KNOWN_BUGS:
-            return []
-        return [pytest.mark.xfail(strict=True, raises=KnownGatewayBug, reason=KNOWN_BUGS[agent][1])]
-    return [pytest.param(agent, id=agent, marks=marks(agent)) for agent in agents.AGENTS]
 
 
 def text_of(content):
@@ -178,7 +152,7 @@ def answer_of(sim, path, body):
     return text_of(answer["candidates"][0]["content"]["parts"])
 
 
-@pytest.mark.parametrize("agent", resume_params())
+@pytest.mark.parametrize("agent", agents.AGENTS)
 def test_agent_finishes_when_its_first_target_cuts_the_answer(agent, scripted_sims, resume_gateway, workspace):
     sims, gateway = scripted_sims, resume_gateway
     tmp, token = workspace
@@ -211,12 +185,11 @@ def test_agent_finishes_when_its_first_target_cuts_the_answer(agent, scripted_si
     while gateway.log_since(log_start).count("request completed") < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     log = gateway.log_since(log_start)
-    context = (f"\n--- {agent} exit {code} after {elapsed:.1f} s\n--- stdout:\n{out[-3000:]}\n--- stderr:\n{err[-3000:]}"
+    context = (f"\n--- {agent} exit {code} after {elapsed:.1f} s"
+               f"\n--- stdout:\n{out[-3000:]}\n--- stderr:\n{err[-3000:]}"
                f"\n--- hits: {{{', '.join(f'{n}: {s.hit_paths()}' for n, s in sims.items())}}}"
                f"\n--- gateway log:\n{log[-6000:]}")
     assert code is not None, f"{agent} did not finish within {TIMEOUT:.0f} s" + context
-    if code != 0 and agent in KNOWN_BUGS and KNOWN_BUGS[agent][0] in err and "stream resumed" in log:
-        raise KnownGatewayBug(KNOWN_BUGS[agent][1] + context)
     assert code == 0, context
 
     # The first target served both turns (the tool call, then the answer it cut); the second only the continuation.
@@ -255,7 +228,8 @@ def test_agent_finishes_when_its_first_target_cuts_the_answer(agent, scripted_si
     continuation = answer_of(sims[second], second_path, asked)
     spliced = delivered + continuation
     assert spliced.startswith(full.split(" [system:")[0]), \
-        f"the continuation does not go on from the cut:\n{spliced[:400]!r}\nvs the whole answer\n{full[:400]!r}" + context
+        f"the continuation does not go on from the cut:\n{spliced[:400]!r}\nvs the whole answer\n{full[:400]!r}" \
+        + context
     assert re.sub(r"\s+", "", spliced) == re.sub(r"\s+", "", full), \
         f"the spliced answer is not the first target's:\n{spliced!r}\nvs\n{full!r}" + context
     assert spliced.strip() in out, f"the agent did not print the complete answer:\n{spliced.strip()!r}" + context
