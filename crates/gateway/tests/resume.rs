@@ -369,3 +369,39 @@ async fn the_responses_store_keeps_the_whole_spliced_answer() {
         assert_eq!(text, full_answer("first"), "{first_kind}: the stored answer");
     }
 }
+
+/// An upstream that breaks after it gave its stop reason (only its closing events are missing) delivered a complete
+/// answer: the client's stream is completed as it is, with no continuation and no error.
+#[tokio::test]
+async fn a_break_after_the_stop_reason_completes_the_answer_without_a_continuation() {
+    for door in [Dialect::Anthropic, Dialect::OpenAiChat] {
+        let kind = if door == Dialect::Anthropic { "anthropic" } else { "openai" };
+        let h = Harness::new(&[p("first", kind, "m1"), p("second", "openai", "m2")]).await;
+        // The whole stream's events, passed through: the last is `message_stop` or `[DONE]`; with include_usage the
+        // OpenAI stream's last three are the finish_reason chunk, the usage chunk and `[DONE]`.
+        let whole = post_stream(&h, door).await;
+        let n = whole.frames().len();
+        let missing = if door == Dialect::Anthropic { 1 } else { 2 };
+        h.fault(0, FaultKind::Cut { after: n - missing }, 1);
+        let r = post_stream(&h, door).await;
+        let (events, error) = decode(door, &r);
+        assert_eq!(error, None, "{door:?}: {}", r.text);
+        assert_eq!(text_of(&events), full_answer("first"), "{door:?}");
+        assert_eq!(count(&events, |e| matches!(e, StreamEvent::Finish { .. })), 1, "{door:?}: {}", r.text);
+        assert!(!r.text.contains(": nines resumed"), "{door:?}");
+        assert_eq!(h.sims[1].total_hits(), 0, "{door:?}: nothing to continue");
+    }
+}
+
+/// Structured output is not continued (the continuation would be a second JSON document): a clean error.
+#[tokio::test]
+async fn structured_output_is_not_continued() {
+    let h = Harness::new(&[p("first", "openai", "m1"), p("second", "anthropic", "m2")]).await;
+    h.fault(0, FaultKind::Cut { after: 4 }, 1);
+    let (path, mut body) = stream_request(Dialect::OpenAiChat, PROMPT);
+    body["response_format"] = json!({"type": "json_object"});
+    let r = h.post(path, body).await;
+    let (_, error) = decode(Dialect::OpenAiChat, &r);
+    assert!(error.is_some(), "{}", r.text);
+    assert_eq!(h.sims[1].total_hits(), 0);
+}

@@ -336,6 +336,9 @@ pub struct EncodeCtx {
     /// untranslated until a continuation was spliced in): the Responses encoders reuse them rather than mint their
     /// own, so an item keeps its id. Other dialects ignore it.
     pub item_ids: Vec<String>,
+    /// Use the upstream's ids exactly as they are, with no dialect prefix added: the client of a stream passed
+    /// through until a continuation was spliced in already has them so.
+    pub verbatim_ids: bool,
 }
 
 /// A request body for a target, and what had to be left out on the way.

@@ -68,8 +68,8 @@ pub struct Transcript {
     overflow: bool,
 }
 
-/// The most content a transcript keeps (text, reasoning and tool arguments): what a continuation can carry, and a
-/// bound on what an endless stream makes the gateway hold. Past it, deltas are no longer recorded.
+/// The most content a transcript keeps (text, reasoning, signatures, tool calls): what a continuation can carry, and
+/// a bound on what an endless stream makes the gateway hold. Past it, nothing more is recorded.
 pub const MAX_KEPT: usize = 1024 * 1024;
 
 impl Transcript {
@@ -81,9 +81,13 @@ impl Transcript {
     /// Record one event the client was sent. Only the first `Start` counts (encoders ignore later ones).
     pub fn push(&mut self, ev: &StreamEvent) {
         let content = match ev {
-            StreamEvent::TextDelta(t) | StreamEvent::ThinkingDelta(t) => t.len(),
+            StreamEvent::TextDelta(t) | StreamEvent::ThinkingDelta(t) | StreamEvent::Unsupported(t) => {
+                t.len()
+            }
             StreamEvent::ToolCallArgs { json, .. } => json.len(),
-            _ => 0,
+            StreamEvent::ThinkingSignature(sig) => sig.value.len().max(1),
+            StreamEvent::ToolCallStart { id, name, .. } => id.len().saturating_add(name.len()).max(1),
+            StreamEvent::Start { .. } | StreamEvent::Finish { .. } => 0,
         };
         if content > 0 {
             if self.overflow || self.kept.saturating_add(content) > MAX_KEPT {
@@ -263,8 +267,12 @@ impl Transcript {
 }
 
 /// `deltas` plus one if `t` is not empty.
+/// The most deltas a block is replayed as: enough for the event numbering of any ordinary answer; a stream of
+/// millions of one-byte deltas is replayed in fewer, larger pieces (its later sequence numbers then restart lower).
+const MAX_REPLAYED_DELTAS: u32 = 4096;
+
 fn count(deltas: u32, t: &str) -> u32 {
-    if t.is_empty() { deltas } else { deltas.saturating_add(1) }
+    if t.is_empty() { deltas } else { deltas.saturating_add(1).min(MAX_REPLAYED_DELTAS) }
 }
 
 /// Give `text` to `emit` as `n` non-empty pieces (the first n-1 one char each), or whole when n ≤ 1.

@@ -37,6 +37,19 @@ impl Decoder {
         }
     }
 
+    /// The upstream broke (cut, stalled, an unreadable event) after it had already given its stop reason: the
+    /// answer is complete and only its closing events are missing. Then the `Finish` is emitted with what is known
+    /// and `true` returned; `false` when the answer was really cut short (or the dialect's stop reason comes only
+    /// with its final event, as the Responses API's does).
+    pub fn settle(&mut self, out: &mut Vec<StreamEvent>) -> bool {
+        match self {
+            Decoder::Anthropic(d) => d.settle(out),
+            Decoder::OpenAi(d) => d.finish(out).is_ok(),
+            Decoder::Gemini(d) => d.finish(out).is_ok(),
+            Decoder::Responses(_) => false,
+        }
+    }
+
     /// The upstream body ended cleanly; `Err(Truncated)` if the dialect's final event never came.
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
         match self {

@@ -588,3 +588,27 @@ fn a_transcript_keeps_at_most_max_kept_bytes_and_then_cannot_be_continued() {
     assert_eq!(t.text().len(), MAX_KEPT, "nothing more is kept");
     assert_eq!(t.check(), Err(Unresumable::TooLong));
 }
+
+#[test]
+fn verbatim_ids_are_used_as_the_upstream_gave_them() {
+    let start = StreamEvent::Start { id: "930c-uuid".into(), model: "m".into(), usage: Usage::default() };
+    for (dialect, prefixed) in [
+        (Dialect::OpenAiChat, "chatcmpl-930c-uuid"),
+        (Dialect::Anthropic, "msg_930c-uuid"),
+        (Dialect::OpenAiResponses, "resp_930c-uuid"),
+    ] {
+        for verbatim in [false, true] {
+            let ctx = EncodeCtx { verbatim_ids: verbatim, ..EncodeCtx::default() };
+            let mut enc = Encoder::new(dialect, ctx, true);
+            let mut out = Vec::new();
+            enc.push(&start, &mut out);
+            enc.push(&StreamEvent::TextDelta("hi".into()), &mut out);
+            let text = String::from_utf8(out).unwrap();
+            let want = if verbatim { "\"930c-uuid\"" } else { prefixed };
+            assert!(text.contains(want), "{dialect:?} verbatim={verbatim}: {text}");
+            if verbatim {
+                assert!(!text.contains(prefixed), "{dialect:?}: {text}");
+            }
+        }
+    }
+}

@@ -18,7 +18,7 @@ use futures_util::{FutureExt, StreamExt};
 use http::HeaderMap;
 use nines_wire::resume::{Form, Splicer, Transcript};
 use nines_wire::stream::Encoder;
-use nines_wire::{ChatRequest, Dialect, EncodeCtx, StreamEvent};
+use nines_wire::{ChatRequest, Dialect, EncodeCtx, StreamEvent, sse};
 use tokio::time::{Instant, timeout_at};
 
 use super::attempt::{reframe, stream_transport_error};
@@ -52,6 +52,21 @@ pub struct Spec {
     pub resume: Option<Resume>,
 }
 
+/// How an upstream stream broke after its commit point.
+struct Break {
+    error: ProviderError,
+    /// The provider's own error event, already in the client's dialect (passthrough).
+    own: Option<eventsource_stream::Event>,
+    /// The request's (or the attempt's) deadline ended it: no verdict on the target.
+    deadline_cut: bool,
+}
+
+impl Break {
+    fn of(error: ProviderError, own: Option<eventsource_stream::Event>) -> Break {
+        Break { error, own, deadline_cut: false }
+    }
+}
+
 enum Phase {
     Head,
     Body,
@@ -68,7 +83,8 @@ pub struct Delivery {
     include_usage: bool,
     flight: Flight,
     target: usize,
-    in_flight: InFlight,
+    /// Counts the stream in flight on its target (let go when the target's stream breaks).
+    in_flight: Option<InFlight>,
     /// How long the serving target may leave between two events (learnt, capped by its `idle` timeout).
     idle: Duration,
     phase: Phase,
@@ -78,6 +94,8 @@ pub struct Delivery {
     resume: Option<Resume>,
     /// Set while a continuation is being delivered.
     splice: Option<Splicer>,
+    /// A break to handle once what was ready before it has been sent.
+    pending: Option<Break>,
     resumes: u32,
     /// The output item ids a Responses client was told of while its stream passed through, by output index: an
     /// encoder that takes over keeps them.
@@ -99,13 +117,14 @@ impl Delivery {
             include_usage: spec.include_usage,
             flight: spec.flight,
             target: spec.target,
-            in_flight: spec.in_flight,
+            in_flight: Some(spec.in_flight),
             idle,
             phase: Phase::Head,
             events: Vec::new(),
             transcript: Transcript::new(),
             resume: spec.resume,
             splice: None,
+            pending: None,
             resumes: 0,
             item_ids: Vec::new(),
             last_event: Instant::now(),
@@ -143,6 +162,16 @@ impl Delivery {
                         self.phase = Phase::Body;
                     }
                 }
+                Phase::Body if self.pending.is_some() => {
+                    // What was ready before the break goes to the client first: finding a continuation may take a
+                    // while.
+                    if !out.is_empty() {
+                        return Some(Bytes::from(out));
+                    }
+                    if let Some(b) = self.pending.take() {
+                        self.broke(b, &mut out).await;
+                    }
+                }
                 Phase::Body => {
                     // Events the upstream already sent (often several per TCP read) go out in one chunk: one write
                     // to the client instead of one per event. Once something is ready to send, never wait.
@@ -159,21 +188,23 @@ impl Delivery {
                     };
                     match next {
                         Err(_) => {
-                            let what = if Instant::now() >= self.up.deadline {
+                            let deadline_cut = Instant::now() >= self.up.deadline;
+                            let what = if deadline_cut {
                                 "the stream did not end within the request timeout"
                             } else {
                                 "no stream event within the idle limit"
                             };
-                            self.broke(ProviderError::new(ErrorKind::Timeout, what), None, &mut out).await;
+                            let error = ProviderError::new(ErrorKind::Timeout, what);
+                            self.pending = Some(Break { error, own: None, deadline_cut });
                         }
                         Ok(None) => match self.up.decoder.finish(&mut self.events) {
                             Ok(()) => {
                                 self.deliver_decoded(&mut out);
                                 self.finished_ok();
                             }
-                            Err(e) => self.broke(ProviderError::from_stream(e), None, &mut out).await,
+                            Err(e) => self.pending = Some(Break::of(ProviderError::from_stream(e), None)),
                         },
-                        Ok(Some(Err(e))) => self.broke(stream_transport_error(e), None, &mut out).await,
+                        Ok(Some(Err(e))) => self.pending = Some(Break::of(stream_transport_error(e), None)),
                         Ok(Some(Ok(ev))) => {
                             self.arrived();
                             match self.up.decoder.push(&ev.event, &ev.data, &mut self.events) {
@@ -196,7 +227,7 @@ impl Delivery {
                                     // The provider's own error event, already in the client's dialect.
                                     let own =
                                         (self.passthrough && pe.kind != ErrorKind::Protocol).then_some(ev);
-                                    self.broke(pe, own, &mut out).await;
+                                    self.pending = Some(Break::of(pe, own));
                                 }
                             }
                         }
@@ -293,20 +324,24 @@ impl Delivery {
         self.flight.end(ending, Some(target));
     }
 
-    /// The stream broke after its commit point: an event on the flight; then a continuation elsewhere when that is
-    /// safe and possible, or the end of the stream with the client dialect's error event. `own`: the provider's own
-    /// error event in the client's dialect, sent as it came when the stream cannot go on.
-    async fn broke(
-        &mut self,
-        error: ProviderError,
-        own: Option<eventsource_stream::Event>,
-        out: &mut Vec<u8>,
-    ) {
+    /// The stream broke after its commit point: an event on the flight; then, if its stop reason had already come
+    /// (only the closing events are missing), the answer ends complete; else a continuation elsewhere when that is
+    /// safe and possible, or the end of the stream with the client dialect's error event (or the provider's own,
+    /// passed through).
+    async fn broke(&mut self, b: Break, out: &mut Vec<u8>) {
+        let Break { error, own, deadline_cut } = b;
         if let Some(s) = &mut self.splice {
             // What the continuation had given but the splicer still held is the client's.
             s.finish(&mut self.events);
             self.deliver_events_raw(out);
         }
+        if self.up.decoder.settle(&mut self.events) {
+            self.settled(out);
+            return;
+        }
+        // The broken upstream is let go now: its connection closes, it no longer counts as in flight.
+        self.up.rest = Box::pin(futures_util::stream::empty());
+        self.in_flight = None;
         let elapsed = self.flight.started.elapsed();
         let message = format!(
             "the upstream stream from {} broke after the answer had started ({}): {}",
@@ -321,7 +356,7 @@ impl Delivery {
             error: Box::new(error),
             elapsed,
             timed_out: None,
-            deadline_cut: false,
+            deadline_cut,
             after_commit: true,
         });
         match self.continuation().await {
@@ -339,6 +374,26 @@ impl Delivery {
         self.flight.end(Ending::BrokenStream, Some(self.target));
     }
 
+    /// The upstream broke after its stop reason: the answer is complete. A translated stream gets its ending from
+    /// the encoder; a passed-through one only the closing bytes its client still lacks.
+    fn settled(&mut self, out: &mut Vec<u8>) {
+        if self.passthrough {
+            for ev in self.events.drain(..) {
+                self.transcript.push(&ev);
+            }
+            match self.client {
+                Dialect::Anthropic => {
+                    sse::write_event(out, Some("message_stop"), r#"{"type":"message_stop"}"#)
+                }
+                Dialect::OpenAiChat => sse::write_event(out, None, "[DONE]"),
+                Dialect::Gemini | Dialect::OpenAiResponses => {}
+            }
+        } else {
+            self.deliver_events(out);
+        }
+        self.finished_ok();
+    }
+
     /// Encode the pending events as they are (no splicer).
     fn deliver_events_raw(&mut self, out: &mut Vec<u8>) {
         for ev in self.events.drain(..) {
@@ -350,6 +405,10 @@ impl Delivery {
     /// Ask the route for a continuation of what the client has, if that is safe and allowed.
     async fn continuation(&mut self) -> Result<Served, NotResumed> {
         let Some(resume) = &self.resume else { return Err(NotResumed::Off) };
+        // A continuation of structured output would be a second, whole JSON document after the first's beginning.
+        if resume.request.response_format.is_some() {
+            return Err(NotResumed::Structured);
+        }
         let max = self.flight.plan.streams.max_resumes;
         if max == 0 {
             return Err(NotResumed::Off);
@@ -396,7 +455,7 @@ impl Delivery {
         }
         self.splice = Some(Splicer::new(&self.transcript));
         self.target = index;
-        self.in_flight = in_flight;
+        self.in_flight = Some(in_flight);
         self.idle = idle_limit(&self.flight, index);
         self.up = up;
         self.max_gap = Duration::ZERO;
@@ -416,10 +475,12 @@ impl Delivery {
         // The client saw the upstream's own response and item ids.
         ctx.response_id = None;
         ctx.item_ids = std::mem::take(&mut self.item_ids);
+        ctx.verbatim_ids = true;
         self.enc = Encoder::new(self.client, ctx, self.include_usage);
         let mut sink = Vec::new();
         for ev in self.transcript.replay() {
             self.enc.push(&ev, &mut sink);
+            sink.clear();
         }
     }
 }

@@ -74,6 +74,8 @@ pub enum NotResumed {
     Limit(u32),
     /// Continuing would not be safe (a tool call was already delivered…).
     Unsafe(Unresumable),
+    /// The request asked for structured output (a JSON schema or object): a continuation would be a second document.
+    Structured,
     /// No other target could continue it.
     NoTarget,
 }
@@ -84,6 +86,7 @@ impl fmt::Display for NotResumed {
             NotResumed::Off => f.write_str("the route does not resume streams"),
             NotResumed::Limit(n) => write!(f, "already resumed {n} time(s), the route's max_resumes"),
             NotResumed::Unsafe(why) => write!(f, "{why}"),
+            NotResumed::Structured => f.write_str("the request asked for structured output"),
             NotResumed::NoTarget => f.write_str("no other target could continue it"),
         }
     }
@@ -135,7 +138,8 @@ pub enum EventKind {
     /// `target`'s first token was late: `to` was started too (a hedge).
     Hedged { target: usize, to: usize, after: Duration },
     /// An attempt still running when another won the race was cancelled (its connection closed): no verdict.
-    Abandoned { target: usize, elapsed: Duration },
+    /// `slow`: it was the late one, whose time to first token is thus at least `elapsed`.
+    Abandoned { target: usize, elapsed: Duration, slow: bool },
     /// The request is over, for the client.
     Ended { ending: Ending, target: Option<usize> },
 }

@@ -91,7 +91,7 @@ pub async fn race<O: Operation>(
             Ok(answer) => {
                 // `b` is dropped when this returns: its connection closes.
                 drop(in_flight);
-                flight.emit(EventKind::Abandoned { target: j, elapsed: b_began.elapsed() });
+                flight.emit(EventKind::Abandoned { target: j, elapsed: b_began.elapsed(), slow: false });
                 Raced::Alone(Ok(answer))
             }
             Err(error) => {
@@ -113,7 +113,7 @@ pub async fn race<O: Operation>(
         r = &mut b => match r {
             Ok(answer) => {
                 // `a` is dropped when this returns: its connection closes.
-                flight.emit(EventKind::Abandoned { target: i, elapsed: began.elapsed() });
+                flight.emit(EventKind::Abandoned { target: i, elapsed: began.elapsed(), slow: true });
                 Raced::Won(commit(flight, other, j, answer, b_began, in_flight, kept))
             }
             Err(b_error) => {
@@ -154,7 +154,8 @@ fn pick<'p, O: Operation>(
 ) -> Option<(usize, &'p Target, Prepared)> {
     for &j in hedging.rest {
         let Some(t) = hedging.targets.get(j) else { continue };
-        if flight.excluded(j) || t.provider.unusable.is_some() {
+        let bit = 1u64.checked_shl(j as u32).unwrap_or(0);
+        if flight.excluded(j) || *hedging.started & bit != 0 || t.provider.unusable.is_some() {
             continue;
         }
         match policy.admit(t, hedging.need) {

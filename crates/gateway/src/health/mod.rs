@@ -353,6 +353,12 @@ impl TargetHealth {
         s.ttft.quantile(q)
     }
 
+    /// A stream's first token took at least `elapsed` (it lost a hedge race): a sample for the learnt limits, so
+    /// that they are not learnt from the fast attempts alone.
+    pub fn first_token_at_least(&self, elapsed: Duration) {
+        lock(&self.state).ttft.observe_timeout(elapsed);
+    }
+
     /// The longest gap between stream events this target is expected to leave: learnt from its recent streams'
     /// largest gaps (quantile × multiplier, at least the floor), capped by its `idle` timeout.
     pub fn idle_limit(&self, cfg: &HealthConfig, cap: Duration) -> Duration {
@@ -421,6 +427,8 @@ impl TargetHealth {
                 s.down = Some(Down { fingerprint: f.fingerprint, since: now });
                 None
             }
+            // The request's (or the attempt's) own deadline ended it: no verdict on the target.
+            ErrorKind::Timeout if f.deadline_cut => None,
             // A silent target must cost one request its timeout, not every request: open at once. After the
             // commit point the wait was between events, not for the first one: an ordinary failure.
             ErrorKind::Timeout if !f.after_commit => match f.timed_out {

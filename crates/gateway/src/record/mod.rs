@@ -129,8 +129,13 @@ impl Recorder {
                 tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
                     slow = f.label(), after_ms = after.as_millis() as u64, "hedge started: first token late");
             }
-            EventKind::Abandoned { target: i, elapsed } => {
+            EventKind::Abandoned { target: i, elapsed, slow } => {
                 if let Some(t) = target(*i) {
+                    // The loser of a race gives no first token; unrecorded, only fast ones would be learnt and the
+                    // limits would shrink. The slow one's wait is a lower bound of its time to first token.
+                    if *slow && flight.stream && flight.judges_health {
+                        t.health.first_token_at_least(*elapsed);
+                    }
                     tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
                         elapsed_ms = elapsed.as_millis() as u64, "attempt cancelled: another won the race");
                 }

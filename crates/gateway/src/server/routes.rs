@@ -371,6 +371,7 @@ async fn respond_served(door: &Door, inbound: Inbound, served: Served, mut fligh
                 upstream: Some(target.provider.dialect()),
                 response_id: door.response_id.clone(),
                 item_ids: Vec::new(),
+                verbatim_ids: false,
             };
             let body = respond::whole_body(dialect, whole.body, &ctx);
             if let Some(keep) = &door.keep {
@@ -397,6 +398,7 @@ async fn respond_served(door: &Door, inbound: Inbound, served: Served, mut fligh
                 upstream: Some(target.provider.dialect()),
                 response_id: door.response_id.clone(),
                 item_ids: Vec::new(),
+                verbatim_ids: false,
             };
             let request_id = committed.request_id.clone();
             let include_usage = inbound.request.include_usage;

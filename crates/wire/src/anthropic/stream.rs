@@ -169,6 +169,21 @@ impl StreamDecoder {
         Ok(())
     }
 
+    /// See `Decoder::settle`: `message_delta` gave the stop reason, `message_stop` never came.
+    pub fn settle(&mut self, out: &mut Vec<StreamEvent>) -> bool {
+        if self.done {
+            return true;
+        }
+        match self.stop_reason.take() {
+            Some(stop_reason) => {
+                self.done = true;
+                out.push(StreamEvent::Finish { stop_reason, usage: self.usage });
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The upstream body ended. Anything before `message_stop` is a cut stream.
     pub fn finish(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
         if self.done { Ok(()) } else { Err(StreamError::Truncated) }
@@ -217,7 +232,7 @@ impl StreamEncoder {
             &json!({
                 "type": "message_start",
                 "message": {
-                    "id": message_id(id),
+                    "id": if self.ctx.verbatim_ids { id.to_owned() } else { message_id(id) },
                     "type": "message",
                     "role": "assistant",
                     "model": self.ctx.model,

@@ -156,7 +156,7 @@ impl StreamEncoder {
     }
 
     fn start(&mut self, id: &str, out: &mut Vec<u8>) {
-        self.id = Some(completion_id(id));
+        self.id = Some(if self.ctx.verbatim_ids { id.to_owned() } else { completion_id(id) });
         let c = self.chunk(json!([{"index": 0, "delta": {"role": "assistant", "content": ""},
                                     "logprobs": null, "finish_reason": null}]));
         write_json(out, None, &c);

@@ -42,6 +42,7 @@ pub const INCLUDE_ENCRYPTED_REASONING: &str = "reasoning.encrypted_content";
 pub(crate) fn response_id(ctx: &EncodeCtx, id: &str) -> String {
     match &ctx.response_id {
         Some(given) => given.clone(),
+        None if ctx.verbatim_ids => id.to_owned(),
         None if id.starts_with("resp_") => id.to_owned(),
         None => format!("resp_{id}"),
     }
