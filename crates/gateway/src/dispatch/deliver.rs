@@ -62,8 +62,8 @@ struct Break {
 }
 
 impl Break {
-    fn of(error: ProviderError, own: Option<eventsource_stream::Event>) -> Break {
-        Break { error, own, deadline_cut: false }
+    fn of(error: ProviderError, own: Option<eventsource_stream::Event>) -> Box<Break> {
+        Box::new(Break { error, own, deadline_cut: false })
     }
 }
 
@@ -91,11 +91,12 @@ pub struct Delivery {
     events: Vec<StreamEvent>,
     /// What the client has been sent, as canonical events.
     transcript: Transcript,
-    resume: Option<Resume>,
+    /// Boxed, as the other rarely used parts: what every open stream holds stays small.
+    resume: Option<Box<Resume>>,
     /// Set while a continuation is being delivered.
-    splice: Option<Splicer>,
+    splice: Option<Box<Splicer>>,
     /// A break to handle once what was ready before it has been sent.
-    pending: Option<Break>,
+    pending: Option<Box<Break>>,
     resumes: u32,
     /// The output item ids a Responses client was told of while its stream passed through, by output index: an
     /// encoder that takes over keeps them.
@@ -122,7 +123,7 @@ impl Delivery {
             phase: Phase::Head,
             events: Vec::new(),
             transcript: Transcript::new(),
-            resume: spec.resume,
+            resume: spec.resume.map(Box::new),
             splice: None,
             pending: None,
             resumes: 0,
@@ -169,7 +170,9 @@ impl Delivery {
                         return Some(Bytes::from(out));
                     }
                     if let Some(b) = self.pending.take() {
-                        self.broke(b, &mut out).await;
+                        // Boxed: finding a continuation runs the whole engine, whose future would otherwise make
+                        // every open stream's state that much larger.
+                        Box::pin(self.broke(b, &mut out)).await;
                     }
                 }
                 Phase::Body => {
@@ -195,7 +198,7 @@ impl Delivery {
                                 "no stream event within the idle limit"
                             };
                             let error = ProviderError::new(ErrorKind::Timeout, what);
-                            self.pending = Some(Break { error, own: None, deadline_cut });
+                            self.pending = Some(Box::new(Break { error, own: None, deadline_cut }));
                         }
                         Ok(None) => match self.up.decoder.finish(&mut self.events) {
                             Ok(()) => {
@@ -328,8 +331,8 @@ impl Delivery {
     /// (only the closing events are missing), the answer ends complete; else a continuation elsewhere when that is
     /// safe and possible, or the end of the stream with the client dialect's error event (or the provider's own,
     /// passed through).
-    async fn broke(&mut self, b: Break, out: &mut Vec<u8>) {
-        let Break { error, own, deadline_cut } = b;
+    async fn broke(&mut self, b: Box<Break>, out: &mut Vec<u8>) {
+        let Break { error, own, deadline_cut } = *b;
         if let Some(s) = &mut self.splice {
             // What the continuation had given but the splicer still held is the client's.
             s.finish(&mut self.events);
@@ -453,7 +456,7 @@ impl Delivery {
             let note = format!(": nines resumed the answer from {} on {}\n\n", label(from), label(index));
             out.extend_from_slice(note.as_bytes());
         }
-        self.splice = Some(Splicer::new(&self.transcript));
+        self.splice = Some(Box::new(Splicer::new(&self.transcript)));
         self.target = index;
         self.in_flight = Some(in_flight);
         self.idle = idle_limit(&self.flight, index);

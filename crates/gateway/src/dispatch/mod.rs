@@ -509,7 +509,10 @@ async fn attempts<O: Operation>(
         };
         let result = match hedging.take() {
             Some(h) if tries == 1 && role == Role::Normal => {
-                match hedge::race(op, flight, policy, (i, target, &prepared), limits, began, h).await {
+                // Boxed: a race holds two attempts, and would double the size of every request's future.
+                match Box::pin(hedge::race(op, flight, policy, (i, target, &prepared), limits, began, h))
+                    .await
+                {
                     hedge::Raced::Alone(r) => r,
                     hedge::Raced::Won(served) => return Tried::Served(served),
                 }
