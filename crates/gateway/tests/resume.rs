@@ -209,6 +209,12 @@ async fn a_refused_prefill_is_retried_as_an_instruction() {
     assert_eq!(h.sims[1].total_hits(), 2, "the prefill, refused; then the instruction");
     let asked = h.sims[1].last_request("/v1/messages").unwrap().to_string();
     assert!(asked.contains("Your previous reply was cut off."), "{asked}");
+
+    // Remembered: the next continuation asks it with the instruction at once.
+    h.fault(0, FaultKind::Cut { after: 5 }, 1);
+    let r = post_stream(&h, Dialect::Anthropic).await;
+    assert_one_answer(Dialect::Anthropic, &r, &full_answer("first"), "refused prefill, remembered");
+    assert_eq!(h.sims[1].total_hits(), 3, "one more request, the instruction");
 }
 
 fn tool_request() -> Value {

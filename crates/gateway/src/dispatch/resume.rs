@@ -43,15 +43,18 @@ impl Operation for Continue<'_> {
     type Output = Answer;
 
     fn prepare(&self, target: &Target) -> Result<Prepared, Skip> {
-        let form = if target.caps.prefill { Form::Prefill } else { Form::Instruction };
+        let prefill = target.caps.prefill && !target.health.refuses_prefill();
+        let form = if prefill { Form::Prefill } else { Form::Instruction };
         self.prepare_as(target, form)
     }
 
-    /// A target that refuses the prefill (a 400) is asked again at once with the instruction.
+    /// A target that refuses the prefill (a 400) is asked again at once with the instruction, and from then on.
     fn instead(&self, target: &Target, prepared: &Prepared, error: &ProviderError) -> Option<Prepared> {
         if prepared.continuation != Some(Form::Prefill) || error.kind != ErrorKind::BadRequest {
             return None;
         }
+        // Remembered (with its health, outside the configuration): the next continuation asks it right.
+        target.health.refused_prefill();
         self.prepare_as(target, Form::Instruction).ok()
     }
 

@@ -14,7 +14,7 @@ pub mod ratelimit;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -189,6 +189,8 @@ pub struct TargetHealth {
     state: Mutex<State>,
     in_flight: AtomicU32,
     budget: TpsBudget,
+    /// It refused an assistant prefill once: continuations are asked of it with an instruction from then on.
+    prefill_refused: AtomicBool,
 }
 
 impl fmt::Debug for TargetHealth {
@@ -247,6 +249,7 @@ impl TargetHealth {
                 last_probe: None,
             }),
             in_flight: AtomicU32::new(0),
+            prefill_refused: AtomicBool::new(false),
             // Ranges checked by config validation; TpsBudget asserts them.
             budget: TpsBudget::new(budget.ttl, budget.min_per_second, budget.ratio),
         }
@@ -493,6 +496,15 @@ impl TargetHealth {
     /// Take one retry from the budget, if any is left.
     pub fn withdraw(&self) -> bool {
         self.budget.withdraw()
+    }
+
+    /// Whether it refused an assistant prefill (a continuation asked with one got a 400).
+    pub fn refuses_prefill(&self) -> bool {
+        self.prefill_refused.load(Ordering::Relaxed)
+    }
+
+    pub fn refused_prefill(&self) {
+        self.prefill_refused.store(true, Ordering::Relaxed);
     }
 
     /// Requests in flight here right now.
