@@ -78,11 +78,8 @@ pub async fn race<O: Operation>(
     flight.emit(EventKind::Started { target: j, attempt: 1, role: Role::Normal });
     let in_flight = other.health.fly();
     let b_began = Instant::now();
-    let first_token = policy.first_token_limit(other, flight.stream);
-    let b_limits = Limits {
-        deadline: (b_began + other.provider.config.timeouts.request).min(flight.deadline),
-        first_token,
-    };
+    let b_limits = policy.limits(other, flight.stream, flight.deadline);
+    let first_token = b_limits.first_token;
     let kept = (other_prepared.dropped.clone(), other_prepared.continuation);
     let b = op.attempt(other, &other_prepared, b_limits);
     tokio::pin!(b);

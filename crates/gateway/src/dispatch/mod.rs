@@ -172,16 +172,7 @@ impl Operation for Chat<'_> {
         prepared: &Prepared,
         limits: Limits,
     ) -> Result<Answer, ProviderError> {
-        attempt::run(attempt::AttemptSpec {
-            provider: &target.provider,
-            model: &target.model,
-            body: prepared.body.clone(),
-            stream: self.inbound.request.stream,
-            passthrough: prepared.passthrough,
-            headers: &self.inbound.headers,
-            limits,
-        })
-        .await
+        chat_attempt(target, prepared, self.inbound.request.stream, &self.inbound.headers, limits).await
     }
 
     fn need(&self) -> Need {
@@ -190,6 +181,26 @@ impl Operation for Chat<'_> {
             output_tokens: u64::from(self.inbound.request.max_tokens.unwrap_or(0)),
         }
     }
+}
+
+/// One chat attempt of `prepared` on `target`, read to its commit point.
+pub(crate) async fn chat_attempt(
+    target: &Target,
+    prepared: &Prepared,
+    stream: bool,
+    headers: &HeaderMap,
+    limits: Limits,
+) -> Result<Answer, ProviderError> {
+    attempt::run(attempt::AttemptSpec {
+        provider: &target.provider,
+        model: &target.model,
+        body: prepared.body.clone(),
+        stream,
+        passthrough: prepared.passthrough,
+        headers,
+        limits,
+    })
+    .await
 }
 
 /// Input tokens, roughly: four bytes of text a token, an image a thousand. Lengths only, no scan of the text
@@ -502,11 +513,8 @@ async fn attempts<O: Operation>(
         flight.emit(EventKind::Started { target: i, attempt: tries, role });
         let in_flight = target.health.fly();
         let began = Instant::now();
-        let first_token = policy.first_token_limit(target, flight.stream);
-        let limits = Limits {
-            deadline: (began + target.provider.config.timeouts.request).min(flight.deadline),
-            first_token,
-        };
+        let limits = policy.limits(target, flight.stream, flight.deadline);
+        let first_token = limits.first_token;
         let result = match hedging.take() {
             Some(h) if tries == 1 && role == Role::Normal => {
                 // Boxed: a race holds two attempts, and would double the size of every request's future.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::Limits;
 use crate::config::{DispatchConfig, HealthConfig, Strategy};
 use crate::health::ratelimit::Need;
 use crate::health::{Admit, Unavailable};
@@ -68,6 +69,15 @@ impl Policy<'_> {
     pub fn first_token_limit(&self, target: &Target, stream: bool) -> Duration {
         let cap = target.provider.config.timeouts.first_byte;
         if stream { target.health.first_token_limit(self.health, cap) } else { cap }
+    }
+
+    /// What an attempt on `target` starting now is held to: its `request` timeout within the request's `deadline`,
+    /// and its first-token limit.
+    pub fn limits(&self, target: &Target, stream: bool, deadline: Instant) -> Limits {
+        Limits {
+            deadline: (Instant::now() + target.provider.config.timeouts.request).min(deadline),
+            first_token: self.first_token_limit(target, stream),
+        }
     }
 
     /// After `error` on the `tries`-th attempt on `target`: retry it, or move on. A retry keeps the provider's

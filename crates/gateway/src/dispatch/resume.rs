@@ -10,7 +10,7 @@ use bytes::Bytes;
 use nines_wire::resume::{Form, Transcript, continuation};
 
 use super::deliver::Resume;
-use super::{Answer, Limits, Operation, Prepared, Skip, attempt, lacks};
+use super::{Answer, Limits, Operation, Prepared, Skip, chat_attempt, lacks};
 use crate::health::ratelimit::Need;
 use crate::provider::{ErrorKind, ProviderError};
 use crate::route::Target;
@@ -64,16 +64,7 @@ impl Operation for Continue<'_> {
         prepared: &Prepared,
         limits: Limits,
     ) -> Result<Answer, ProviderError> {
-        attempt::run(attempt::AttemptSpec {
-            provider: &target.provider,
-            model: &target.model,
-            body: prepared.body.clone(),
-            stream: true,
-            passthrough: false,
-            headers: &self.resume.headers,
-            limits,
-        })
-        .await
+        chat_attempt(target, prepared, true, &self.resume.headers, limits).await
     }
 
     fn need(&self) -> Need {
