@@ -411,3 +411,31 @@ async fn structured_output_is_not_continued() {
     assert!(error.is_some(), "{}", r.text);
     assert_eq!(h.sims[1].total_hits(), 0);
 }
+
+/// A stream's breaker trial is judged by how the stream ends, not by its first token: a half-open target whose
+/// trial stream is cut mid-answer reopens (for longer), it does not close. The client's answer is still completed.
+#[tokio::test]
+async fn a_stream_trial_cut_mid_answer_reopens_the_breaker() {
+    use nines::health::breaker::Transition;
+    let h = Harness::with(
+        &[p("first", "anthropic", "m1"), p("second", "openai", "m2")],
+        "[health]\ncooldown = \"300ms\"\ncooldown_max = \"5s\"\nramp = \"0s\"",
+        Default::default(),
+    )
+    .await;
+    let mut changes = h.app.state.runtime.recorder.subscribe();
+    h.fault(0, FaultKind::Cut { after: 7 }, u32::MAX);
+    for _ in 0..3 {
+        let r = post_stream(&h, Dialect::Anthropic).await;
+        assert_eq!(decode(Dialect::Anthropic, &r).1, None, "{}", r.text);
+    }
+    let opened = changes.try_recv().expect("three broken streams open the breaker");
+    assert!(matches!(opened.transition, Transition::Opened { .. }), "{:?}", opened.transition);
+    // The cooldown (300 ms ± 20%) passes; the next stream is the trial, and it is cut too.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = post_stream(&h, Dialect::Anthropic).await;
+    assert_one_answer(Dialect::Anthropic, &r, &full_answer("first"), "the trial's client");
+    assert_eq!(h.sims[0].total_hits(), 4, "one trial");
+    let verdict = tokio::time::timeout(Duration::from_secs(5), changes.recv()).await.unwrap().unwrap();
+    assert!(matches!(verdict.transition, Transition::Reopened { .. }), "{:?}", verdict.transition);
+}

@@ -24,7 +24,7 @@ use tokio::time::{Instant, timeout_at};
 use super::attempt::{reframe, stream_transport_error};
 use super::flight::NotResumed;
 use super::{Answer, Committed, EventKind, Flight, Served, resume};
-use crate::health::{InFlight, Role};
+use crate::health::InFlight;
 use crate::provider::{ErrorKind, ProviderError};
 use crate::record::Ending;
 
@@ -322,7 +322,8 @@ impl Delivery {
         let elapsed = self.flight.started.elapsed();
         let target = self.target;
         let max_gap = Some(self.max_gap);
-        self.flight.emit(EventKind::Succeeded { target, elapsed, max_gap });
+        let role = self.flight.role_of(target);
+        self.flight.emit(EventKind::Succeeded { target, role, elapsed, max_gap });
         let ending = self.flight.served_ending();
         self.flight.end(ending, Some(target));
     }
@@ -355,7 +356,7 @@ impl Delivery {
         let kind = error.kind;
         self.flight.emit(EventKind::Failed {
             target: self.target,
-            role: Role::Normal,
+            role: self.flight.role_of(self.target),
             error: Box::new(error),
             elapsed,
             timed_out: None,

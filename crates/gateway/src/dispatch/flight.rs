@@ -113,7 +113,7 @@ pub enum EventKind {
     /// The attempt reached its commit point after `elapsed`: its first content event, or its whole answer.
     Committed { target: usize, role: Role, elapsed: Duration, limits: Option<Box<RateLimits>> },
     /// The answer is complete (whole answers: right after their commit; streams: at their last event).
-    Succeeded { target: usize, elapsed: Duration, max_gap: Option<Duration> },
+    Succeeded { target: usize, role: Role, elapsed: Duration, max_gap: Option<Duration> },
     /// The attempt failed, before its commit point or (for a stream) after it.
     Failed {
         target: usize,
@@ -248,7 +248,11 @@ impl Flight {
     pub fn emit(&mut self, kind: EventKind) {
         match &kind {
             EventKind::Started { target, role: Role::Trial(e), .. } => self.open_trial = Some((*target, *e)),
-            EventKind::Committed { .. } | EventKind::Failed { .. } => self.open_trial = None,
+            // A stream's trial is judged when it ends, not at its first token.
+            EventKind::Committed { target, .. } if !self.stream => self.release_tracking(*target),
+            EventKind::Failed { target, .. } | EventKind::Succeeded { target, .. } => {
+                self.release_tracking(*target)
+            }
             _ => {}
         }
         let ending = matches!(kind, EventKind::Ended { .. });
@@ -277,6 +281,25 @@ impl Flight {
     /// Attempts sent upstream so far.
     pub fn sent(&self) -> usize {
         self.log.iter().filter(|e| matches!(e.kind, EventKind::Started { .. })).count()
+    }
+
+    /// The trial on `target`, if one is tracked, has its verdict.
+    fn release_tracking(&mut self, target: usize) {
+        if self.open_trial.is_some_and(|(t, _)| t == target) {
+            self.open_trial = None;
+        }
+    }
+
+    /// The role of `target`'s committed attempt (a breaker trial, or normal).
+    pub fn role_of(&self, target: usize) -> Role {
+        self.log
+            .iter()
+            .rev()
+            .find_map(|e| match e.kind {
+                EventKind::Committed { target: t, role, .. } if t == target => Some(role),
+                _ => None,
+            })
+            .unwrap_or(Role::Normal)
     }
 
     /// Keep `target` out of this request's continuations: its stream broke.

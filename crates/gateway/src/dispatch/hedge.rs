@@ -136,7 +136,7 @@ fn commit<T: Outcome>(
     let elapsed = began.elapsed();
     flight.emit(EventKind::Committed { target: j, role: Role::Normal, elapsed, limits });
     if answer.complete() {
-        flight.emit(EventKind::Succeeded { target: j, elapsed, max_gap: None });
+        flight.emit(EventKind::Succeeded { target: j, role: Role::Normal, elapsed, max_gap: None });
     }
     Served { answer, target: target.clone(), index: j, dropped, in_flight, continuation }
 }

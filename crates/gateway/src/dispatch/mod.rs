@@ -533,7 +533,7 @@ async fn attempts<O: Operation>(
                 let limits = answer.limits();
                 flight.emit(EventKind::Committed { target: i, role, elapsed, limits });
                 if answer.complete() {
-                    flight.emit(EventKind::Succeeded { target: i, elapsed, max_gap: None });
+                    flight.emit(EventKind::Succeeded { target: i, role, elapsed, max_gap: None });
                 }
                 return Tried::Served(Served {
                     answer,

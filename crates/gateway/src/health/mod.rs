@@ -390,6 +390,9 @@ impl TargetHealth {
         }
         s.latency.observe(now, c.elapsed, LATENCY_DECAY);
         match c.role {
+            // A stream's trial, like any stream, is judged by how it ends (`stream_ended`, or a failure after its
+            // commit point); until then the trial stays in flight and the breaker half-open.
+            Role::Trial(_) if c.stream => None,
             Role::Trial(e) => s.breaker.record_trial(now, &cfg.breaker, Outcome::Success, e),
             // A stream's verdict is how it ends (`stream_ended`, or a failure after its commit point): a target
             // that cuts every stream after its first token must count as failing, not as half successes.
@@ -398,11 +401,21 @@ impl TargetHealth {
         }
     }
 
-    /// A stream ended complete; `max_gap` was its longest wait between two events. Its success, for the breaker.
-    pub fn stream_ended(&self, now: Instant, cfg: &HealthConfig, max_gap: Duration) -> Option<Transition> {
+    /// A stream ended complete; `max_gap` was its longest wait between two events. Its success, for the breaker
+    /// (a trial's verdict, for a stream that was one).
+    pub fn stream_ended(
+        &self,
+        now: Instant,
+        cfg: &HealthConfig,
+        max_gap: Duration,
+        role: Role,
+    ) -> Option<Transition> {
         let mut s = lock(&self.state);
         s.gap.observe(max_gap);
-        s.breaker.record(now, &cfg.breaker, Outcome::Success, false)
+        match role {
+            Role::Trial(e) => s.breaker.record_trial(now, &cfg.breaker, Outcome::Success, e),
+            Role::Normal => s.breaker.record(now, &cfg.breaker, Outcome::Success, false),
+        }
     }
 
     /// The attempt failed.

@@ -69,12 +69,12 @@ impl Recorder {
                     self.transition(t, tr);
                 }
             }
-            EventKind::Succeeded { target: i, max_gap, .. } => {
+            EventKind::Succeeded { target: i, role, max_gap, .. } => {
                 if let Some(t) = target(*i)
                     && let Some(gap) = *max_gap
                     && flight.judges_health
                 {
-                    let tr = t.health.stream_ended(now, cfg, gap);
+                    let tr = t.health.stream_ended(now, cfg, gap, *role);
                     self.transition(t, tr);
                 }
             }
