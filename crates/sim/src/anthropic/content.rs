@@ -61,7 +61,12 @@ pub(super) fn validate_messages(
     if messages.is_empty() {
         return Err(bad("messages: at least one message is required"));
     }
-    let last = messages.len() - 1;
+    // The conversation's last turn: a system message inside the conversation (Claude Code puts one after the
+    // first user message) is not a turn.
+    let last = messages
+        .iter()
+        .rposition(|m| m.get("role").and_then(Value::as_str) != Some("system"))
+        .unwrap_or(messages.len() - 1);
     // tool_use ids of the previous message, when it was an assistant message.
     let mut open_tool_uses: Vec<String> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
