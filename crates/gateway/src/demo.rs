@@ -201,11 +201,14 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
                 if attempts > 1 {
                     report.saved += 1;
                 }
-                // The mark of a resumed stream: an SSE comment no client shows.
-                if text.contains(": nines resumed") {
+                // The mark of a resumed stream, an SSE comment no client shows: `from A on B`.
+                let mut who = short(&target).to_owned();
+                if let Some((_, rest)) = text.split_once(": nines resumed the answer from ") {
                     report.rescued += 1;
+                    let on = rest.lines().next().and_then(|l| l.split_once(" on ")).map(|(_, b)| short(b));
+                    who = format!("{who}→{}", on.unwrap_or("?"));
                 }
-                *by.entry(target.clone()).or_default() += 1;
+                *by.entry(who).or_default() += 1;
                 *report.served_by.entry(target).or_default() += 1;
             }
         }
@@ -216,7 +219,7 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
             Some(_) => report.overloaded_hits = hits,
             None => {}
         }
-        let who: Vec<String> = by.iter().map(|(t, n)| format!("{} ×{n}", short(t))).collect();
+        let who: Vec<String> = by.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
         let state = breaker().state;
         println!("  {:<44} {ok:>3}/8 {hits:>8}×  {state:<10} {}", phase.title, who.join(", "));
     }
@@ -225,7 +228,8 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
         "\n  {}/{} requests succeeded; {} were saved by failing over or retrying.\n  While overloaded, anthropic \
          was asked {} times before its breaker opened; while silent, {} time(s):\n  one request paid the 2 s \
          timeout, not every request.\n  While it cut its streams after their first words, {} of them were \
-         completed by another provider in the same answer (no error, no repeated text); then its breaker opened.",
+         completed by another provider\n  in the same answer (anthropic→openai: no error, no repeated text); then \
+         its breaker opened.",
         report.succeeded,
         report.sent,
         report.saved,
