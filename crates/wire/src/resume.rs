@@ -66,6 +66,8 @@ pub struct Transcript {
     kept: usize,
     /// More content was delivered than is kept ([`MAX_KEPT`]): it cannot be continued.
     overflow: bool,
+    /// See [`Transcript::estimate_input`].
+    input_estimate: u64,
 }
 
 /// The most content a transcript keeps (text, reasoning, signatures, tool calls): what a continuation can carry, and
@@ -256,21 +258,30 @@ impl Transcript {
     /// Usage of the delivered part: the latest usage the provider reported (the `Start`'s, i.e. the input tokens, or
     /// a delivered `Finish`'s), with `output_tokens` raised to an estimate from the delivered text and thinking,
     /// ceil(bytes / 4), when the report is lower (a report made at the start, like Anthropic's `output_tokens: 1`,
-    /// does not count what followed it).
+    /// does not count what followed it). Input tokens the provider never reported are the estimate given, if any.
     pub fn usage(&self) -> Usage {
         let mut usage = self.finish.or(self.start.as_ref().map(|s| s.usage)).unwrap_or_default();
         let bytes = self.text.len().saturating_add(self.thinking_bytes);
         let estimate = u64::try_from(bytes.div_ceil(4)).unwrap_or(u64::MAX);
         usage.output_tokens = usage.output_tokens.max(estimate);
+        if usage.input_tokens == 0 {
+            usage.input_tokens = self.input_estimate;
+        }
         usage
+    }
+
+    /// The input tokens to count for the delivered part when its provider reported none (OpenAI, Responses and
+    /// Gemini streams report usage only at their end, which a broken stream never reaches).
+    pub fn estimate_input(&mut self, tokens: u64) {
+        self.input_estimate = tokens;
     }
 }
 
-/// `deltas` plus one if `t` is not empty.
 /// The most deltas a block is replayed as: enough for the event numbering of any ordinary answer; a stream of
 /// millions of one-byte deltas is replayed in fewer, larger pieces (its later sequence numbers then restart lower).
 const MAX_REPLAYED_DELTAS: u32 = 4096;
 
+/// `deltas` plus one if `t` is not empty (at most [`MAX_REPLAYED_DELTAS`]).
 fn count(deltas: u32, t: &str) -> u32 {
     if t.is_empty() { deltas } else { deltas.saturating_add(1).min(MAX_REPLAYED_DELTAS) }
 }

@@ -612,3 +612,17 @@ fn verbatim_ids_are_used_as_the_upstream_gave_them() {
         }
     }
 }
+
+#[test]
+fn unreported_input_tokens_are_the_estimate_given() {
+    let mut t = Transcript::new();
+    t.push(&StreamEvent::Start { id: "c".into(), model: "m".into(), usage: Usage::default() });
+    t.push(&StreamEvent::TextDelta("12345678".into()));
+    t.estimate_input(42);
+    assert_eq!((t.usage().input_tokens, t.usage().output_tokens), (42, 2));
+    let mut reported = Transcript::new();
+    let usage = Usage { input_tokens: 7, output_tokens: 1, ..Usage::default() };
+    reported.push(&StreamEvent::Start { id: "m".into(), model: "m".into(), usage });
+    reported.estimate_input(42);
+    assert_eq!(reported.usage().input_tokens, 7, "a report wins over the estimate");
+}

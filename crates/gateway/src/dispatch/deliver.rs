@@ -457,6 +457,9 @@ impl Delivery {
             let note = format!(": nines resumed the answer from {} on {}\n\n", label(from), label(index));
             out.extend_from_slice(note.as_bytes());
         }
+        if let Some(r) = &self.resume {
+            self.transcript.estimate_input(super::estimate_input(&r.request));
+        }
         self.splice = Some(Box::new(Splicer::new(&self.transcript)));
         self.target = index;
         self.in_flight = Some(in_flight);
