@@ -408,14 +408,14 @@ impl Delivery {
 
     /// Ask the route for a continuation of what the client has, if that is safe and allowed.
     async fn continuation(&mut self) -> Result<Served, NotResumed> {
-        let Some(resume) = &self.resume else { return Err(NotResumed::Off) };
+        let max = self.flight.plan.streams.max_resumes;
+        let Some(resume) = &self.resume else {
+            // Kept only where a continuation is possible: here the route has no other target, or does not resume.
+            return Err(if max == 0 { NotResumed::Off } else { NotResumed::NoTarget });
+        };
         // A continuation of structured output would be a second, whole JSON document after the first's beginning.
         if resume.request.response_format.is_some() {
             return Err(NotResumed::Structured);
-        }
-        let max = self.flight.plan.streams.max_resumes;
-        if max == 0 {
-            return Err(NotResumed::Off);
         }
         if self.resumes >= max {
             return Err(NotResumed::Limit(max));
@@ -431,7 +431,6 @@ impl Delivery {
 
     /// Deliver `served`, a continuation, from here on.
     fn splice_in(&mut self, served: Served, out: &mut Vec<u8>) {
-        debug_assert!(self.events.is_empty());
         let Served { answer, index, in_flight, continuation, .. } = served;
         let Answer::Stream(up) = answer else {
             // A continuation is always asked as a stream; anything else ends the stream honestly.
