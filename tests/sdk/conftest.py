@@ -44,6 +44,10 @@ class Sim:
             raw = resp.read()
             return json.loads(raw) if raw else None
 
+    def base_for(self, kind):
+        """The `base_url` a provider of `kind` names this simulator by (OpenAI kinds include `/v1`)."""
+        return self.url + ("/v1" if kind.startswith("openai") else "")
+
     def fault(self, count=1, **kind):
         self._call("POST", "/_sim/faults", {**kind, "count": count})
 
@@ -76,8 +80,7 @@ def gateway(sims, tmp_path_factory):
     """A fresh gateway for every test: what one test's faults teach it (open breakers, cooldowns) must not decide
     where the next test's requests go. `retries = 0`: these tests pin failover; test_health.py pins retries."""
     def provider(name, kind):
-        base = sims[name].url + ("/v1" if kind.startswith("openai") else "")
-        return (f'[providers.{name}]\nkind = "{kind}"\nbase_url = "{base}"\nretries = 0\n'
+        return (f'[providers.{name}]\nkind = "{kind}"\nbase_url = "{sims[name].base_for(kind)}"\nretries = 0\n'
                 f'timeouts = {{ first_byte = "1s", idle = "1s" }}\n\n')
 
     toml = "".join([
@@ -98,6 +101,24 @@ def gateway(sims, tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start gateways from TOML text (`serve(toml)` returns the base URL); every one is stopped after the test."""
+    procs = []
+
+    def go(toml):
+        path = tmp_path / f"nines-{len(procs)}.toml"
+        path.write_text(toml)
+        proc, url = _start(["serve", "--config", str(path), "--listen", "127.0.0.1:0"], "nines listening on")
+        procs.append(proc)
+        return url
+
+    yield go
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=10)
 
 
 @pytest.fixture(autouse=True)

@@ -12,35 +12,23 @@ import anthropic
 import openai
 import pytest
 
-from conftest import _start
-
 MESSAGES = [{"role": "user", "content": "hello health"}]
 
 
 @pytest.fixture
-def start(sims, tmp_path):
+def start(sims, serve):
     """Start a gateway over route "r" = [first, second], with `extra` TOML; stopped after the test."""
-    procs = []
-
     def go(first, second, provider_extra="", extra=""):
         def provider(name, kind):
-            base = sims[name].url + ("/v1" if kind.startswith("openai") else "")
-            return (f'[providers.{name}]\nkind = "{kind}"\nbase_url = "{base}"\n{provider_extra}\n'
+            return (f'[providers.{name}]\nkind = "{kind}"\nbase_url = "{sims[name].base_for(kind)}"\n{provider_extra}\n'
                     f'timeouts = {{ first_byte = "1s" }}\n\n')
         (a, akind), (b, bkind) = first, second
         model = lambda kind: "claude-sonnet-4-5" if kind == "anthropic" else "gpt-4.1"
         toml = (provider(a, akind) + provider(b, bkind)
                 + f'[routes.r]\ntargets = ["{a}/{model(akind)}", "{b}/{model(bkind)}"]\n\n{extra}\n')
-        path = tmp_path / "nines.toml"
-        path.write_text(toml)
-        proc, url = _start(["serve", "--config", str(path), "--listen", "127.0.0.1:0"], "nines listening on")
-        procs.append(proc)
-        return url
+        return serve(toml)
 
-    yield go
-    for p in procs:
-        p.terminate()
-        p.wait(timeout=10)
+    return go
 
 
 def oai(url):

@@ -21,7 +21,6 @@ import pytest
 from google import genai
 from google.genai import types
 
-from conftest import _start
 
 PROMPT = "one two three four five six seven eight nine ten"
 SYSTEM = "be brief"
@@ -42,32 +41,20 @@ def words(n, name):
 
 
 @pytest.fixture
-def start(sims, tmp_path):
+def start(sims, serve):
     """Start a gateway over route "r" = `targets` ((sim name, kind) pairs, in order), each provider with `retries = 0`,
     `timeouts` and its line of `extra` (by sim name), the route with `route_extra`; stopped after the test."""
-    procs = []
-
     def go(*targets, route_extra="", extra=None, timeouts='{ first_byte = "2s", idle = "1s" }'):
         extra = extra or {}
         toml = ""
         for name, kind in targets:
-            base = sims[name].url + ("/v1" if kind.startswith("openai") else "")
-            toml += (f'[providers.{name}]\nkind = "{kind}"\nbase_url = "{base}"\nretries = 0\n'
+            toml += (f'[providers.{name}]\nkind = "{kind}"\nbase_url = "{sims[name].base_for(kind)}"\nretries = 0\n'
                      f'timeouts = {timeouts}\n{extra.get(name, "")}\n\n')
         listed = ", ".join(f'"{name}/{MODELS[kind]}"' for name, kind in targets)
         toml += f'[routes.r]\ntargets = [{listed}]\n{route_extra}\n'
-        path = tmp_path / "nines.toml"
-        path.write_text(toml)
-        for name, _ in targets:
-            sims[name].reset()
-        proc, url = _start(["serve", "--config", str(path), "--listen", "127.0.0.1:0"], "nines listening on")
-        procs.append(proc)
-        return url
+        return serve(toml)  # the simulators were reset for this test by conftest's clean_sims
 
-    yield go
-    for p in procs:
-        p.terminate()
-        p.wait(timeout=10)
+    return go
 
 
 def last_request(sim):

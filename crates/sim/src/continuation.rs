@@ -96,6 +96,20 @@ pub(crate) fn detect(
     prompt.continuation = Some(continuation);
 }
 
+/// A user message as continuations see it, for the dialects whose content is a string or a list of parts: its text
+/// when it has any (a string, or a part whose `type` is one of `text_types`).
+pub(crate) fn user_message(content: Option<&Value>, text_types: &[&str]) -> Message {
+    let has_text = content.is_some_and(|c| {
+        c.is_string()
+            || c.as_array().is_some_and(|parts| {
+                parts
+                    .iter()
+                    .any(|p| p.get("type").and_then(Value::as_str).is_some_and(|t| text_types.contains(&t)))
+            })
+    });
+    Message::User(has_text.then(|| text_of(content, text_types)))
+}
+
 /// The text of a message's content in the shapes the dialects share: a string, or a list of parts whose `type` is
 /// one of `text_types` and whose text is under `text`.
 pub(crate) fn text_of(content: Option<&Value>, text_types: &[&str]) -> String {

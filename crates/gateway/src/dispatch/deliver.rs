@@ -149,14 +149,9 @@ impl Delivery {
                                 self.note_item(&f.event, &f.data);
                             }
                         }
-                        for ev in &self.up.head {
-                            self.transcript.push(ev);
-                        }
-                        self.up.head.clear();
-                    } else {
-                        self.events = std::mem::take(&mut self.up.head);
-                        self.deliver_events(&mut out);
                     }
+                    self.events = std::mem::take(&mut self.up.head);
+                    self.deliver_decoded(&mut out);
                     if self.up.ended {
                         self.finished_ok();
                     } else {
@@ -284,27 +279,14 @@ impl Delivery {
 
     /// Encode the pending events for the client (through the splicer while a continuation is delivered).
     fn deliver_events(&mut self, out: &mut Vec<u8>) {
-        let events = std::mem::take(&mut self.events);
-        match &mut self.splice {
-            Some(splicer) => {
-                let mut spliced = Vec::with_capacity(events.len());
-                for ev in events {
-                    splicer.push(ev, &mut spliced);
-                }
-                for ev in &spliced {
-                    self.enc.push(ev, out);
-                    self.transcript.push(ev);
-                }
+        if let Some(splicer) = &mut self.splice {
+            let mut spliced = Vec::with_capacity(self.events.len());
+            for ev in self.events.drain(..) {
+                splicer.push(ev, &mut spliced);
             }
-            None => {
-                for ev in &events {
-                    self.enc.push(ev, out);
-                    self.transcript.push(ev);
-                }
-                self.events = events;
-                self.events.clear();
-            }
+            self.events = spliced;
         }
+        self.deliver_events_raw(out);
     }
 
     /// An upstream event arrived now.
@@ -381,10 +363,9 @@ impl Delivery {
     /// The upstream broke after its stop reason: the answer is complete. A translated stream gets its ending from
     /// the encoder; a passed-through one only the closing bytes its client still lacks.
     fn settled(&mut self, out: &mut Vec<u8>) {
-        if self.passthrough {
-            for ev in self.events.drain(..) {
-                self.transcript.push(&ev);
-            }
+        let passthrough = self.passthrough;
+        self.deliver_decoded(out);
+        if passthrough {
             match self.client {
                 Dialect::Anthropic => {
                     sse::write_event(out, Some("message_stop"), r#"{"type":"message_stop"}"#)
@@ -392,8 +373,6 @@ impl Delivery {
                 Dialect::OpenAiChat => sse::write_event(out, None, "[DONE]"),
                 Dialect::Gemini | Dialect::OpenAiResponses => {}
             }
-        } else {
-            self.deliver_events(out);
         }
         self.finished_ok();
     }

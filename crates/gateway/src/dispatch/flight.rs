@@ -50,6 +50,11 @@ impl fmt::Debug for RequestId {
     }
 }
 
+/// The bit of plan target `i` in a set of targets kept as a `u64` (routes have at most 64 targets).
+pub fn bit(i: usize) -> u64 {
+    1u64.checked_shl(i as u32).unwrap_or(0)
+}
+
 /// Why a target was not tried.
 #[derive(Clone, Debug)]
 pub enum Skip {
@@ -304,11 +309,11 @@ impl Flight {
 
     /// Keep `target` out of this request's continuations: its stream broke.
     pub fn exclude(&mut self, target: usize) {
-        self.broke |= 1u64.checked_shl(target as u32).unwrap_or(0);
+        self.broke |= bit(target);
     }
 
     pub fn excluded(&self, target: usize) -> bool {
-        self.broke & 1u64.checked_shl(target as u32).unwrap_or(0) != 0
+        self.broke & bit(target) != 0
     }
 
     /// Served now: by the first attempt, or saved by a retry or failover, or continued after a break.

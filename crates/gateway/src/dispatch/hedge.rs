@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::flight::bit;
 use super::policy::Policy;
 use super::{EventKind, Flight, Limits, Operation, Outcome, Prepared, Served, record_failure};
 use crate::config::Hedge;
+use crate::health::learnt::LearntConfig;
 use crate::health::ratelimit::Need;
 use crate::health::{Admit, Role};
 use crate::provider::ProviderError;
@@ -59,8 +61,9 @@ pub async fn race<O: Operation>(
     hedging: Hedging<'_>,
 ) -> Raced<O::Output> {
     let (i, target, prepared) = first;
-    let delay =
-        delay(hedging.hedge, target, policy.health.time_limits.as_ref().map_or(10, |t| t.min_samples));
+    let learnt = policy.health.time_limits.as_ref();
+    let min_samples = learnt.map_or(LearntConfig::default().min_samples, |t| t.min_samples);
+    let delay = delay(hedging.hedge, target, min_samples);
     let a = op.attempt(target, prepared, limits);
     tokio::pin!(a);
     tokio::select! {
@@ -73,7 +76,7 @@ pub async fn race<O: Operation>(
     if !other.health.withdraw() {
         return Raced::Alone(a.await);
     }
-    *hedging.started |= 1u64.checked_shl(j as u32).unwrap_or(0);
+    *hedging.started |= bit(j);
     flight.emit(EventKind::Hedged { target: i, to: j, after: delay });
     flight.emit(EventKind::Started { target: j, attempt: 1, role: Role::Normal });
     let in_flight = other.health.fly();
@@ -151,8 +154,7 @@ fn pick<'p, O: Operation>(
 ) -> Option<(usize, &'p Target, Prepared)> {
     for &j in hedging.rest {
         let Some(t) = hedging.targets.get(j) else { continue };
-        let bit = 1u64.checked_shl(j as u32).unwrap_or(0);
-        if flight.excluded(j) || *hedging.started & bit != 0 || t.provider.unusable.is_some() {
+        if flight.excluded(j) || *hedging.started & bit(j) != 0 || t.provider.unusable.is_some() {
             continue;
         }
         match policy.admit(t, hedging.need) {

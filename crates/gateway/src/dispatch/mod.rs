@@ -142,8 +142,7 @@ impl Operation for Chat<'_> {
         if let Some(e) = lacks(target, &inbound.request) {
             return Err(Skip::Cannot(e));
         }
-        let provider = &target.provider;
-        if provider.dialect() == inbound.dialect {
+        if target.provider.dialect() == inbound.dialect {
             // Gemini names the model in the URL, never in the body.
             let body = if inbound.dialect == Dialect::Gemini {
                 inbound.raw.clone()
@@ -153,17 +152,7 @@ impl Operation for Chat<'_> {
             };
             return Ok(Prepared { body, passthrough: true, dropped: Vec::new(), continuation: None });
         }
-        let opts = provider.encode_opts(target.caps);
-        let enc = provider
-            .dialect()
-            .encode_request(&inbound.request, &target.model, &opts)
-            .map_err(Skip::Cannot)?;
-        Ok(Prepared {
-            body: Bytes::from(enc.body),
-            passthrough: false,
-            dropped: enc.dropped,
-            continuation: None,
-        })
+        translated(target, &inbound.request, None)
     }
 
     async fn attempt(
@@ -181,6 +170,18 @@ impl Operation for Chat<'_> {
             output_tokens: u64::from(self.inbound.request.max_tokens.unwrap_or(0)),
         }
     }
+}
+
+/// `request` encoded for `target`'s dialect (`continuation`: how it asks to continue a broken stream, if it does).
+pub(crate) fn translated(
+    target: &Target,
+    request: &ChatRequest,
+    continuation: Option<Form>,
+) -> Result<Prepared, Skip> {
+    let provider = &target.provider;
+    let opts = provider.encode_opts(target.caps);
+    let enc = provider.dialect().encode_request(request, &target.model, &opts).map_err(Skip::Cannot)?;
+    Ok(Prepared { body: Bytes::from(enc.body), passthrough: false, dropped: enc.dropped, continuation })
 }
 
 /// One chat attempt of `prepared` on `target`, read to its commit point.
@@ -378,7 +379,7 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
     let mut pos = 0;
     while let Some(&i) = order.get(pos) {
         let Some(target) = plan.targets.get(i) else { break };
-        let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+        let bit = flight::bit(i);
         if hedged & bit != 0 {
             pos += 1;
             continue;

@@ -6,11 +6,10 @@
 //! request, whatever the dialects. Whether a break may be continued at all (no tool call delivered…) is the
 //! transcript's to say (`nines_wire::resume`), before this runs.
 
-use bytes::Bytes;
 use nines_wire::resume::{Form, Transcript, continuation};
 
 use super::deliver::Resume;
-use super::{Answer, Limits, Operation, Prepared, Skip, chat_attempt, lacks};
+use super::{Answer, Limits, Operation, Prepared, Skip, chat_attempt, lacks, translated};
 use crate::health::ratelimit::Need;
 use crate::provider::{ErrorKind, ProviderError};
 use crate::route::Target;
@@ -26,16 +25,7 @@ impl Continue<'_> {
         if let Some(e) = lacks(target, request) {
             return Err(Skip::Cannot(e));
         }
-        let asked = continuation(request, self.transcript, form);
-        let provider = &target.provider;
-        let opts = provider.encode_opts(target.caps);
-        let enc = provider.dialect().encode_request(&asked, &target.model, &opts).map_err(Skip::Cannot)?;
-        Ok(Prepared {
-            body: Bytes::from(enc.body),
-            passthrough: false,
-            dropped: enc.dropped,
-            continuation: Some(form),
-        })
+        translated(target, &continuation(request, self.transcript, form), Some(form))
     }
 }
 

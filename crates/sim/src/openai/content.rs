@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{invalid_value, missing, wrong_type};
 use crate::answer::{self, Prompt, ToolResult, Turn};
-use crate::continuation::{Message, text_of};
+use crate::continuation::{Message, text_of, user_message};
 use crate::error::ApiError;
 use crate::json::show;
 
@@ -289,15 +289,7 @@ pub(super) fn view(message: &Value) -> Message {
                 || message.get("function_call").is_some_and(|f| !f.is_null());
             Message::Assistant { text: text_of(content, &["text"]), calls }
         }
-        Some("user") => {
-            let has_text = content.is_some_and(|c| {
-                c.is_string()
-                    || c.as_array().is_some_and(|parts| {
-                        parts.iter().any(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-                    })
-            });
-            Message::User(has_text.then(|| text_of(content, &["text"])))
-        }
+        Some("user") => user_message(content, &["text"]),
         _ => Message::Other,
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::request::{string, unknown_keys};
 use crate::answer::{self, Prompt, ToolResult, Turn};
-use crate::continuation::{Message, text_of};
+use crate::continuation::{Message, text_of, user_message};
 use crate::error::ApiError;
 use crate::json::show;
 use crate::openai::{invalid_value, missing, wrong_type};
@@ -181,15 +181,7 @@ pub(super) fn view(item: &Value) -> Message {
         ("message", Some("assistant")) => {
             Message::Assistant { text: text_of(content, &["output_text", "input_text"]), calls: false }
         }
-        ("message", Some("user")) => {
-            let has_text = content.is_some_and(|c| {
-                c.is_string()
-                    || c.as_array().is_some_and(|parts| {
-                        parts.iter().any(|p| p.get("type").and_then(Value::as_str) == Some("input_text"))
-                    })
-            });
-            Message::User(has_text.then(|| text_of(content, &["input_text"])))
-        }
+        ("message", Some("user")) => user_message(content, &["input_text"]),
         _ => Message::Other,
     }
 }
