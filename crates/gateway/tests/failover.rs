@@ -211,7 +211,7 @@ async fn retries_stay_on_a_target_before_moving_on() {
     assert_eq!(h.sims[0].total_hits(), 1);
 }
 
-/// Every routed answer names its request (`x-nines-request-id`, the id of every log line about it): served, streamed,
+/// Every routed answer names its request (`x-request-id`, the id of every log line about it): served, streamed,
 /// or exhausted.
 #[tokio::test]
 async fn every_routed_answer_carries_its_request_id() {
@@ -225,7 +225,7 @@ async fn every_routed_answer_carries_its_request_id() {
     let failed = h.post(path, body).await;
     assert_eq!((served.status, streamed.status, failed.status), (200, 200, 503));
     let ids: Vec<&str> =
-        [&served, &streamed, &failed].iter().map(|r| r.header("x-nines-request-id")).collect();
+        [&served, &streamed, &failed].iter().map(|r| r.header("x-request-id")).collect();
     for id in &ids {
         assert!(id.len() == 20 && id.starts_with("req_"), "{id:?}");
         assert!(id[4..].chars().all(|c| c.is_ascii_hexdigit()), "{id:?}");

@@ -8,18 +8,20 @@
 use serde::Deserialize;
 use serde::de::{IgnoredAny, Visitor};
 
+use crate::canonical::Usage;
 use crate::{DecodeError, Dialect};
 
 fn invalid(why: &str) -> DecodeError {
     DecodeError::Invalid(why.to_owned())
 }
 
-/// Check that `body` is an answer `dialect`'s decoder would accept.
-pub fn check_response(dialect: Dialect, body: &[u8]) -> Result<(), DecodeError> {
+/// Check that `body` is an answer `dialect`'s decoder would accept; its usage, if it reports one (what the gateway
+/// records of a passed-through answer).
+pub fn check_response(dialect: Dialect, body: &[u8]) -> Result<Option<Usage>, DecodeError> {
     // A derived struct would also read a JSON array; an answer is an object.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         // The decoder's own message for what is not an object (or not JSON at all).
-        return dialect.decode_response(body).map(drop);
+        return dialect.decode_response(body).map(|r| Some(r.usage));
     }
     match dialect {
         Dialect::OpenAiChat => openai(body),
@@ -98,13 +100,12 @@ fn is_str(s: Option<Shape>) -> bool {
     matches!(s, Some(Shape::Str { .. }))
 }
 
-fn openai(body: &[u8]) -> Result<(), DecodeError> {
+fn openai(body: &[u8]) -> Result<Option<Usage>, DecodeError> {
     #[derive(Deserialize)]
     struct Answer {
         id: Option<Shape>,
         choices: Option<Vec<Choice>>,
         /// Decoded typed, as the decoder does: a malformed one is refused there too.
-        #[allow(dead_code)]
         usage: Option<crate::openai::WireUsage>,
     }
     #[derive(Deserialize)]
@@ -122,16 +123,15 @@ fn openai(body: &[u8]) -> Result<(), DecodeError> {
     if first.message.is_none() {
         return Err(invalid("choices[0].message: required"));
     }
-    Ok(())
+    Ok(a.usage.map(Usage::from))
 }
 
-fn anthropic(body: &[u8]) -> Result<(), DecodeError> {
+fn anthropic(body: &[u8]) -> Result<Option<Usage>, DecodeError> {
     #[derive(Deserialize)]
     struct Answer {
         id: Option<Shape>,
         content: Option<Shape>,
         /// Decoded typed, as the decoder does (`null` counts as absent there too).
-        #[allow(dead_code)]
         usage: Option<crate::anthropic::WireUsage>,
     }
     let a: Answer = serde_json::from_slice(body)?;
@@ -141,10 +141,14 @@ fn anthropic(body: &[u8]) -> Result<(), DecodeError> {
     if !matches!(a.content, Some(Shape::List { .. })) {
         return Err(invalid("content: a list is required"));
     }
-    Ok(())
+    Ok(a.usage.map(|w| {
+        let mut u = Usage::default();
+        w.apply(&mut u);
+        u
+    }))
 }
 
-fn gemini(body: &[u8]) -> Result<(), DecodeError> {
+fn gemini(body: &[u8]) -> Result<Option<Usage>, DecodeError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Answer {
@@ -153,6 +157,8 @@ fn gemini(body: &[u8]) -> Result<(), DecodeError> {
         candidates: Option<Shape>,
         #[serde(default, deserialize_with = "present")]
         prompt_feedback: Option<IgnoredAny>,
+        /// Read as leniently as the decoder does: a malformed one is no usage, not an error.
+        usage_metadata: Option<serde_json::Value>,
     }
     let a: Answer = serde_json::from_slice(body)?;
     if a.error.is_some() {
@@ -161,10 +167,11 @@ fn gemini(body: &[u8]) -> Result<(), DecodeError> {
     if !matches!(a.candidates, Some(Shape::List { empty: false })) && a.prompt_feedback.is_none() {
         return Err(invalid("generateContent response without candidates"));
     }
-    Ok(())
+    let usage = a.usage_metadata.and_then(|u| serde_json::from_value::<crate::gemini::UsageMetadata>(u).ok());
+    Ok(usage.map(Usage::from))
 }
 
-fn responses(body: &[u8]) -> Result<(), DecodeError> {
+fn responses(body: &[u8]) -> Result<Option<Usage>, DecodeError> {
     #[derive(Deserialize)]
     struct Answer {
         id: Option<Shape>,
@@ -173,12 +180,13 @@ fn responses(body: &[u8]) -> Result<(), DecodeError> {
         // There even when `null`, as the decoder sees it.
         #[serde(default, deserialize_with = "present")]
         output: Option<Shape>,
+        usage: Option<serde_json::Value>,
     }
     let a: Answer = serde_json::from_slice(body)?;
     let failed = a.status == Some(Shape::Str { failed: true });
     if failed || (a.error.is_some() && a.output.is_none()) {
         // The decoder's message carries the upstream's own words.
-        return Dialect::OpenAiResponses.decode_response(body).map(drop);
+        return Dialect::OpenAiResponses.decode_response(body).map(|r| Some(r.usage));
     }
     if !is_str(a.id) {
         return Err(invalid("id: required"));
@@ -186,5 +194,5 @@ fn responses(body: &[u8]) -> Result<(), DecodeError> {
     if !matches!(a.output, Some(Shape::List { .. })) {
         return Err(invalid("output: a list is required"));
     }
-    Ok(())
+    Ok(a.usage.as_ref().map(|u| crate::responses::usage_from(Some(u))))
 }

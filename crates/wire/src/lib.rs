@@ -96,7 +96,7 @@ impl Dialect {
 
     /// Whether `body` is an answer [`Dialect::decode_response`] would accept, without decoding it: for passing a
     /// same-dialect answer on as it is.
-    pub fn check_response(self, body: &[u8]) -> Result<(), DecodeError> {
+    pub fn check_response(self, body: &[u8]) -> Result<Option<Usage>, DecodeError> {
         check::check_response(self, body)
     }
 

@@ -34,7 +34,12 @@ fn published_answers_pass_and_error_bodies_do_not() {
         (Dialect::OpenAiResponses, "responses/response.json"),
         (Dialect::OpenAiResponses, "responses/response_function_call.json"),
     ] {
-        dialect.check_response(fixture(path).as_bytes()).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let body = fixture(path);
+        let usage = dialect.check_response(body.as_bytes()).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // The usage the gateway records of a passed-through answer is the one a decode would read.
+        let decoded = dialect.decode_response(body.as_bytes()).unwrap().usage;
+        assert_eq!(usage, Some(decoded), "{path}");
+        assert!(decoded.input_tokens > 0 && decoded.output_tokens > 0, "{path}: the fixture reports usage");
     }
     for (dialect, path) in [
         (Dialect::OpenAiChat, "openai/error.json"),

@@ -89,14 +89,17 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
     }
     let listen = DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4000)));
     let keys_env = env.get("NINES_KEYS").map(|_| "NINES_KEYS".to_owned());
+    let admin_key_env = env.get("NINES_ADMIN_KEY").map(|_| "NINES_ADMIN_KEY".to_owned());
     let config = Config {
         listen,
         providers,
         routes: BTreeMap::new(),
-        auth: AuthConfig { keys_env },
+        auth: AuthConfig { keys_env, admin_key_env },
         dispatch: DispatchConfig { infer_models: true, ..DispatchConfig::default() },
         responses: super::ResponsesConfig::default(),
         health: super::HealthConfig::default(),
+        status: super::StatusConfig::default(),
+        traces: super::TracesConfig::default(),
     };
     (config, found)
 }

@@ -4,6 +4,7 @@
 //! The types here are the validated configuration: everything in them has been checked.
 
 pub mod build;
+pub mod observe;
 pub mod raw;
 pub mod validate;
 
@@ -15,6 +16,7 @@ use nines_wire::Dialect;
 use nines_wire::openai::MaxTokensField;
 
 pub use build::Env;
+pub use observe::{IncidentConfig, StatusConfig, TracesConfig};
 pub use validate::{ConfigError, ConfigErrors, parse_and_validate};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
@@ -28,6 +30,8 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub responses: ResponsesConfig,
     pub health: HealthConfig,
+    pub status: StatusConfig,
+    pub traces: TracesConfig,
 }
 
 /// How a route orders its balanced pool for each request.
@@ -341,6 +345,8 @@ impl std::fmt::Display for TargetRef {
 pub struct AuthConfig {
     /// The NAME of the environment variable holding comma-separated client keys.
     pub keys_env: Option<String>,
+    /// The NAME of the environment variable holding the admin key (status, metrics; later the admin API).
+    pub admin_key_env: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub dispatch: Option<RawDispatch>,
     pub responses: Option<RawResponses>,
     pub health: Option<RawHealth>,
+    pub status: Option<super::observe::RawStatus>,
+    pub traces: Option<super::observe::RawTraces>,
 }
 
 /// Per-target health: breakers, cooldowns, learnt time limits, the retry budget.
@@ -178,6 +180,7 @@ pub struct RawRouteTargetTable {
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     pub keys_env: Option<String>,
+    pub admin_key_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -26,7 +26,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(super) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError { path: path.into(), message: message.into() }
     }
 }
@@ -117,7 +117,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         routes.insert(name, RouteConfig { strategy, pool, fallbacks, streams });
     }
 
-    let auth = AuthConfig { keys_env: raw.auth.and_then(|a| a.keys_env) };
+    let (keys_env, admin_key_env) = raw.auth.map(|a| (a.keys_env, a.admin_key_env)).unwrap_or_default();
+    let auth = AuthConfig { keys_env, admin_key_env };
+    if let Some(k) = &auth.admin_key_env {
+        check_env_name(k, "auth.admin_key_env", &mut errors);
+    }
     if let Some(k) = &auth.keys_env {
         check_env_name(k, "auth.keys_env", &mut errors);
     }
@@ -162,9 +166,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     }
 
     let health = validate_health(raw.health.unwrap_or_default(), &mut errors);
+    let status = super::observe::validate_status(raw.status.unwrap_or_default(), &mut errors);
+    let traces = super::observe::validate_traces(raw.traces.unwrap_or_default(), &mut errors);
 
     if errors.is_empty() {
-        Ok(Config { listen, providers, routes, auth, dispatch, responses, health })
+        Ok(Config { listen, providers, routes, auth, dispatch, responses, health, status, traces })
     } else {
         Err(ConfigErrors(errors))
     }

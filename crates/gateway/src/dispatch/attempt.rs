@@ -11,7 +11,7 @@ use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use http_body_util::{BodyDataStream, BodyExt};
 use nines_wire::stream::Decoder;
-use nines_wire::{ChatResponse, Dialect, StreamEvent, sse};
+use nines_wire::{ChatResponse, Dialect, StreamEvent, Usage, sse};
 use tokio::time::{Instant, timeout_at};
 
 use super::Limits;
@@ -99,7 +99,7 @@ pub struct Whole {
 pub enum WholeBody {
     /// The upstream's own bytes, for a client of the target's dialect: checked (`Dialect::check_response`), never
     /// decoded, returned untouched.
-    Raw(Bytes),
+    Raw(Bytes, Option<Usage>),
     /// Decoded, to be encoded in the client's dialect.
     Decoded(ChatResponse),
 }
@@ -226,8 +226,8 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
                 .with_source(e)
         };
         let body = if spec.passthrough {
-            dialect.check_response(&body).map_err(unreadable)?;
-            WholeBody::Raw(body)
+            let usage = dialect.check_response(&body).map_err(unreadable)?;
+            WholeBody::Raw(body, usage)
         } else {
             WholeBody::Decoded(dialect.decode_response(&body).map_err(unreadable)?)
         };

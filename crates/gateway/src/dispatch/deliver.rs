@@ -22,7 +22,7 @@ use nines_wire::{ChatRequest, Dialect, EncodeCtx, StreamEvent, sse};
 use tokio::time::{Instant, timeout_at};
 
 use super::attempt::{reframe, stream_transport_error};
-use super::flight::NotResumed;
+use super::flight::{NotResumed, Tokens};
 use super::{Answer, Committed, EventKind, Flight, Served, resume};
 use crate::health::InFlight;
 use crate::provider::{ErrorKind, ProviderError};
@@ -305,7 +305,8 @@ impl Delivery {
         let target = self.target;
         let max_gap = Some(self.max_gap);
         let role = self.flight.role_of(target);
-        self.flight.emit(EventKind::Succeeded { target, role, elapsed, max_gap });
+        let tokens = Some(Tokens::from(&self.transcript.usage()));
+        self.flight.emit(EventKind::Succeeded { target, role, elapsed, max_gap, tokens });
         let ending = self.flight.served_ending();
         self.flight.end(ending, Some(target));
     }

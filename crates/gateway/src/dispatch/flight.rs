@@ -22,13 +22,32 @@ use crate::provider::{ErrorKind, ProviderError};
 use crate::record::{Ending, Recorder};
 use crate::route::{Plan, Target};
 
-/// A request's id, in every log line about it and in the `x-nines-request-id` header.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RequestId(u64);
+/// A request's id, in every log line and span about it and in the `x-request-id` header: the client's own, when it
+/// sent a sane one (at most [`MAX_CLIENT_ID`] visible ASCII characters), else one of ours.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum RequestId {
+    Ours(u64),
+    Client(Arc<str>),
+}
+
+/// The longest `x-request-id` a client may choose.
+pub const MAX_CLIENT_ID: usize = 128;
 
 impl RequestId {
     pub fn new() -> RequestId {
-        RequestId(rand::random())
+        RequestId::Ours(rand::random())
+    }
+
+    /// The client's `x-request-id`, if it sent one fit to be echoed and logged; else a new id.
+    pub fn from_client(value: Option<&http::HeaderValue>) -> RequestId {
+        let fit = |b: &[u8]| !b.is_empty() && b.len() <= MAX_CLIENT_ID && b.iter().all(|c| c.is_ascii_graphic());
+        match value.map(http::HeaderValue::as_bytes) {
+            Some(b) if fit(b) => match std::str::from_utf8(b) {
+                Ok(s) => RequestId::Client(Arc::from(s)),
+                Err(_) => RequestId::new(),
+            },
+            _ => RequestId::new(),
+        }
     }
 }
 
@@ -40,7 +59,10 @@ impl Default for RequestId {
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "req_{:016x}", self.0)
+        match self {
+            RequestId::Ours(n) => write!(f, "req_{n:016x}"),
+            RequestId::Client(s) => f.write_str(s),
+        }
     }
 }
 
@@ -53,6 +75,19 @@ impl fmt::Debug for RequestId {
 /// The bit of plan target `i` in a set of targets kept as a `u64` (routes have at most 64 targets).
 pub fn bit(i: usize) -> u64 {
     1u64.checked_shl(i as u32).unwrap_or(0)
+}
+
+/// The tokens an answer reported (what metrics, incidents and traces count).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+}
+
+impl From<&nines_wire::Usage> for Tokens {
+    fn from(u: &nines_wire::Usage) -> Tokens {
+        Tokens { input: u.input_tokens, output: u.output_tokens }
+    }
 }
 
 /// Why a target was not tried.
@@ -117,8 +152,9 @@ pub enum EventKind {
     Started { target: usize, attempt: u32, role: Role },
     /// The attempt reached its commit point after `elapsed`: its first content event, or its whole answer.
     Committed { target: usize, role: Role, elapsed: Duration, limits: Option<Box<RateLimits>> },
-    /// The answer is complete (whole answers: right after their commit; streams: at their last event).
-    Succeeded { target: usize, role: Role, elapsed: Duration, max_gap: Option<Duration> },
+    /// The answer is complete (whole answers: right after their commit; streams: at their last event), with the
+    /// tokens it reported.
+    Succeeded { target: usize, role: Role, elapsed: Duration, max_gap: Option<Duration>, tokens: Option<Tokens> },
     /// The attempt failed, before its commit point or (for a stream) after it.
     Failed {
         target: usize,
@@ -151,7 +187,6 @@ pub enum EventKind {
 
 #[derive(Debug)]
 pub struct Event {
-    pub request: RequestId,
     /// Since the request started.
     pub at: Duration,
     pub kind: EventKind,
@@ -176,6 +211,8 @@ pub struct Summary {
 
 pub struct Flight {
     pub id: RequestId,
+    /// The client's W3C `traceparent`, if it sent one.
+    pub traceparent: Option<Box<str>>,
     /// The front door it came through (`/v1/chat/completions`…).
     pub door: &'static str,
     pub caller: Caller,
@@ -207,6 +244,9 @@ impl fmt::Debug for Flight {
 
 /// What a front door knows when a flight takes off.
 pub struct Takeoff {
+    pub id: RequestId,
+    /// The client's W3C `traceparent`, for the request's span.
+    pub traceparent: Option<Box<str>>,
     pub door: &'static str,
     pub caller: Caller,
     pub route: String,
@@ -219,7 +259,8 @@ impl Flight {
     pub fn new(t: Takeoff, snap: Arc<Snapshot>, recorder: Arc<Recorder>) -> Flight {
         let deadline = t.started + snap.config.dispatch.deadline;
         Flight {
-            id: RequestId::new(),
+            id: t.id,
+            traceparent: t.traceparent,
             door: t.door,
             caller: t.caller,
             route: t.route,
@@ -263,7 +304,7 @@ impl Flight {
         let ending = matches!(kind, EventKind::Ended { .. });
         // One clock read per event, shared with the recorder.
         let now = Instant::now();
-        let ev = Event { request: self.id, at: now.saturating_duration_since(self.started), kind };
+        let ev = Event { at: now.saturating_duration_since(self.started), kind };
         let this: &Flight = self;
         this.recorder.record(this, &ev, now);
         self.log.push(ev);

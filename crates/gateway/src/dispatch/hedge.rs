@@ -139,7 +139,8 @@ fn commit<T: Outcome>(
     let elapsed = began.elapsed();
     flight.emit(EventKind::Committed { target: j, role: Role::Normal, elapsed, limits });
     if answer.complete() {
-        flight.emit(EventKind::Succeeded { target: j, role: Role::Normal, elapsed, max_gap: None });
+        let tokens = answer.tokens();
+        flight.emit(EventKind::Succeeded { target: j, role: Role::Normal, elapsed, max_gap: None, tokens });
     }
     Served { answer, target: target.clone(), index: j, dropped, in_flight, continuation }
 }

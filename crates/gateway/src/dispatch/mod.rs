@@ -32,6 +32,7 @@ use crate::health::{Admit, InFlight, Role, TimedOut, Unavailable};
 use crate::provider::{ErrorKind, ProviderError};
 use crate::route::Target;
 use flight::Skip as SkipWhy;
+use flight::Tokens;
 use nines_wire::resume::Form;
 use policy::{AfterFailure, Policy};
 
@@ -125,6 +126,10 @@ pub trait Outcome {
     /// Whether the answer is already complete at its commit point (whole bodies; streams that ended early).
     fn complete(&self) -> bool {
         true
+    }
+    /// The tokens a complete answer reports.
+    fn tokens(&self) -> Option<Tokens> {
+        None
     }
 }
 
@@ -241,6 +246,16 @@ impl Outcome for Answer {
     /// A stream's end, even one that came with its first event, is reported by its delivery (`respond`).
     fn complete(&self) -> bool {
         matches!(self, Answer::Whole(_))
+    }
+
+    fn tokens(&self) -> Option<Tokens> {
+        match self {
+            Answer::Whole(w) => match &w.body {
+                WholeBody::Raw(_, usage) => usage.as_ref().map(Tokens::from),
+                WholeBody::Decoded(r) => Some(Tokens::from(&r.usage)),
+            },
+            Answer::Stream(_) => None,
+        }
     }
 }
 
@@ -534,7 +549,8 @@ async fn attempts<O: Operation>(
                 let limits = answer.limits();
                 flight.emit(EventKind::Committed { target: i, role, elapsed, limits });
                 if answer.complete() {
-                    flight.emit(EventKind::Succeeded { target: i, role, elapsed, max_gap: None });
+                    let tokens = answer.tokens();
+                    flight.emit(EventKind::Succeeded { target: i, role, elapsed, max_gap: None, tokens });
                 }
                 return Tried::Served(Served {
                     answer,

@@ -52,7 +52,7 @@ impl Recorder {
                     if *attempt == 1 {
                         t.health.deposit();
                     }
-                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                    tracing::debug!(target: "nines::attempt", request = %flight.id, target_name = t.label(),
                         attempt, role = ?role, "attempt started");
                 }
             }
@@ -81,7 +81,7 @@ impl Recorder {
             EventKind::Failed { target: i, role, error, elapsed, timed_out, deadline_cut, after_commit } => {
                 let Some(t) = target(*i) else { return };
                 AttemptFailed {
-                    request: ev.request,
+                    request: &flight.id,
                     target: t.label(),
                     error,
                     elapsed: *elapsed,
@@ -102,31 +102,31 @@ impl Recorder {
             }
             EventKind::Skipped { target: i, why } => {
                 if let Some(t) = target(*i) {
-                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                    tracing::debug!(target: "nines::attempt", request = %flight.id, target_name = t.label(),
                         "skipped: {why}");
                 }
             }
             EventKind::Waited { target: i, wait } => {
                 if let Some(t) = target(*i) {
-                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                    tracing::debug!(target: "nines::attempt", request = %flight.id, target_name = t.label(),
                         wait_ms = wait.as_millis() as u64, "retrying the same target after a pause");
                 }
             }
             EventKind::Resumed { from, to, delivered, form } => {
                 let (Some(f), Some(t)) = (target(*from), target(*to)) else { return };
-                tracing::info!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                tracing::info!(target: "nines::attempt", request = %flight.id, target_name = t.label(),
                     broken = f.label(), delivered_bytes = delivered, form = ?form,
                     "stream resumed on another target after a break");
             }
             EventKind::NotResumed { target: i, why } => {
                 if let Some(t) = target(*i) {
-                    tracing::info!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                    tracing::info!(target: "nines::attempt", request = %flight.id, target_name = t.label(),
                         "broken stream not resumed: {why}");
                 }
             }
             EventKind::Hedged { target: i, to, after } => {
                 let (Some(f), Some(t)) = (target(*i), target(*to)) else { return };
-                tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                tracing::debug!(target: "nines::attempt", request = %flight.id, target_name = t.label(),
                     slow = f.label(), after_ms = after.as_millis() as u64, "hedge started: first token late");
             }
             EventKind::Abandoned { target: i, elapsed, slow } => {
@@ -136,13 +136,13 @@ impl Recorder {
                     if *slow && flight.stream && flight.judges_health {
                         t.health.first_token_at_least(*elapsed);
                     }
-                    tracing::debug!(target: "nines::attempt", request = %ev.request, target_name = t.label(),
+                    tracing::debug!(target: "nines::attempt", request = %flight.id, target_name = t.label(),
                         elapsed_ms = elapsed.as_millis() as u64, "attempt cancelled: another won the race");
                 }
             }
             EventKind::Ended { ending, target: i } => {
                 RequestCompleted {
-                    request: ev.request,
+                    request: &flight.id,
                     front_door: flight.door,
                     caller: flight.caller,
                     model: &flight.route,
@@ -224,7 +224,7 @@ impl BreakerChanged<'_> {
 
 /// One upstream attempt failed.
 pub struct AttemptFailed<'a> {
-    pub request: RequestId,
+    pub request: &'a RequestId,
     pub target: &'a str,
     pub error: &'a ProviderError,
     pub elapsed: Duration,
@@ -282,7 +282,7 @@ impl Ending {
 
 /// A request finished (for streams: its body finished).
 pub struct RequestCompleted<'a> {
-    pub request: RequestId,
+    pub request: &'a RequestId,
     pub front_door: &'a str,
     pub caller: Caller,
     pub model: &'a str,

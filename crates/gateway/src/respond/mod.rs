@@ -14,7 +14,7 @@ use crate::dispatch::WholeBody;
 /// The body of a whole answer for a client of `client`'s dialect.
 pub fn whole_body(client: Dialect, body: WholeBody, ctx: &EncodeCtx) -> Bytes {
     match body {
-        WholeBody::Raw(raw) => raw,
+        WholeBody::Raw(raw, _) => raw,
         WholeBody::Decoded(response) => Bytes::from(client.encode_response(&response, ctx)),
     }
 }

@@ -144,7 +144,10 @@ pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: B
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
     let inbound = Inbound { dialect, raw, request, headers: passthrough_headers(dialect, &headers) };
+    let (id, traceparent) = identify(&headers);
     let t = Takeoff {
+        id,
+        traceparent,
         door: door.name(),
         caller,
         route: inbound.request.model.clone(),
@@ -178,7 +181,7 @@ pub(super) fn failure_response(dialect: Dialect, failure: Failure, mut flight: F
             ApiError::Exhausted { model: flight.route.clone(), summary: flight.summary() }.render(dialect)
         }
     };
-    set_request_id(&mut resp, flight.id);
+    set_request_id(&mut resp, &flight.id);
     resp
 }
 
@@ -205,7 +208,10 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
+    let (id, traceparent) = identify(&headers);
     let t = Takeoff {
+        id,
+        traceparent,
         door: "/v1/embeddings",
         caller,
         route: request.model.clone(),
@@ -229,7 +235,7 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
             let mut resp =
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
             set_served_headers(&mut resp, served.target.label(), attempts);
-            set_request_id(&mut resp, flight.id);
+            set_request_id(&mut resp, &flight.id);
             resp
         }
         Err(failure) => failure_response(dialect, failure, flight),
@@ -301,7 +307,17 @@ pub(super) async fn count_tokens_answer(
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
-    let t = Takeoff { door: front_door, caller, route: model.to_owned(), stream: false, plan, started };
+    let (id, traceparent) = identify(headers);
+    let t = Takeoff {
+        id,
+        traceparent,
+        door: front_door,
+        caller,
+        route: model.to_owned(),
+        stream: false,
+        plan,
+        started,
+    };
     let mut flight = takeoff(app, snap, t);
     let op = dispatch::ops::CountTokens { dialect, raw, headers };
     match dispatch::run(&op, &mut flight).await {
@@ -313,7 +329,7 @@ pub(super) async fn count_tokens_answer(
                 (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], served.answer)
                     .into_response();
             set_served_headers(&mut resp, served.target.label(), attempts);
-            set_request_id(&mut resp, flight.id);
+            set_request_id(&mut resp, &flight.id);
             resp
         }
         Err(failure @ Failure::Client { .. }) => failure_response(dialect, failure, flight),
@@ -323,7 +339,7 @@ pub(super) async fn count_tokens_answer(
             let n = estimate_input_tokens(request);
             let mut resp = axum::Json(json!({ field: n })).into_response();
             resp.headers_mut().insert("x-nines-token-count", HeaderValue::from_static("estimate"));
-            set_request_id(&mut resp, flight.id);
+            set_request_id(&mut resp, &flight.id);
             resp
         }
     }
@@ -338,10 +354,17 @@ fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
         + req.tools.iter().map(|t| est(&t.parameters.to_string())).sum::<u64>()
 }
 
-/// `x-nines-request-id`: the id of every log line about this request.
-pub(super) fn set_request_id(resp: &mut Response, id: RequestId) {
+/// The request's id (the client's `x-request-id`, or a new one) and its trace parent.
+fn identify(headers: &HeaderMap) -> (RequestId, Option<Box<str>>) {
+    let id = RequestId::from_client(headers.get("x-request-id"));
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(Box::from);
+    (id, traceparent)
+}
+
+/// `x-request-id`: the id of every log line and span about this request.
+pub(super) fn set_request_id(resp: &mut Response, id: &RequestId) {
     if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
-        resp.headers_mut().insert("x-nines-request-id", v);
+        resp.headers_mut().insert("x-request-id", v);
     }
 }
 
@@ -357,7 +380,7 @@ async fn respond_served(door: &Door, inbound: Inbound, served: Served, mut fligh
     let Served { answer, target, index, dropped, in_flight, .. } = served;
     let dialect = door.dialect;
     let attempts = flight.sent();
-    let request = flight.id;
+    let request = flight.id.clone();
     let mut resp = match answer {
         Answer::Whole(whole) => {
             let model = match &whole.body {
@@ -435,7 +458,7 @@ async fn respond_served(door: &Door, inbound: Inbound, served: Served, mut fligh
         }
     };
     set_served_headers(&mut resp, target.label(), attempts);
-    set_request_id(&mut resp, request);
+    set_request_id(&mut resp, &request);
     if !dropped.is_empty()
         && let Ok(v) =
             HeaderValue::from_str(&format!("{} cannot take: {}", target.label(), dropped.join("; ")))
