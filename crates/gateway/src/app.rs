@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::serve::ListenerExt;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,7 +17,9 @@ use crate::config::{Config, Env};
 use crate::health::Health;
 use crate::provider::{BuildError, Clients, Provider};
 use crate::record::Recorder;
+use crate::record::stats::Stats;
 use crate::route::Routes;
+use crate::store::status::StatusStore;
 use crate::store::{ResponseStore, StoreError};
 
 /// Why a configuration could not be built into a [`Snapshot`].
@@ -33,6 +35,7 @@ pub enum SnapshotError {
 #[derive(Debug)]
 pub struct Runtime {
     pub health: Arc<Health>,
+    pub stats: Arc<Stats>,
     pub recorder: Arc<Recorder>,
     pub responses: ResponseStore,
     pub clients: Clients,
@@ -41,9 +44,11 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(config: &Config) -> Result<Runtime, SnapshotError> {
         let health = Arc::new(Health::new(config.health.retry_budget));
+        let stats = Arc::new(Stats::new(StatusStore::open(config.status.path.as_deref())?));
         Ok(Runtime {
-            recorder: Arc::new(Recorder::new(health.clone())),
+            recorder: Arc::new(Recorder::new(health.clone(), stats.clone())),
             health,
+            stats,
             responses: ResponseStore::open(&config.responses)?,
             clients: Clients::default(),
         })
@@ -57,6 +62,7 @@ pub struct Snapshot {
     pub providers: BTreeMap<String, Arc<Provider>>,
     pub routes: Routes,
     pub client_keys: Vec<SecretString>,
+    pub admin_key: Option<SecretString>,
     pub responses: ResponseStore,
 }
 
@@ -66,7 +72,7 @@ impl Snapshot {
         for (name, pc) in &config.providers {
             providers.insert(name.clone(), Arc::new(Provider::build(pc.clone(), env, &runtime.clients)?));
         }
-        let routes = Routes::build(&config, &providers, &runtime.health);
+        let routes = Routes::build(&config, &providers, &runtime.health, &runtime.stats);
         let client_keys = config
             .auth
             .keys_env
@@ -74,8 +80,15 @@ impl Snapshot {
             .and_then(|v| env.get(v))
             .map(auth::parse_keys)
             .unwrap_or_default();
+        let admin_key = config
+            .auth
+            .admin_key_env
+            .as_deref()
+            .and_then(|v| env.get(v))
+            .map(|k| SecretString::from(k.trim().to_owned()))
+            .filter(|k| !k.expose_secret().is_empty());
         let responses = runtime.responses.clone();
-        Ok(Snapshot { config, providers, routes, client_keys, responses })
+        Ok(Snapshot { config, providers, routes, client_keys, admin_key, responses })
     }
 
     /// Lines for the start-up log: what is open, what is unusable.
@@ -153,14 +166,20 @@ impl App {
         });
         let probes = crate::dispatch::probe::run(self.state.clone(), token.clone());
         self.state.tracker.spawn(probes);
+        self.state.tracker.spawn(write_status(self.state.clone(), token.clone()));
         axum::serve(listener, self.router()).with_graceful_shutdown(token.cancelled_owned()).await
     }
 
-    /// Stop accepting, and wait for every tracked task (servers started by [`App::spawn`] among them).
+    /// Stop accepting, and wait for every tracked task (servers started by [`App::spawn`] among them); then write
+    /// the status store a last time.
     pub async fn shutdown(&self) {
         self.state.shutdown.cancel();
         self.state.tracker.close();
         self.state.tracker.wait().await;
+        let retention = self.state.snapshot().config.status.retention;
+        if let Err(e) = self.state.runtime.recorder.flush(retention).await {
+            tracing::warn!(target: "nines::status", "cannot write the status store: {e}");
+        }
     }
 
     /// Serve on `listener` in a tracked background task (tests and the demo); returns at once.
@@ -171,5 +190,24 @@ impl App {
                 tracing::error!("server stopped: {e}");
             }
         });
+    }
+}
+
+/// How often the status store is written (history and incidents survive a crash up to this much).
+const STATUS_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Write the status store every [`STATUS_WRITE_EVERY`] until shutdown.
+async fn write_status(state: Arc<AppState>, token: CancellationToken) {
+    let mut every = tokio::time::interval(STATUS_WRITE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let retention = state.snapshot().config.status.retention;
+        if let Err(e) = state.runtime.recorder.flush(retention).await {
+            tracing::warn!(target: "nines::status", "cannot write the status store: {e}");
+        }
     }
 }

@@ -66,6 +66,40 @@ pub fn allowed_with(keys: &[SecretString], headers: &HeaderMap, query_key: Optio
     authenticate(keys, headers, query_key).is_some()
 }
 
+/// The password of `Authorization: Basic …` (what a browser sends after its login prompt; the user name is
+/// ignored).
+fn basic_password(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_owned())
+}
+
+/// Whether a request may see the status page, its JSON and the metrics: anyone when they are public; else the
+/// admin key, or, with no admin key configured, a client key (and anyone when the gateway has no keys at all).
+/// Keys come as for the API, or as the password of HTTP Basic authentication (for a browser).
+pub fn may_see_status(
+    public: bool,
+    admin: Option<&SecretString>,
+    keys: &[SecretString],
+    headers: &HeaderMap,
+) -> bool {
+    if public {
+        return true;
+    }
+    let basic = basic_password(headers);
+    let given = presented(headers).or(basic.as_deref());
+    match admin {
+        Some(a) => given.is_some_and(|k| same(a.expose_secret().as_bytes(), k.as_bytes())),
+        None if keys.is_empty() => true,
+        None => given.is_some_and(|k| {
+            keys.iter().fold(false, |found, key| found | same(key.expose_secret().as_bytes(), k.as_bytes()))
+        }),
+    }
+}
+
 /// Split a comma-separated key list.
 pub fn parse_keys(list: &str) -> Vec<SecretString> {
     list.split(',')
@@ -78,6 +112,25 @@ pub fn parse_keys(list: &str) -> Vec<SecretString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_needs_the_admin_key_or_a_client_key_unless_public() {
+        let admin = SecretString::from("adm1n-key".to_owned());
+        let keys = parse_keys("client-key");
+        let none = headers(&[]);
+        let client = headers(&[("authorization", "Bearer client-key")]);
+        let adm = headers(&[("x-api-key", "adm1n-key")]);
+        // "user:adm1n-key" in base64.
+        let browser = headers(&[("authorization", "Basic dXNlcjphZG0xbi1rZXk=")]);
+        assert!(may_see_status(true, Some(&admin), &keys, &none));
+        assert!(!may_see_status(false, Some(&admin), &keys, &none));
+        assert!(!may_see_status(false, Some(&admin), &keys, &client), "the admin key, not a client's");
+        assert!(may_see_status(false, Some(&admin), &keys, &adm));
+        assert!(may_see_status(false, Some(&admin), &keys, &browser));
+        assert!(may_see_status(false, None, &keys, &client));
+        assert!(!may_see_status(false, None, &keys, &none));
+        assert!(may_see_status(false, None, &[], &none), "an open gateway");
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

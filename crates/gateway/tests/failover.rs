@@ -224,8 +224,7 @@ async fn every_routed_answer_carries_its_request_id() {
     let (path, body) = request("openai", "hi", false);
     let failed = h.post(path, body).await;
     assert_eq!((served.status, streamed.status, failed.status), (200, 200, 503));
-    let ids: Vec<&str> =
-        [&served, &streamed, &failed].iter().map(|r| r.header("x-request-id")).collect();
+    let ids: Vec<&str> = [&served, &streamed, &failed].iter().map(|r| r.header("x-request-id")).collect();
     for id in &ids {
         assert!(id.len() == 20 && id.starts_with("req_"), "{id:?}");
         assert!(id[4..].chars().all(|c| c.is_ascii_hexdigit()), "{id:?}");

@@ -40,7 +40,8 @@ impl RequestId {
 
     /// The client's `x-request-id`, if it sent one fit to be echoed and logged; else a new id.
     pub fn from_client(value: Option<&http::HeaderValue>) -> RequestId {
-        let fit = |b: &[u8]| !b.is_empty() && b.len() <= MAX_CLIENT_ID && b.iter().all(|c| c.is_ascii_graphic());
+        let fit =
+            |b: &[u8]| !b.is_empty() && b.len() <= MAX_CLIENT_ID && b.iter().all(|c| c.is_ascii_graphic());
         match value.map(http::HeaderValue::as_bytes) {
             Some(b) if fit(b) => match std::str::from_utf8(b) {
                 Ok(s) => RequestId::Client(Arc::from(s)),
@@ -154,7 +155,13 @@ pub enum EventKind {
     Committed { target: usize, role: Role, elapsed: Duration, limits: Option<Box<RateLimits>> },
     /// The answer is complete (whole answers: right after their commit; streams: at their last event), with the
     /// tokens it reported.
-    Succeeded { target: usize, role: Role, elapsed: Duration, max_gap: Option<Duration>, tokens: Option<Tokens> },
+    Succeeded {
+        target: usize,
+        role: Role,
+        elapsed: Duration,
+        max_gap: Option<Duration>,
+        tokens: Option<Tokens>,
+    },
     /// The attempt failed, before its commit point or (for a stream) after it.
     Failed {
         target: usize,
@@ -258,6 +265,7 @@ pub struct Takeoff {
 impl Flight {
     pub fn new(t: Takeoff, snap: Arc<Snapshot>, recorder: Arc<Recorder>) -> Flight {
         let deadline = t.started + snap.config.dispatch.deadline;
+        recorder.stats.metrics.in_flight.inc();
         Flight {
             id: t.id,
             traceparent: t.traceparent,
@@ -420,5 +428,6 @@ impl Drop for Flight {
         if !self.ended {
             self.emit(EventKind::Ended { ending: Ending::Cancelled, target: None });
         }
+        self.recorder.stats.metrics.in_flight.dec();
     }
 }

@@ -40,6 +40,32 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the order of [`ErrorKind::index`].
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::Connect,
+        ErrorKind::Network,
+        ErrorKind::Timeout,
+        ErrorKind::RateLimited,
+        ErrorKind::Overloaded,
+        ErrorKind::Server,
+        ErrorKind::Auth,
+        ErrorKind::NotFound,
+        ErrorKind::Protocol,
+        ErrorKind::StreamCut,
+        ErrorKind::BadRequest,
+        ErrorKind::ContextLength,
+    ];
+
+    /// Its place in [`ErrorKind::ALL`] (for counters kept in arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether the failure speaks against the target's availability (not the client's request at fault).
+    pub fn counts_against_target(self) -> bool {
+        !matches!(self, ErrorKind::BadRequest | ErrorKind::ContextLength)
+    }
+
     /// A short label, stable for logs and metrics.
     pub fn label(self) -> &'static str {
         match self {

@@ -110,6 +110,15 @@ pub struct Provider {
     pub unusable: Option<String>,
 }
 
+impl Provider {
+    /// The key as it is sent, if any: only for scrubbing it out of what a provider echoes back.
+    pub fn secret(&self) -> Option<&str> {
+        let (_, v) = self.auth.as_ref()?;
+        let s = v.to_str().ok()?;
+        Some(s.strip_prefix("Bearer ").unwrap_or(s))
+    }
+}
+
 impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Provider").field("name", &self.config.name).field("kind", &self.config.kind).finish()

@@ -5,7 +5,12 @@
 //!
 //! The recorder never decides anything about a request: it reports, and `health` remembers.
 
+pub mod history;
+pub mod incidents;
+pub mod metrics;
 pub mod sink;
+pub mod stats;
+pub mod status;
 
 use std::time::Duration;
 
@@ -25,16 +30,37 @@ pub struct HealthChange {
     pub transition: Transition,
 }
 
-/// Turns events into log lines and health.
+/// Turns events into log lines, health, history, metrics and incidents.
 #[derive(Debug)]
 pub struct Recorder {
     pub health: std::sync::Arc<Health>,
+    pub stats: std::sync::Arc<stats::Stats>,
     changes: tokio::sync::broadcast::Sender<HealthChange>,
+    /// One flush of the status store at a time (a late one would write an older copy of the current minute).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Recorder {
-    pub fn new(health: std::sync::Arc<Health>) -> Recorder {
-        Recorder { health, changes: tokio::sync::broadcast::channel(64).0 }
+    pub fn new(health: std::sync::Arc<Health>, stats: std::sync::Arc<stats::Stats>) -> Recorder {
+        Recorder {
+            health,
+            stats,
+            changes: tokio::sync::broadcast::channel(64).0,
+            flushing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Write what the status store has not got yet (off the request path: a blocking thread), and delete what is
+    /// older than `retention`.
+    pub async fn flush(&self, retention: Duration) -> Result<(), crate::store::StoreError> {
+        let _one = self.flushing.lock().await;
+        let stats = self.stats.clone();
+        let keep_from = stats.wall.minute(Instant::now()).saturating_sub(retention.as_secs() / 60);
+        tokio::task::spawn_blocking(move || {
+            let (minutes, incidents) = stats.take();
+            stats.store.write(&minutes, &incidents, keep_from)
+        })
+        .await?
     }
 
     /// Every breaker change from now on (a slow receiver misses the oldest, never blocks the recorder).
@@ -44,6 +70,7 @@ impl Recorder {
 
     /// Record `ev` of `flight`, which happened `now`.
     pub fn record(&self, flight: &Flight, ev: &Event, now: Instant) {
+        self.stats.event(flight, ev, now);
         let cfg = &flight.snap.config.health;
         let target = |i: usize| flight.target(i);
         match &ev.kind {
@@ -185,6 +212,7 @@ impl Recorder {
     fn transition(&self, target: &Target, tr: Option<Transition>) {
         let Some(tr) = tr else { return };
         BreakerChanged { target: target.label(), transition: tr }.emit();
+        self.stats.breaker(target, tr);
         // Nobody listening is fine.
         let _ = self.changes.send(HealthChange { target: target.id.clone(), transition: tr });
     }
@@ -267,6 +295,21 @@ pub enum Ending {
 }
 
 impl Ending {
+    pub const ALL: [Ending; 7] = [
+        Ending::Served,
+        Ending::Saved,
+        Ending::Refused,
+        Ending::Failed,
+        Ending::Resumed,
+        Ending::BrokenStream,
+        Ending::Cancelled,
+    ];
+
+    /// Its place in [`Ending::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Ending::Served => "served",

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::config::{Capabilities, Config, ProviderKind, Strategy, StreamPolicy};
 use crate::health::{Health, TargetHealth, TargetId};
 use crate::provider::Provider;
+use crate::record::stats::{DIRECT, RouteStats, Stats, TargetStats};
 
 /// One place a request may be sent.
 #[derive(Clone, Debug)]
@@ -30,11 +31,15 @@ pub struct Target {
     /// Its share under the weighted strategy.
     pub weight: u32,
     pub health: Arc<TargetHealth>,
+    /// Its history, metrics and incident (`record`).
+    pub stats: Arc<TargetStats>,
 }
 
 impl Target {
-    pub fn new(provider: Arc<Provider>, model: impl Into<String>, health: &Health) -> Self {
-        Self::build(provider, model.into(), |id| health.target(id))
+    pub fn new(provider: Arc<Provider>, model: impl Into<String>, health: &Health, stats: &Stats) -> Self {
+        let model = model.into();
+        let s = stats.target(&provider, &model, false);
+        Self::build(provider, model, |id| health.target(id), s)
     }
 
     /// `provider/model`, as text.
@@ -43,14 +48,17 @@ impl Target {
     }
 
     /// A target a client named (`provider/model`), whose health is kept only within the ad-hoc bounds.
-    pub fn ad_hoc(provider: Arc<Provider>, model: impl Into<String>, health: &Health) -> Self {
-        Self::build(provider, model.into(), |id| health.ad_hoc(id))
+    pub fn ad_hoc(provider: Arc<Provider>, model: impl Into<String>, health: &Health, stats: &Stats) -> Self {
+        let model = model.into();
+        let s = stats.target(&provider, &model, true);
+        Self::build(provider, model, |id| health.ad_hoc(id), s)
     }
 
     fn build(
         provider: Arc<Provider>,
         model: String,
         health: impl FnOnce(&TargetId) -> Arc<TargetHealth>,
+        stats: Arc<TargetStats>,
     ) -> Self {
         let id = TargetId::new(provider.name(), &model);
         let m = provider.config.model(&model);
@@ -63,6 +71,7 @@ impl Target {
             context_window: m.context_window,
             weight: 1,
             health,
+            stats,
         }
     }
 }
@@ -76,12 +85,14 @@ pub struct Plan {
     pub strategy: Strategy,
     /// Resume and hedging, for streams.
     pub streams: StreamPolicy,
+    /// The route's history and metrics (`record`).
+    pub stats: Arc<RouteStats>,
 }
 
 impl Plan {
-    fn single(target: Target) -> Plan {
+    fn single(target: Target, stats: Arc<RouteStats>) -> Plan {
         let streams = StreamPolicy::default();
-        Plan { targets: Arc::from(vec![target]), pool: 1, strategy: Strategy::Priority, streams }
+        Plan { targets: Arc::from(vec![target]), pool: 1, strategy: Strategy::Priority, streams, stats }
     }
 }
 
@@ -107,6 +118,8 @@ pub struct Routes {
     providers: BTreeMap<String, Arc<Provider>>,
     infer: bool,
     health: Arc<Health>,
+    stats: Arc<Stats>,
+    direct: Arc<RouteStats>,
 }
 
 impl Routes {
@@ -114,6 +127,7 @@ impl Routes {
         config: &Config,
         providers: &BTreeMap<String, Arc<Provider>>,
         health: &Arc<Health>,
+        stats: &Arc<Stats>,
     ) -> Routes {
         let routes = config
             .routes
@@ -122,7 +136,7 @@ impl Routes {
                 let target = |rt: &crate::config::RouteTarget| {
                     providers.get(&rt.target.provider).map(|p| Target {
                         weight: rt.weight,
-                        ..Target::new(p.clone(), &rt.target.model, health)
+                        ..Target::new(p.clone(), &rt.target.model, health, stats)
                     })
                 };
                 let pool: Vec<Target> = route.pool.iter().filter_map(target).collect();
@@ -134,6 +148,7 @@ impl Routes {
                     pool: pool_len,
                     strategy: route.strategy,
                     streams: route.streams,
+                    stats: stats.route(name),
                 };
                 (name.clone(), plan)
             })
@@ -143,6 +158,8 @@ impl Routes {
             providers: providers.clone(),
             infer: config.dispatch.infer_models,
             health: health.clone(),
+            stats: stats.clone(),
+            direct: stats.route(DIRECT),
         }
     }
 
@@ -164,13 +181,19 @@ impl Routes {
             && let Some(p) = self.providers.get(prov)
             && !m.is_empty()
         {
-            return Ok(Plan::single(Target::ad_hoc(p.clone(), m, &self.health)));
+            return Ok(Plan::single(
+                Target::ad_hoc(p.clone(), m, &self.health, &self.stats),
+                self.direct.clone(),
+            ));
         }
         if self.infer
             && let Some(kind) = kind_of_model(model)
             && let Some(p) = self.providers.values().find(|p| p.config.kind == kind)
         {
-            return Ok(Plan::single(Target::ad_hoc(p.clone(), model, &self.health)));
+            return Ok(Plan::single(
+                Target::ad_hoc(p.clone(), model, &self.health, &self.stats),
+                self.direct.clone(),
+            ));
         }
         let mut known: Vec<String> = self.routes.keys().cloned().collect();
         known.extend(self.providers.keys().map(|p| format!("{p}/<model>")));

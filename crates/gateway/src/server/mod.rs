@@ -5,6 +5,8 @@ pub mod error;
 pub mod gemini;
 pub mod responses;
 pub mod routes;
+pub mod status;
+pub mod status_page;
 
 use std::sync::Arc;
 
@@ -32,6 +34,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1beta/models/{*rest}", get(gemini::get).post(gemini::post))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
+        .route("/status", get(status::page))
+        .route("/status.json", get(status::json))
+        .route("/metrics", get(status::metrics))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -5,6 +5,8 @@
 //! Embedded SQLite (a file, or in memory), used from blocking threads; bounded by age and by count. The caller
 //! passes the clock (`now`, Unix seconds), so retention is tested without waiting.
 
+pub mod status;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

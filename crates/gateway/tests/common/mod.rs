@@ -13,6 +13,9 @@ pub struct Harness {
     pub app: App,
     pub base: String,
     pub client: reqwest::Client,
+    /// The configuration it was built from, and its environment (for a restart).
+    pub toml: String,
+    pub env: Env,
 }
 
 /// One provider of the harness: its name, kind and the model its route target names.
@@ -60,12 +63,34 @@ impl Harness {
         }
         let targets: Vec<String> = providers.iter().map(|p| format!("\"{}/{}\"", p.name, p.model)).collect();
         toml.push_str(&format!("[routes.chat]\ntargets = [{}]\n\n{extra_toml}\n", targets.join(", ")));
-        let config = config::parse_and_validate(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-        let app = App::build(config, &env).unwrap();
+        let (app, base) = Self::start(&toml, &env).await;
+        Harness { sims, app, base, client: reqwest::Client::new(), toml, env }
+    }
+
+    async fn start(toml: &str, env: &Env) -> (App, String) {
+        let config = config::parse_and_validate(toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let app = App::build(config, env).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         app.spawn(listener);
-        Harness { sims, app, base, client: reqwest::Client::new() }
+        (app, base)
+    }
+
+    /// Stop the gateway (draining it) and start a new one from the same configuration, in front of the same
+    /// simulators.
+    pub async fn restart(&mut self) {
+        self.app.shutdown().await;
+        let (app, base) = Self::start(&self.toml, &self.env).await;
+        self.app = app;
+        self.base = base;
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Reply::read(req.send().await.unwrap()).await
     }
 
     pub fn fault(&self, sim: usize, kind: FaultKind, count: u32) {

@@ -1,0 +1,535 @@
+//! Incidents: a target's trouble from its first failure to its recovery, with what went wrong (failure kinds with
+//! their statuses, the first and last error, time-to-first-token shift, which rate limit), who noticed (requests
+//! affected, saved by failover, retry or resume, failed) and how far it reached (the blast radius, computed from
+//! every target at once in [`blast_radius`]).
+//!
+//! An incident opens for a target when its breaker opens, or when `failure_rate` of its last `window` judged
+//! attempts failed (at least `min_attempts` of them); it starts at the first failure of that window. It closes
+//! after `recover_after` successful attempts in a row with the breaker closed. One [`Tracker`] per target holds
+//! the window and the open incident; the status store keeps every incident (and reloads the open ones at start).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::history::Hist;
+use crate::config::IncidentConfig;
+use crate::health::ratelimit::RateLimits;
+use crate::provider::{ErrorKind, ProviderError};
+
+/// The longest error message kept in an incident.
+const MAX_MESSAGE: usize = 300;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCount {
+    pub count: u64,
+    /// By HTTP status ("529"), or "none" for failures without one (timeouts, resets).
+    pub statuses: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requests {
+    /// Requests that met the incident: an attempt failed on the target, or it was skipped because of it.
+    pub affected: u64,
+    /// Of those, answered anyway.
+    pub saved: u64,
+    pub saved_by_failover: u64,
+    pub saved_by_retry: u64,
+    pub saved_by_resume: u64,
+    /// Of those, failed for the client.
+    pub failed: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtftShift {
+    /// The target's learnt median before the incident.
+    pub before_ms: Option<u64>,
+    /// The median of first tokens during it.
+    pub during_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitCause {
+    /// `requests`, `tokens`, `input_tokens`, `output_tokens`, or `unknown`.
+    pub limit: String,
+    /// Whether the provider's headers, on the answers before, showed that limit nearly used up.
+    pub predicted: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlastRadius {
+    /// `model`, `provider`, `everything`.
+    pub scope: String,
+    pub explanation: String,
+    /// Every target with an open incident at the same time (this one included).
+    pub targets: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub target: String,
+    pub provider: String,
+    pub model: String,
+    /// Unix milliseconds.
+    pub started_at: u64,
+    pub ended_at: Option<u64>,
+    /// `breaker` or `failure_rate`.
+    pub opened_by: String,
+    pub attempts: u64,
+    pub failures: u64,
+    pub kinds: BTreeMap<String, KindCount>,
+    pub first_error: String,
+    pub last_error: String,
+    pub ttft: TtftShift,
+    pub requests: Requests,
+    pub rate_limit: Option<RateLimitCause>,
+    pub blast_radius: BlastRadius,
+}
+
+impl Incident {
+    pub fn is_open(&self) -> bool {
+        self.ended_at.is_none()
+    }
+}
+
+/// A failure as the window keeps it.
+#[derive(Clone, Debug)]
+struct Seen {
+    kind: ErrorKind,
+    status: Option<u16>,
+    at_ms: u64,
+    message: String,
+}
+
+/// The provider's error, fit for an incident: bounded, and without anything that looks like a credential.
+pub fn scrub(e: &ProviderError, secret: Option<&str>) -> String {
+    let mut m = match e.status {
+        Some(s) => format!("{} {s}: {}", e.kind.label(), e.message),
+        None => format!("{}: {}", e.kind.label(), e.message),
+    };
+    if let Some(k) = secret.filter(|k| k.len() >= 8) {
+        m = m.replace(k, "[redacted]");
+    }
+    let words: Vec<String> = m
+        .split(' ')
+        .scan(false, |after_bearer, w| {
+            let secretish = *after_bearer
+                || ["sk-", "sk_", "AIza", "key=", "x-api-key", "api_key="].iter().any(|p| w.contains(p));
+            *after_bearer = w.eq_ignore_ascii_case("bearer") || w.eq_ignore_ascii_case("authorization:");
+            Some(if secretish { "[redacted]".to_owned() } else { w.to_owned() })
+        })
+        .collect();
+    let mut m = words.join(" ");
+    if m.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !m.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        m.truncate(cut);
+        m.push('…');
+    }
+    m
+}
+
+/// What a target's rate limit looked like on its last answers, for telling whether a 429 was predicted.
+#[derive(Clone, Copy, Debug, Default)]
+struct LimitSeen {
+    last: u64,
+    max: u64,
+}
+
+impl LimitSeen {
+    fn update(slot: &mut Option<LimitSeen>, remaining: Option<u64>) {
+        if let Some(r) = remaining {
+            let max = slot.map_or(r, |s| s.max.max(r));
+            *slot = Some(LimitSeen { last: r, max });
+        }
+    }
+
+    /// Nearly used up: a tenth or less of the most seen left.
+    fn low(self) -> bool {
+        self.last <= self.max / 10
+    }
+}
+
+/// One target's incident state.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    /// The last judged attempts, newest last: failures among them (`None` for a success).
+    window: VecDeque<Option<Seen>>,
+    ok_in_row: u32,
+    breaker_open: bool,
+    pub open: Option<Incident>,
+    ttft_during: Hist,
+    /// Unix ms of the last successful attempt.
+    pub last_success_ms: u64,
+    limits: [Option<LimitSeen>; 4],
+    /// Set when the incident changed since the writer last took it.
+    pub dirty: bool,
+    /// Requests that met a failure of the window before an incident opened: they are the incident's when it does.
+    pub pending: Requests,
+}
+
+/// Who the tracker belongs to.
+pub struct Who<'a> {
+    pub target: &'a str,
+    pub provider: &'a str,
+    pub model: &'a str,
+    /// The learnt median time to first token, for the shift.
+    pub ttft_before: Option<Duration>,
+    /// The provider's key, never to appear in a message.
+    pub secret: Option<&'a str>,
+}
+
+impl Tracker {
+    /// A tracker continuing an incident that was open when the gateway last stopped.
+    pub fn resume(open: Incident) -> Tracker {
+        Tracker { open: Some(open), ..Tracker::default() }
+    }
+
+    fn push(&mut self, cfg: &IncidentConfig, seen: Option<Seen>) {
+        if self.window.len() >= cfg.window as usize {
+            self.window.pop_front();
+        }
+        self.window.push_back(seen);
+    }
+
+    /// Rate-limit headers of an answer.
+    pub fn limits(&mut self, limits: &RateLimits) {
+        let r = [limits.requests, limits.tokens, limits.input_tokens, limits.output_tokens];
+        for (slot, l) in self.limits.iter_mut().zip(r) {
+            LimitSeen::update(slot, l.map(|l| l.remaining));
+        }
+    }
+
+    pub fn first_token(&mut self, elapsed: Duration) {
+        if self.open.is_some() {
+            self.ttft_during.add(elapsed);
+            if let Some(i) = &mut self.open {
+                i.ttft.during_ms = self.ttft_during.quantile_ms(0.5);
+            }
+            self.dirty = true;
+        }
+    }
+
+    /// A judged attempt succeeded at `now_ms`. Returns the incident if this closed it.
+    pub fn succeeded(&mut self, cfg: &IncidentConfig, now_ms: u64) -> Option<Incident> {
+        self.push(cfg, None);
+        if self.window.iter().all(Option::is_none) {
+            self.pending = Requests::default();
+        }
+        self.last_success_ms = now_ms;
+        self.ok_in_row = self.ok_in_row.saturating_add(1);
+        let incident = self.open.as_mut()?;
+        incident.attempts += 1;
+        self.dirty = true;
+        if self.ok_in_row >= cfg.recover_after && !self.breaker_open {
+            let mut closed = self.open.take()?;
+            closed.ended_at = Some(now_ms);
+            self.ttft_during = Hist::default();
+            return Some(closed);
+        }
+        None
+    }
+
+    /// A judged attempt failed at `now_ms`. Returns true if this opened an incident.
+    pub fn failed(&mut self, cfg: &IncidentConfig, who: &Who<'_>, e: &ProviderError, now_ms: u64) -> bool {
+        let seen = Seen { kind: e.kind, status: e.status, at_ms: now_ms, message: scrub(e, who.secret) };
+        self.ok_in_row = 0;
+        self.push(cfg, Some(seen.clone()));
+        if self.open.is_some() {
+            let cause = (e.kind == ErrorKind::RateLimited).then(|| self.rate_limit_cause(e));
+            if let Some(i) = &mut self.open {
+                count(i, &seen);
+                i.attempts += 1;
+                if cause.is_some() {
+                    i.rate_limit = cause;
+                }
+            }
+            self.dirty = true;
+            return false;
+        }
+        let failures = self.window.iter().flatten().count();
+        let n = self.window.len();
+        let crossed = n >= cfg.min_attempts as usize && failures as f64 >= cfg.failure_rate * n as f64;
+        if crossed {
+            self.open(who, "failure_rate", e);
+            return true;
+        }
+        false
+    }
+
+    /// The target's breaker opened (after the failure that opened it was recorded). Returns true if this opened
+    /// an incident.
+    pub fn breaker_opened(&mut self, who: &Who<'_>) -> bool {
+        self.breaker_open = true;
+        if self.open.is_some() {
+            return false;
+        }
+        let last = self.window.iter().rev().flatten().next().cloned();
+        match last {
+            Some(seen) => {
+                let e = ProviderError {
+                    status: seen.status,
+                    ..ProviderError::new(seen.kind, seen.message.clone())
+                };
+                self.open(who, "breaker", &e);
+            }
+            None => {
+                let e = ProviderError::new(ErrorKind::Timeout, "the breaker opened");
+                self.open(who, "breaker", &e);
+            }
+        }
+        true
+    }
+
+    pub fn breaker_closed(&mut self) {
+        self.breaker_open = false;
+    }
+
+    fn open(&mut self, who: &Who<'_>, by: &str, e: &ProviderError) {
+        let failures: Vec<Seen> = self.window.iter().flatten().cloned().collect();
+        let started_at = failures.first().map_or(0, |s| s.at_ms);
+        let mut i = Incident {
+            id: format!("inc_{started_at:x}_{:08x}", fnv(who.target)),
+            target: who.target.to_owned(),
+            provider: who.provider.to_owned(),
+            model: who.model.to_owned(),
+            started_at,
+            ended_at: None,
+            opened_by: by.to_owned(),
+            attempts: self.window.len() as u64,
+            failures: 0,
+            kinds: BTreeMap::new(),
+            first_error: failures.first().map(|s| s.message.clone()).unwrap_or_default(),
+            last_error: String::new(),
+            ttft: TtftShift {
+                before_ms: who.ttft_before.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                during_ms: None,
+            },
+            requests: std::mem::take(&mut self.pending),
+            rate_limit: None,
+            blast_radius: BlastRadius::default(),
+        };
+        for s in &failures {
+            count(&mut i, s);
+        }
+        if failures.iter().any(|s| s.kind == ErrorKind::RateLimited) {
+            i.rate_limit = Some(self.rate_limit_cause(e));
+        }
+        self.ttft_during = Hist::default();
+        self.open = Some(i);
+        self.dirty = true;
+    }
+
+    /// Which limit a 429 hit (the one its headers show used up, else what its message names), and whether the
+    /// headers of the answers before it showed that limit nearly used up.
+    fn rate_limit_cause(&self, e: &ProviderError) -> RateLimitCause {
+        const NAMES: [&str; 4] = ["requests", "tokens", "input_tokens", "output_tokens"];
+        let from_headers = e.limits.as_ref().and_then(|l| {
+            let r = [l.requests, l.tokens, l.input_tokens, l.output_tokens];
+            r.iter().position(|x| x.is_some_and(|x| x.remaining == 0))
+        });
+        let m = e.message.to_ascii_lowercase();
+        let from_message = if m.contains("output token") {
+            Some(3)
+        } else if m.contains("input token") {
+            Some(2)
+        } else if m.contains("token") {
+            Some(1)
+        } else if m.contains("request") {
+            Some(0)
+        } else {
+            None
+        };
+        match from_headers.or(from_message) {
+            Some(i) => RateLimitCause {
+                limit: NAMES[i].to_owned(),
+                predicted: self.limits[i].is_some_and(LimitSeen::low),
+            },
+            None => RateLimitCause {
+                limit: "unknown".to_owned(),
+                predicted: self.limits.iter().flatten().any(|l| l.low()),
+            },
+        }
+    }
+}
+
+fn count(i: &mut Incident, s: &Seen) {
+    i.failures += 1;
+    let k = i.kinds.entry(s.kind.label().to_owned()).or_default();
+    k.count += 1;
+    let status = s.status.map_or_else(|| "none".to_owned(), |st| st.to_string());
+    *k.statuses.entry(status).or_default() += 1;
+    if i.first_error.is_empty() {
+        i.first_error.clone_from(&s.message);
+    }
+    i.last_error.clone_from(&s.message);
+}
+
+/// A stable short hash for incident ids.
+fn fnv(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// What the blast radius is judged from: every target the gateway reaches, with its provider, whether it has an
+/// open incident, and when it last succeeded.
+pub struct Reach<'a> {
+    pub target: &'a str,
+    pub provider: &'a str,
+    pub open: bool,
+    pub last_success_ms: u64,
+    /// Its open incident's dominant kinds are network-level (connect, timeout, network).
+    pub network: bool,
+}
+
+/// How far `incident` reaches, judged from every target at once: one model (another model of the same provider
+/// answered since it started), a whole provider (none of its models answered since, while another provider's
+/// did), or everything (every provider in trouble: most likely nines' own network, DNS or egress).
+pub fn blast_radius(incident: &Incident, all: &[Reach<'_>]) -> BlastRadius {
+    let since = incident.started_at;
+    let fine = |r: &Reach<'_>| !r.open && r.last_success_ms >= since;
+    let mut troubled: Vec<String> = all.iter().filter(|r| r.open).map(|r| r.target.to_owned()).collect();
+    if !troubled.contains(&incident.target) {
+        troubled.insert(0, incident.target.clone());
+    }
+    let siblings: Vec<&Reach<'_>> =
+        all.iter().filter(|r| r.provider == incident.provider && r.target != incident.target).collect();
+    let providers: BTreeMap<&str, bool> = all.iter().fold(BTreeMap::new(), |mut m, r| {
+        let e = m.entry(r.provider).or_insert(false);
+        *e |= fine(r);
+        m
+    });
+    let others_fine = providers.iter().any(|(p, ok)| *p != incident.provider && *ok);
+    let (scope, explanation) = if siblings.iter().any(|r| fine(r)) {
+        let ok: Vec<&str> = siblings.iter().filter(|r| fine(r)).map(|r| r.target).collect();
+        (
+            "model",
+            format!(
+                "only {}: {} of the same provider answered meanwhile (a model or deployment problem)",
+                incident.target,
+                ok.join(", ")
+            ),
+        )
+    } else if others_fine || providers.len() < 2 {
+        let n = siblings.len() + 1;
+        (
+            "provider",
+            format!(
+                "all of {}: none of the {n} model(s) nines reaches there answered meanwhile, other providers did",
+                incident.provider
+            ),
+        )
+    } else {
+        let network = all.iter().filter(|r| r.open).all(|r| r.network);
+        let why = if network {
+            "every provider failed to connect or timed out at once: most likely nines' own network, DNS or egress"
+        } else {
+            "every provider is failing at once: check nines' own network and egress first"
+        };
+        ("everything", why.to_owned())
+    };
+    BlastRadius { scope: scope.to_owned(), explanation, targets: troubled }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> IncidentConfig {
+        IncidentConfig { failure_rate: 0.5, window: 4, min_attempts: 4, recover_after: 2 }
+    }
+
+    fn who() -> Who<'static> {
+        Who { target: "a/m", provider: "a", model: "m", ttft_before: None, secret: Some("sk-secret-123456") }
+    }
+
+    fn err(kind: ErrorKind, status: u16) -> ProviderError {
+        ProviderError { status: Some(status), ..ProviderError::new(kind, "Overloaded, key sk-secret-123456") }
+    }
+
+    #[test]
+    fn a_failure_rate_opens_an_incident_from_the_first_failure_and_successes_close_it() {
+        let mut t = Tracker::default();
+        assert!(!t.failed(&cfg(), &who(), &err(ErrorKind::Overloaded, 529), 1000));
+        t.succeeded(&cfg(), 2000);
+        t.succeeded(&cfg(), 3000);
+        assert!(t.failed(&cfg(), &who(), &err(ErrorKind::Server, 500), 4000), "2 of 4 failed");
+        let i = t.open.clone().unwrap();
+        assert_eq!((i.started_at, i.failures, i.opened_by.as_str()), (1000, 2, "failure_rate"));
+        assert_eq!(i.kinds["overload"].statuses["529"], 1);
+        assert_eq!(i.kinds["server_error"].count, 1);
+        assert!(!i.first_error.contains("sk-secret"), "{}", i.first_error);
+        assert!(t.succeeded(&cfg(), 5000).is_none());
+        let closed = t.succeeded(&cfg(), 6000).unwrap();
+        assert_eq!(closed.ended_at, Some(6000));
+        assert!(t.open.is_none());
+    }
+
+    #[test]
+    fn an_open_breaker_opens_one_and_keeps_it_open_until_it_closes() {
+        let mut t = Tracker::default();
+        t.failed(&cfg(), &who(), &err(ErrorKind::Overloaded, 529), 10);
+        assert!(t.breaker_opened(&who()));
+        assert_eq!(t.open.as_ref().unwrap().opened_by, "breaker");
+        assert!(t.succeeded(&cfg(), 20).is_none());
+        assert!(t.succeeded(&cfg(), 30).is_none(), "the breaker is still open");
+        t.breaker_closed();
+        assert!(t.succeeded(&cfg(), 40).is_some());
+    }
+
+    #[test]
+    fn a_429_names_its_limit_and_whether_the_headers_predicted_it() {
+        use crate::health::ratelimit::Remaining;
+        let mut t = Tracker::default();
+        let left = |n| Some(Remaining { remaining: n, reset: Duration::from_secs(1) });
+        t.limits(&RateLimits { requests: left(100), tokens: left(90_000), ..Default::default() });
+        t.limits(&RateLimits { requests: left(90), tokens: left(2_000), ..Default::default() });
+        let mut e = err(ErrorKind::RateLimited, 429);
+        e.limits = Some(Box::new(RateLimits { requests: left(89), tokens: left(0), ..Default::default() }));
+        let c = t.rate_limit_cause(&e);
+        assert_eq!((c.limit.as_str(), c.predicted), ("tokens", true));
+        e.limits = None;
+        e.message = "Number of requests exceeded".into();
+        let c = t.rate_limit_cause(&e);
+        assert_eq!((c.limit.as_str(), c.predicted), ("requests", false));
+    }
+
+    #[test]
+    fn the_blast_radius_tells_a_model_from_a_provider_from_everything() {
+        let i = Incident { started_at: 100, ..open_incident("a/m1", "a") };
+        let r = |target, provider, open, last, network| Reach {
+            target,
+            provider,
+            open,
+            last_success_ms: last,
+            network,
+        };
+        let model = blast_radius(&i, &[r("a/m1", "a", true, 0, false), r("a/m2", "a", false, 150, false)]);
+        assert_eq!(model.scope, "model");
+        let provider = blast_radius(&i, &[r("a/m1", "a", true, 0, false), r("b/x", "b", false, 150, false)]);
+        assert_eq!(provider.scope, "provider");
+        let all = blast_radius(&i, &[r("a/m1", "a", true, 0, true), r("b/x", "b", true, 50, true)]);
+        assert_eq!(all.scope, "everything");
+        assert!(all.explanation.contains("network"));
+        assert_eq!(all.targets, ["a/m1", "b/x"]);
+    }
+
+    fn open_incident(target: &str, provider: &str) -> Incident {
+        let mut t = Tracker::default();
+        let w = Who { target, provider, model: "m", ttft_before: None, secret: None };
+        t.breaker_opened(&w);
+        t.open.unwrap()
+    }
+
+    #[test]
+    fn scrubbing_removes_credentials_and_bounds_the_message() {
+        let e = ProviderError::new(ErrorKind::Auth, "bad header Authorization: Bearer abc.def key=xyz");
+        let m = scrub(&e, None);
+        assert!(!m.contains("abc.def") && !m.contains("xyz"), "{m}");
+        let long = ProviderError::new(ErrorKind::Server, "é".repeat(1000));
+        assert!(scrub(&long, None).len() <= MAX_MESSAGE + 3);
+    }
+}
