@@ -101,6 +101,12 @@ impl Snapshot {
                     .to_owned(),
             });
         }
+        if self.config.status.path.is_none() {
+            notes.push(
+                "status history and incidents are kept in memory only: set [status] path to keep them across restarts"
+                    .to_owned(),
+            );
+        }
         for p in self.providers.values() {
             if let Some(why) = &p.unusable {
                 notes.push(format!(

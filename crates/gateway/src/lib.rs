@@ -16,6 +16,7 @@ pub mod record;
 pub mod respond;
 pub mod route;
 pub mod server;
+pub mod status_cli;
 pub mod store;
 
 pub use app::{App, Snapshot};

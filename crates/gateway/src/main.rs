@@ -28,6 +28,15 @@ const EXIT_CONFIG: u8 = 64;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Log lines as text (the default) or as JSON objects, one per line (also: NINES_LOG_FORMAT=json).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -53,6 +62,15 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Print the status of a running gateway: availability, providers, routes, incidents (its /status.json).
+    /// The key, when the status is not public, comes from NINES_ADMIN_KEY.
+    Status {
+        #[arg(long, default_value = "http://127.0.0.1:4000")]
+        url: String,
+        /// Print the report as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a simulated provider (Anthropic, OpenAI and Gemini wire formats, with faults set at /_sim/faults).
     Sim {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -67,13 +85,20 @@ enum Command {
 
 /// Log lines go to standard error through [`Sink`], batched unless it is a terminal. The sink is returned so that
 /// `main` writes out what is waiting before the process ends.
-fn init_logging(default: &str) -> Sink {
+fn init_logging(default: &str, format: LogFormat) -> Sink {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NINES_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal();
     let sink = Sink::stderr();
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(sink.clone()).init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(sink.clone());
+    match format {
+        // One object per line, the event's fields at the top level (`request`, `target_name`, `kind`…).
+        LogFormat::Json => {
+            fmt.json().flatten_event(true).with_current_span(false).with_span_list(false).init()
+        }
+        LogFormat::Text => fmt.with_ansi(ansi).init(),
+    }
     // A panic's own message goes to standard error directly: what was logged before it must go first.
     let on_panic = sink.clone();
     let default_hook = std::panic::take_hook();
@@ -86,8 +111,13 @@ fn init_logging(default: &str) -> Sink {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo's report is its output: its log lines only when asked for (NINES_LOG).
-    let log = init_logging(if matches!(cli.command, Some(Command::Demo { .. })) { "error" } else { "info" });
+    let format = cli.log_format.unwrap_or(match std::env::var("NINES_LOG_FORMAT").as_deref() {
+        Ok("json") => LogFormat::Json,
+        _ => LogFormat::Text,
+    });
+    // The demo's and the status command's report is their output: log lines only when asked for (NINES_LOG).
+    let quiet = matches!(cli.command, Some(Command::Demo { .. } | Command::Status { .. }));
+    let log = init_logging(if quiet { "error" } else { "info" }, format);
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::debug!("jemalloc background thread not started: {e}");
     }
@@ -105,6 +135,7 @@ fn main() -> ExitCode {
             Command::Demo { listen, once } => {
                 nines::demo::run(listen, once).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
             }
+            Command::Status { url, json } => status(&url, json).await,
             Command::Sim { listen, name, key } => {
                 let opts = nines_sim::SimOptions { name, api_key: key };
                 nines_sim::run(listen, opts).await.map(|()| ExitCode::SUCCESS).map_err(Into::into)
@@ -119,6 +150,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn status(url: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let key = std::env::var("NINES_ADMIN_KEY").ok().filter(|k| !k.is_empty());
+    let report = nines::status_cli::fetch(url, key.as_deref()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", nines::status_cli::text(&report));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(path: &PathBuf) -> anyhow::Result<ExitCode> {

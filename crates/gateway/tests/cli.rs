@@ -44,3 +44,102 @@ fn the_demo_plays_its_outage_without_a_failed_request() {
     // Streams cut after their first words: each completed by another provider, until three cuts open the breaker.
     assert!(stdout.contains("3 of them were completed by another provider"), "{stdout}");
 }
+
+/// A child process killed when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `nines ARGS`, and read the address from its first stdout line (`… listening on http://ADDR`).
+fn start(args: &[&str]) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = nines()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    (Child(child), base)
+}
+
+/// One HTTP/1.1 request over a plain socket; the whole response as text.
+fn http(base: &str, method: &str, path: &str, headers: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n{headers}\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// `--log-format json`: every line a JSON object, the request's line carrying the client's `x-request-id`; and
+/// `nines status` prints the running gateway's availability.
+#[test]
+fn json_logs_carry_the_request_id_and_nines_status_reads_a_running_gateway() {
+    let (_sim, sim) = start(&["sim", "--listen", "127.0.0.1:0", "--name", "up"]);
+    let dir = std::env::temp_dir().join(format!("nines-cli-status-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nines.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[providers.up]\nkind = \"anthropic\"\nbase_url = \"{sim}\"\n\n[routes.chat]\ntargets = [\"up/m\"]\n\n\
+             [status]\npublic = true\n"
+        ),
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let (mut gw, base) =
+        start(&["serve", "--config", config, "--listen", "127.0.0.1:0", "--log-format", "json"]);
+    let body = r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+    let resp = http(&base, "POST", "/v1/chat/completions", "x-request-id: cli-req-42\r\n", body);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.to_ascii_lowercase().contains("x-request-id: cli-req-42"), "{resp}");
+
+    let out = nines().args(["status", "--url", &base]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("up 100% — your users 100% (24 h)"), "{text}");
+    assert!(text.contains("up/m") && text.contains("healthy"), "{text}");
+    let json = nines().args(["status", "--json", "--url", &base]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["schema"], "nines.status.v1");
+
+    // SIGTERM: the gateway drains and writes its log out.
+    let pid = gw.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = gw.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut gw.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let done = lines
+        .iter()
+        .find(|l| l["message"] == "request completed")
+        .unwrap_or_else(|| panic!("no request line in {stderr}"));
+    assert_eq!(done["request"], "cli-req-42", "{done}");
+    assert_eq!(done["ending"], "served");
+    assert_eq!(done["level"], "INFO");
+    let _ = std::fs::remove_dir_all(&dir);
+}
