@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod sink;
 pub mod stats;
 pub mod status;
+pub mod trace;
 
 use std::time::Duration;
 
