@@ -18,6 +18,7 @@ use crate::health::Health;
 use crate::provider::{BuildError, Clients, Provider};
 use crate::record::Recorder;
 use crate::record::stats::Stats;
+use crate::record::trace::{TraceError, Traces};
 use crate::route::Routes;
 use crate::store::status::StatusStore;
 use crate::store::{ResponseStore, StoreError};
@@ -29,6 +30,8 @@ pub enum SnapshotError {
     Provider(#[from] BuildError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Traces(#[from] TraceError),
 }
 
 /// What outlives any one configuration, keyed by stable ids: a reload keeps it.
@@ -46,7 +49,9 @@ impl Runtime {
         let health = Arc::new(Health::new(config.health.retry_budget));
         let stats = Arc::new(Stats::new(StatusStore::open(config.status.path.as_deref())?));
         Ok(Runtime {
-            recorder: Arc::new(Recorder::new(health.clone(), stats.clone())),
+            recorder: Arc::new(
+                Recorder::new(health.clone(), stats.clone()).with_traces(Traces::start(&config.traces)?),
+            ),
             health,
             stats,
             responses: ResponseStore::open(&config.responses)?,
@@ -185,6 +190,11 @@ impl App {
         let retention = self.state.snapshot().config.status.retention;
         if let Err(e) = self.state.runtime.recorder.flush(retention).await {
             tracing::warn!(target: "nines::status", "cannot write the status store: {e}");
+        }
+        // The last spans: a bounded wait, off the runtime's threads.
+        let recorder = self.state.runtime.recorder.clone();
+        if recorder.traces.is_some() {
+            let _ = tokio::task::spawn_blocking(move || recorder.traces.as_ref().map(|t| t.shutdown())).await;
         }
     }
 

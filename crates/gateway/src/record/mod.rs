@@ -39,6 +39,8 @@ pub struct Recorder {
     changes: tokio::sync::broadcast::Sender<HealthChange>,
     /// One flush of the status store at a time (a late one would write an older copy of the current minute).
     flushing: tokio::sync::Mutex<()>,
+    /// The trace pipeline, when `[traces]` has an endpoint.
+    pub traces: Option<trace::Traces>,
 }
 
 impl Recorder {
@@ -48,7 +50,13 @@ impl Recorder {
             stats,
             changes: tokio::sync::broadcast::channel(64).0,
             flushing: tokio::sync::Mutex::new(()),
+            traces: None,
         }
+    }
+
+    /// Export each request's spans to `traces`.
+    pub fn with_traces(self, traces: Option<trace::Traces>) -> Recorder {
+        Recorder { traces, ..self }
     }
 
     /// Write what the status store has not got yet (off the request path: a blocking thread), and delete what is
@@ -181,6 +189,9 @@ impl Recorder {
                     elapsed: ev.at,
                 }
                 .emit();
+                if let Some(t) = &self.traces {
+                    t.flight_ended(flight, ev, now);
+                }
             }
         }
     }
