@@ -76,6 +76,13 @@ timeouts = {{ first_byte = "2s" }}
 cooldown = "2s"
 ramp = "{RAMP_SECS}s"
 
+[status]
+public = true
+
+# The demo's phases are a few requests each: an incident closes at the first success after the breaker closed.
+[status.incidents]
+recover_after = 1
+
 [providers.openai]
 kind = "openai"
 base_url = "{o}/v1"
@@ -237,6 +244,24 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
         report.silent_hits,
         report.rescued,
     );
+    match crate::record::status::report(&app.state).await {
+        Ok(status) => {
+            println!("\n  What nines saw (http://{addr}/status, or `nines status --url http://{addr}`):");
+            println!("    {}", status.headline);
+            for i in status.incidents.iter().rev() {
+                let kinds: Vec<String> = i.kinds.iter().map(|(k, c)| format!("{k} ×{}", c.count)).collect();
+                println!(
+                    "    incident {}: {}; blast radius {}; {} of {} requests saved",
+                    short(&i.target),
+                    kinds.join(", "),
+                    i.blast_radius.scope,
+                    i.requests.saved,
+                    i.requests.affected
+                );
+            }
+        }
+        Err(e) => println!("\n  (the status report failed: {e})"),
+    }
     if !once {
         println!("\nThe gateway stays up on http://{addr}; press Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;

@@ -43,6 +43,11 @@ fn the_demo_plays_its_outage_without_a_failed_request() {
     assert!(stdout.contains("3 were saved"), "{stdout}");
     // Streams cut after their first words: each completed by another provider, until three cuts open the breaker.
     assert!(stdout.contains("3 of them were completed by another provider"), "{stdout}");
+    // What the status report saw: the clients never noticed; one incident per outage, each with its root cause.
+    assert!(stdout.contains("— your users 100% (24 h)"), "{stdout}");
+    for kinds in ["timeout ×1", "overload ×3", "stream_cut ×3"] {
+        assert!(stdout.contains(&format!("incident anthropic: {kinds}; blast radius provider")), "{stdout}");
+    }
 }
 
 /// A child process killed when the test ends, however it ends.

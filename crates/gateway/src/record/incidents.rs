@@ -229,6 +229,8 @@ impl Tracker {
             let mut closed = self.open.take()?;
             closed.ended_at = Some(now_ms);
             self.ttft_during = Hist::default();
+            // Its failures were this incident's: the next one starts from a clean window.
+            self.window.clear();
             return Some(closed);
         }
         None
@@ -466,6 +468,12 @@ mod tests {
         let closed = t.succeeded(&cfg(), 6000).unwrap();
         assert_eq!(closed.ended_at, Some(6000));
         assert!(t.open.is_none());
+        // The next trouble is a new incident, from its own first failure.
+        t.failed(&cfg(), &who(), &err(ErrorKind::Timeout, 504), 7000);
+        assert!(t.breaker_opened(&who()));
+        let next = t.open.clone().unwrap();
+        assert_eq!((next.started_at, next.failures), (7000, 1));
+        assert_ne!(next.id, closed.id);
     }
 
     #[test]

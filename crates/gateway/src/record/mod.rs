@@ -79,7 +79,19 @@ impl Recorder {
 
     /// Record `ev` of `flight`, which happened `now`.
     pub fn record(&self, flight: &Flight, ev: &Event, now: Instant) {
-        self.stats.event(flight, ev, now);
+        // History and incidents see a failure before the breaker it opens, and a success after the breaker it
+        // closes (so an incident can close with that success).
+        let after = matches!(ev.kind, EventKind::Committed { .. } | EventKind::Succeeded { .. });
+        if !after {
+            self.stats.event(flight, ev, now);
+        }
+        self.logs_and_health(flight, ev, now);
+        if after {
+            self.stats.event(flight, ev, now);
+        }
+    }
+
+    fn logs_and_health(&self, flight: &Flight, ev: &Event, now: Instant) {
         let cfg = &flight.snap.config.health;
         let target = |i: usize| flight.target(i);
         match &ev.kind {
