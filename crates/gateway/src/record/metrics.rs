@@ -2,7 +2,9 @@
 //! configuration: route, provider, target (`provider/model`; every ad-hoc target of a provider shares
 //! `provider/*`), outcome, error kind, ending. Handles for a target's and a route's series are made once, when the
 //! target or route is first seen ([`TargetMetrics`], [`RouteMetrics`]), so the hot path only touches atomics (and a
-//! histogram's short lock); a failure's series (rare) is looked up by its labels.
+//! histogram's short lock); a failure's duration series (rare) is looked up by its labels. Every counter series a
+//! target or route can have is there from the start, at 0 (each error kind's too): a series born at its first
+//! increment loses that increment to `rate()` and `increase()`.
 //!
 //! Names follow Prometheus conventions (`nines_…_total`, `_seconds`) and OpenTelemetry's GenAI conventions where
 //! they have one (`gen_ai_client_operation_duration_seconds`, `gen_ai_client_token_usage`,
@@ -273,12 +275,18 @@ impl Metrics {
             direction,
         };
         TargetMetrics {
-            provider: provider.to_owned(),
-            label: label.to_owned(),
             model: model.to_owned(),
             gen_ai,
             success: self.attempts.get_or_create_owned(&t("success")),
             abandoned: self.attempts.get_or_create_owned(&t("abandoned")),
+            failures: ErrorKind::ALL.map(|kind| {
+                self.attempts.get_or_create_owned(&AttemptLabels {
+                    provider: provider.to_owned(),
+                    target: label.to_owned(),
+                    outcome: failure_outcome(kind),
+                    error_kind: kind.label(),
+                })
+            }),
             duration_ok: self.attempt_duration.get_or_create_owned(&g("chat", "")),
             ttft: self.ttft.get_or_create_owned(&tl),
             usage_in: self.token_usage.get_or_create_owned(&tok("input")),
@@ -316,16 +324,9 @@ impl Metrics {
         }
     }
 
-    /// A failed attempt (rare: its series is looked up by its labels).
+    /// A failed attempt (rare: its duration series is looked up by its labels).
     pub fn attempt_failed(&self, t: &TargetMetrics, kind: ErrorKind, seconds: f64) {
-        let outcome = if kind.counts_against_target() { "failure" } else { "client_error" };
-        let labels = AttemptLabels {
-            provider: t.provider.clone(),
-            target: t.label.clone(),
-            outcome,
-            error_kind: kind.label(),
-        };
-        self.attempts.get_or_create(&labels).inc();
+        t.failures[kind.index()].inc();
         let g = GenAiLabels {
             gen_ai_provider_name: t.gen_ai,
             gen_ai_request_model: t.model.clone(),
@@ -345,15 +346,20 @@ impl Metrics {
     }
 }
 
+/// A failed attempt's `outcome` label: the target's failure, or the client's request at fault.
+fn failure_outcome(kind: ErrorKind) -> &'static str {
+    if kind.counts_against_target() { "failure" } else { "client_error" }
+}
+
 /// One target's series.
 #[derive(Debug)]
 pub struct TargetMetrics {
-    provider: String,
-    label: String,
     model: String,
     gen_ai: &'static str,
     pub success: Counter,
     pub abandoned: Counter,
+    /// Failed attempts, by [`ErrorKind::index`].
+    failures: [Counter; ErrorKind::ALL.len()],
     pub duration_ok: Histogram,
     pub ttft: Histogram,
     pub usage_in: Histogram,
@@ -401,6 +407,9 @@ mod tests {
         for line in [
             "nines_attempts_total{provider=\"anthropic\",target=\"anthropic/claude\",outcome=\"success\",error_kind=\"\"} 1",
             "nines_attempts_total{provider=\"anthropic\",target=\"anthropic/claude\",outcome=\"failure\",error_kind=\"overload\"} 1",
+            // Every kind's series is there before its first failure (else rate() would miss that failure).
+            "nines_attempts_total{provider=\"anthropic\",target=\"anthropic/claude\",outcome=\"failure\",error_kind=\"timeout\"} 0",
+            "nines_attempts_total{provider=\"anthropic\",target=\"anthropic/claude\",outcome=\"client_error\",error_kind=\"bad_request\"} 0",
             "nines_tokens_total{provider=\"anthropic\",target=\"anthropic/claude\",direction=\"input\"} 12",
             "nines_requests_total{route=\"chat\",ending=\"saved\"} 1",
             "nines_failovers_total{route=\"chat\"} 1",
