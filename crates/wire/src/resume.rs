@@ -258,12 +258,16 @@ impl Transcript {
     /// Usage of the delivered part: the latest usage the provider reported (the `Start`'s, i.e. the input tokens, or
     /// a delivered `Finish`'s), with `output_tokens` raised to an estimate from the delivered text and thinking,
     /// ceil(bytes / 4), when the report is lower (a report made at the start, like Anthropic's `output_tokens: 1`,
-    /// does not count what followed it). Input tokens the provider never reported are the estimate given, if any.
+    /// does not count what followed it). A `Finish` that reports output tokens is the provider's final count and is
+    /// kept as it is (a token is often more than 4 bytes). Input tokens the provider never reported are the estimate
+    /// given, if any.
     pub fn usage(&self) -> Usage {
         let mut usage = self.finish.or(self.start.as_ref().map(|s| s.usage)).unwrap_or_default();
-        let bytes = self.text.len().saturating_add(self.thinking_bytes);
-        let estimate = u64::try_from(bytes.div_ceil(4)).unwrap_or(u64::MAX);
-        usage.output_tokens = usage.output_tokens.max(estimate);
+        if self.finish.is_none_or(|f| f.output_tokens == 0) {
+            let bytes = self.text.len().saturating_add(self.thinking_bytes);
+            let estimate = u64::try_from(bytes.div_ceil(4)).unwrap_or(u64::MAX);
+            usage.output_tokens = usage.output_tokens.max(estimate);
+        }
         if usage.input_tokens == 0 {
             usage.input_tokens = self.input_estimate;
         }

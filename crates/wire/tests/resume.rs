@@ -339,6 +339,10 @@ fn usage_estimates_output_unless_reported() {
     assert_eq!(t.usage(), usage(7, 50), "a report above the estimate is kept");
     let t = transcript(&[start(7, 0), text("abcd"), finish(usage(9, 40))]);
     assert_eq!(t.usage(), usage(9, 40), "a Finish's usage is the latest report");
+    let t = transcript(&[start(7, 0), text(&"a".repeat(40)), finish(usage(7, 4))]);
+    assert_eq!(t.usage(), usage(7, 4), "a Finish's count is final, even below the estimate");
+    let t = transcript(&[start(7, 0), text(&"a".repeat(40)), finish(usage(0, 0))]);
+    assert_eq!(t.usage(), usage(0, 10), "a Finish that reports nothing: the estimate");
 }
 
 /// The bytes `further` encodes to for a `d` client after `before` (whose bytes are dropped).
