@@ -111,8 +111,8 @@ fn init_logging(default: &str, format: LogFormat) -> Sink {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let format = cli.log_format.unwrap_or(match std::env::var("NINES_LOG_FORMAT").as_deref() {
-        Ok("json") => LogFormat::Json,
+    let format = cli.log_format.unwrap_or(match Env::from_process().get("NINES_LOG_FORMAT") {
+        Some("json") => LogFormat::Json,
         _ => LogFormat::Text,
     });
     // The demo's and the status command's report is their output: log lines only when asked for (NINES_LOG).
@@ -153,8 +153,8 @@ fn main() -> ExitCode {
 }
 
 async fn status(url: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let key = std::env::var("NINES_ADMIN_KEY").ok().filter(|k| !k.is_empty());
-    let report = nines::status_cli::fetch(url, key.as_deref()).await?;
+    let env = Env::from_process();
+    let report = nines::status_cli::fetch(url, env.get("NINES_ADMIN_KEY")).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

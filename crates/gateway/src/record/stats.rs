@@ -7,6 +7,7 @@
 //! ad-hoc plans the route `(direct)`: no client can grow this state or the metrics' labels.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::time::Instant;
@@ -59,6 +60,10 @@ pub struct Stats {
     closed: Mutex<Vec<Incident>>,
     /// Incidents open when the gateway last stopped, by target, until that target's stats are made.
     restored: Mutex<HashMap<String, Incident>>,
+    /// Requests ended so far: a status report made since is still true if none ended.
+    ended: AtomicU64,
+    /// The last status report, with when it was made and `ended` then.
+    pub(crate) last_report: Mutex<Option<(Instant, u64, Arc<super::status::StatusReport>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -92,7 +97,14 @@ impl Stats {
             closed: Mutex::new(Vec::new()),
             // Incidents open when the gateway last stopped continue with their targets.
             restored: Mutex::new(open),
+            ended: AtomicU64::new(0),
+            last_report: Mutex::new(None),
         }
+    }
+
+    /// Requests ended so far.
+    pub fn ended_count(&self) -> u64 {
+        self.ended.load(Ordering::Relaxed)
     }
 
     /// The stats of a target (`ad_hoc`: named by a client, sharing its provider's `provider/*`).
@@ -239,6 +251,7 @@ impl Stats {
     }
 
     fn ended(&self, flight: &Flight, ending: Ending, served: Option<usize>, ev: &Event, minute: u64) {
+        self.ended.fetch_add(1, Ordering::Relaxed);
         let route = &flight.plan.stats;
         route.metrics.ended(ending);
         let ok = matches!(ending, Ending::Served | Ending::Saved | Ending::Resumed);

@@ -9,6 +9,7 @@
 //! `docs/status.schema.json`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -125,8 +126,30 @@ struct Now {
     configured: bool,
 }
 
-/// Build the report (flushing the recorder's pending history first).
-pub async fn report(app: &AppState) -> Result<StatusReport, StoreError> {
+/// How long a report is reused while no request ended (a page refreshing itself, or anyone hammering a public
+/// `/status.json`, costs one report a second at most).
+const REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The report (flushing the recorder's pending history first), or the last one if it is under [`REUSE`] old and no
+/// request ended since.
+pub async fn report(app: &AppState) -> Result<Arc<StatusReport>, StoreError> {
+    let stats = app.runtime.stats.clone();
+    let ended = stats.ended_count();
+    let cached = stats.last_report.lock().ok().and_then(|c| c.clone());
+    if let Some((at, n, r)) = cached
+        && n == ended
+        && at.elapsed() < REUSE
+    {
+        return Ok(r);
+    }
+    let r = Arc::new(build_report(app).await?);
+    if let Ok(mut c) = stats.last_report.lock() {
+        *c = Some((Instant::now(), ended, r.clone()));
+    }
+    Ok(r)
+}
+
+async fn build_report(app: &AppState) -> Result<StatusReport, StoreError> {
     let snap = app.snapshot();
     app.runtime.recorder.flush(snap.config.status.retention).await?;
     let now = Instant::now();

@@ -43,7 +43,7 @@ pub async fn json(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     }
     match status::report(&app).await {
         Ok(r) => {
-            let mut resp = axum::Json(r).into_response();
+            let mut resp = axum::Json(&*r).into_response();
             resp.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
