@@ -1,5 +1,6 @@
 //! The `nines` binary: a bad configuration exits 64 before binding, `check` lists every error, the demo plays its
-//! outage to the end.
+//! outage to the end, JSON logs carry the request id, `nines status` reads a running gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is its job
 
 use std::process::Command;
 
