@@ -187,7 +187,7 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
             tokio::time::sleep(std::time::Duration::from_secs(RAMP_SECS)).await;
         }
         if let Some(kind) = &phase.fault {
-            sims[0].push_fault(Fault { kind: kind.clone(), count: u32::MAX });
+            sims[0].push_fault(Fault::new(kind.clone()).forever());
         }
         let mut ok = 0;
         let mut by: BTreeMap<String, usize> = BTreeMap::new();

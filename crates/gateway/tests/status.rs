@@ -177,6 +177,30 @@ async fn every_provider_failing_at_once_points_at_nines_own_network() {
     );
 }
 
+/// One model of a provider failing while another of the same provider answers is a model (or deployment) problem,
+/// not the provider's.
+#[tokio::test]
+async fn one_failing_model_of_a_provider_is_told_from_the_provider() {
+    let extra = format!("{HEALTH}[status]\npublic = true\n");
+    let mut h = Harness::with(&[p("first", "anthropic", "m1")], &extra, Env::default()).await;
+    // The same provider's second model as the fallback (the harness makes one route of one target per provider).
+    h.toml = h.toml.replace("targets = [\"first/m1\"]", "targets = [\"first/m1\", \"first/m2\"]");
+    h.restart().await;
+    h.sims[0].push_fault(
+        Fault::new(FaultKind::Status { status: 500, retry_after: None }).for_model("m1").forever(),
+    );
+    for _ in 0..5 {
+        let r = chat(&h, false).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("x-nines-target"), "first/m2");
+    }
+    let s = status(&h).await;
+    let inc = find(&s["incidents"], "target", "first/m1");
+    assert_eq!(inc["blast_radius"]["scope"], "model", "{inc}");
+    assert!(inc["blast_radius"]["explanation"].as_str().unwrap().contains("first/m2"), "{inc}");
+    assert_eq!(find(&s["providers"], "name", "first")["state"], "degraded", "one of its two models is down");
+}
+
 /// The incident history is kept in the status store: a restarted gateway shows the incident still open.
 #[tokio::test]
 async fn a_restart_keeps_the_incident_history() {

@@ -30,6 +30,9 @@ pub struct Fault {
     /// How many upcoming model requests this fault applies to; `u32::MAX` means until `reset`.
     #[serde(default = "one")]
     pub count: u32,
+    /// Only requests for this model suffer it (others pass it by); `None`: every model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 fn one() -> u32 {
@@ -87,7 +90,14 @@ pub enum FaultKind {
 impl Fault {
     /// A fault that applies to the next model request only.
     pub fn new(kind: FaultKind) -> Self {
-        Self { kind, count: 1 }
+        Self { kind, count: 1, model: None }
+    }
+
+    /// The same fault, only for requests for `model` (one model of a provider failing, the others fine).
+    #[must_use]
+    pub fn for_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
     }
 
     /// The same fault, applied to the next `count` model requests.
@@ -191,14 +201,16 @@ impl FaultQueue {
         }
     }
 
-    /// The fault for the request being served now, if any, consuming one unit of its count.
-    pub(crate) fn take(&mut self) -> Option<FaultKind> {
-        let front = self.queue.front_mut()?;
-        let kind = front.kind.clone();
-        if front.count != u32::MAX {
-            front.count -= 1;
-            if front.count == 0 {
-                self.queue.pop_front();
+    /// The fault for the request being served now (for `model`), if any, consuming one unit of its count: the
+    /// first queued fault for every model or for this one.
+    pub(crate) fn take(&mut self, model: Option<&str>) -> Option<FaultKind> {
+        let i = self.queue.iter().position(|f| f.model.is_none() || f.model.as_deref() == model)?;
+        let fault = self.queue.get_mut(i)?;
+        let kind = fault.kind.clone();
+        if fault.count != u32::MAX {
+            fault.count -= 1;
+            if fault.count == 0 {
+                self.queue.remove(i);
             }
         }
         Some(kind)
@@ -260,10 +272,10 @@ mod tests {
         q.push(Fault::status(500).times(2));
         q.push(Fault::hang());
         q.push(Fault::garbage().times(0));
-        assert_eq!(q.take(), Some(FaultKind::Status { status: 500, retry_after: None }));
-        assert_eq!(q.take(), Some(FaultKind::Status { status: 500, retry_after: None }));
-        assert_eq!(q.take(), Some(FaultKind::Hang));
-        assert_eq!(q.take(), None);
+        assert_eq!(q.take(None), Some(FaultKind::Status { status: 500, retry_after: None }));
+        assert_eq!(q.take(None), Some(FaultKind::Status { status: 500, retry_after: None }));
+        assert_eq!(q.take(None), Some(FaultKind::Hang));
+        assert_eq!(q.take(None), None);
     }
 
     #[test]
@@ -271,8 +283,20 @@ mod tests {
         let mut q = FaultQueue::default();
         q.push(Fault::reset().forever());
         for _ in 0..10 {
-            assert_eq!(q.take(), Some(FaultKind::Reset));
+            assert_eq!(q.take(None), Some(FaultKind::Reset));
         }
         assert_eq!(q.pending(), vec![Fault::reset().forever()]);
+    }
+
+    #[test]
+    fn a_fault_for_one_model_lets_the_others_by() {
+        let mut q = FaultQueue::default();
+        q.push(Fault::status(529).for_model("m1").forever());
+        q.push(Fault::hang());
+        assert_eq!(q.take(Some("m2")), Some(FaultKind::Hang), "m2 passes m1's fault, takes the next");
+        assert_eq!(q.take(Some("m2")), None);
+        assert_eq!(q.take(Some("m1")), Some(FaultKind::Status { status: 529, retry_after: None }));
+        let json: Fault = serde_json::from_str(r#"{"kind":"reset","model":"m1"}"#).unwrap();
+        assert_eq!(json, Fault::reset().for_model("m1"));
     }
 }

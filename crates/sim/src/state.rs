@@ -62,6 +62,11 @@ impl Shared {
     pub(crate) fn arrive(&self, path: &str, headers: &HeaderMap, body: &[u8], limited: bool) -> Arrival {
         let json = serde_json::from_slice::<Value>(body).ok();
         let cost = ratelimit::cost(body, json.as_ref());
+        // The model asked for: the body's `model`, or Gemini's path (`…/models/{model}:generateContent`).
+        let model =
+            json.as_ref().and_then(|j| j.get("model")).and_then(Value::as_str).map(str::to_owned).or_else(
+                || path.split("models/").nth(1).and_then(|rest| rest.split(':').next()).map(str::to_owned),
+            );
         let mut inner = self.lock();
         inner.total += 1;
         *inner.hits.entry(path.to_owned()).or_insert(0) += 1;
@@ -69,7 +74,7 @@ impl Shared {
         if let Some(json) = json {
             inner.bodies.insert(path.to_owned(), json);
         }
-        let fault = inner.faults.take();
+        let fault = inner.faults.take(model.as_deref());
         let admission = match (&fault, &mut inner.limiter) {
             (None, Some(limiter)) if limited => limiter.admit(cost, tokio::time::Instant::now()),
             _ => Admission::Unlimited,

@@ -1,7 +1,9 @@
 //! The one recorder: every event of every flight (`dispatch::flight`) comes here the moment it happens, and here
 //! it becomes what the gateway does with it: a log line, and the health of its target (breakers, cooldowns,
-//! learnt limits, headroom). Metrics, incidents and availability attach here too. Nothing else in the gateway logs
-//! request outcomes or feeds health.
+//! learnt limits, headroom); its per-minute history, metrics and incident ([`stats`]); and, when the request ends,
+//! its spans ([`trace`]). Nothing else in the gateway logs request outcomes, feeds health or counts availability.
+//! What is kept is shown by [`status`] (the report behind `/status`, `/status.json`, `nines status`) and
+//! [`metrics`] (`/metrics`).
 //!
 //! The recorder never decides anything about a request: it reports, and `health` remembers.
 

@@ -94,7 +94,7 @@ impl Harness {
     }
 
     pub fn fault(&self, sim: usize, kind: FaultKind, count: u32) {
-        self.sims[sim].push_fault(Fault { kind, count });
+        self.sims[sim].push_fault(Fault::new(kind).times(count));
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
