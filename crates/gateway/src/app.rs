@@ -106,6 +106,11 @@ impl Snapshot {
                     .to_owned(),
             });
         }
+        if let (Some(v), None, false) =
+            (&self.config.auth.admin_key_env, &self.admin_key, self.config.status.public)
+        {
+            notes.push(format!("no admin key in {v}: /status, /status.json and /metrics refuse everyone"));
+        }
         if self.config.status.path.is_none() {
             notes.push(
                 "status history and incidents are kept in memory only: set [status] path to keep them across restarts"

@@ -77,26 +77,31 @@ fn basic_password(headers: &HeaderMap) -> Option<String> {
     text.split_once(':').map(|(_, p)| p.to_owned())
 }
 
+/// The admin key, as configured.
+#[derive(Clone, Copy, Debug)]
+pub enum Admin<'a> {
+    /// None configured (`auth.admin_key_env` unset).
+    None,
+    Key(&'a SecretString),
+    /// Configured, but its variable is unset or empty: nobody is the admin (never fail open).
+    Missing,
+}
+
 /// Whether a request may see the status page, its JSON and the metrics: anyone when they are public; else the
 /// admin key, or, with no admin key configured, a client key (and anyone when the gateway has no keys at all).
 /// Keys come as for the API, or as the password of HTTP Basic authentication (for a browser).
-pub fn may_see_status(
-    public: bool,
-    admin: Option<&SecretString>,
-    keys: &[SecretString],
-    headers: &HeaderMap,
-) -> bool {
+pub fn may_see_status(public: bool, admin: Admin<'_>, keys: &[SecretString], headers: &HeaderMap) -> bool {
     if public {
         return true;
     }
     let basic = basic_password(headers);
-    let given = presented(headers).or(basic.as_deref());
+    let given = presented(headers).or(basic.as_deref()).filter(|k| !k.is_empty());
+    let matches = |key: &SecretString, k: &str| same(key.expose_secret().as_bytes(), k.as_bytes());
     match admin {
-        Some(a) => given.is_some_and(|k| same(a.expose_secret().as_bytes(), k.as_bytes())),
-        None if keys.is_empty() => true,
-        None => given.is_some_and(|k| {
-            keys.iter().fold(false, |found, key| found | same(key.expose_secret().as_bytes(), k.as_bytes()))
-        }),
+        Admin::Key(a) => given.is_some_and(|k| matches(a, k)),
+        Admin::Missing => false,
+        Admin::None if keys.is_empty() => true,
+        Admin::None => given.is_some_and(|k| keys.iter().fold(false, |found, key| found | matches(key, k))),
     }
 }
 
@@ -122,14 +127,20 @@ mod tests {
         let adm = headers(&[("x-api-key", "adm1n-key")]);
         // "user:adm1n-key" in base64.
         let browser = headers(&[("authorization", "Basic dXNlcjphZG0xbi1rZXk=")]);
-        assert!(may_see_status(true, Some(&admin), &keys, &none));
-        assert!(!may_see_status(false, Some(&admin), &keys, &none));
-        assert!(!may_see_status(false, Some(&admin), &keys, &client), "the admin key, not a client's");
-        assert!(may_see_status(false, Some(&admin), &keys, &adm));
-        assert!(may_see_status(false, Some(&admin), &keys, &browser));
-        assert!(may_see_status(false, None, &keys, &client));
-        assert!(!may_see_status(false, None, &keys, &none));
-        assert!(may_see_status(false, None, &[], &none), "an open gateway");
+        assert!(may_see_status(true, Admin::Key(&admin), &keys, &none));
+        assert!(!may_see_status(false, Admin::Key(&admin), &keys, &none));
+        assert!(!may_see_status(false, Admin::Key(&admin), &keys, &client), "the admin key, not a client's");
+        assert!(may_see_status(false, Admin::Key(&admin), &keys, &adm));
+        assert!(may_see_status(false, Admin::Key(&admin), &keys, &browser));
+        assert!(may_see_status(false, Admin::None, &keys, &client));
+        assert!(!may_see_status(false, Admin::None, &keys, &none));
+        assert!(may_see_status(false, Admin::None, &[], &none), "an open gateway");
+        let empty_bearer = headers(&[("authorization", "Bearer ")]);
+        assert!(
+            !may_see_status(false, Admin::Missing, &[], &empty_bearer),
+            "a configured admin key that is unset"
+        );
+        assert!(!may_see_status(false, Admin::Missing, &keys, &client));
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -58,13 +58,14 @@ pub struct IncidentConfig {
     pub failure_rate: f64,
     pub window: u32,
     pub min_attempts: u32,
-    /// It closes after this many successful attempts in a row, its breaker closed.
+    /// It closes after this many successful attempts in a row, its breaker closed (and, when its failure rate opened
+    /// it, that rate under half `failure_rate`).
     pub recover_after: u32,
 }
 
 impl Default for IncidentConfig {
     fn default() -> Self {
-        IncidentConfig { failure_rate: 0.25, window: 20, min_attempts: 8, recover_after: 3 }
+        IncidentConfig { failure_rate: 0.25, window: 50, min_attempts: 20, recover_after: 3 }
     }
 }
 

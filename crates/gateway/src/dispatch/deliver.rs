@@ -301,7 +301,7 @@ impl Delivery {
         if self.flight.is_ended() {
             return;
         }
-        let elapsed = self.flight.started.elapsed();
+        let elapsed = self.flight.attempt_elapsed(self.target);
         let target = self.target;
         let max_gap = Some(self.max_gap);
         let role = self.flight.role_of(target);
@@ -329,7 +329,7 @@ impl Delivery {
         // The broken upstream is let go now: its connection closes, it no longer counts as in flight.
         self.up.rest = Box::pin(futures_util::stream::empty());
         self.in_flight = None;
-        let elapsed = self.flight.started.elapsed();
+        let elapsed = self.flight.attempt_elapsed(self.target);
         let message = format!(
             "the upstream stream from {} broke after the answer had started ({}): {}",
             self.flight.target(self.target).map_or("the provider", |t| t.label()),

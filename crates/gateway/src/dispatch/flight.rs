@@ -356,6 +356,16 @@ impl Flight {
             .unwrap_or(Role::Normal)
     }
 
+    /// How long `target`'s latest attempt has run (from its `Started` event; the whole flight if it has none).
+    pub fn attempt_elapsed(&self, target: usize) -> Duration {
+        let since_start = self.started.elapsed();
+        let started = self.log.iter().rev().find_map(|e| match e.kind {
+            EventKind::Started { target: t, .. } if t == target => Some(e.at),
+            _ => None,
+        });
+        since_start.saturating_sub(started.unwrap_or_default())
+    }
+
     /// Keep `target` out of this request's continuations: its stream broke.
     pub fn exclude(&mut self, target: usize) {
         self.broke |= bit(target);

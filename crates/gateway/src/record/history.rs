@@ -153,9 +153,18 @@ impl Series {
         Series { name: name.into(), live: Mutex::new(Live::default()) }
     }
 
-    /// Update the bucket of `minute`.
+    /// Update the bucket of `minute`. Time never goes back here: an event that read the clock just before a minute
+    /// turned but took the lock after goes to its minute if that is still waiting for the writer, else to the
+    /// current one (a row once written is replaced whole, so a late bucket of its own would erase it).
     pub fn add(&self, minute: u64, f: impl FnOnce(&mut Minute)) {
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if minute < live.current.minute {
+            let live = &mut *live;
+            let bucket =
+                live.closed.iter_mut().rev().find(|m| m.minute == minute).unwrap_or(&mut live.current);
+            f(bucket);
+            return;
+        }
         if live.current.minute != minute {
             let done = std::mem::replace(&mut live.current, Minute::new(minute));
             if !done.is_empty() {
@@ -208,5 +217,22 @@ mod tests {
         let (closed, current) = s.take();
         assert!(closed.is_empty());
         assert!(current.is_some(), "the current minute is copied every time, taken never");
+    }
+
+    #[test]
+    fn a_late_event_joins_its_minute_or_the_current_one_never_a_new_bucket() {
+        let s = Series::new("gateway");
+        s.add(100, |m| m.total += 1000);
+        s.add(101, |m| m.total += 1);
+        s.add(100, |m| m.total += 1);
+        s.add(101, |m| m.total += 1);
+        let (closed, current) = s.take();
+        assert_eq!(closed.iter().map(|m| (m.minute, m.total)).collect::<Vec<_>>(), [(100, 1001)]);
+        assert_eq!(current.map(|m| (m.minute, m.total)), Some((101, 2)));
+        // Minute 100 is written: a straggler counts in the current minute instead of replacing that row.
+        s.add(100, |m| m.total += 1);
+        let (closed, current) = s.take();
+        assert!(closed.is_empty());
+        assert_eq!(current.map(|m| (m.minute, m.total)), Some((101, 3)));
     }
 }

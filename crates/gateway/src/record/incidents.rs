@@ -4,9 +4,11 @@
 //! every target at once in [`blast_radius`]).
 //!
 //! An incident opens for a target when its breaker opens, or when `failure_rate` of its last `window` judged
-//! attempts failed (at least `min_attempts` of them); it starts at the first failure of that window. It closes
-//! after `recover_after` successful attempts in a row with the breaker closed. One [`Tracker`] per target holds
-//! the window and the open incident; the status store keeps every incident (and reloads the open ones at start).
+//! attempts failed (at least `min_attempts` of them); it starts at the first failure of that window (since the last
+//! incident closed). It closes after `recover_after` successful attempts in a row with the breaker closed — and, for
+//! one opened by its failure rate, once that rate is back under half the threshold (a band, so that a target
+//! failing near the threshold has one long incident, not hundreds). One [`Tracker`] per target holds the window and
+//! the open incident; the status store keeps every incident (and reloads the open ones at start).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -170,6 +172,8 @@ pub struct Tracker {
     pub dirty: bool,
     /// Requests that met a failure of the window before an incident opened: they are the incident's when it does.
     pub pending: Requests,
+    /// When the last incident closed (Unix ms): older failures of the window are not the next one's.
+    last_close_ms: u64,
 }
 
 /// Who the tracker belongs to.
@@ -222,15 +226,23 @@ impl Tracker {
         }
         self.last_success_ms = now_ms;
         self.ok_in_row = self.ok_in_row.saturating_add(1);
+        let rate = self.failure_rate();
         let incident = self.open.as_mut()?;
         incident.attempts += 1;
         self.dirty = true;
-        if self.ok_in_row >= cfg.recover_after && !self.breaker_open {
+        let by_rate = incident.opened_by == "failure_rate";
+        if self.ok_in_row >= cfg.recover_after
+            && !self.breaker_open
+            && (!by_rate || rate < cfg.failure_rate / 2.0)
+        {
             let mut closed = self.open.take()?;
             closed.ended_at = Some(now_ms);
             self.ttft_during = Hist::default();
-            // Its failures were this incident's: the next one starts from a clean window.
-            self.window.clear();
+            self.last_close_ms = now_ms;
+            if !by_rate {
+                // The breaker's verdict stands: the next incident is judged on a clean window.
+                self.window.clear();
+            }
             return Some(closed);
         }
         None
@@ -253,37 +265,36 @@ impl Tracker {
             self.dirty = true;
             return false;
         }
-        let failures = self.window.iter().flatten().count();
         let n = self.window.len();
-        let crossed = n >= cfg.min_attempts as usize && failures as f64 >= cfg.failure_rate * n as f64;
+        let crossed = n >= cfg.min_attempts as usize && self.failure_rate() >= cfg.failure_rate;
         if crossed {
-            self.open(who, "failure_rate", e);
+            self.open(who, "failure_rate", e, now_ms);
             return true;
         }
         false
     }
 
-    /// The target's breaker opened (after the failure that opened it was recorded). Returns true if this opened
-    /// an incident.
-    pub fn breaker_opened(&mut self, who: &Who<'_>) -> bool {
+    /// The share of the window's attempts that failed (0 for an empty window).
+    fn failure_rate(&self) -> f64 {
+        let n = self.window.len();
+        if n == 0 { 0.0 } else { self.window.iter().flatten().count() as f64 / n as f64 }
+    }
+
+    /// The target's breaker opened at `now_ms` (after the failure that opened it was recorded). Returns true if
+    /// this opened an incident.
+    pub fn breaker_opened(&mut self, who: &Who<'_>, now_ms: u64) -> bool {
         self.breaker_open = true;
         if self.open.is_some() {
             return false;
         }
         let last = self.window.iter().rev().flatten().next().cloned();
-        match last {
+        let e = match last {
             Some(seen) => {
-                let e = ProviderError {
-                    status: seen.status,
-                    ..ProviderError::new(seen.kind, seen.message.clone())
-                };
-                self.open(who, "breaker", &e);
+                ProviderError { status: seen.status, ..ProviderError::new(seen.kind, seen.message) }
             }
-            None => {
-                let e = ProviderError::new(ErrorKind::Timeout, "the breaker opened");
-                self.open(who, "breaker", &e);
-            }
-        }
+            None => ProviderError::new(ErrorKind::Timeout, "the breaker opened"),
+        };
+        self.open(who, "breaker", &e, now_ms);
         true
     }
 
@@ -291,9 +302,10 @@ impl Tracker {
         self.breaker_open = false;
     }
 
-    fn open(&mut self, who: &Who<'_>, by: &str, e: &ProviderError) {
-        let failures: Vec<Seen> = self.window.iter().flatten().cloned().collect();
-        let started_at = failures.first().map_or(0, |s| s.at_ms);
+    fn open(&mut self, who: &Who<'_>, by: &str, e: &ProviderError, now_ms: u64) {
+        let since = self.last_close_ms;
+        let failures: Vec<Seen> = self.window.iter().flatten().filter(|s| s.at_ms > since).cloned().collect();
+        let started_at = failures.first().map_or(now_ms, |s| s.at_ms);
         let mut i = Incident {
             id: format!("inc_{started_at:x}_{:08x}", fnv(who.target)),
             target: who.target.to_owned(),
@@ -405,6 +417,8 @@ pub fn blast_radius(incident: &Incident, all: &[Reach<'_>]) -> BlastRadius {
         m
     });
     let others_fine = providers.iter().any(|(p, ok)| *p != incident.provider && *ok);
+    // Other providers in trouble too (an idle one is not evidence either way).
+    let others_troubled = all.iter().any(|r| r.open && r.provider != incident.provider);
     let (scope, explanation) = if siblings.iter().any(|r| fine(r)) {
         let ok: Vec<&str> = siblings.iter().filter(|r| fine(r)).map(|r| r.target).collect();
         (
@@ -415,12 +429,13 @@ pub fn blast_radius(incident: &Incident, all: &[Reach<'_>]) -> BlastRadius {
                 ok.join(", ")
             ),
         )
-    } else if others_fine || providers.len() < 2 {
+    } else if others_fine || !others_troubled {
         let n = siblings.len() + 1;
+        let others = if others_fine { "other providers did" } else { "no other provider is in trouble" };
         (
             "provider",
             format!(
-                "all of {}: none of the {n} model(s) nines reaches there answered meanwhile, other providers did",
+                "all of {}: none of the {n} model(s) nines reaches there answered meanwhile; {others}",
                 incident.provider
             ),
         )
@@ -464,23 +479,49 @@ mod tests {
         assert_eq!(i.kinds["overload"].statuses["529"], 1);
         assert_eq!(i.kinds["server_error"].count, 1);
         assert!(!i.first_error.contains("sk-secret"), "{}", i.first_error);
+        // Two successes in a row are not enough while a quarter of the window still failed (half the threshold).
         assert!(t.succeeded(&cfg(), 5000).is_none());
-        let closed = t.succeeded(&cfg(), 6000).unwrap();
-        assert_eq!(closed.ended_at, Some(6000));
+        assert!(t.succeeded(&cfg(), 6000).is_none());
+        assert!(t.succeeded(&cfg(), 7000).is_none());
+        let closed = t.succeeded(&cfg(), 8000).unwrap();
+        assert_eq!(closed.ended_at, Some(8000));
         assert!(t.open.is_none());
         // The next trouble is a new incident, from its own first failure.
-        t.failed(&cfg(), &who(), &err(ErrorKind::Timeout, 504), 7000);
-        assert!(t.breaker_opened(&who()));
+        t.failed(&cfg(), &who(), &err(ErrorKind::Timeout, 504), 9000);
+        assert!(t.breaker_opened(&who(), 9001));
         let next = t.open.clone().unwrap();
-        assert_eq!((next.started_at, next.failures), (7000, 1));
+        assert_eq!((next.started_at, next.failures), (9000, 1));
         assert_ne!(next.id, closed.id);
+    }
+
+    #[test]
+    fn a_target_failing_near_the_threshold_has_one_long_incident_not_many() {
+        let cfg = IncidentConfig { failure_rate: 0.25, window: 20, min_attempts: 20, recover_after: 3 };
+        let mut t = Tracker::default();
+        let (mut opened, mut closed) = (0, 0);
+        // 1 in 5 attempts fails, then 1 in 3, for 2,000 attempts each.
+        for (i, every) in (0..4000u64).map(|i| (i, if i < 2000 { 5 } else { 3 })) {
+            if i % every == 0 {
+                opened += u32::from(t.failed(&cfg, &who(), &err(ErrorKind::Server, 500), i));
+            } else if t.succeeded(&cfg, i).is_some() {
+                closed += 1;
+            }
+        }
+        assert_eq!((opened, closed), (1, 0), "20% never opens one; 33% opens one and keeps it open");
+    }
+
+    #[test]
+    fn a_breaker_that_opens_without_a_failure_in_the_window_starts_now() {
+        let mut t = Tracker::default();
+        assert!(t.breaker_opened(&who(), 123_456));
+        assert_eq!(t.open.as_ref().map(|i| i.started_at), Some(123_456));
     }
 
     #[test]
     fn an_open_breaker_opens_one_and_keeps_it_open_until_it_closes() {
         let mut t = Tracker::default();
         t.failed(&cfg(), &who(), &err(ErrorKind::Overloaded, 529), 10);
-        assert!(t.breaker_opened(&who()));
+        assert!(t.breaker_opened(&who(), 15));
         assert_eq!(t.open.as_ref().unwrap().opened_by, "breaker");
         assert!(t.succeeded(&cfg(), 20).is_none());
         assert!(t.succeeded(&cfg(), 30).is_none(), "the breaker is still open");
@@ -519,6 +560,9 @@ mod tests {
         assert_eq!(model.scope, "model");
         let provider = blast_radius(&i, &[r("a/m1", "a", true, 0, false), r("b/x", "b", false, 150, false)]);
         assert_eq!(provider.scope, "provider");
+        // Another provider idle (no answer since, but no incident either) is no evidence of an outage everywhere.
+        let idle = blast_radius(&i, &[r("a/m1", "a", true, 0, true), r("b/x", "b", false, 50, false)]);
+        assert_eq!(idle.scope, "provider", "{idle:?}");
         let all = blast_radius(&i, &[r("a/m1", "a", true, 0, true), r("b/x", "b", true, 50, true)]);
         assert_eq!(all.scope, "everything");
         assert!(all.explanation.contains("network"));
@@ -528,7 +572,7 @@ mod tests {
     fn open_incident(target: &str, provider: &str) -> Incident {
         let mut t = Tracker::default();
         let w = Who { target, provider, model: "m", ttft_before: None, secret: None };
-        t.breaker_opened(&w);
+        t.breaker_opened(&w, 100);
         t.open.unwrap()
     }
 

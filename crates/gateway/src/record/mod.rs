@@ -238,7 +238,7 @@ impl Recorder {
     fn transition(&self, target: &Target, tr: Option<Transition>) {
         let Some(tr) = tr else { return };
         BreakerChanged { target: target.label(), transition: tr }.emit();
-        self.stats.breaker(target, tr);
+        self.stats.breaker(target, tr, Instant::now());
         // Nobody listening is fine.
         let _ = self.changes.send(HealthChange { target: target.id.clone(), transition: tr });
     }

@@ -39,6 +39,13 @@ pub struct TargetStats {
     pub tracker: Mutex<Tracker>,
 }
 
+impl TargetStats {
+    /// The shared stats of the models clients named themselves (`provider/*`).
+    pub fn is_ad_hoc(&self) -> bool {
+        self.model == "*"
+    }
+}
+
 /// One route's history and metrics.
 #[derive(Debug)]
 pub struct RouteStats {
@@ -64,6 +71,10 @@ pub struct Stats {
     ended: AtomicU64,
     /// The last status report, with when it was made and `ended` then.
     pub(crate) last_report: Mutex<Option<(Instant, u64, Arc<super::status::StatusReport>)>>,
+    /// One report is built at a time; others wait for it.
+    pub(crate) building: tokio::sync::Mutex<()>,
+    /// Per series, what is older than the last hour (read once a minute).
+    pub(crate) older: Mutex<HashMap<String, super::status::Older>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -99,6 +110,8 @@ impl Stats {
             restored: Mutex::new(open),
             ended: AtomicU64::new(0),
             last_report: Mutex::new(None),
+            building: tokio::sync::Mutex::new(()),
+            older: Mutex::new(HashMap::new()),
         }
     }
 
@@ -221,7 +234,9 @@ impl Stats {
                 let Some(t) = target(*i) else { return };
                 let s = &t.stats;
                 self.metrics.attempt_failed(&s.metrics, error.kind, elapsed.as_secs_f64());
-                if *deadline_cut || !error.kind.counts_against_target() || !flight.judges_health {
+                // A model a client named itself that the provider does not have is the client's mistake.
+                let invented = s.is_ad_hoc() && error.kind == ErrorKind::NotFound;
+                if *deadline_cut || !error.kind.counts_against_target() || !flight.judges_health || invented {
                     return;
                 }
                 s.series.add(minute, |m| {
@@ -281,7 +296,10 @@ impl Stats {
                 {
                     troubled |= crate::dispatch::flight::bit(*target)
                 }
-                EventKind::Skipped { target, why: Skip::Unavailable(_) } => {
+                // Skipped for its health (not because nines kept it inside its announced rate limits).
+                EventKind::Skipped { target, why: Skip::Unavailable(u) }
+                    if !matches!(u, crate::health::Unavailable::NoHeadroom { .. }) =>
+                {
                     troubled |= crate::dispatch::flight::bit(*target)
                 }
                 EventKind::Resumed { .. } => resumed = true,
@@ -338,12 +356,16 @@ impl Stats {
         }
     }
 
-    /// A target's breaker changed.
-    pub fn breaker(&self, target: &Target, tr: Transition) {
+    /// A target's breaker changed, at `now`. Ad-hoc models of a provider share one tracker but each has its own
+    /// breaker: their incidents open and close by failure rate alone.
+    pub fn breaker(&self, target: &Target, tr: Transition, now: Instant) {
+        if target.stats.is_ad_hoc() {
+            return;
+        }
         let mut t = lock(&target.stats.tracker);
         match tr {
             Transition::Opened { .. } | Transition::Reopened { .. } => {
-                t.breaker_opened(&who(target));
+                t.breaker_opened(&who(target), self.wall.unix_ms(now));
             }
             Transition::Closed => t.breaker_closed(),
         }

@@ -18,7 +18,7 @@ use super::incidents::Incident;
 use super::stats::{DIRECT, GATEWAY, route_series, target_series};
 use crate::app::AppState;
 use crate::store::StoreError;
-use crate::store::status::{Bar as StoreBar, StatusStore};
+use crate::store::status::{Bar as StoreBar, Counts, StatusStore};
 
 /// The schema's name and version.
 pub const SCHEMA: &str = "nines.status.v1";
@@ -134,14 +134,20 @@ const REUSE: std::time::Duration = std::time::Duration::from_secs(1);
 /// request ended since.
 pub async fn report(app: &AppState) -> Result<Arc<StatusReport>, StoreError> {
     let stats = app.runtime.stats.clone();
-    let ended = stats.ended_count();
-    let cached = stats.last_report.lock().ok().and_then(|c| c.clone());
-    if let Some((at, n, r)) = cached
-        && n == ended
-        && at.elapsed() < REUSE
-    {
+    let fresh = || {
+        let ended = stats.ended_count();
+        let cached = stats.last_report.lock().ok().and_then(|c| c.clone());
+        cached.filter(|(at, n, _)| *n == ended && at.elapsed() < REUSE).map(|(_, _, r)| r)
+    };
+    if let Some(r) = fresh() {
         return Ok(r);
     }
+    // One build at a time: callers that arrive meanwhile take its result if it is still true for them.
+    let _one = stats.building.lock().await;
+    if let Some(r) = fresh() {
+        return Ok(r);
+    }
+    let ended = stats.ended_count();
     let r = Arc::new(build_report(app).await?);
     if let Ok(mut c) = stats.last_report.lock() {
         *c = Some((Instant::now(), ended, r.clone()));
@@ -159,19 +165,21 @@ async fn build_report(app: &AppState) -> Result<StatusReport, StoreError> {
         snap.routes.targets().iter().map(|t| t.label().to_owned()).collect();
     let mut states = Vec::new();
     for t in stats.targets() {
-        let health = app.runtime.health.target(&t.id);
-        let first_byte = snap
-            .providers
-            .get(&t.provider)
-            .map_or(std::time::Duration::from_secs(30), |p| p.config.timeouts.first_byte);
-        let r = health.report(now, &snap.config.health, first_byte);
         let open_incident = t.tracker.lock().ok().and_then(|tr| tr.open.as_ref().map(|i| i.id.clone()));
-        let until = r.until.map(|u| wall.unix_ms(u));
-        let (state, detail) = match r.state {
+        // Models clients named themselves share these stats but each has its own health: judged by incidents.
+        let (health_state, consecutive, until, in_flight) = if t.is_ad_hoc() {
+            ("closed", 0, None, 0)
+        } else {
+            let first_byte = snap
+                .providers
+                .get(&t.provider)
+                .map_or(std::time::Duration::from_secs(30), |p| p.config.timeouts.first_byte);
+            let r = app.runtime.health.target(&t.id).report(now, &snap.config.health, first_byte);
+            (r.state, r.consecutive_failures, r.until.map(|u| wall.unix_ms(u)), r.in_flight)
+        };
+        let (state, detail) = match health_state {
             "down" => ("down", "the provider refused nines' key: check its configuration".to_owned()),
-            "open" => {
-                ("breaker_open", format!("breaker open after {} failures in a row", r.consecutive_failures))
-            }
+            "open" => ("breaker_open", format!("breaker open after {consecutive} failures in a row")),
             "half-open" => ("half_open", "recovering: a trial request decides".to_owned()),
             "cooling" => ("rate_limited", "rate-limited by the provider".to_owned()),
             _ if open_incident.is_some() => ("degraded", "failing more than usual".to_owned()),
@@ -184,7 +192,7 @@ async fn build_report(app: &AppState) -> Result<StatusReport, StoreError> {
             state,
             detail,
             until,
-            in_flight: r.in_flight,
+            in_flight,
             open_incident,
             configured: configured.contains(t.id.as_str()),
         });
@@ -194,10 +202,21 @@ async fn build_report(app: &AppState) -> Result<StatusReport, StoreError> {
     let objective = snap.config.status.objective;
     let minute = wall.minute(now);
     let generated_at = wall.unix_ms(now);
-    let store = stats.store.clone();
-    let report =
-        tokio::task::spawn_blocking(move || build(&store, states, routes, objective, minute, generated_at))
-            .await??;
+    let mut report = tokio::task::spawn_blocking(move || {
+        let r = Reader { store: &stats.store, cache: &stats.older, minute, objective };
+        build(&r, states, routes, generated_at)
+    })
+    .await??;
+    if snap.config.status.public {
+        // A public page tells what failed, not the provider's own words (they can name hosts and addresses).
+        for i in &mut report.incidents {
+            for e in [&mut i.first_error, &mut i.last_error] {
+                if let Some((brief, _)) = e.split_once(": ") {
+                    *e = brief.to_owned();
+                }
+            }
+        }
+    }
     Ok(report)
 }
 
@@ -211,44 +230,108 @@ fn bars(v: Vec<StoreBar>) -> Vec<Bar> {
     v.into_iter().map(|b| Bar { start: b.start, total: b.counts.total, good: b.counts.good }).collect()
 }
 
-/// Counts of one or more series over the four windows.
-fn windows(
-    store: &StatusStore,
-    series: &[String],
+/// What is older than the last hour of a series: it changes only when the minute turns, so it is read once a minute
+/// (the 30-day windows are most of a report's cost) and the last hour fresh every time.
+#[derive(Clone, Debug, Default)]
+pub struct Older {
     minute: u64,
-    objective: f64,
-) -> Result<Vec<Window>, StoreError> {
-    WINDOWS
-        .iter()
-        .map(|(name, len)| {
-            let from = minute.saturating_sub(len - 1);
-            let mut total = 0;
-            let mut good = 0;
-            for s in series {
-                let c = store.counts(s, from)?;
-                total += c.total;
-                good += c.good;
-            }
-            Ok(window(name, total, good, objective))
-        })
-        .collect()
+    /// 24 h, 7 d and 30 d, without the last hour.
+    windows: [Counts; 3],
+    /// Whole hours of the last week before the current one.
+    hours: Vec<StoreBar>,
+    /// The last 24 h without the last hour.
+    failures: BTreeMap<String, u64>,
+    tokens: (u64, u64),
 }
 
-fn route(
-    store: &StatusStore,
-    name: &str,
-    series: &str,
+/// Reads a report's figures: the last hour from the store, what is older through the per-minute cache.
+struct Reader<'a> {
+    store: &'a StatusStore,
+    cache: &'a std::sync::Mutex<std::collections::HashMap<String, Older>>,
     minute: u64,
     objective: f64,
-) -> Result<RouteStatus, StoreError> {
-    let day = minute.saturating_sub(24 * 60 - 1);
-    Ok(RouteStatus {
-        name: name.to_owned(),
-        availability: windows(store, &[series.to_owned()], minute, objective)?,
-        minutes: bars(store.bars(series, minute.saturating_sub(59), 1)?),
-        hours: bars(store.bars(series, (minute.saturating_sub(7 * 24 * 60 - 1)) / 60 * 60, 60)?),
-        saved_24h: store.counts(series, day)?.saved,
-    })
+}
+
+impl Reader<'_> {
+    /// The first minute of "the last hour".
+    fn recent(&self) -> u64 {
+        self.minute.saturating_sub(59)
+    }
+
+    fn hour_start(&self) -> u64 {
+        self.minute / 60 * 60
+    }
+
+    fn older(&self, series: &str) -> Result<Older, StoreError> {
+        if let Some(o) = self.cache.lock().ok().and_then(|c| c.get(series).cloned())
+            && o.minute == self.minute
+        {
+            return Ok(o);
+        }
+        let until = self.recent();
+        let from = |len: u64| self.minute.saturating_sub(len - 1);
+        let mut windows = [Counts::default(); 3];
+        for (w, (_, len)) in windows.iter_mut().zip(&WINDOWS[1..]) {
+            *w = self.store.counts(series, from(*len), until)?;
+        }
+        let week = from(WINDOWS[2].1) / 60 * 60;
+        let day = from(WINDOWS[1].1);
+        let tokens = self.store.latency(series, day, until)?;
+        let o = Older {
+            minute: self.minute,
+            windows,
+            hours: self.store.bars(series, week, self.hour_start(), 60)?,
+            failures: self.store.failures(series, day, until)?.into_iter().collect(),
+            tokens: (tokens.tokens_in, tokens.tokens_out),
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(series.to_owned(), o.clone());
+        }
+        Ok(o)
+    }
+
+    /// Counts of one or more series over the four windows.
+    fn windows(&self, series: &[String]) -> Result<Vec<Window>, StoreError> {
+        let mut sums = [(0u64, 0u64); 4];
+        for s in series {
+            let recent = self.store.counts(s, self.recent(), u64::MAX)?;
+            let older = self.older(s)?;
+            let parts = [Counts::default(), older.windows[0], older.windows[1], older.windows[2]];
+            for (sum, o) in sums.iter_mut().zip(parts) {
+                sum.0 += recent.total + o.total;
+                sum.1 += recent.good + o.good;
+            }
+        }
+        Ok(WINDOWS
+            .iter()
+            .zip(sums)
+            .map(|((name, _), (total, good))| window(name, total, good, self.objective))
+            .collect())
+    }
+
+    fn minutes(&self, series: &str) -> Result<Vec<Bar>, StoreError> {
+        Ok(bars(self.store.bars(series, self.recent(), u64::MAX, 1)?))
+    }
+
+    fn hours(&self, series: &str) -> Result<Vec<Bar>, StoreError> {
+        let mut all = self.older(series)?.hours;
+        all.extend(self.store.bars(series, self.hour_start(), u64::MAX, 60)?);
+        Ok(bars(all))
+    }
+
+    fn saved_24h(&self, series: &str) -> Result<u64, StoreError> {
+        Ok(self.older(series)?.windows[0].saved + self.store.counts(series, self.recent(), u64::MAX)?.saved)
+    }
+
+    fn route(&self, name: &str, series: &str) -> Result<RouteStatus, StoreError> {
+        Ok(RouteStatus {
+            name: name.to_owned(),
+            availability: self.windows(&[series.to_owned()])?,
+            minutes: self.minutes(series)?,
+            hours: self.hours(series)?,
+            saved_24h: self.saved_24h(series)?,
+        })
+    }
 }
 
 /// A share as a percentage with at most two decimals, never rounded up to 100% when it is not.
@@ -262,35 +345,37 @@ pub fn percent(a: f64) -> String {
 }
 
 fn build(
-    store: &StatusStore,
+    r: &Reader<'_>,
     states: Vec<Now>,
     route_names: Vec<String>,
-    objective: f64,
-    minute: u64,
     generated_at: u64,
 ) -> Result<StatusReport, StoreError> {
-    let day = minute.saturating_sub(24 * 60 - 1);
-    let hour = minute.saturating_sub(59);
+    let (store, objective) = (r.store, r.objective);
+    let hour = r.recent();
     let mut targets = Vec::new();
     for s in states {
         let series = target_series(&s.id);
-        let availability = windows(store, std::slice::from_ref(&series), minute, objective)?;
+        let availability = r.windows(std::slice::from_ref(&series))?;
         if !s.configured && availability.iter().all(|w| w.total == 0) {
             continue;
         }
-        let latency = store.latency(&series, hour)?;
-        let tokens = store.latency(&series, day)?;
+        let latency = store.latency(&series, hour, u64::MAX)?;
+        let older = r.older(&series)?;
+        let mut failures_24h = older.failures.clone();
+        for (k, n) in store.failures(&series, hour, u64::MAX)? {
+            *failures_24h.entry(k).or_default() += n;
+        }
         targets.push(TargetStatus {
             availability,
-            minutes: bars(store.bars(&series, hour, 1)?),
-            hours: bars(store.bars(&series, minute.saturating_sub(7 * 24 * 60 - 1) / 60 * 60, 60)?),
-            failures_24h: store.failures(&series, day)?.into_iter().collect(),
+            minutes: r.minutes(&series)?,
+            hours: r.hours(&series)?,
+            failures_24h,
             latency_p50_ms_1h: latency.latency_p50_ms,
             latency_p95_ms_1h: latency.latency_p95_ms,
             ttft_p50_ms_1h: latency.ttft_p50_ms,
             ttft_p95_ms_1h: latency.ttft_p95_ms,
-            tokens_in_24h: tokens.tokens_in,
-            tokens_out_24h: tokens.tokens_out,
+            tokens_in_24h: older.tokens.0 + latency.tokens_in,
+            tokens_out_24h: older.tokens.1 + latency.tokens_out,
             id: s.id,
             provider: s.provider,
             model: s.model,
@@ -317,7 +402,7 @@ fn build(
             "healthy".to_owned()
         };
         providers.push(ProviderStatus {
-            availability: windows(store, &series, minute, objective)?,
+            availability: r.windows(&series)?,
             targets: ts.iter().map(|t| t.id.clone()).collect(),
             name,
             state,
@@ -325,13 +410,13 @@ fn build(
     }
     let mut routes = Vec::new();
     for name in route_names {
-        let r = route(store, &name, &route_series(&name), minute, objective)?;
-        if name == DIRECT && r.availability.iter().all(|w| w.total == 0) {
+        let rs = r.route(&name, &route_series(&name))?;
+        if name == DIRECT && rs.availability.iter().all(|w| w.total == 0) {
             continue;
         }
-        routes.push(r);
+        routes.push(rs);
     }
-    let gateway = route(store, GATEWAY, GATEWAY, minute, objective)?;
+    let gateway = r.route(GATEWAY, GATEWAY)?;
     let users = gateway.availability.get(1).and_then(|w| w.availability);
     let worst = providers
         .iter()
@@ -358,6 +443,32 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_add_the_fresh_last_hour_to_the_older_part_read_once_a_minute() {
+        use crate::record::history::Minute;
+        let store = StatusStore::open(None).unwrap();
+        let cache = std::sync::Mutex::new(std::collections::HashMap::new());
+        let now = 100_000;
+        let row = |ago: u64, total: u32, good: u32| {
+            ("route:r".to_owned(), Minute { minute: now - ago, total, good, ..Minute::default() })
+        };
+        // In the last hour, in the last day, in the last week, in the last month, and older than that.
+        let rows = [row(10, 1, 1), row(100, 2, 1), row(3000, 4, 4), row(20_000, 8, 0), row(50_000, 16, 16)];
+        store.write(&rows, &[], 0).unwrap();
+        let r = Reader { store: &store, cache: &cache, minute: now, objective: 0.999 };
+        let w = r.windows(&["route:r".to_owned()]).unwrap();
+        let got: Vec<(u64, u64)> = w.iter().map(|w| (w.total, w.good)).collect();
+        assert_eq!(got, [(1, 1), (3, 2), (7, 6), (15, 6)]);
+        // The last hour is read fresh; what is older comes from the cache until the minute turns.
+        store.write(&[row(5, 1, 0), row(200, 100, 100)], &[], 0).unwrap();
+        let w = r.windows(&["route:r".to_owned()]).unwrap();
+        assert_eq!((w[0].total, w[1].total), (2, 4), "the older row waits for the next minute");
+        let next = Reader { minute: now + 1, ..r };
+        assert_eq!(next.windows(&["route:r".to_owned()]).unwrap()[1].total, 104);
+        let hours = next.hours("route:r").unwrap();
+        assert_eq!(hours.iter().map(|b| b.total).sum::<u64>(), 1 + 1 + 2 + 100 + 4);
+    }
 
     #[test]
     fn no_traffic_is_no_data_and_the_budget_is_counted_against_the_objective() {

@@ -14,7 +14,12 @@ use crate::record::status;
 
 fn allowed(app: &AppState, headers: &HeaderMap) -> bool {
     let snap = app.snapshot();
-    auth::may_see_status(snap.config.status.public, snap.admin_key.as_ref(), &snap.client_keys, headers)
+    let admin = match (&snap.admin_key, &snap.config.auth.admin_key_env) {
+        (Some(k), _) => auth::Admin::Key(k),
+        (None, Some(_)) => auth::Admin::Missing,
+        (None, None) => auth::Admin::None,
+    };
+    auth::may_see_status(snap.config.status.public, admin, &snap.client_keys, headers)
 }
 
 /// 401 with a Basic challenge, so that a browser asks for the key.

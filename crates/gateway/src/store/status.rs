@@ -40,6 +40,7 @@ const SCHEMA: &str = "
         body TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS incidents_by_start ON incidents (started_at);
+    CREATE INDEX IF NOT EXISTS incidents_by_end ON incidents (ended_at);
 ";
 
 /// Requests or attempts in a window, and how many succeeded.
@@ -155,14 +156,14 @@ impl StatusStore {
         Ok(())
     }
 
-    /// Counts of `series` from minute `from` (inclusive) on.
-    pub fn counts(&self, series: &str, from: u64) -> Result<Counts, StoreError> {
+    /// Counts of `series` over the minutes `from..until`.
+    pub fn counts(&self, series: &str, from: u64, until: u64) -> Result<Counts, StoreError> {
         let conn = self.conn();
         let mut q = conn.prepare_cached(
             "SELECT COALESCE(SUM(total), 0), COALESCE(SUM(good), 0), COALESCE(SUM(saved), 0) FROM minutes \
-             WHERE series = ?1 AND minute >= ?2",
+             WHERE series = ?1 AND minute >= ?2 AND minute < ?3",
         )?;
-        let c = q.query_row(params![series, sql_int(from)], |r| {
+        let c = q.query_row(params![series, sql_int(from), sql_int(until)], |r| {
             Ok(Counts {
                 total: r.get::<_, i64>(0)? as u64,
                 good: r.get::<_, i64>(1)? as u64,
@@ -172,16 +173,16 @@ impl StatusStore {
         Ok(c)
     }
 
-    /// Bars of `series` from minute `from` on, `width` minutes each (1: per minute, 60: hourly), oldest first;
-    /// only bars with data.
-    pub fn bars(&self, series: &str, from: u64, width: u64) -> Result<Vec<Bar>, StoreError> {
+    /// Bars of `series` over the minutes `from..until`, `width` minutes each (1: per minute, 60: hourly), oldest
+    /// first; only bars with data.
+    pub fn bars(&self, series: &str, from: u64, until: u64, width: u64) -> Result<Vec<Bar>, StoreError> {
         let conn = self.conn();
         let mut q = conn.prepare_cached(
             "SELECT minute / ?3, SUM(total), SUM(good), SUM(saved) FROM minutes WHERE series = ?1 AND minute >= ?2 \
-             GROUP BY minute / ?3 ORDER BY 1",
+             AND minute < ?4 GROUP BY minute / ?3 ORDER BY 1",
         )?;
         let width = width.max(1);
-        let rows = q.query_map(params![series, sql_int(from), sql_int(width)], |r| {
+        let rows = q.query_map(params![series, sql_int(from), sql_int(width), sql_int(until)], |r| {
             Ok(Bar {
                 start: r.get::<_, i64>(0)? as u64 * width * 60,
                 counts: Counts {
@@ -194,27 +195,29 @@ impl StatusStore {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Failures of `series` by kind, from minute `from` on.
-    pub fn failures(&self, series: &str, from: u64) -> Result<Vec<(String, u64)>, StoreError> {
+    /// Failures of `series` by kind over the minutes `from..until`.
+    pub fn failures(&self, series: &str, from: u64, until: u64) -> Result<Vec<(String, u64)>, StoreError> {
         let conn = self.conn();
         let mut q = conn.prepare_cached(
             "SELECT j.key, SUM(j.value) FROM minutes, json_each(minutes.failures) AS j \
-             WHERE series = ?1 AND minute >= ?2 GROUP BY j.key ORDER BY 2 DESC",
+             WHERE series = ?1 AND minute >= ?2 AND minute < ?3 AND failures != '{}' GROUP BY j.key ORDER BY 2 DESC",
         )?;
-        let rows =
-            q.query_map(params![series, sql_int(from)], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        let rows = q.query_map(params![series, sql_int(from), sql_int(until)], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Percentiles (the worst minute's, for p95; the median minute's p50) and tokens of `series` from `from` on.
-    pub fn latency(&self, series: &str, from: u64) -> Result<Latency, StoreError> {
+    /// Percentiles (p50: the average of the minutes' p50; p95: the worst minute's) and tokens of `series` over the
+    /// minutes `from..until`.
+    pub fn latency(&self, series: &str, from: u64, until: u64) -> Result<Latency, StoreError> {
         let conn = self.conn();
         let mut q = conn.prepare_cached(
             "SELECT CAST(AVG(latency_p50_ms) AS INTEGER), MAX(latency_p95_ms), CAST(AVG(ttft_p50_ms) AS INTEGER), \
              MAX(ttft_p95_ms), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0) FROM minutes \
-             WHERE series = ?1 AND minute >= ?2",
+             WHERE series = ?1 AND minute >= ?2 AND minute < ?3",
         )?;
-        let l = q.query_row(params![series, sql_int(from)], |r| {
+        let l = q.query_row(params![series, sql_int(from), sql_int(until)], |r| {
             let ms = |i| r.get::<_, Option<i64>>(i).map(|v| v.map(|v| v as u64));
             Ok(Latency {
                 latency_p50_ms: ms(0)?,
@@ -274,14 +277,15 @@ mod tests {
             .unwrap();
         let b = StatusStore::open(Some(&dir)).unwrap();
         b.write(&[("route:chat".into(), minute(10, 1, 0))], &[], 0).unwrap();
-        assert_eq!(a.counts("route:chat", 10).unwrap(), Counts { total: 5, good: 3, saved: 0 });
-        assert_eq!(b.counts("route:chat", 11).unwrap().total, 1);
-        assert_eq!(a.counts("route:other", 0).unwrap(), Counts::default());
-        let bars = a.bars("route:chat", 0, 60).unwrap();
+        assert_eq!(a.counts("route:chat", 10, u64::MAX).unwrap(), Counts { total: 5, good: 3, saved: 0 });
+        assert_eq!(b.counts("route:chat", 11, u64::MAX).unwrap().total, 1);
+        assert_eq!(b.counts("route:chat", 0, 11).unwrap().total, 4, "until is exclusive");
+        assert_eq!(a.counts("route:other", 0, u64::MAX).unwrap(), Counts::default());
+        let bars = a.bars("route:chat", 0, u64::MAX, 60).unwrap();
         assert_eq!(bars, vec![Bar { start: 0, counts: Counts { total: 5, good: 3, saved: 0 } }]);
         // Retention.
         a.write(&[], &[], 11).unwrap();
-        assert_eq!(a.counts("route:chat", 0).unwrap().total, 1);
+        assert_eq!(a.counts("route:chat", 0, u64::MAX).unwrap().total, 1);
         let _ = std::fs::remove_file(&dir);
     }
 }
