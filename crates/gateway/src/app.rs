@@ -152,6 +152,7 @@ impl App {
     pub fn build(config: Config, env: &Env) -> Result<App, SnapshotError> {
         let runtime = Runtime::new(&config)?;
         let snapshot = Snapshot::build(config, env, &runtime)?;
+        runtime.stats.close_unclaimed(tokio::time::Instant::now());
         Ok(App::new(runtime, snapshot))
     }
 

@@ -226,6 +226,11 @@ async fn a_restart_keeps_the_incident_history() {
     assert_eq!(inc["requests"]["affected"], 4);
     assert_eq!(counts(window(&after["gateway"], "24h")), (4, 4), "the history too");
     assert_eq!(find(&after["targets"], "id", "first/m1")["open_incident"], id, "the tracker continues it");
+    // Restarted without that target: nothing could close its incident, so the restart does.
+    h.toml = h.toml.replace("targets = [\"first/m1\", \"second/m2\"]", "targets = [\"second/m2\"]");
+    h.restart().await;
+    let last = status(&h).await;
+    assert!(find(&last["incidents"], "id", id.as_str().unwrap())["ended_at"].is_u64(), "{last}");
     h.app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

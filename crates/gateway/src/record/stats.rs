@@ -115,6 +115,16 @@ impl Stats {
         }
     }
 
+    /// Close the incidents restored from the store whose target the configuration no longer has (at start-up, once
+    /// every configured target has its stats): nothing would ever close them.
+    pub fn close_unclaimed(&self, now: Instant) {
+        let left: Vec<Incident> = lock(&self.restored).drain().map(|(_, i)| i).collect();
+        for mut i in left {
+            i.ended_at = Some(self.wall.unix_ms(now));
+            lock(&self.closed).push(i);
+        }
+    }
+
     /// Requests ended so far.
     pub fn ended_count(&self) -> u64 {
         self.ended.load(Ordering::Relaxed)
