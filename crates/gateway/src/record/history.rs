@@ -177,6 +177,22 @@ impl Series {
         f(&mut live.current);
     }
 
+    /// Give back minutes the writer took but could not write (the current one's copy needs nothing: it is copied
+    /// again next time). Still bounded by [`MAX_PENDING`], the oldest dropped first.
+    pub fn requeue(&self, minutes: Vec<Minute>) {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = live.current.minute;
+        // A minute closed since it was copied is here already, and fuller than the copy.
+        let known: Vec<u64> = live.closed.iter().map(|m| m.minute).collect();
+        let mut back: Vec<Minute> =
+            minutes.into_iter().filter(|m| m.minute < current && !known.contains(&m.minute)).collect();
+        back.append(&mut live.closed);
+        back.sort_by_key(|m| m.minute);
+        let excess = back.len().saturating_sub(MAX_PENDING);
+        back.drain(..excess);
+        live.closed = back;
+    }
+
     /// For the writer: the closed minutes (taken) and a copy of the current one.
     pub fn take(&self) -> (Vec<Minute>, Option<Minute>) {
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
@@ -217,6 +233,19 @@ mod tests {
         let (closed, current) = s.take();
         assert!(closed.is_empty());
         assert!(current.is_some(), "the current minute is copied every time, taken never");
+    }
+
+    #[test]
+    fn minutes_that_could_not_be_written_are_taken_again() {
+        let s = Series::new("gateway");
+        s.add(100, |m| m.total += 1);
+        s.add(101, |m| m.total += 1);
+        let (closed, current) = s.take();
+        s.add(102, |m| m.total += 1);
+        s.requeue(closed.into_iter().chain(current).collect());
+        let (closed, current) = s.take();
+        assert_eq!(closed.iter().map(|m| (m.minute, m.total)).collect::<Vec<_>>(), [(100, 1), (101, 1)]);
+        assert_eq!(current.map(|m| m.minute), Some(102));
     }
 
     #[test]

@@ -69,7 +69,12 @@ impl Recorder {
         let keep_from = stats.wall.minute(Instant::now()).saturating_sub(retention.as_secs() / 60);
         tokio::task::spawn_blocking(move || {
             let (minutes, incidents) = stats.take();
-            stats.store.write(&minutes, &incidents, keep_from)
+            let written = stats.store.write(&minutes, &incidents, keep_from);
+            if written.is_err() {
+                // Kept for the next try (bounded), not lost.
+                stats.requeue(minutes, incidents);
+            }
+            written
         })
         .await?
     }

@@ -198,12 +198,11 @@ impl Stats {
                 let stream = flight.stream;
                 if stream {
                     s.metrics.ttft.observe(elapsed.as_secs_f64());
+                    s.series.add(minute, |m| m.ttft.add(*elapsed));
+                } else if limits.is_none() {
+                    // A whole answer's commit has nothing more for history or incidents.
+                    return;
                 }
-                s.series.add(minute, |m| {
-                    if stream {
-                        m.ttft.add(*elapsed);
-                    }
-                });
                 let mut tr = lock(&s.tracker);
                 if let Some(l) = limits {
                     tr.limits(l);
@@ -416,6 +415,34 @@ impl Stats {
             })
             .collect();
         blast_radius(incident, &reach)
+    }
+
+    /// Give back what the writer took but could not write: minutes to their series, closed incidents to the queue,
+    /// open ones marked changed again.
+    pub fn requeue(&self, minutes: Vec<(String, super::history::Minute)>, incidents: Vec<Incident>) {
+        let mut by_series: HashMap<String, Vec<super::history::Minute>> = HashMap::new();
+        for (s, m) in minutes {
+            by_series.entry(s).or_default().push(m);
+        }
+        let routes = self.routes();
+        let targets = self.targets();
+        let all = std::iter::once(&self.gateway)
+            .chain(routes.iter().map(|r| &r.series))
+            .chain(targets.iter().map(|t| &t.series));
+        for series in all {
+            if let Some(ms) = by_series.remove(&series.name) {
+                series.requeue(ms);
+            }
+        }
+        for i in incidents {
+            if i.is_open() {
+                if let Some(t) = targets.iter().find(|t| t.id.as_str() == i.target) {
+                    lock(&t.tracker).dirty = true;
+                }
+            } else {
+                lock(&self.closed).push(i);
+            }
+        }
     }
 
     /// For the writer: every series' closed minutes and current copy, and the incidents that changed.
