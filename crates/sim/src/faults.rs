@@ -81,6 +81,12 @@ pub enum FaultKind {
     ///
     /// JSON form: `{"kind":"in_band_error","after":3,"status":529}`.
     InBandError { after: usize, status: u16 },
+    /// Answer `status` with the provider's error JSON whose message echoes every request header, `authorization`
+    /// and `x-api-key` included, and the same header's value back as the response's `request-id`: a provider that
+    /// leaks what it was sent.
+    ///
+    /// JSON form: `{"kind":"echo","status":400}`.
+    Echo { status: u16 },
     /// A continuation (a request that asks to continue a cut answer) is answered with the last `words` words of
     /// what it continues (with their spacing, one delta per word) before the continuation proper: a model that
     /// repeats itself. Any other request is answered normally, and still consumes the fault.

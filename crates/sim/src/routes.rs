@@ -302,6 +302,22 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
         Some(FaultKind::Status { status, retry_after }) => {
             return dialect.error(&dialect.status_error(*status, *retry_after), &request_id);
         }
+        Some(FaultKind::Echo { status }) => {
+            let sent: Vec<String> = parts
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+                .collect();
+            let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+            let err = ApiError::new(code, format!("malformed request; you sent {}", sent.join(", ")));
+            let mut resp = dialect.error(&err, &request_id);
+            let key =
+                ["authorization", "x-api-key", "x-goog-api-key"].iter().find_map(|h| parts.headers.get(*h));
+            if let Some(v) = key.cloned() {
+                resp.headers_mut().insert("request-id", v);
+            }
+            return resp;
+        }
         Some(FaultKind::Hang) => {
             closed(conn.as_ref()).await;
             return StatusCode::SERVICE_UNAVAILABLE.into_response();

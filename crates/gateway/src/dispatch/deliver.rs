@@ -316,7 +316,8 @@ impl Delivery {
     /// safe and possible, or the end of the stream with the client dialect's error event (or the provider's own,
     /// passed through).
     async fn broke(&mut self, b: Box<Break>, out: &mut Vec<u8>) {
-        let Break { error, own, deadline_cut } = *b;
+        let Break { mut error, own, deadline_cut } = *b;
+        error.hide_secret(self.flight.target(self.target).and_then(|t| t.provider.secret()));
         if let Some(s) = &mut self.splice {
             // What the continuation had given but the splicer still held is the client's.
             s.finish(&mut self.events);

@@ -94,17 +94,17 @@ pub async fn race<O: Operation>(
                 flight.emit(EventKind::Abandoned { target: j, elapsed: b_began.elapsed(), slow: false });
                 Raced::Alone(Ok(answer))
             }
-            Err(error) => {
+            Err(mut error) => {
                 // The first failed; the hedge is now the attempt. The first's failure is reported by the caller,
                 // after the hedge's outcome is known, as if it had come alone.
                 match b.await {
                     Ok(answer) => {
-                        record_failure(flight, target, i, Role::Normal, &error, began, limits.first_token);
+                        record_failure(flight, target, i, Role::Normal, &mut error, began, limits.first_token);
                         Raced::Won(commit(flight, other, j, answer, b_began, in_flight, kept))
                     }
-                    Err(b_error) => {
+                    Err(mut b_error) => {
                         drop(in_flight);
-                        record_failure(flight, other, j, Role::Normal, &b_error, b_began, first_token);
+                        record_failure(flight, other, j, Role::Normal, &mut b_error, b_began, first_token);
                         Raced::Alone(Err(error))
                     }
                 }
@@ -116,9 +116,9 @@ pub async fn race<O: Operation>(
                 flight.emit(EventKind::Abandoned { target: i, elapsed: began.elapsed(), slow: true });
                 Raced::Won(commit(flight, other, j, answer, b_began, in_flight, kept))
             }
-            Err(b_error) => {
+            Err(mut b_error) => {
                 drop(in_flight);
-                record_failure(flight, other, j, Role::Normal, &b_error, b_began, first_token);
+                record_failure(flight, other, j, Role::Normal, &mut b_error, b_began, first_token);
                 Raced::Alone(a.await)
             }
         },

@@ -544,7 +544,7 @@ async fn attempts<O: Operation>(
             _ => op.attempt(target, &prepared, limits).await,
         };
         let elapsed = began.elapsed();
-        let error = match result {
+        let mut error = match result {
             Ok(mut answer) => {
                 let limits = answer.limits();
                 flight.emit(EventKind::Committed { target: i, role, elapsed, limits });
@@ -564,7 +564,7 @@ async fn attempts<O: Operation>(
             Err(error) => error,
         };
         drop(in_flight);
-        record_failure(flight, target, i, role, &error, began, first_token);
+        record_failure(flight, target, i, role, &mut error, began, first_token);
         // A 400 to the client's own bytes is the client's; a 400 to a body we translated may be ours (a field this
         // model will not take), so only the former returns at once.
         if error.kind == ErrorKind::ContextLength {
@@ -601,10 +601,12 @@ pub(super) fn record_failure(
     target: &Target,
     i: usize,
     role: Role,
-    error: &ProviderError,
+    error: &mut ProviderError,
     began: Instant,
     first_token: Duration,
 ) {
+    // The provider's own key never goes further than here, whatever it echoed: not to the log, not to the client.
+    error.hide_secret(target.provider.secret());
     let elapsed = began.elapsed();
     let cap = target.provider.config.timeouts.first_byte;
     let limit_fired = began.checked_add(first_token).is_some_and(|t| t <= flight.deadline);

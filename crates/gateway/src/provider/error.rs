@@ -118,6 +118,16 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
+    /// Remove the provider's own key from the message, wherever it is and whatever its shape.
+    pub fn hide_secret(&mut self, secret: Option<&str>) {
+        if let Some(s) = secret {
+            self.message = super::redact::redact(&self.message, &[s]);
+            if self.request_id.as_deref().is_some_and(|id| id.contains(s)) {
+                self.request_id = None;
+            }
+        }
+    }
+
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ProviderError {
             kind,
@@ -188,14 +198,20 @@ impl ProviderError {
             429 => ErrorKind::RateLimited,
             503 | 529 => ErrorKind::Overloaded,
             500..=599 => ErrorKind::Server,
-            // Other 4xx (405, 409, 415…) come from a request the provider will not take, whatever we retry.
-            _ => ErrorKind::BadRequest,
+            // These come from a request the provider will not take, whatever we retry.
+            405 | 409 | 415 => ErrorKind::BadRequest,
+            // Anything else — a redirect (never followed with our key), 418, 451, another 4xx, a status out of
+            // range — is the provider misbehaving: another target may answer, and the status never reaches a client.
+            _ => ErrorKind::Protocol,
         };
         let message = match nines_wire::error::upstream_error_message(body) {
+            _ if kind == ErrorKind::Protocol => format!("unexpected HTTP {status} from the provider"),
             Some((_, m)) => m,
             None if body.is_empty() => format!("HTTP {status}"),
             None => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
         };
+        // A provider may echo our request, key included: nothing credential-shaped goes on.
+        let message = super::redact::redact(&message, &[]);
         ProviderError {
             kind,
             status: Some(status),
@@ -243,7 +259,8 @@ impl ProviderError {
                     "authentication_error" | "permission_error" => ErrorKind::Auth,
                     _ => ErrorKind::Server,
                 };
-                (k, message.clone())
+                // The provider's words, redacted, and not kept as a source (its message is the raw text).
+                return ProviderError::new(k, super::redact::redact(message, &[]));
             }
         };
         ProviderError::new(kind, message).with_source(e)
@@ -300,11 +317,21 @@ pub fn rate_limits(headers: &HeaderMap) -> Option<RateLimits> {
 /// No provider's `Retry-After` is taken beyond a day (a larger one is a bug, not advice).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
+/// The provider's request id, if it looks like one (at most 128 of `[A-Za-z0-9._:-]`): it is shown to clients, so
+/// nothing else a provider puts in that header is passed on.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    let fit = |s: &&str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+            // Not shaped like a key (a provider echoing ours there).
+            && super::redact::redact(s, &[]) == *s
+    };
     ["request-id", "x-request-id"]
         .iter()
         .find_map(|h| headers.get(*h))
         .and_then(|v| v.to_str().ok())
+        .filter(fit)
         .map(str::to_owned)
 }
 
@@ -335,6 +362,28 @@ mod tests {
         for s in [401, 403, 404, 408, 429, 500, 503, 529] {
             assert!(ProviderError::from_status(s, &h, b"").failover(), "{s} must fail over");
         }
+        // Statuses no provider should answer a chat request with are the provider's fault, and fail over.
+        for s in [301, 302, 307, 418, 451, 499, 600, 999] {
+            let e = ProviderError::from_status(s, &h, br#"{"error":{"message":"whatever"}}"#);
+            assert_eq!(e.kind, ErrorKind::Protocol, "{s}");
+            assert!(e.failover(), "{s} must fail over");
+            assert_eq!(e.message, format!("unexpected HTTP {s} from the provider"));
+        }
+    }
+
+    #[test]
+    fn what_a_provider_echoes_is_redacted_and_its_request_id_kept_only_when_it_looks_like_one() {
+        let mut h = HeaderMap::new();
+        h.insert("request-id", "Bearer sk-live-abcdefghijklmnop".parse().unwrap());
+        let body = br#"{"error":{"message":"bad: authorization: Bearer sk-live-abcdefghijklmnop"}}"#;
+        let mut e = ProviderError::from_status(400, &h, body);
+        assert!(!e.message.contains("abcdefghijklmnop"), "{}", e.message);
+        assert_eq!(e.request_id, None, "not an id: a key");
+        e.message = "x plainsecretvalue42".into();
+        e.hide_secret(Some("plainsecretvalue42"));
+        assert_eq!(e.message, "x [redacted]");
+        h.insert("request-id", "req_011CSHoEeqs5C35K2UUqR7Fy".parse().unwrap());
+        assert_eq!(request_id(&h).as_deref(), Some("req_011CSHoEeqs5C35K2UUqR7Fy"));
     }
 
     #[test]

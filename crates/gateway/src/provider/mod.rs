@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod error;
+pub mod redact;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};

@@ -111,19 +111,7 @@ pub fn scrub(e: &ProviderError, secret: Option<&str>) -> String {
         Some(s) => format!("{} {s}: {}", e.kind.label(), e.message),
         None => format!("{}: {}", e.kind.label(), e.message),
     };
-    if let Some(k) = secret.filter(|k| k.len() >= 8) {
-        m = m.replace(k, "[redacted]");
-    }
-    let words: Vec<String> = m
-        .split(' ')
-        .scan(false, |after_bearer, w| {
-            let secretish = *after_bearer
-                || ["sk-", "sk_", "AIza", "key=", "x-api-key", "api_key="].iter().any(|p| w.contains(p));
-            *after_bearer = w.eq_ignore_ascii_case("bearer") || w.eq_ignore_ascii_case("authorization:");
-            Some(if secretish { "[redacted]".to_owned() } else { w.to_owned() })
-        })
-        .collect();
-    let mut m = words.join(" ");
+    m = crate::provider::redact::redact(&m, secret.as_slice());
     if m.len() > MAX_MESSAGE {
         let mut cut = MAX_MESSAGE;
         while !m.is_char_boundary(cut) {

@@ -72,7 +72,9 @@ impl ApiError {
             }
             ApiError::UnknownModel(e) => (404, ErrorType::NotFound, e.to_string(), Some("model".to_owned())),
             ApiError::Refused { error } => {
-                let status = error.status.unwrap_or(400);
+                // Only a client-error status of the provider's is the client's (anything else was classified as the
+                // provider's fault and never comes here; kept safe anyway).
+                let status = error.status.filter(|s| (400..500).contains(s)).unwrap_or(400);
                 let kind = match status {
                     413 => ErrorType::RequestTooLarge,
                     404 => ErrorType::NotFound,

@@ -1,0 +1,78 @@
+//! The edge toward the providers: what a misbehaving provider sends never harms the client — an unexpected status
+//! (a redirect, 418, 451, out of range) fails over and never reaches the client; a provider that echoes our key
+//! back (in its error text or its request-id header) has it redacted everywhere the client or an operator looks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is its job
+
+mod common;
+
+use common::{Harness, P, p, request};
+use nines::config::Env;
+use nines_sim::{Fault, FaultKind};
+
+#[tokio::test]
+async fn unexpected_statuses_fail_over_and_never_reach_the_client() {
+    // Breakers off: every status gets its own attempt on the first target.
+    let no_breakers = "[health]\nenabled = false\n";
+    let h = Harness::with(
+        &[p("first", "anthropic", "m1"), p("second", "openai", "m2")],
+        no_breakers,
+        Env::default(),
+    )
+    .await;
+    for status in [301, 302, 418, 451, 600, 999] {
+        h.sims[0].push_fault(Fault::new(FaultKind::Status { status, retry_after: None }));
+        let (path, body) = request("openai", "hi", false);
+        let r = h.post(path, body).await;
+        assert_eq!(r.status, 200, "{status}: {}", r.text);
+        assert_eq!(r.header("x-nines-target"), "second/m2", "{status}");
+        assert_eq!(r.header("x-nines-attempts"), "2", "{status}");
+    }
+    // With nowhere else to go, the client gets the gateway's own error, never the odd status.
+    let h = Harness::with(&[p("only", "anthropic", "m1")], no_breakers, Env::default()).await;
+    for status in [302, 418, 999] {
+        h.sims[0].push_fault(Fault::new(FaultKind::Status { status, retry_after: None }));
+        let (path, body) = request("anthropic", "hi", false);
+        let r = h.post(path, body).await;
+        assert!([502, 503, 529].contains(&r.status), "{status} became {}: {}", r.status, r.text);
+        assert!(r.text.contains(&format!("unexpected HTTP {status}")), "{}", r.text);
+    }
+}
+
+const KEY: &str = "sk-test-SECRETKEY-0123456789abcdef";
+
+#[tokio::test]
+async fn a_provider_echoing_our_key_has_it_redacted_for_the_client_and_the_status() {
+    let env = Env::from_pairs([("FIRST_KEY", KEY), ("SECOND_KEY", "plain-second-secret-value")]);
+    let first = P { extra: "api_key_env = \"FIRST_KEY\"", ..p("first", "anthropic", "m1") };
+    let second = P { extra: "api_key_env = \"SECOND_KEY\"", ..p("second", "openai", "m2") };
+    let h = Harness::with(&[first, second], "[status]\npublic = true\n", env).await;
+    let leaks = |text: &str| text.contains("SECRETKEY") || text.contains("plain-second-secret-value");
+
+    // A 400 is the client's: passed on, but without the key the provider echoed.
+    h.sims[0].push_fault(Fault::new(FaultKind::Echo { status: 400 }));
+    let (path, body) = request("anthropic", "hi", false);
+    let r = h.post(path, body).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("malformed request"), "{}", r.text);
+    assert!(!leaks(&r.text), "{}", r.text);
+    for (name, value) in &r.headers {
+        assert!(!leaks(value.to_str().unwrap_or("")), "{name}: {value:?}");
+    }
+
+    // Both fail with the echo: the exhausted answer lists each attempt's error, redacted, whatever the key's shape.
+    for s in &h.sims {
+        s.push_fault(Fault::new(FaultKind::Echo { status: 503 }).times(3));
+    }
+    let (path, body) = request("anthropic", "hi", false);
+    let r = h.post(path, body).await;
+    assert!(r.status >= 500, "{}", r.text);
+    assert!(r.text.contains("malformed request") && r.text.contains("[redacted]"), "{}", r.text);
+    assert!(!leaks(&r.text), "{}", r.text);
+    for (name, value) in &r.headers {
+        assert!(!leaks(value.to_str().unwrap_or("")), "{name}: {value:?}");
+    }
+    let status = h.get("/status.json", &[]).await;
+    assert!(!leaks(&status.text), "{}", status.text);
+    let metrics = h.get("/metrics", &[]).await;
+    assert!(!leaks(&metrics.text));
+}
