@@ -8,17 +8,29 @@ use secrecy::{ExposeSecret, SecretString};
 /// The key the client presented, if any.
 fn presented(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let v = v.trim();
-        if let Some(k) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+        // The scheme is case-insensitive (RFC 9110): `Bearer`, `bearer`, `BEARER`.
+        if let Some((scheme, k)) = v.trim().split_once(' ')
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
             return Some(k.trim());
         }
     }
     ["x-api-key", "x-goog-api-key"].iter().find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
 }
 
-/// Compare without an early exit on the first differing byte.
+/// Compare in time that tells nothing of where, or whether in length, the two differ: both are hashed with a key
+/// random to this process (SipHash) and the hashes compared; only equal hashes (the right key, or a 2^-64 chance)
+/// are then compared byte for byte.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use std::hash::{BuildHasher, Hasher};
+    static KEYED: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+    let state = KEYED.get_or_init(std::collections::hash_map::RandomState::new);
+    let hash = |x: &[u8]| {
+        let mut h = state.build_hasher();
+        h.write(x);
+        h.finish()
+    };
+    hash(a) == hash(b) && a == b
 }
 
 /// Who is calling: the client key that authenticated the request (its position in the configured list), or
@@ -117,6 +129,19 @@ pub fn parse_keys(list: &str) -> Vec<SecretString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_compare_whole_and_the_bearer_scheme_in_any_case() {
+        assert!(same(b"secret-key", b"secret-key"));
+        assert!(!same(b"secret-key", b"secret-kez"));
+        assert!(!same(b"secret-key", b"secret-key-longer"));
+        assert!(!same(b"", b"x"));
+        let keys = parse_keys("k-123456");
+        for v in ["Bearer k-123456", "bearer k-123456", "BEARER  k-123456 "] {
+            assert!(allowed(&keys, &headers(&[("authorization", v)])), "{v}");
+        }
+        assert!(!allowed(&keys, &headers(&[("authorization", "Basic k-123456")])));
+    }
 
     #[test]
     fn the_status_needs_the_admin_key_or_a_client_key_unless_public() {

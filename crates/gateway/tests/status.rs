@@ -253,6 +253,12 @@ async fn the_status_and_metrics_need_the_admin_key_unless_public() {
     assert_eq!(page.status, 200);
     assert!(page.header("content-type").starts_with("text/html"));
     assert!(page.text.contains("first/m1") && page.text.contains("no data"), "{}", page.text);
+    // /readyz: ready or not to anyone (load balancers); which providers and routes only to the admin.
+    let anyone = h.get("/readyz", &[]).await;
+    assert_eq!((anyone.status, anyone.json()), (200, serde_json::json!({"status": "ready"})));
+    let admin = h.get("/readyz", &[("authorization", "Bearer admin-key")]).await.json();
+    assert_eq!(admin["routes"], serde_json::json!(["chat"]));
+    assert_eq!(admin["usable_providers"], serde_json::json!(["first"]));
 }
 
 /// The request id is the client's `x-request-id` when it sent a sane one, else a new one; either way it is

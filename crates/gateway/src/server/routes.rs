@@ -498,17 +498,19 @@ pub async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// Ready when a configuration is loaded and at least one provider is usable.
-pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+/// Ready when a configuration is loaded and at least one provider is usable. Which providers and routes: only to
+/// whoever may see the status (`[status] public`, or the admin key), not to anyone who can reach the port.
+pub async fn readyz(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let snap = app.snapshot();
     let usable: Vec<&str> =
         snap.providers.values().filter(|p| p.unusable.is_none()).map(|p| p.name()).collect();
     let status = if usable.is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    let body = json!({
-        "status": if usable.is_empty() { "no usable provider" } else { "ready" },
-        "usable_providers": usable,
-        "routes": snap.routes.names().collect::<Vec<_>>(),
-    });
+    let word = if usable.is_empty() { "no usable provider" } else { "ready" };
+    let body = if super::status::allowed(&app, &headers) {
+        json!({ "status": word, "usable_providers": usable, "routes": snap.routes.names().collect::<Vec<_>>() })
+    } else {
+        json!({ "status": word })
+    };
     (status, axum::Json(body)).into_response()
 }
 

@@ -12,7 +12,8 @@ use crate::app::AppState;
 use crate::auth;
 use crate::record::status;
 
-fn allowed(app: &AppState, headers: &HeaderMap) -> bool {
+/// Whether `headers` may see the status (and `/readyz`'s details).
+pub(super) fn allowed(app: &AppState, headers: &HeaderMap) -> bool {
     let snap = app.snapshot();
     let admin = match (&snap.admin_key, &snap.config.auth.admin_key_env) {
         (Some(k), _) => auth::Admin::Key(k),
