@@ -68,6 +68,21 @@ pub fn authenticate(keys: &[SecretString], headers: &HeaderMap, query_key: Optio
     found
 }
 
+/// Who owns what a request stores (Responses conversations): a digest of the client key it presented (SHA-256,
+/// so the store never holds a key), or "" on an open gateway; `None` when the request presents no valid key. The
+/// digest of the key, not its place in the list: reordering or rotating other keys changes nobody's ownership.
+pub fn owner(keys: &[SecretString], headers: &HeaderMap) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    match authenticate(keys, headers, None)? {
+        Caller::Open => Some(String::new()),
+        Caller::Key(_) => {
+            let key = presented(headers)?;
+            let digest = Sha256::digest(key.as_bytes());
+            Some(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
+        }
+    }
+}
+
 /// Whether the request may pass. `keys` empty means the gateway is open.
 pub fn allowed(keys: &[SecretString], headers: &HeaderMap) -> bool {
     authenticate(keys, headers, None).is_some()

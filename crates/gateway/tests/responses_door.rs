@@ -230,3 +230,36 @@ async fn same_dialect_requests_keep_unmodelled_fields() {
     assert_eq!(sent, expected);
     assert_eq!(r.header("x-nines-warning"), "");
 }
+
+/// Everything a key stores is its own: another key gets the same 404 as for an unknown id when it reads, lists,
+/// continues from or deletes it; the owner still can.
+#[tokio::test]
+async fn a_key_cannot_see_continue_or_delete_another_keys_conversation() {
+    let env = nines::config::Env::from_pairs([("KEYS", "key-of-alice,key-of-bob")]);
+    let h = Harness::with(&[p("only", "anthropic", "claude")], "[auth]\nkeys_env = \"KEYS\"\n", env).await;
+    let alice = [("authorization", "Bearer key-of-alice")];
+    let bob = [("authorization", "Bearer key-of-bob")];
+    let r = h.post_with("/v1/responses", body(json!("alice's secret plan"), false), &alice).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let unknown = h.get("/v1/responses/resp_unknown", &bob).await;
+    assert_eq!(unknown.status, 404);
+    for path in [format!("/v1/responses/{id}"), format!("/v1/responses/{id}/input_items")] {
+        let r = h.get(&path, &bob).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+        assert!(!r.text.contains("secret plan"));
+        assert_eq!(r.json()["error"]["type"], unknown.json()["error"]["type"]);
+    }
+    let mut b = body(json!("what was the plan?"), false);
+    b["previous_response_id"] = json!(id);
+    let r = h.post_with("/v1/responses", b.clone(), &bob).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(r.json()["error"]["param"], "previous_response_id");
+    let del =
+        h.client.delete(format!("{}/v1/responses/{id}", h.base)).header("authorization", "Bearer key-of-bob");
+    assert_eq!(del.send().await.unwrap().status(), 404);
+    // Alice still has it, and continues from it.
+    assert_eq!(h.get(&format!("/v1/responses/{id}"), &alice).await.status, 200);
+    let r = h.post_with("/v1/responses", b, &alice).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}

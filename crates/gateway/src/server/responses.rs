@@ -32,6 +32,8 @@ const DIALECT: Dialect = Dialect::OpenAiResponses;
 pub struct Keep {
     store: ResponseStore,
     input: Arc<Vec<Value>>,
+    /// The key that made it (`auth::owner`): only that key reads, continues or deletes it.
+    owner: String,
 }
 
 impl Keep {
@@ -56,7 +58,7 @@ impl Keep {
             }
         };
         let stored = Stored { response: response.to_vec(), conversation };
-        if let Err(e) = self.store.put(id.to_owned(), stored, unix_now()).await {
+        if let Err(e) = self.store.put(id.to_owned(), self.owner.clone(), stored, unix_now()).await {
             tracing::warn!(error = %e, "cannot store response {id}");
         }
     }
@@ -89,9 +91,9 @@ fn input_items(input: Option<&Value>) -> Option<Vec<Value>> {
 /// `POST /v1/responses`.
 pub async fn create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let snap = app.snapshot();
-    if !auth::allowed(&snap.client_keys, &headers) {
+    let Some(owner) = auth::owner(&snap.client_keys, &headers) else {
         return ApiError::Unauthorized.render(DIALECT);
-    }
+    };
     let raw = match body {
         Ok(b) => b,
         Err(r) => return ApiError::from(r).render(DIALECT),
@@ -116,7 +118,7 @@ pub async fn create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     {
         obj.remove("previous_response_id");
         if let Some(Value::String(prev)) = &previous {
-            let stored = match snap.responses.get(prev.clone(), unix_now()).await {
+            let stored = match snap.responses.get(prev.clone(), owner.clone(), unix_now()).await {
                 Ok(Some(s)) => s,
                 Ok(None) => {
                     let message = format!("Previous response with id '{prev}' not found.");
@@ -142,7 +144,7 @@ pub async fn create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
             }
         }
     }
-    let keep = store.then(|| Keep { store: snap.responses.clone(), input: Arc::new(input) });
+    let keep = store.then(|| Keep { store: snap.responses.clone(), input: Arc::new(input), owner });
     let door = Door {
         dialect: DIALECT,
         path_model: None,
@@ -157,10 +159,10 @@ pub async fn create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
 
 async fn stored(app: &AppState, headers: &HeaderMap, id: &str) -> Result<Stored, Response> {
     let snap = app.snapshot();
-    if !auth::allowed(&snap.client_keys, headers) {
+    let Some(owner) = auth::owner(&snap.client_keys, headers) else {
         return Err(ApiError::Unauthorized.render(DIALECT));
-    }
-    match snap.responses.get(id.to_owned(), unix_now()).await {
+    };
+    match snap.responses.get(id.to_owned(), owner, unix_now()).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(missing(format!("Response with id '{id}' not found."), None)),
         Err(e) => {
@@ -218,10 +220,10 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let snap = app.snapshot();
-    if !auth::allowed(&snap.client_keys, &headers) {
+    let Some(owner) = auth::owner(&snap.client_keys, &headers) else {
         return ApiError::Unauthorized.render(DIALECT);
-    }
-    match snap.responses.delete(id.clone(), unix_now()).await {
+    };
+    match snap.responses.delete(id.clone(), owner, unix_now()).await {
         Ok(true) => axum::Json(json!({"id": id, "object": "response", "deleted": true})).into_response(),
         Ok(false) => missing(format!("Response with id '{id}' not found."), None),
         Err(e) => {

@@ -70,6 +70,13 @@ impl ResponseStore {
                 conn.pragma_update(None, "journal_mode", "WAL")?;
             }
             conn.execute_batch(SCHEMA)?;
+            // Stores made before responses had owners: theirs is "" (an open gateway's), so no key sees them.
+            let has_owner = conn
+                .prepare("SELECT 1 FROM pragma_table_info('responses') WHERE name = 'owner'")?
+                .exists([])?;
+            if !has_owner {
+                conn.execute_batch("ALTER TABLE responses ADD COLUMN owner TEXT NOT NULL DEFAULT ''")?;
+            }
             Ok(conn)
         };
         let conn = open().map_err(|source| StoreError::Open { path: shown, source })?;
@@ -99,15 +106,17 @@ impl ResponseStore {
         Ok(result?)
     }
 
-    /// Keep a response; drop what is past retention and the oldest beyond the count limit.
-    pub async fn put(&self, id: String, stored: Stored, now: u64) -> Result<(), StoreError> {
+    /// Keep a response for `owner` (the key that made it: [`crate::auth::owner`]); drop what is past retention and
+    /// the oldest beyond the count limit.
+    pub async fn put(&self, id: String, owner: String, stored: Stored, now: u64) -> Result<(), StoreError> {
         let oldest = self.oldest_kept(now);
         let max = i64::try_from(self.max_responses).unwrap_or(i64::MAX);
         let created = i64::try_from(now).unwrap_or(i64::MAX);
         self.with(move |c| {
             c.execute(
-                "INSERT OR REPLACE INTO responses (id, created_at, response, conversation) VALUES (?1, ?2, ?3, ?4)",
-                params![id, created, stored.response, stored.conversation],
+                "INSERT OR REPLACE INTO responses (id, created_at, response, conversation, owner) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, created, stored.response, stored.conversation, owner],
             )?;
             c.execute("DELETE FROM responses WHERE created_at < ?1", params![oldest])?;
             c.execute(
@@ -120,13 +129,13 @@ impl ResponseStore {
         .await
     }
 
-    /// A stored response, unless unknown or expired.
-    pub async fn get(&self, id: String, now: u64) -> Result<Option<Stored>, StoreError> {
+    /// A stored response of `owner`'s, unless unknown, expired or another's (all three look the same).
+    pub async fn get(&self, id: String, owner: String, now: u64) -> Result<Option<Stored>, StoreError> {
         let oldest = self.oldest_kept(now);
         self.with(move |c| {
             c.query_row(
-                "SELECT response, conversation FROM responses WHERE id = ?1 AND created_at >= ?2",
-                params![id, oldest],
+                "SELECT response, conversation FROM responses WHERE id = ?1 AND created_at >= ?2 AND owner = ?3",
+                params![id, oldest, owner],
                 |row| Ok(Stored { response: row.get(0)?, conversation: row.get(1)? }),
             )
             .optional()
@@ -134,12 +143,14 @@ impl ResponseStore {
         .await
     }
 
-    /// Forget a response; whether it was there (and not expired).
-    pub async fn delete(&self, id: String, now: u64) -> Result<bool, StoreError> {
+    /// Forget a response of `owner`'s; whether it was there (and not expired, and `owner`'s).
+    pub async fn delete(&self, id: String, owner: String, now: u64) -> Result<bool, StoreError> {
         let oldest = self.oldest_kept(now);
         self.with(move |c| {
-            let n =
-                c.execute("DELETE FROM responses WHERE id = ?1 AND created_at >= ?2", params![id, oldest])?;
+            let n = c.execute(
+                "DELETE FROM responses WHERE id = ?1 AND created_at >= ?2 AND owner = ?3",
+                params![id, oldest, owner],
+            )?;
             Ok(n > 0)
         })
         .await
@@ -162,26 +173,31 @@ mod tests {
     #[tokio::test]
     async fn responses_are_kept_fetched_and_deleted() {
         let s = store(10);
-        s.put("r1".into(), stored("r1"), 1000).await.unwrap();
-        assert_eq!(s.get("r1".into(), 1000).await.unwrap(), Some(stored("r1")));
-        assert_eq!(s.get("r2".into(), 1000).await.unwrap(), None);
-        assert!(s.delete("r1".into(), 1000).await.unwrap());
-        assert!(!s.delete("r1".into(), 1000).await.unwrap());
-        assert_eq!(s.get("r1".into(), 1000).await.unwrap(), None);
+        s.put("r1".into(), "a".into(), stored("r1"), 1000).await.unwrap();
+        assert_eq!(s.get("r1".into(), "a".into(), 1000).await.unwrap(), Some(stored("r1")));
+        assert_eq!(s.get("r2".into(), "a".into(), 1000).await.unwrap(), None);
+        assert!(s.delete("r1".into(), "a".into(), 1000).await.unwrap());
+        assert!(!s.delete("r1".into(), "a".into(), 1000).await.unwrap());
+        assert_eq!(s.get("r1".into(), "a".into(), 1000).await.unwrap(), None);
+        // Another key's response looks unknown: not readable, not deletable.
+        s.put("r3".into(), "a".into(), stored("r3"), 1000).await.unwrap();
+        assert_eq!(s.get("r3".into(), "b".into(), 1000).await.unwrap(), None);
+        assert!(!s.delete("r3".into(), "b".into(), 1000).await.unwrap());
+        assert!(s.get("r3".into(), "a".into(), 1000).await.unwrap().is_some());
     }
 
     #[tokio::test]
     async fn retention_bounds_age_and_count() {
         let s = store(2);
-        s.put("old".into(), stored("old"), 1000).await.unwrap();
-        assert!(s.get("old".into(), 1100).await.unwrap().is_some());
-        assert_eq!(s.get("old".into(), 1101).await.unwrap(), None, "past retention");
-        s.put("a".into(), stored("a"), 2000).await.unwrap();
-        s.put("b".into(), stored("b"), 2001).await.unwrap();
-        s.put("c".into(), stored("c"), 2002).await.unwrap();
-        assert_eq!(s.get("a".into(), 2002).await.unwrap(), None, "beyond the count limit");
-        assert!(s.get("b".into(), 2002).await.unwrap().is_some());
-        assert!(s.get("c".into(), 2002).await.unwrap().is_some());
+        s.put("old".into(), "a".into(), stored("old"), 1000).await.unwrap();
+        assert!(s.get("old".into(), "a".into(), 1100).await.unwrap().is_some());
+        assert_eq!(s.get("old".into(), "a".into(), 1101).await.unwrap(), None, "past retention");
+        s.put("a".into(), "a".into(), stored("a"), 2000).await.unwrap();
+        s.put("b".into(), "a".into(), stored("b"), 2001).await.unwrap();
+        s.put("c".into(), "a".into(), stored("c"), 2002).await.unwrap();
+        assert_eq!(s.get("a".into(), "a".into(), 2002).await.unwrap(), None, "beyond the count limit");
+        assert!(s.get("b".into(), "a".into(), 2002).await.unwrap().is_some());
+        assert!(s.get("c".into(), "a".into(), 2002).await.unwrap().is_some());
     }
 
     #[tokio::test]
@@ -193,11 +209,31 @@ mod tests {
             retention: Duration::from_secs(100),
             max_responses: 10,
         };
-        ResponseStore::open(&cfg).unwrap().put("r".into(), stored("r"), 5).await.unwrap();
+        ResponseStore::open(&cfg).unwrap().put("r".into(), "a".into(), stored("r"), 5).await.unwrap();
         let again = ResponseStore::open(&cfg).unwrap();
-        assert_eq!(again.get("r".into(), 5).await.unwrap(), Some(stored("r")));
+        assert_eq!(again.get("r".into(), "a".into(), 5).await.unwrap(), Some(stored("r")));
         let bad = ResponsesConfig { path: Some(dir.join("no/such/dir/r.sqlite3")), ..cfg };
         assert!(matches!(ResponseStore::open(&bad), Err(StoreError::Open { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_owners_gets_the_column_and_keeps_its_rows_from_every_key() {
+        let dir = std::env::temp_dir().join(format!("nines-store-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.sqlite3");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE responses (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, response BLOB NOT NULL, \
+             conversation BLOB NOT NULL); INSERT INTO responses VALUES ('r', 5, x'7b7d', x'5b5d');",
+        )
+        .unwrap();
+        drop(old);
+        let cfg =
+            ResponsesConfig { path: Some(path), retention: Duration::from_secs(100), max_responses: 10 };
+        let s = ResponseStore::open(&cfg).unwrap();
+        assert_eq!(s.get("r".into(), "a-key".into(), 5).await.unwrap(), None, "no key owns an old row");
+        assert!(s.get("r".into(), String::new(), 5).await.unwrap().is_some(), "an open gateway's");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
