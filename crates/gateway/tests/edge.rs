@@ -76,3 +76,33 @@ async fn a_provider_echoing_our_key_has_it_redacted_for_the_client_and_the_statu
     let metrics = h.get("/metrics", &[]).await;
     assert!(!leaks(&metrics.text));
 }
+
+/// A keyless client is refused before its body is read: it announces 10 MB, sends a few bytes, and has its 401 (in
+/// its door's dialect) at once — nines never waits for, nor buffers, the rest.
+#[tokio::test]
+async fn a_keyless_client_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = Env::from_pairs([("KEYS", "the-only-key")]);
+    let h = Harness::with(&[p("first", "anthropic", "m1")], "[auth]\nkeys_env = \"KEYS\"\n", env).await;
+    for (path, extra) in [
+        ("/v1/messages", "x-api-key: wrong\r\n"),
+        ("/v1/chat/completions", ""),
+        ("/v1beta/models/chat:generateContent?key=wrong", "expect: 100-continue\r\n"),
+    ] {
+        let addr = h.base.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10000000\r\n{extra}\r\n{{\"mo"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer while the body is unsent"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 401"), "{path}: {text}");
+        assert!(!text.contains("100 Continue"), "{path}: no 100 Continue for a refused client: {text}");
+    }
+    assert_eq!(h.sims[0].total_hits(), 0);
+}

@@ -20,7 +20,8 @@ use crate::app::AppState;
 pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    // The API: a request without a valid client key is refused before its body is read (or `100 Continue` sent).
+    let api = Router::new()
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
         .route("/v1/responses", post(responses::create))
@@ -32,6 +33,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{*rest}", get(gemini::get).post(gemini::post))
         .route("/v1beta/models", get(gemini::list))
         .route("/v1beta/models/{*rest}", get(gemini::get).post(gemini::post))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), routes::authenticate_first));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/status", get(status::page))

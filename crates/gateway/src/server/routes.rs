@@ -514,6 +514,31 @@ pub async fn readyz(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
     (status, axum::Json(body)).into_response()
 }
 
+/// Refuse a request without a valid client key before anything reads its body (a keyless client must not make
+/// nines buffer up to the body limit). Gemini's doors also take `?key=`. The handlers authenticate again (cheap),
+/// for the caller's identity.
+pub async fn authenticate_first(
+    State(app): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let snap = app.snapshot();
+    if snap.client_keys.is_empty() {
+        return next.run(req).await;
+    }
+    let query_key = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key").map(|(_, v)| v.into_owned())
+    });
+    if auth::allowed_with(&snap.client_keys, req.headers(), query_key.as_deref()) {
+        next.run(req).await
+    } else {
+        let path = req.uri().path();
+        // Anthropic's SDK lists models with its own header: its error shape, as `models` answers it.
+        let anthropic = req.headers().contains_key("anthropic-version") && !path.contains(':');
+        ApiError::Unauthorized.render(if anthropic { Dialect::Anthropic } else { dialect_of_path(path) })
+    }
+}
+
 /// The dialect to answer an unrouted request in, from its path.
 fn dialect_of_path(path: &str) -> Dialect {
     if path.starts_with("/v1/messages") {
