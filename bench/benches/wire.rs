@@ -156,6 +156,19 @@ fn requests(c: &mut Criterion) {
     }
     g.finish();
 
+    // What every request pays before it is parsed: its shape (objects, arrays, depth) counted on its bytes.
+    let mut g = c.benchmark_group("request_shape");
+    for (size, text) in &prompts {
+        let body = request_body(Dialect::OpenAiChat, text);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::new("openai", size), &body, |b, body| {
+            b.iter(|| {
+                nines_wire::shape::check(black_box(body), 100_000, 64).expect("a real request passes")
+            })
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("encode_request");
     for (size, text) in &prompts {
         for dialect in DIALECTS {

@@ -106,3 +106,30 @@ async fn a_keyless_client_is_refused_before_its_body_is_read() {
     }
     assert_eq!(h.sims[0].total_hits(), 0);
 }
+
+/// A body of more parts than any real conversation (here 150,000 one-word messages, 4.6 MB) is refused with 413
+/// before it is parsed — its parsed form would cost many times its bytes — in the door's dialect.
+#[tokio::test]
+async fn a_request_of_too_many_parts_is_refused_before_it_is_parsed() {
+    let h = Harness::new(&[p("first", "openai", "m1")]).await;
+    let messages: Vec<serde_json::Value> =
+        (0..150_000).map(|_| serde_json::json!({"role": "user", "content": "x"})).collect();
+    for (path, body) in [
+        ("/v1/chat/completions", serde_json::json!({"model": "chat", "messages": messages})),
+        ("/v1/messages", serde_json::json!({"model": "chat", "max_tokens": 5, "messages": messages})),
+        ("/v1/responses", serde_json::json!({"model": "chat", "input": messages})),
+    ] {
+        let r = h.post(path, body).await;
+        assert_eq!(r.status, 413, "{path}: {}", &r.text[..r.text.len().min(300)]);
+        assert!(r.text.contains("JSON objects and arrays"), "{path}: {}", r.text);
+    }
+    assert_eq!(h.sims[0].total_hits(), 0);
+    // A long but real conversation passes.
+    let messages: Vec<serde_json::Value> = (0..2_000)
+        .map(
+            |i| serde_json::json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": "word"}),
+        )
+        .collect();
+    let r = h.post("/v1/chat/completions", serde_json::json!({"model": "chat", "messages": messages})).await;
+    assert_eq!(r.status, 200, "{}", &r.text[..r.text.len().min(300)]);
+}

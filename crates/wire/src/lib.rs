@@ -14,6 +14,7 @@ mod json;
 pub mod openai;
 pub mod responses;
 pub mod resume;
+pub mod shape;
 pub mod sse;
 pub mod stream;
 

@@ -98,6 +98,9 @@ pub async fn create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
         Ok(b) => b,
         Err(r) => return ApiError::from(r).render(DIALECT),
     };
+    if let Err(e) = super::routes::check_shape(&raw) {
+        return e.render(DIALECT);
+    }
     let mut v: Value = match serde_json::from_slice(&raw) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {

@@ -109,6 +109,7 @@ pub(super) fn inbound(
         return Err(Box::new(ApiError::Unauthorized.render(dialect)));
     };
     let raw = body.map_err(|r| Box::new(ApiError::from(r).render(dialect)))?;
+    check_shape(&raw).map_err(|e| Box::new(e.render(dialect)))?;
     let mut request = dialect.decode_request(&raw).map_err(|e| {
         let message = format!("invalid request body: {e}");
         Box::new(ApiError::BadRequest { message, param: None }.render(dialect))
@@ -124,6 +125,13 @@ pub(super) fn inbound(
         return Err(Box::new(ApiError::BadRequest { message, param: Some("model".into()) }.render(dialect)));
     }
     Ok(Extracted { caller, raw, request })
+}
+
+/// Refuse a body with more parts than any real request has before parsing it (413): its parsed form would cost
+/// many times its bytes.
+pub(super) fn check_shape(raw: &[u8]) -> Result<(), ApiError> {
+    use nines_wire::shape::{MAX_CONTAINERS, MAX_DEPTH, check};
+    check(raw, MAX_CONTAINERS, MAX_DEPTH).map_err(|e| ApiError::Body { status: 413, message: e.to_string() })
 }
 
 /// A flight for a request that came through `door`.
