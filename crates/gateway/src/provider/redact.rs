@@ -100,6 +100,12 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
     result
 }
 
+/// Whether `s` holds a token shaped like a major provider's key (`sk-…`, `sk_…`, `AIza…`): a few substring searches,
+/// cheap enough for every answer's request id.
+pub fn has_key_shape(s: &str) -> bool {
+    KEY_PREFIXES.iter().any(|p| s.contains(p))
+}
+
 /// A cheap first look: most messages ("Overloaded") have nothing to redact.
 fn looks_sensitive(text: &str) -> bool {
     let lower_has = |needle: &str| {

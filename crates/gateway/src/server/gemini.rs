@@ -40,6 +40,7 @@ fn query(raw: Option<&str>) -> Query {
 /// `POST …/models/{model}:{method}`.
 pub async fn post(
     State(app): State<Arc<AppState>>,
+    _: super::routes::KeyFirst,
     Path(rest): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,

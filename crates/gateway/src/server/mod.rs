@@ -20,7 +20,6 @@ use crate::app::AppState;
 pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    // The API: a request without a valid client key is refused before its body is read (or `100 Continue` sent).
     let api = Router::new()
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
@@ -32,8 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(routes::models))
         .route("/v1/models/{*rest}", get(gemini::get).post(gemini::post))
         .route("/v1beta/models", get(gemini::list))
-        .route("/v1beta/models/{*rest}", get(gemini::get).post(gemini::post))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), routes::authenticate_first));
+        .route("/v1beta/models/{*rest}", get(gemini::get).post(gemini::post));
     Router::new()
         .merge(api)
         .route("/healthz", get(routes::healthz))

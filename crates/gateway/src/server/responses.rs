@@ -89,7 +89,12 @@ fn input_items(input: Option<&Value>) -> Option<Vec<Value>> {
 }
 
 /// `POST /v1/responses`.
-pub async fn create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn create(
+    State(app): State<Arc<AppState>>,
+    _: super::routes::KeyFirst,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let snap = app.snapshot();
     let Some(owner) = auth::owner(&snap.client_keys, &headers) else {
         return ApiError::Unauthorized.render(DIALECT);

@@ -27,11 +27,21 @@ use crate::route::Plan;
 
 pub(super) type Body = Result<Bytes, BytesRejection>;
 
-pub async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn chat_completions(
+    State(app): State<Arc<AppState>>,
+    _: KeyFirst,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     chat(&app, Door::plain(Dialect::OpenAiChat), headers, body).await
 }
 
-pub async fn messages(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn messages(
+    State(app): State<Arc<AppState>>,
+    _: KeyFirst,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     chat(&app, Door::plain(Dialect::Anthropic), headers, body).await
 }
 
@@ -194,7 +204,12 @@ pub(super) fn failure_response(dialect: Dialect, failure: Failure, mut flight: F
 }
 
 /// `POST /v1/embeddings` (OpenAI format), with the same failover as chat.
-pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn embeddings(
+    State(app): State<Arc<AppState>>,
+    _: KeyFirst,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let dialect = Dialect::OpenAiChat;
     let started = Instant::now();
     let snap = app.snapshot();
@@ -252,7 +267,12 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
 
 /// `POST /v1/messages/count_tokens`: exact from the route's Anthropic targets (with failover among them), and an
 /// estimate, marked `x-nines-token-count: estimate`, when none can answer.
-pub async fn count_tokens(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn count_tokens(
+    State(app): State<Arc<AppState>>,
+    _: KeyFirst,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let dialect = Dialect::Anthropic;
     let started = Instant::now();
     let snap = app.snapshot();
@@ -522,28 +542,32 @@ pub async fn readyz(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
     (status, axum::Json(body)).into_response()
 }
 
-/// Refuse a request without a valid client key before anything reads its body (a keyless client must not make
-/// nines buffer up to the body limit). Gemini's doors also take `?key=`. The handlers authenticate again (cheap),
-/// for the caller's identity.
-pub async fn authenticate_first(
-    State(app): State<Arc<AppState>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let snap = app.snapshot();
-    if snap.client_keys.is_empty() {
-        return next.run(req).await;
-    }
-    let query_key = req.uri().query().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key").map(|(_, v)| v.into_owned())
-    });
-    if auth::allowed_with(&snap.client_keys, req.headers(), query_key.as_deref()) {
-        next.run(req).await
-    } else {
-        let path = req.uri().path();
+/// An extractor that refuses a request without a valid client key before anything reads its body (a keyless
+/// client must not make nines buffer up to the body limit, nor get `100 Continue`): every handler that takes a body
+/// takes this first. Gemini's doors also take `?key=`. The handlers authenticate again (cheap), for the caller.
+pub struct KeyFirst;
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for KeyFirst {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        app: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        let snap = app.snapshot();
+        if snap.client_keys.is_empty() {
+            return Ok(KeyFirst);
+        }
+        let query_key = parts.uri.query().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key").map(|(_, v)| v.into_owned())
+        });
+        if auth::allowed_with(&snap.client_keys, &parts.headers, query_key.as_deref()) {
+            return Ok(KeyFirst);
+        }
+        let path = parts.uri.path();
         // Anthropic's SDK lists models with its own header: its error shape, as `models` answers it.
-        let anthropic = req.headers().contains_key("anthropic-version") && !path.contains(':');
-        ApiError::Unauthorized.render(if anthropic { Dialect::Anthropic } else { dialect_of_path(path) })
+        let anthropic = parts.headers.contains_key("anthropic-version") && !path.contains(':');
+        Err(ApiError::Unauthorized.render(if anthropic { Dialect::Anthropic } else { dialect_of_path(path) }))
     }
 }
 
