@@ -290,22 +290,15 @@ impl Reader<'_> {
         Ok(o)
     }
 
-    /// Counts of one or more series over the four windows.
-    fn windows(&self, series: &[String]) -> Result<Vec<Window>, StoreError> {
-        let mut sums = [(0u64, 0u64); 4];
-        for s in series {
-            let recent = self.store.counts(s, self.recent(), u64::MAX)?;
-            let older = self.older(s)?;
-            let parts = [Counts::default(), older.windows[0], older.windows[1], older.windows[2]];
-            for (sum, o) in sums.iter_mut().zip(parts) {
-                sum.0 += recent.total + o.total;
-                sum.1 += recent.good + o.good;
-            }
-        }
+    /// Counts of a series over the four windows.
+    fn windows(&self, series: &str) -> Result<Vec<Window>, StoreError> {
+        let recent = self.store.counts(series, self.recent(), u64::MAX)?;
+        let older = self.older(series)?;
+        let parts = [Counts::default(), older.windows[0], older.windows[1], older.windows[2]];
         Ok(WINDOWS
             .iter()
-            .zip(sums)
-            .map(|((name, _), (total, good))| window(name, total, good, self.objective))
+            .zip(parts)
+            .map(|((name, _), o)| window(name, recent.total + o.total, recent.good + o.good, self.objective))
             .collect())
     }
 
@@ -326,7 +319,7 @@ impl Reader<'_> {
     fn route(&self, name: &str, series: &str) -> Result<RouteStatus, StoreError> {
         Ok(RouteStatus {
             name: name.to_owned(),
-            availability: self.windows(&[series.to_owned()])?,
+            availability: self.windows(series)?,
             minutes: self.minutes(series)?,
             hours: self.hours(series)?,
             saved_24h: self.saved_24h(series)?,
@@ -355,7 +348,7 @@ fn build(
     let mut targets = Vec::new();
     for s in states {
         let series = target_series(&s.id);
-        let availability = r.windows(std::slice::from_ref(&series))?;
+        let availability = r.windows(&series)?;
         if !s.configured && availability.iter().all(|w| w.total == 0) {
             continue;
         }
@@ -392,7 +385,18 @@ fn build(
     }
     let mut providers = Vec::new();
     for (name, ts) in by_provider {
-        let series: Vec<String> = ts.iter().map(|t| target_series(&t.id)).collect();
+        // A provider's attempts are its targets': their windows summed, not read again.
+        let availability = WINDOWS
+            .iter()
+            .enumerate()
+            .map(|(i, (window_name, _))| {
+                let (total, good) = ts
+                    .iter()
+                    .filter_map(|t| t.availability.get(i))
+                    .fold((0, 0), |(total, good), w| (total + w.total, good + w.good));
+                window(window_name, total, good, objective)
+            })
+            .collect();
         let first = ts.first().map_or("healthy", |t| t.state.as_str());
         let state = if ts.iter().all(|t| t.state == first) {
             first.to_owned()
@@ -402,7 +406,7 @@ fn build(
             "healthy".to_owned()
         };
         providers.push(ProviderStatus {
-            availability: r.windows(&series)?,
+            availability,
             targets: ts.iter().map(|t| t.id.clone()).collect(),
             name,
             state,
@@ -457,15 +461,15 @@ mod tests {
         let rows = [row(10, 1, 1), row(100, 2, 1), row(3000, 4, 4), row(20_000, 8, 0), row(50_000, 16, 16)];
         store.write(&rows, &[], 0).unwrap();
         let r = Reader { store: &store, cache: &cache, minute: now, objective: 0.999 };
-        let w = r.windows(&["route:r".to_owned()]).unwrap();
+        let w = r.windows("route:r").unwrap();
         let got: Vec<(u64, u64)> = w.iter().map(|w| (w.total, w.good)).collect();
         assert_eq!(got, [(1, 1), (3, 2), (7, 6), (15, 6)]);
         // The last hour is read fresh; what is older comes from the cache until the minute turns.
         store.write(&[row(5, 1, 0), row(200, 100, 100)], &[], 0).unwrap();
-        let w = r.windows(&["route:r".to_owned()]).unwrap();
+        let w = r.windows("route:r").unwrap();
         assert_eq!((w[0].total, w[1].total), (2, 4), "the older row waits for the next minute");
         let next = Reader { minute: now + 1, ..r };
-        assert_eq!(next.windows(&["route:r".to_owned()]).unwrap()[1].total, 104);
+        assert_eq!(next.windows("route:r").unwrap()[1].total, 104);
         let hours = next.hours("route:r").unwrap();
         assert_eq!(hours.iter().map(|b| b.total).sum::<u64>(), 1 + 1 + 2 + 100 + 4);
     }
