@@ -42,13 +42,22 @@ pub struct Runtime {
     pub recorder: Arc<Recorder>,
     pub responses: ResponseStore,
     pub clients: Clients,
+    /// Accounts (limits, budgets) by stable id, the admin API's keys, the door's counts.
+    pub admission: Arc<crate::admit::Admission>,
+    pub keys: crate::store::keys::KeyStore,
 }
 
 impl Runtime {
     pub fn new(config: &Config) -> Result<Runtime, SnapshotError> {
         let health = Arc::new(Health::new(config.health.retry_budget));
         let stats = Arc::new(Stats::new(StatusStore::open(config.status.path.as_deref())?));
+        let keys = crate::store::keys::KeyStore::open(config.auth.store.as_deref())?;
+        let admission = Arc::new(crate::admit::Admission::new());
+        admission.restore(keys.spend()?);
+        *admission.admin.records.lock().unwrap_or_else(|p| p.into_inner()) = keys.load()?;
         Ok(Runtime {
+            admission,
+            keys,
             recorder: Arc::new(
                 Recorder::new(health.clone(), stats.clone()).with_traces(Traces::start(&config.traces)?),
             ),
@@ -66,7 +75,8 @@ pub struct Snapshot {
     pub config: Config,
     pub providers: BTreeMap<String, Arc<Provider>>,
     pub routes: Routes,
-    pub client_keys: Vec<SecretString>,
+    /// This configuration's client keys, by digest.
+    pub keyring: crate::admit::Keyring,
     pub admin_key: Option<SecretString>,
     pub responses: ResponseStore,
 }
@@ -78,13 +88,15 @@ impl Snapshot {
             providers.insert(name.clone(), Arc::new(Provider::build(pc.clone(), env, &runtime.clients)?));
         }
         let routes = Routes::build(&config, &providers, &runtime.health, &runtime.stats);
-        let client_keys = config
+        let list = config
             .auth
             .keys_env
             .as_deref()
             .and_then(|v| env.get(v))
             .map(auth::parse_keys)
             .unwrap_or_default();
+        let keyring = crate::admit::Keyring::build(&config.protect, &list, env, &runtime.admission);
+        runtime.admission.rebuild_admin(&config.protect);
         let admin_key = config
             .auth
             .admin_key_env
@@ -93,13 +105,26 @@ impl Snapshot {
             .map(|k| SecretString::from(k.trim().to_owned()))
             .filter(|k| !k.expose_secret().is_empty());
         let responses = runtime.responses.clone();
-        Ok(Snapshot { config, providers, routes, client_keys, admin_key, responses })
+        Ok(Snapshot { config, providers, routes, keyring, admin_key, responses })
     }
 
     /// Lines for the start-up log: what is open, what is unusable.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
-        if self.client_keys.is_empty() {
+        for k in &self.config.protect.keys {
+            if let crate::config::protect::KeySecret::Env(v) = &k.secret
+                && !self.keyring.identities().any(|i| *i.id == *k.name)
+            {
+                notes.push(format!("key \"{}\": no value in {v}; it is not usable", k.name));
+            }
+        }
+        if self.config.auth.store.is_none() && self.admin_key.is_some() {
+            notes.push(
+                "keys made through /admin/keys are kept in memory only: set [auth] store to keep them"
+                    .to_owned(),
+            );
+        }
+        if self.keyring.is_empty() {
             notes.push(match &self.config.auth.keys_env {
                 Some(v) => format!("no client keys in {v}: the gateway is OPEN to anyone who can reach it"),
                 None => "no client keys configured ([auth] keys_env): the gateway is OPEN to anyone who can reach it"
@@ -134,11 +159,144 @@ pub struct AppState {
     pub runtime: Runtime,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
+    /// Where the configuration came from (a reload reads it again), and the environment it was built with.
+    source: std::sync::Mutex<Option<std::path::PathBuf>>,
+    env: Env,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// Why a reload was refused (the running configuration is kept).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("no configuration file to reload (the configuration came from the environment)")]
+    NoFile,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error("{0}")]
+    Build(#[from] SnapshotError),
+}
+
+impl ReloadError {
+    /// Every problem, one per line.
+    pub fn errors(&self) -> Vec<String> {
+        match self {
+            ReloadError::Config(e) => e.0.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        }
+    }
 }
 
 impl AppState {
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The configuration file a reload reads.
+    pub fn set_source(&self, path: std::path::PathBuf) {
+        *self.source.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
+    }
+
+    pub fn source(&self) -> Option<std::path::PathBuf> {
+        self.source.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Read the configuration file again, validate it completely and apply it whole, or refuse it with every error
+    /// and keep the running one. Requests in flight finish on the snapshot they started with; health, limits,
+    /// budgets, stored conversations and connection pools live in the runtime and are kept. Returns notes: what
+    /// needs a restart to change, and the start-up notes of the new configuration.
+    pub async fn reload(&self) -> Result<Vec<String>, ReloadError> {
+        let _one = self.reloading.lock().await;
+        let path = self.source().ok_or(ReloadError::NoFile)?;
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|source| ReloadError::Read { path: path.display().to_string(), source })?;
+        let mut config = crate::config::parse_and_validate(&text)?;
+        let old = self.snapshot();
+        let mut notes = Vec::new();
+        let o = &old.config;
+        for (what, changed) in [
+            ("listen", config.listen != o.listen),
+            ("[status] path", config.status.path != o.status.path),
+            ("[responses] path", config.responses.path != o.responses.path),
+            ("[auth] store", config.auth.store != o.auth.store),
+            ("[traces]", config.traces != o.traces),
+            ("[health.retry_budget]", config.health.retry_budget != o.health.retry_budget),
+        ] {
+            if changed {
+                notes.push(format!("{what} changed: it takes effect at the next restart"));
+            }
+        }
+        config.listen = o.listen;
+        let snapshot = Snapshot::build(config, &self.env, &self.runtime)?;
+        notes.extend(snapshot.notes());
+        self.snapshot.store(Arc::new(snapshot));
+        tracing::info!(target: "nines::config", path = %path.display(), "configuration reloaded");
+        Ok(notes)
+    }
+
+    /// [`AppState::reload`], logging the outcome (for SIGHUP and the file watcher).
+    pub async fn reload_logged(&self, why: &str) {
+        match self.reload().await {
+            Ok(notes) => {
+                for n in notes {
+                    tracing::warn!(target: "nines::config", "{n}");
+                }
+            }
+            Err(e) => {
+                tracing::error!(target: "nines::config", "{why}: reload refused, the running configuration is kept: {e}")
+            }
+        }
+    }
+}
+
+/// How often the configuration file is looked at, and how long it must stay unchanged before it is reloaded.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const WATCH_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Reload when the configuration file changes (its length, modification time or inode), once it has stopped
+/// changing for [`WATCH_SETTLE`] (editors write in steps).
+async fn watch_config(state: Arc<AppState>, token: CancellationToken) {
+    let look = |path: &std::path::Path| {
+        std::fs::metadata(path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.len(), m.modified().ok(), m.ino())
+        })
+    };
+    let Some(path) = state.source() else { return };
+    let mut seen = look(&path);
+    let mut every = tokio::time::interval(WATCH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let now = look(&path);
+        if now == seen || now.is_none() {
+            continue;
+        }
+        // Changed: wait until it holds still.
+        let mut last = now;
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(WATCH_SETTLE) => {}
+            }
+            let again = look(&path);
+            if again == last {
+                break;
+            }
+            last = again;
+        }
+        seen = last;
+        state.reload_logged("the configuration file changed").await;
     }
 }
 
@@ -153,16 +311,23 @@ impl App {
         let runtime = Runtime::new(&config)?;
         let snapshot = Snapshot::build(config, env, &runtime)?;
         runtime.stats.close_unclaimed(tokio::time::Instant::now());
-        Ok(App::new(runtime, snapshot))
+        Ok(App::with_env(runtime, snapshot, env.clone()))
     }
 
     pub fn new(runtime: Runtime, snapshot: Snapshot) -> App {
+        App::with_env(runtime, snapshot, Env::default())
+    }
+
+    fn with_env(runtime: Runtime, snapshot: Snapshot, env: Env) -> App {
         App {
             state: Arc::new(AppState {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 runtime,
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
+                source: std::sync::Mutex::new(None),
+                env,
+                reloading: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -184,6 +349,7 @@ impl App {
         let probes = crate::dispatch::probe::run(self.state.clone(), token.clone());
         self.state.tracker.spawn(probes);
         self.state.tracker.spawn(write_status(self.state.clone(), token.clone()));
+        self.state.tracker.spawn(watch_config(self.state.clone(), token.clone()));
         axum::serve(listener, self.router()).with_graceful_shutdown(token.cancelled_owned()).await
     }
 
@@ -197,6 +363,7 @@ impl App {
         if let Err(e) = self.state.runtime.recorder.flush(retention).await {
             tracing::warn!(target: "nines::status", "cannot write the status store: {e}");
         }
+        write_spend(&self.state.runtime).await;
         // The last spans: a bounded wait, off the runtime's threads.
         let recorder = self.state.runtime.recorder.clone();
         if recorder.traces.is_some() {
@@ -231,5 +398,16 @@ async fn write_status(state: Arc<AppState>, token: CancellationToken) {
         if let Err(e) = state.runtime.recorder.flush(retention).await {
             tracing::warn!(target: "nines::status", "cannot write the status store: {e}");
         }
+        write_spend(&state.runtime).await;
+    }
+}
+
+/// Write every account's spend (budgets survive a restart up to the last write).
+async fn write_spend(runtime: &Runtime) {
+    let spend = runtime.admission.spend();
+    if !spend.is_empty()
+        && let Err(e) = runtime.keys.write_spend(spend).await
+    {
+        tracing::warn!(target: "nines::keys", "cannot write the spend of budgets: {e}");
     }
 }

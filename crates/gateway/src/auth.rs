@@ -6,7 +6,7 @@ use http::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 
 /// The key the client presented, if any.
-fn presented(headers: &HeaderMap) -> Option<&str> {
+pub fn presented(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         // The scheme is case-insensitive (RFC 9110): `Bearer`, `bearer`, `BEARER`.
         if let Some((scheme, k)) = v.trim().split_once(' ')
@@ -33,64 +33,17 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     hash(a) == hash(b) && a == b
 }
 
-/// Who is calling: the client key that authenticated the request (its position in the configured list), or
-/// nobody in particular when the gateway is open. Per-key limits and budgets attach here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Caller {
-    /// No client keys are configured: anyone may call.
-    Open,
-    /// The n-th configured key (0-based).
-    Key(u16),
-}
+pub use crate::admit::Caller;
 
-impl std::fmt::Display for Caller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Caller::Open => f.write_str("open"),
-            Caller::Key(n) => write!(f, "key#{n}"),
-        }
-    }
-}
-
-/// The caller, or `None` when the request presents no valid key. Every configured key is compared (no early exit
-/// on a match), so timing does not tell which key matched.
-pub fn authenticate(keys: &[SecretString], headers: &HeaderMap, query_key: Option<&str>) -> Option<Caller> {
-    if keys.is_empty() {
-        return Some(Caller::Open);
-    }
-    let k = presented(headers).or(query_key)?;
-    let mut found = None;
-    for (i, key) in keys.iter().enumerate() {
-        if same(key.expose_secret().as_bytes(), k.as_bytes()) && found.is_none() {
-            found = u16::try_from(i).ok().map(Caller::Key);
-        }
-    }
-    found
-}
-
-/// Who owns what a request stores (Responses conversations): a digest of the client key it presented (SHA-256,
-/// so the store never holds a key), or "" on an open gateway; `None` when the request presents no valid key. The
-/// digest of the key, not its place in the list: reordering or rotating other keys changes nobody's ownership.
-pub fn owner(keys: &[SecretString], headers: &HeaderMap) -> Option<String> {
-    use sha2::{Digest, Sha256};
-    match authenticate(keys, headers, None)? {
-        Caller::Open => Some(String::new()),
-        Caller::Key(_) => {
-            let key = presented(headers)?;
-            let digest = Sha256::digest(key.as_bytes());
-            Some(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
-        }
-    }
-}
-
-/// Whether the request may pass. `keys` empty means the gateway is open.
-pub fn allowed(keys: &[SecretString], headers: &HeaderMap) -> bool {
-    authenticate(keys, headers, None).is_some()
-}
-
-/// [`allowed`], also accepting a key from the query string (Gemini's `?key=`).
-pub fn allowed_with(keys: &[SecretString], headers: &HeaderMap, query_key: Option<&str>) -> bool {
-    authenticate(keys, headers, query_key).is_some()
+/// The caller of a request: the key it presents (headers, or the door's `query_key`) looked up in this
+/// configuration's keys and the admin API's; `None` when it presents no valid key (an open gateway lets anyone in).
+pub fn identify(
+    admission: &crate::admit::Admission,
+    ring: &crate::admit::Keyring,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+) -> Option<Caller> {
+    admission.identify(ring, presented(headers).or(query_key), admission.unix_now())
 }
 
 /// The password of `Authorization: Basic …` (what a browser sends after its login prompt; the user name is
@@ -115,20 +68,35 @@ pub enum Admin<'a> {
 }
 
 /// Whether a request may see the status page, its JSON and the metrics: anyone when they are public; else the
-/// admin key, or, with no admin key configured, a client key (and anyone when the gateway has no keys at all).
+/// admin key, or, with no admin key configured, a client key (`is_client`; anyone when the gateway is `open`).
 /// Keys come as for the API, or as the password of HTTP Basic authentication (for a browser).
-pub fn may_see_status(public: bool, admin: Admin<'_>, keys: &[SecretString], headers: &HeaderMap) -> bool {
+pub fn may_see_status(
+    public: bool,
+    admin: Admin<'_>,
+    open: bool,
+    is_client: impl Fn(&str) -> bool,
+    headers: &HeaderMap,
+) -> bool {
     if public {
         return true;
     }
     let basic = basic_password(headers);
     let given = presented(headers).or(basic.as_deref()).filter(|k| !k.is_empty());
-    let matches = |key: &SecretString, k: &str| same(key.expose_secret().as_bytes(), k.as_bytes());
     match admin {
-        Admin::Key(a) => given.is_some_and(|k| matches(a, k)),
+        Admin::Key(a) => given.is_some_and(|k| same(a.expose_secret().as_bytes(), k.as_bytes())),
         Admin::Missing => false,
-        Admin::None if keys.is_empty() => true,
-        Admin::None => given.is_some_and(|k| keys.iter().fold(false, |found, key| found | matches(key, k))),
+        Admin::None if open => true,
+        Admin::None => given.is_some_and(is_client),
+    }
+}
+
+/// Whether the request presents the admin key (never, when none is configured).
+pub fn is_admin(admin: Admin<'_>, headers: &HeaderMap) -> bool {
+    let basic = basic_password(headers);
+    let given = presented(headers).or(basic.as_deref()).filter(|k| !k.is_empty());
+    match admin {
+        Admin::Key(a) => given.is_some_and(|k| same(a.expose_secret().as_bytes(), k.as_bytes())),
+        Admin::None | Admin::Missing => false,
     }
 }
 
@@ -151,36 +119,41 @@ mod tests {
         assert!(!same(b"secret-key", b"secret-kez"));
         assert!(!same(b"secret-key", b"secret-key-longer"));
         assert!(!same(b"", b"x"));
-        let keys = parse_keys("k-123456");
         for v in ["Bearer k-123456", "bearer k-123456", "BEARER  k-123456 "] {
-            assert!(allowed(&keys, &headers(&[("authorization", v)])), "{v}");
+            assert_eq!(presented(&headers(&[("authorization", v)])), Some("k-123456"), "{v}");
         }
-        assert!(!allowed(&keys, &headers(&[("authorization", "Basic k-123456")])));
+        assert_eq!(presented(&headers(&[("authorization", "Basic k-123456")])), None);
+        assert_eq!(presented(&headers(&[("x-goog-api-key", "k1")])), Some("k1"));
     }
 
     #[test]
     fn the_status_needs_the_admin_key_or_a_client_key_unless_public() {
         let admin = SecretString::from("adm1n-key".to_owned());
-        let keys = parse_keys("client-key");
+        let client = |k: &str| k == "client-key";
         let none = headers(&[]);
-        let client = headers(&[("authorization", "Bearer client-key")]);
+        let by_client = headers(&[("authorization", "Bearer client-key")]);
         let adm = headers(&[("x-api-key", "adm1n-key")]);
         // "user:adm1n-key" in base64.
         let browser = headers(&[("authorization", "Basic dXNlcjphZG0xbi1rZXk=")]);
-        assert!(may_see_status(true, Admin::Key(&admin), &keys, &none));
-        assert!(!may_see_status(false, Admin::Key(&admin), &keys, &none));
-        assert!(!may_see_status(false, Admin::Key(&admin), &keys, &client), "the admin key, not a client's");
-        assert!(may_see_status(false, Admin::Key(&admin), &keys, &adm));
-        assert!(may_see_status(false, Admin::Key(&admin), &keys, &browser));
-        assert!(may_see_status(false, Admin::None, &keys, &client));
-        assert!(!may_see_status(false, Admin::None, &keys, &none));
-        assert!(may_see_status(false, Admin::None, &[], &none), "an open gateway");
+        assert!(may_see_status(true, Admin::Key(&admin), false, client, &none));
+        assert!(!may_see_status(false, Admin::Key(&admin), false, client, &none));
+        assert!(
+            !may_see_status(false, Admin::Key(&admin), false, client, &by_client),
+            "the admin key, not a client's"
+        );
+        assert!(may_see_status(false, Admin::Key(&admin), false, client, &adm));
+        assert!(may_see_status(false, Admin::Key(&admin), false, client, &browser));
+        assert!(is_admin(Admin::Key(&admin), &browser));
+        assert!(!is_admin(Admin::None, &by_client));
+        assert!(may_see_status(false, Admin::None, false, client, &by_client));
+        assert!(!may_see_status(false, Admin::None, false, client, &none));
+        assert!(may_see_status(false, Admin::None, true, client, &none), "an open gateway");
         let empty_bearer = headers(&[("authorization", "Bearer ")]);
         assert!(
-            !may_see_status(false, Admin::Missing, &[], &empty_bearer),
+            !may_see_status(false, Admin::Missing, true, client, &empty_bearer),
             "a configured admin key that is unset"
         );
-        assert!(!may_see_status(false, Admin::Missing, &keys, &client));
+        assert!(!may_see_status(false, Admin::Missing, false, client, &by_client));
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -189,22 +162,5 @@ mod tests {
             h.insert(*k, v.parse().unwrap());
         }
         h
-    }
-
-    #[test]
-    fn open_without_keys_and_checked_with_them() {
-        let keys = parse_keys("k1, k2,");
-        assert_eq!(keys.len(), 2);
-        assert!(allowed(&[], &HeaderMap::new()));
-        assert!(!allowed(&keys, &HeaderMap::new()));
-        assert!(allowed(&keys, &headers(&[("authorization", "Bearer k1")])));
-        assert!(allowed(&keys, &headers(&[("x-api-key", "k2")])));
-        assert!(allowed(&keys, &headers(&[("x-goog-api-key", "k1")])));
-        assert!(!allowed(&keys, &headers(&[("x-api-key", "k3")])));
-        assert!(!allowed(&keys, &headers(&[("authorization", "Bearer k")])));
-        assert!(allowed_with(&keys, &HeaderMap::new(), Some("k2")));
-        assert!(!allowed_with(&keys, &HeaderMap::new(), Some("k")));
-        assert_eq!(authenticate(&keys, &headers(&[("x-api-key", "k2")]), None), Some(Caller::Key(1)));
-        assert_eq!(authenticate(&[], &HeaderMap::new(), None), Some(Caller::Open));
     }
 }

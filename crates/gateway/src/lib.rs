@@ -5,6 +5,7 @@
 //! its policy) → `respond` (translate out, stream) → `record` (the one recorder of the flight's events, which feeds
 //! `health`). `config` builds what they share; `app` composes it.
 
+pub mod admit;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -214,6 +214,9 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
         config.listen = l;
     }
     let app = App::build(config, &env)?;
+    if let Some(path) = &path {
+        app.state.set_source(path.clone());
+    }
     let snapshot = app.state.snapshot();
     for note in snapshot.notes() {
         tracing::warn!("{note}");
@@ -225,6 +228,8 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
     println!("nines listening on http://{local}");
     std::io::stdout().flush()?;
     let token = app.state.shutdown.clone();
+    let hup = reload_on_sighup(app.state.clone(), token.clone());
+    app.state.tracker.spawn(hup);
     let drained = async {
         app.clone().serve(listener).await?;
         app.shutdown().await;
@@ -252,6 +257,27 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP: reload the configuration file (applied whole, or refused whole with the old one kept).
+async fn reload_on_sighup(
+    state: std::sync::Arc<nines::app::AppState>,
+    token: tokio_util::sync::CancellationToken,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                got = hup.recv() => if got.is_none() { return },
+            }
+            state.reload_logged("SIGHUP").await;
+        }
+    }
+    #[cfg(not(unix))]
+    token.cancelled().await;
 }
 
 /// Ctrl-C, or SIGTERM (what service managers and Kubernetes send): either starts the graceful drain.

@@ -94,12 +94,13 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
         listen,
         providers,
         routes: BTreeMap::new(),
-        auth: AuthConfig { keys_env, admin_key_env },
+        auth: AuthConfig { keys_env, admin_key_env, store: None },
         dispatch: DispatchConfig { infer_models: true, ..DispatchConfig::default() },
         responses: super::ResponsesConfig::default(),
         health: super::HealthConfig::default(),
         status: super::StatusConfig::default(),
         traces: super::TracesConfig::default(),
+        protect: super::protect::Protect::default(),
     };
     (config, found)
 }

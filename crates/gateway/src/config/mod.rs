@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod observe;
+pub mod protect;
 pub mod raw;
 pub mod validate;
 
@@ -32,6 +33,7 @@ pub struct Config {
     pub health: HealthConfig,
     pub status: StatusConfig,
     pub traces: TracesConfig,
+    pub protect: protect::Protect,
 }
 
 /// How a route orders its balanced pool for each request.
@@ -181,11 +183,18 @@ pub struct ResponsesConfig {
     pub retention: Duration,
     /// At most this many are kept; the oldest go first.
     pub max_responses: u64,
+    /// At most this many bytes of responses and conversations are kept; the oldest go first.
+    pub max_bytes: u64,
 }
 
 impl Default for ResponsesConfig {
     fn default() -> Self {
-        ResponsesConfig { path: None, retention: Duration::from_secs(30 * 24 * 3600), max_responses: 100_000 }
+        ResponsesConfig {
+            path: None,
+            retention: Duration::from_secs(30 * 24 * 3600),
+            max_responses: 100_000,
+            max_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -347,6 +356,8 @@ pub struct AuthConfig {
     pub keys_env: Option<String>,
     /// The NAME of the environment variable holding the admin key (status, metrics; later the admin API).
     pub admin_key_env: Option<String>,
+    /// A SQLite file for the keys made through the admin API (`/admin/keys`); `None`: in memory.
+    pub store: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug)]

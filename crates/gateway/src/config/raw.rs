@@ -19,6 +19,13 @@ pub struct RawConfig {
     pub health: Option<RawHealth>,
     pub status: Option<super::observe::RawStatus>,
     pub traces: Option<super::observe::RawTraces>,
+    #[serde(default)]
+    pub keys: BTreeMap<String, super::protect::RawKey>,
+    #[serde(default)]
+    pub teams: BTreeMap<String, super::protect::RawTeam>,
+    #[serde(default)]
+    pub prices: BTreeMap<String, super::protect::RawPrice>,
+    pub server: Option<super::protect::RawServer>,
 }
 
 /// Per-target health: breakers, cooldowns, learnt time limits, the retry budget.
@@ -72,6 +79,7 @@ pub struct RawResponses {
     #[serde(default, with = "humantime_serde")]
     pub retention: Option<Duration>,
     pub max_responses: Option<u64>,
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,6 +189,8 @@ pub struct RawRouteTargetTable {
 pub struct RawAuth {
     pub keys_env: Option<String>,
     pub admin_key_env: Option<String>,
+    /// A SQLite file for the keys made through the admin API; absent: in memory.
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

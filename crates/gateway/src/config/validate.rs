@@ -117,8 +117,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         routes.insert(name, RouteConfig { strategy, pool, fallbacks, streams });
     }
 
-    let (keys_env, admin_key_env) = raw.auth.map(|a| (a.keys_env, a.admin_key_env)).unwrap_or_default();
-    let auth = AuthConfig { keys_env, admin_key_env };
+    let (keys_env, admin_key_env, store) =
+        raw.auth.map(|a| (a.keys_env, a.admin_key_env, a.store)).unwrap_or_default();
+    let store = store.filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+    let auth = AuthConfig { keys_env, admin_key_env, store };
     if let Some(k) = &auth.admin_key_env {
         check_env_name(k, "auth.admin_key_env", &mut errors);
     }
@@ -157,7 +159,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         path: r.path.filter(|p| !p.is_empty()).map(std::path::PathBuf::from),
         retention: r.retention.unwrap_or(rd.retention),
         max_responses: r.max_responses.unwrap_or(rd.max_responses),
+        max_bytes: r.max_bytes.unwrap_or(rd.max_bytes),
     };
+    if responses.max_bytes < 1024 * 1024 {
+        errors.push(ConfigError::new("responses.max_bytes", "must be at least 1 MiB (1048576)"));
+    }
     if responses.retention.is_zero() {
         errors.push(ConfigError::new("responses.retention", "must be greater than zero"));
     }
@@ -168,9 +174,18 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     let health = validate_health(raw.health.unwrap_or_default(), &mut errors);
     let status = super::observe::validate_status(raw.status.unwrap_or_default(), &mut errors);
     let traces = super::observe::validate_traces(raw.traces.unwrap_or_default(), &mut errors);
+    let protect = super::protect::validate(
+        super::protect::RawProtect {
+            keys: raw.keys,
+            teams: raw.teams,
+            prices: raw.prices,
+            server: raw.server,
+        },
+        &mut errors,
+    );
 
     if errors.is_empty() {
-        Ok(Config { listen, providers, routes, auth, dispatch, responses, health, status, traces })
+        Ok(Config { listen, providers, routes, auth, dispatch, responses, health, status, traces, protect })
     } else {
         Err(ConfigErrors(errors))
     }
@@ -360,7 +375,7 @@ fn list_or_none(items: &[&str]) -> String {
     if items.is_empty() { "none".to_owned() } else { items.join(", ") }
 }
 
-fn check_env_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {
+pub(super) fn check_env_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {
     let ok = !name.is_empty()
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());

@@ -229,6 +229,8 @@ pub struct Flight {
     pub plan: Plan,
     pub started: Instant,
     pub deadline: Instant,
+    /// What admission gave it: its priority, its place at the door, what it holds of its key's limits.
+    pub admitted: Admitted,
     /// The configuration this flight runs under, from plan to last byte.
     pub snap: Arc<Snapshot>,
     /// Whether its outcomes speak for its targets' health (token counting's do not).
@@ -260,11 +262,26 @@ pub struct Takeoff {
     pub stream: bool,
     pub plan: Plan,
     pub started: Instant,
+    pub admitted: Admitted,
+}
+
+/// A request's admission: its priority, its count at the door, and its ticket against its key's and team's limits
+/// (settled when its usage is known, released when the flight is dropped).
+#[derive(Debug, Default)]
+pub struct Admitted {
+    pub priority: crate::config::protect::Priority,
+    pub entry: Option<crate::admit::Entry>,
+    pub ticket: crate::admit::Ticket,
+    /// The client's own deadline, when it said (`x-stainless-timeout`, `x-nines-timeout`), if sooner than ours.
+    pub client_deadline: Option<Instant>,
 }
 
 impl Flight {
     pub fn new(t: Takeoff, snap: Arc<Snapshot>, recorder: Arc<Recorder>) -> Flight {
-        let deadline = t.started + snap.config.dispatch.deadline;
+        let mut deadline = t.started + snap.config.dispatch.deadline;
+        if let Some(d) = t.admitted.client_deadline {
+            deadline = deadline.min(d);
+        }
         recorder.stats.metrics.in_flight.inc();
         Flight {
             id: t.id,
@@ -276,6 +293,7 @@ impl Flight {
             plan: t.plan,
             started: t.started,
             deadline,
+            admitted: t.admitted,
             snap,
             judges_health: true,
             recorder,
@@ -308,6 +326,14 @@ impl Flight {
                 self.release_tracking(*target)
             }
             _ => {}
+        }
+        if let EventKind::Succeeded { target, tokens: Some(t), .. } = &kind {
+            let price = self
+                .plan
+                .targets
+                .get(*target)
+                .and_then(|x| self.snap.config.protect.price(x.label(), &x.model));
+            self.admitted.ticket.settle(t.input, t.output, price);
         }
         let ending = matches!(kind, EventKind::Ended { .. });
         // One clock read per event, shared with the recorder.

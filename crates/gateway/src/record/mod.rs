@@ -199,7 +199,7 @@ impl Recorder {
                 RequestCompleted {
                     request: &flight.id,
                     front_door: flight.door,
-                    caller: flight.caller,
+                    caller: &flight.caller,
                     model: &flight.route,
                     target: i.and_then(target).map(|t| t.label()),
                     attempts: flight.sent(),
@@ -358,7 +358,7 @@ impl Ending {
 pub struct RequestCompleted<'a> {
     pub request: &'a RequestId,
     pub front_door: &'a str,
-    pub caller: Caller,
+    pub caller: &'a Caller,
     pub model: &'a str,
     pub target: Option<&'a str>,
     pub attempts: usize,

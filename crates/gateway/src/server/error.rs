@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use nines_wire::{Dialect, EncodeError, ErrorShape, ErrorType};
 
+use crate::admit::limits::{Over, Which};
 use crate::dispatch::flight::Summary;
 use crate::provider::{ErrorKind, ProviderError};
 use crate::route::UnknownModel;
@@ -49,6 +50,35 @@ pub enum ApiError {
         status: u16,
         message: String,
     },
+    /// The key may not do this (use this route…).
+    Forbidden {
+        message: String,
+    },
+    /// Over one of the key's (or its team's) limits or budgets.
+    Limited(Over),
+    /// The gateway is at one of its global bounds (requests in flight, bytes held).
+    Busy {
+        what: &'static str,
+    },
+    /// No target could start this request in time: its targets are at their concurrency limits.
+    Shed {
+        retry_after: std::time::Duration,
+    },
+    /// A request's headers are larger than the gateway takes.
+    HeadersTooLarge {
+        max: u32,
+    },
+}
+
+impl From<crate::admit::Refusal> for ApiError {
+    fn from(r: crate::admit::Refusal) -> Self {
+        match r {
+            crate::admit::Refusal::Route { route, key } => {
+                ApiError::Forbidden { message: format!("key \"{key}\" may not use model \"{route}\"") }
+            }
+            crate::admit::Refusal::Over(over) => ApiError::Limited(over),
+        }
+    }
 }
 
 /// A body that could not be read (too large…).
@@ -127,6 +157,54 @@ impl ApiError {
                     if *status == 413 { ErrorType::RequestTooLarge } else { ErrorType::InvalidRequest };
                 (*status, kind, message.clone(), None)
             }
+            ApiError::Forbidden { message } => (403, ErrorType::PermissionDenied, message.clone(), None),
+            ApiError::Limited(over) => {
+                let message = match over.which {
+                    Which::DailyBudget | Which::MonthlyBudget => format!(
+                        "{} of {} exhausted: ${:.4} of ${:.2} left",
+                        over.which.label(),
+                        over.whose,
+                        over.remaining,
+                        over.limit
+                    ),
+                    _ if !over.retry => format!(
+                        "this request needs more {} than {}'s limit of {} allows at all",
+                        over.which.label(),
+                        over.whose,
+                        over.limit
+                    ),
+                    _ => format!(
+                        "rate limit of {} reached: {} {}; retry in {:.1}s",
+                        over.whose,
+                        over.limit,
+                        over.which.label(),
+                        over.retry_after.as_secs_f64()
+                    ),
+                };
+                (429, ErrorType::RateLimited, message, None)
+            }
+            ApiError::Busy { what } => (
+                503,
+                ErrorType::Overloaded,
+                format!("the gateway is at its bound of {what}; retry shortly"),
+                None,
+            ),
+            ApiError::Shed { retry_after } => (
+                if dialect == Dialect::Anthropic { 529 } else { 503 },
+                ErrorType::Overloaded,
+                format!(
+                    "every target of this request is at its concurrency limit and it could not start in time; retry in \
+                     {:.1}s",
+                    retry_after.as_secs_f64()
+                ),
+                None,
+            ),
+            ApiError::HeadersTooLarge { max } => (
+                431,
+                ErrorType::InvalidRequest,
+                format!("request headers larger than this gateway takes ({max} bytes)"),
+                None,
+            ),
         }
     }
 
@@ -141,8 +219,16 @@ impl ApiError {
             ApiError::Exhausted { summary, .. } => {
                 (summary.retry_after, summary.upstream_request_id.as_deref())
             }
+            ApiError::Limited(over) => {
+                (Some(over.retry_after.max(std::time::Duration::from_millis(1))), None)
+            }
+            ApiError::Busy { .. } => (Some(std::time::Duration::from_secs(1)), None),
+            ApiError::Shed { retry_after } => (Some(*retry_after), None),
             _ => (None, None),
         };
+        if let ApiError::Limited(over) = &self {
+            rate_limit_headers(h, dialect, over);
+        }
         if let Some(ra) = retry_after {
             let secs = ra.as_secs() + u64::from(ra.subsec_nanos() > 0);
             h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
@@ -155,8 +241,51 @@ impl ApiError {
         }
         // The official SDKs (OpenAI's and Anthropic's) obey x-should-retry over their own status rules: only an
         // exhausted route is worth their retry; a refused request never is.
-        let retry = matches!(status, 429 | 503 | 504 | 529);
+        let retry = matches!(status, 429 | 503 | 504 | 529)
+            && !matches!(&self, ApiError::Limited(o) if !o.retry || matches!(o.which, Which::DailyBudget | Which::MonthlyBudget));
         h.insert("x-should-retry", HeaderValue::from_static(if retry { "true" } else { "false" }));
         resp
+    }
+}
+
+/// The provider-style rate-limit headers of a refusal, so that the official SDKs back off by themselves: OpenAI's
+/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (resets as `1.5s`), Anthropic's
+/// `anthropic-ratelimit-{requests,input-tokens,output-tokens}-{limit,remaining,reset}` (resets as RFC 3339), and
+/// `retry-after-ms` for both. Gemini's clients read `Retry-After` alone.
+fn rate_limit_headers(h: &mut http::HeaderMap, dialect: Dialect, over: &Over) {
+    let ms = u64::try_from(over.retry_after.as_millis()).unwrap_or(u64::MAX).max(1);
+    h.insert("retry-after-ms", HeaderValue::from(ms));
+    let limit = over.limit.max(0.0).round() as u64;
+    let remaining = over.remaining.max(0.0).floor() as u64;
+    let mut set = |name: String, value: String| {
+        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            h.insert(n, v);
+        }
+    };
+    match dialect {
+        Dialect::Anthropic => {
+            let what = match over.which {
+                Which::Requests | Which::Concurrency => "requests",
+                Which::InputTokens => "input-tokens",
+                Which::OutputTokens => "output-tokens",
+                Which::DailyBudget | Which::MonthlyBudget => return,
+            };
+            let reset = std::time::SystemTime::now() + over.retry_after;
+            let reset = humantime_serde::re::humantime::format_rfc3339_seconds(reset).to_string();
+            set(format!("anthropic-ratelimit-{what}-limit"), limit.to_string());
+            set(format!("anthropic-ratelimit-{what}-remaining"), remaining.to_string());
+            set(format!("anthropic-ratelimit-{what}-reset"), reset);
+        }
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => {
+            let what = match over.which {
+                Which::Requests | Which::Concurrency => "requests",
+                Which::InputTokens | Which::OutputTokens => "tokens",
+                Which::DailyBudget | Which::MonthlyBudget => return,
+            };
+            set(format!("x-ratelimit-limit-{what}"), limit.to_string());
+            set(format!("x-ratelimit-remaining-{what}"), remaining.to_string());
+            set(format!("x-ratelimit-reset-{what}"), format!("{:.3}s", over.retry_after.as_secs_f64()));
+        }
+        Dialect::Gemini => {}
     }
 }

@@ -40,7 +40,7 @@ fn query(raw: Option<&str>) -> Query {
 /// `POST …/models/{model}:{method}`.
 pub async fn post(
     State(app): State<Arc<AppState>>,
-    _: super::routes::KeyFirst,
+    authed: super::routes::Authed,
     Path(rest): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
@@ -54,7 +54,7 @@ pub async fn post(
     let (stream, framing) = match method {
         "generateContent" => (false, Framing::Sse),
         "streamGenerateContent" => (true, if q.sse { Framing::Sse } else { Framing::JsonArray }),
-        "countTokens" => return count_tokens(&app, model, q.key.as_deref(), &headers, body).await,
+        "countTokens" => return count_tokens(&app, model, authed, body).await,
         _ => {
             let message = format!("method \"{method}\" is not served by this gateway");
             return ApiError::BadRequest { message, param: None }.render(Dialect::Gemini);
@@ -65,11 +65,10 @@ pub async fn post(
         path_model: Some(model.to_owned()),
         path_stream: Some(stream),
         framing,
-        query_key: q.key,
         response_id: None,
         keep: None,
     };
-    chat(&app, door, headers, body).await
+    chat(&app, door, authed, headers, body).await
 }
 
 /// `:countTokens`: exact from the route's Gemini targets (with failover among them), an estimate marked
@@ -77,20 +76,18 @@ pub async fn post(
 async fn count_tokens(
     app: &AppState,
     model: &str,
-    key: Option<&str>,
-    headers: &HeaderMap,
+    mut authed: super::routes::Authed,
     body: Body,
 ) -> Response {
     let dialect = Dialect::Gemini;
     let started = Instant::now();
-    let snap = app.snapshot();
-    let Some(caller) = auth::authenticate(&snap.client_keys, headers, key) else {
-        return ApiError::Unauthorized.render(dialect);
-    };
-    let raw = match body {
+    let raw = match super::routes::body_of(&mut authed, body) {
         Ok(b) => b,
-        Err(r) => return ApiError::from(r).render(dialect),
+        Err(e) => return e.render(dialect),
     };
+    if let Err(e) = super::routes::check_shape(&raw) {
+        return e.render(dialect);
+    }
     // `{"contents": […]}` or `{"generateContentRequest": {…}}`: either way a generateContent body to estimate.
     let inner = serde_json::from_slice::<Value>(&raw).ok().and_then(|v| {
         v.get("generateContentRequest").or_else(|| v.get("generate_content_request")).cloned().or(Some(v))
@@ -107,8 +104,8 @@ async fn count_tokens(
         }
     };
     let none = HeaderMap::new();
-    let count = TokenCount { dialect, caller, raw: &raw, request: &request, model, headers: &none };
-    count_tokens_answer(app, snap, count, started).await
+    let count = TokenCount { dialect, authed, raw: &raw, request: &request, model, headers: &none };
+    count_tokens_answer(app, count, started).await
 }
 
 /// A route as a Gemini `Model` resource.
@@ -133,10 +130,11 @@ pub async fn list(
 ) -> Response {
     let q = query(raw_query.as_deref());
     let snap = app.snapshot();
-    if !auth::allowed_with(&snap.client_keys, &headers, q.key.as_deref()) {
+    let Some(caller) = auth::identify(&app.runtime.admission, &snap.keyring, &headers, q.key.as_deref())
+    else {
         return ApiError::Unauthorized.render(Dialect::Gemini);
-    }
-    let models: Vec<Value> = snap.routes.names().map(model_resource).collect();
+    };
+    let models: Vec<Value> = super::routes::visible_routes(&snap, &caller).map(model_resource).collect();
     axum::Json(json!({"models": models})).into_response()
 }
 
@@ -154,10 +152,17 @@ pub async fn get(
         uri.path().starts_with("/v1beta/") || q.key.is_some() || headers.contains_key("x-goog-api-key");
     let dialect = if gemini { Dialect::Gemini } else { Dialect::OpenAiChat };
     let snap = app.snapshot();
-    if !auth::allowed_with(&snap.client_keys, &headers, q.key.as_deref()) {
+    let Some(caller) = auth::identify(&app.runtime.admission, &snap.keyring, &headers, q.key.as_deref())
+    else {
         return ApiError::Unauthorized.render(dialect);
-    }
+    };
     let name = rest.strip_prefix("models/").unwrap_or(&rest);
+    if let crate::auth::Caller::Key(i) = &caller
+        && !i.may_use(name)
+    {
+        return ApiError::Forbidden { message: format!("this key may not use model \"{name}\"") }
+            .render(dialect);
+    }
     if let Err(e) = snap.routes.plan(name) {
         return ApiError::UnknownModel(e).render(dialect);
     }

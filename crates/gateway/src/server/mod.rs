@@ -1,6 +1,7 @@
 //! The HTTP server: the router of front doors and probes. Handlers live in [`routes`] (Gemini's in [`gemini`],
 //! the Responses API's in [`responses`]); error rendering in [`error`].
 
+pub mod admin;
 pub mod error;
 pub mod gemini;
 pub mod responses;
@@ -39,6 +40,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/status", get(status::page))
         .route("/status.json", get(status::json))
         .route("/metrics", get(status::metrics))
+        .route("/admin/keys", get(admin::list).post(admin::create))
+        .route("/admin/keys/{id}", axum::routing::delete(admin::revoke))
+        .route("/admin/keys/{id}/rotate", post(admin::rotate))
+        .route("/admin/reload", post(admin::reload))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

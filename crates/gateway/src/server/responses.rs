@@ -32,7 +32,7 @@ const DIALECT: Dialect = Dialect::OpenAiResponses;
 pub struct Keep {
     store: ResponseStore,
     input: Arc<Vec<Value>>,
-    /// The key that made it (`auth::owner`): only that key reads, continues or deletes it.
+    /// The key that made it (`Caller::owner`): only that key reads, continues or deletes it.
     owner: String,
 }
 
@@ -91,17 +91,15 @@ fn input_items(input: Option<&Value>) -> Option<Vec<Value>> {
 /// `POST /v1/responses`.
 pub async fn create(
     State(app): State<Arc<AppState>>,
-    _: super::routes::KeyFirst,
+    mut authed: super::routes::Authed,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let snap = app.snapshot();
-    let Some(owner) = auth::owner(&snap.client_keys, &headers) else {
-        return ApiError::Unauthorized.render(DIALECT);
-    };
-    let raw = match body {
+    let snap = authed.snap.clone();
+    let owner = authed.caller.owner().to_owned();
+    let raw = match super::routes::body_of(&mut authed, body) {
         Ok(b) => b,
-        Err(r) => return ApiError::from(r).render(DIALECT),
+        Err(e) => return e.render(DIALECT),
     };
     if let Err(e) = super::routes::check_shape(&raw) {
         return e.render(DIALECT);
@@ -126,7 +124,7 @@ pub async fn create(
     {
         obj.remove("previous_response_id");
         if let Some(Value::String(prev)) = &previous {
-            let stored = match snap.responses.get(prev.clone(), owner.clone(), unix_now()).await {
+            let stored = match snap.responses.get(prev.clone(), Some(owner.clone()), unix_now()).await {
                 Ok(Some(s)) => s,
                 Ok(None) => {
                     let message = format!("Previous response with id '{prev}' not found.");
@@ -158,16 +156,24 @@ pub async fn create(
         path_model: None,
         path_stream: None,
         framing: Framing::Sse,
-        query_key: None,
         response_id: Some(mint_id()),
         keep,
     };
-    chat(&app, door, headers, Ok(body)).await
+    chat(&app, door, authed, headers, Ok(body)).await
+}
+
+/// Whose stored responses a request may reach: its key's own; every one for the admin key (`None`).
+/// (`None`: no valid key.)
+fn owner_of(app: &AppState, snap: &crate::app::Snapshot, headers: &HeaderMap) -> Option<Option<String>> {
+    if auth::is_admin(super::status::admin(snap), headers) {
+        return Some(None);
+    }
+    auth::identify(&app.runtime.admission, &snap.keyring, headers, None).map(|c| Some(c.owner().to_owned()))
 }
 
 async fn stored(app: &AppState, headers: &HeaderMap, id: &str) -> Result<Stored, Response> {
     let snap = app.snapshot();
-    let Some(owner) = auth::owner(&snap.client_keys, headers) else {
+    let Some(owner) = owner_of(app, &snap, headers) else {
         return Err(ApiError::Unauthorized.render(DIALECT));
     };
     match snap.responses.get(id.to_owned(), owner, unix_now()).await {
@@ -228,7 +234,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let snap = app.snapshot();
-    let Some(owner) = auth::owner(&snap.client_keys, &headers) else {
+    let Some(owner) = owner_of(&app, &snap, &headers) else {
         return ApiError::Unauthorized.render(DIALECT);
     };
     match snap.responses.delete(id.clone(), owner, unix_now()).await {

@@ -18,6 +18,7 @@ use super::responses::Keep;
 use crate::app::{AppState, Snapshot};
 use crate::auth::{self, Caller};
 use crate::dispatch::deliver::{self, Delivery, Resume};
+use crate::dispatch::flight::Admitted;
 use crate::dispatch::flight::{RequestId, Takeoff};
 use crate::dispatch::{self, Answer, Failure, Flight, Inbound, Served, WholeBody};
 use crate::record::Ending;
@@ -29,20 +30,20 @@ pub(super) type Body = Result<Bytes, BytesRejection>;
 
 pub async fn chat_completions(
     State(app): State<Arc<AppState>>,
-    _: KeyFirst,
+    authed: Authed,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    chat(&app, Door::plain(Dialect::OpenAiChat), headers, body).await
+    chat(&app, Door::plain(Dialect::OpenAiChat), authed, headers, body).await
 }
 
 pub async fn messages(
     State(app): State<Arc<AppState>>,
-    _: KeyFirst,
+    authed: Authed,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    chat(&app, Door::plain(Dialect::Anthropic), headers, body).await
+    chat(&app, Door::plain(Dialect::Anthropic), authed, headers, body).await
 }
 
 /// How a chat request came in: the door's dialect, and what its path and query say (Gemini names the model and
@@ -54,8 +55,6 @@ pub(super) struct Door {
     /// Whether the method streams (Gemini's `:streamGenerateContent`); otherwise the body says.
     pub path_stream: Option<bool>,
     pub framing: Framing,
-    /// A client key given in the query string (Gemini's `?key=`).
-    pub query_key: Option<String>,
     /// The id to give the answer (the Responses API's `resp_…`, minted here so the store can keep it).
     pub response_id: Option<String>,
     /// Where to keep the answer once delivered (the Responses API with `store`).
@@ -69,7 +68,6 @@ impl Door {
             path_model: None,
             path_stream: None,
             framing: Framing::Sse,
-            query_key: None,
             response_id: None,
             keep: None,
         }
@@ -99,26 +97,30 @@ fn passthrough_headers(dialect: Dialect, headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// What the one extractor yields for a chat door: who is calling and what they ask, decoded.
+/// What the one extractor yields for a chat door: what the client asks, decoded.
 pub(super) struct Extracted {
-    pub caller: Caller,
     pub raw: Bytes,
     pub request: nines_wire::ChatRequest,
 }
 
-/// The extractor every chat door shares: authenticate (headers, or the door's query key), read the body, decode it
-/// in the door's dialect, and apply what the path says (Gemini's model and method).
-pub(super) fn inbound(
-    snap: &Snapshot,
-    door: &Door,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Extracted, Box<Response>> {
+/// Read a door's body: refused as too large, or as more than the door may hold now (a body without
+/// `Content-Length` is counted once read).
+pub(super) fn body_of(authed: &mut Authed, body: Body) -> Result<Bytes, ApiError> {
+    let raw = body.map_err(ApiError::from)?;
+    if !authed.counted_body
+        && let Some(entry) = &mut authed.entry
+    {
+        let max = authed.snap.config.protect.server.max_buffered_bytes;
+        entry.hold(raw.len() as u64, max).map_err(|_| ApiError::Busy { what: "request bytes held" })?;
+    }
+    Ok(raw)
+}
+
+/// The extractor every chat door shares (after [`Authed`]): read the body, decode it in the door's dialect, and
+/// apply what the path says (Gemini's model and method).
+pub(super) fn inbound(authed: &mut Authed, door: &Door, body: Body) -> Result<Extracted, Box<Response>> {
     let dialect = door.dialect;
-    let Some(caller) = auth::authenticate(&snap.client_keys, headers, door.query_key.as_deref()) else {
-        return Err(Box::new(ApiError::Unauthorized.render(dialect)));
-    };
-    let raw = body.map_err(|r| Box::new(ApiError::from(r).render(dialect)))?;
+    let raw = body_of(authed, body).map_err(|e| Box::new(e.render(dialect)))?;
     check_shape(&raw).map_err(|e| Box::new(e.render(dialect)))?;
     let mut request = dialect.decode_request(&raw).map_err(|e| {
         let message = format!("invalid request body: {e}");
@@ -134,7 +136,43 @@ pub(super) fn inbound(
         let message = "`model` is required".to_owned();
         return Err(Box::new(ApiError::BadRequest { message, param: Some("model".into()) }.render(dialect)));
     }
-    Ok(Extracted { caller, raw, request })
+    Ok(Extracted { raw, request })
+}
+
+/// Admit a request of `authed`'s caller on `route` (its routes, its key's and team's limits), with `input` tokens
+/// estimated and up to `output` asked, priced as the plan's first target: the admission its flight carries.
+pub(super) fn admit(
+    authed: Authed,
+    plan: &Plan,
+    route: &str,
+    input: u64,
+    output: u64,
+    headers: &HeaderMap,
+) -> Result<Admitted, ApiError> {
+    let price = plan.targets.first().and_then(|t| authed.snap.config.protect.price(t.label(), &t.model));
+    let est = crate::admit::Estimate { input, output, price };
+    let ticket = crate::admit::admit(&authed.caller, route, est).map_err(ApiError::from)?;
+    Ok(Admitted {
+        priority: authed.priority,
+        entry: authed.entry,
+        ticket,
+        client_deadline: client_deadline(headers),
+    })
+}
+
+/// The client's own time limit, when it says: the official SDKs send theirs as `x-stainless-timeout` (seconds);
+/// `x-nines-timeout` likewise. A request whose client will have given up is never sent.
+fn client_deadline(headers: &HeaderMap) -> Option<Instant> {
+    let secs = ["x-nines-timeout", "x-stainless-timeout"].iter().find_map(|h| {
+        headers.get(*h).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    })?;
+    (secs.is_finite() && secs > 0.0 && secs < 86_400.0)
+        .then(|| Instant::now() + std::time::Duration::from_secs_f64(secs))
+}
+
+/// Output tokens a request may use, for its estimate: what it asks, else a typical answer's.
+fn output_estimate(request: &nines_wire::ChatRequest) -> u64 {
+    request.max_tokens.map_or(1024, u64::from)
 }
 
 /// Refuse a body with more parts than any real request has before parsing it (413): its parsed form would cost
@@ -149,17 +187,29 @@ fn takeoff(app: &AppState, snap: Arc<Snapshot>, t: Takeoff) -> Flight {
     Flight::new(t, snap, app.runtime.recorder.clone())
 }
 
-pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn chat(
+    app: &AppState,
+    door: Door,
+    mut authed: Authed,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let dialect = door.dialect;
     let started = Instant::now();
-    let snap = app.snapshot();
-    let Extracted { caller, raw, request } = match inbound(&snap, &door, &headers, body) {
+    let Extracted { raw, request } = match inbound(&mut authed, &door, body) {
         Ok(x) => x,
         Err(resp) => return *resp,
     };
+    let snap = authed.snap.clone();
+    let caller = authed.caller.clone();
     let plan = match snap.routes.plan(&request.model) {
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
+    };
+    let input = estimate_input_tokens(&request);
+    let admitted = match admit(authed, &plan, &request.model, input, output_estimate(&request), &headers) {
+        Ok(a) => a,
+        Err(e) => return e.render(dialect),
     };
     let inbound = Inbound { dialect, raw, request, headers: passthrough_headers(dialect, &headers) };
     let (id, traceparent) = identify(&headers);
@@ -172,6 +222,7 @@ pub(super) async fn chat(app: &AppState, door: Door, headers: HeaderMap, body: B
         stream: inbound.request.stream,
         plan,
         started,
+        admitted,
     };
     let mut flight = takeoff(app, snap, t);
     match dispatch::dispatch(&inbound, &mut flight).await {
@@ -206,20 +257,21 @@ pub(super) fn failure_response(dialect: Dialect, failure: Failure, mut flight: F
 /// `POST /v1/embeddings` (OpenAI format), with the same failover as chat.
 pub async fn embeddings(
     State(app): State<Arc<AppState>>,
-    _: KeyFirst,
+    mut authed: Authed,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let dialect = Dialect::OpenAiChat;
     let started = Instant::now();
-    let snap = app.snapshot();
-    let Some(caller) = auth::authenticate(&snap.client_keys, &headers, None) else {
-        return ApiError::Unauthorized.render(dialect);
-    };
-    let raw = match body {
+    let raw = match body_of(&mut authed, body) {
         Ok(b) => b,
-        Err(r) => return ApiError::from(r).render(dialect),
+        Err(e) => return e.render(dialect),
     };
+    if let Err(e) = check_shape(&raw) {
+        return e.render(dialect);
+    }
+    let snap = authed.snap.clone();
+    let caller = authed.caller.clone();
     let request = match embeddings::decode_request(&raw) {
         Ok(r) => r,
         Err(e) => {
@@ -231,6 +283,11 @@ pub async fn embeddings(
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
+    let input = String::from_utf8_lossy(&raw).len() as u64 / 4;
+    let admitted = match admit(authed, &plan, &request.model, input, 0, &headers) {
+        Ok(a) => a,
+        Err(e) => return e.render(dialect),
+    };
     let (id, traceparent) = identify(&headers);
     let t = Takeoff {
         id,
@@ -241,6 +298,7 @@ pub async fn embeddings(
         stream: false,
         plan,
         started,
+        admitted,
     };
     let mut flight = takeoff(&app, snap, t);
     let op = dispatch::ops::Embeddings { raw: &raw, request: &request };
@@ -269,20 +327,19 @@ pub async fn embeddings(
 /// estimate, marked `x-nines-token-count: estimate`, when none can answer.
 pub async fn count_tokens(
     State(app): State<Arc<AppState>>,
-    _: KeyFirst,
+    mut authed: Authed,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let dialect = Dialect::Anthropic;
     let started = Instant::now();
-    let snap = app.snapshot();
-    let Some(caller) = auth::authenticate(&snap.client_keys, &headers, None) else {
-        return ApiError::Unauthorized.render(dialect);
-    };
-    let raw = match body {
+    let raw = match body_of(&mut authed, body) {
         Ok(b) => b,
-        Err(r) => return ApiError::from(r).render(dialect),
+        Err(e) => return e.render(dialect),
     };
+    if let Err(e) = check_shape(&raw) {
+        return e.render(dialect);
+    }
     let request = match dialect.decode_request(&raw) {
         Ok(r) => r,
         Err(e) => {
@@ -293,20 +350,20 @@ pub async fn count_tokens(
     let passthrough = passthrough_headers(dialect, &headers);
     let count = TokenCount {
         dialect,
-        caller,
+        authed,
         raw: &raw,
         request: &request,
         model: &request.model,
         headers: &passthrough,
     };
-    count_tokens_answer(&app, snap, count, started).await
+    count_tokens_answer(&app, count, started).await
 }
 
 /// A token-counting request, decoded by its door.
 pub(super) struct TokenCount<'a> {
     /// The door's dialect: only targets of it count exactly, and the answer is in its shape.
     pub dialect: Dialect,
-    pub caller: Caller,
+    pub authed: Authed,
     /// The client's body, sent as it is to those targets.
     pub raw: &'a Bytes,
     /// The same, decoded: what an estimate counts.
@@ -320,13 +377,10 @@ pub(super) struct TokenCount<'a> {
 /// Count tokens: exact from the route's targets of the door's dialect (with failover among them), and an estimate,
 /// marked `x-nines-token-count: estimate`, when none can answer. A request refused as the client's fault is
 /// returned as it is.
-pub(super) async fn count_tokens_answer(
-    app: &AppState,
-    snap: Arc<Snapshot>,
-    count: TokenCount<'_>,
-    started: Instant,
-) -> Response {
-    let TokenCount { dialect, caller, raw, request, model, headers } = count;
+pub(super) async fn count_tokens_answer(app: &AppState, count: TokenCount<'_>, started: Instant) -> Response {
+    let TokenCount { dialect, authed, raw, request, model, headers } = count;
+    let snap = authed.snap.clone();
+    let caller = authed.caller.clone();
     let (front_door, field) = match dialect {
         Dialect::Gemini => ("models:countTokens", "totalTokens"),
         _ => ("/v1/messages/count_tokens", "input_tokens"),
@@ -334,6 +388,11 @@ pub(super) async fn count_tokens_answer(
     let plan: Plan = match snap.routes.plan(model) {
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
+    };
+    // Counting spends no tokens: it counts against the key's requests, not its tokens.
+    let admitted = match admit(authed, &plan, model, 0, 0, headers) {
+        Ok(a) => a,
+        Err(e) => return e.render(dialect),
     };
     let (id, traceparent) = identify(headers);
     let t = Takeoff {
@@ -345,6 +404,7 @@ pub(super) async fn count_tokens_answer(
         stream: false,
         plan,
         started,
+        admitted,
     };
     let mut flight = takeoff(app, snap, t);
     let op = dispatch::ops::CountTokens { dialect, raw, headers };
@@ -374,7 +434,7 @@ pub(super) async fn count_tokens_answer(
 }
 
 /// About four characters a token over everything the model reads, plus a few tokens of framing per message.
-fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
+pub(super) fn estimate_input_tokens(req: &nines_wire::ChatRequest) -> u64 {
     let est = embeddings::estimate_tokens;
     // Images cost roughly a thousand tokens on every current model.
     dispatch::input_size(req, est, 1000)
@@ -502,10 +562,10 @@ pub async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
     let snap = app.snapshot();
     let anthropic = headers.contains_key("anthropic-version");
     let dialect = if anthropic { Dialect::Anthropic } else { Dialect::OpenAiChat };
-    if !auth::allowed(&snap.client_keys, &headers) {
+    let Some(caller) = auth::identify(&app.runtime.admission, &snap.keyring, &headers, None) else {
         return ApiError::Unauthorized.render(dialect);
-    }
-    let names: Vec<&str> = snap.routes.names().collect();
+    };
+    let names: Vec<&str> = visible_routes(&snap, &caller).collect();
     let body = if anthropic {
         let data: Vec<_> = names
             .iter()
@@ -542,12 +602,31 @@ pub async fn readyz(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
     (status, axum::Json(body)).into_response()
 }
 
-/// An extractor that refuses a request without a valid client key before anything reads its body (a keyless
-/// client must not make nines buffer up to the body limit, nor get `100 Continue`): every handler that takes a body
-/// takes this first. Gemini's doors also take `?key=`. The handlers authenticate again (cheap), for the caller.
-pub struct KeyFirst;
+/// The routes a caller may use, by name.
+pub(super) fn visible_routes<'a>(
+    snap: &'a Snapshot,
+    caller: &'a Caller,
+) -> impl Iterator<Item = &'a str> + 'a {
+    snap.routes.names().filter(move |r| match caller {
+        Caller::Open => true,
+        Caller::Key(i) => i.may_use(r),
+    })
+}
 
-impl axum::extract::FromRequestParts<Arc<AppState>> for KeyFirst {
+/// The first extractor of every door that takes a body: who is calling (a request without a valid client key is
+/// refused before anything reads its body, and before `100 Continue`), at what priority, and its count at the door
+/// (requests in flight, bytes held: a `Content-Length` is counted before the body is read), under one snapshot of
+/// the configuration that the request then runs on.
+pub struct Authed {
+    pub snap: Arc<Snapshot>,
+    pub caller: Caller,
+    pub priority: crate::config::protect::Priority,
+    pub entry: Option<crate::admit::Entry>,
+    /// The body's bytes were counted from its `Content-Length`.
+    pub counted_body: bool,
+}
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Authed {
     type Rejection = Response;
 
     async fn from_request_parts(
@@ -555,24 +634,46 @@ impl axum::extract::FromRequestParts<Arc<AppState>> for KeyFirst {
         app: &Arc<AppState>,
     ) -> Result<Self, Response> {
         let snap = app.snapshot();
-        if snap.client_keys.is_empty() {
-            return Ok(KeyFirst);
-        }
-        let query_key = parts.uri.query().and_then(|q| {
+        let query_key = parts.uri.query().filter(|q| q.contains("key=")).and_then(|q| {
             form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key").map(|(_, v)| v.into_owned())
         });
-        if auth::allowed_with(&snap.client_keys, &parts.headers, query_key.as_deref()) {
-            return Ok(KeyFirst);
-        }
-        let path = parts.uri.path();
-        // Anthropic's SDK lists models with its own header: its error shape, as `models` answers it.
-        let anthropic = parts.headers.contains_key("anthropic-version") && !path.contains(':');
-        Err(ApiError::Unauthorized.render(if anthropic { Dialect::Anthropic } else { dialect_of_path(path) }))
+        let Some(caller) =
+            auth::identify(&app.runtime.admission, &snap.keyring, &parts.headers, query_key.as_deref())
+        else {
+            return Err(ApiError::Unauthorized.render(door_dialect(parts)));
+        };
+        let priority = caller.priority_for(parts.headers.get("x-nines-priority"));
+        let length = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let server = &snap.config.protect.server;
+        let entry = app
+            .runtime
+            .admission
+            .enter(priority, server.max_in_flight, length.unwrap_or(0), server.max_buffered_bytes)
+            .map_err(|busy| {
+                let what = match busy {
+                    crate::admit::Busy::Requests => "requests in flight",
+                    crate::admit::Busy::Bytes => "request bytes held",
+                };
+                ApiError::Busy { what }.render(door_dialect(parts))
+            })?;
+        Ok(Authed { snap, caller, priority, entry: Some(entry), counted_body: length.is_some() })
     }
 }
 
+/// The dialect of a request's door, from its path (and Anthropic's header on the model listing).
+fn door_dialect(parts: &http::request::Parts) -> Dialect {
+    let path = parts.uri.path();
+    // Anthropic's SDK lists models with its own header: its error shape, as `models` answers it.
+    let anthropic = parts.headers.contains_key("anthropic-version") && !path.contains(':');
+    if anthropic { Dialect::Anthropic } else { dialect_of_path(path) }
+}
+
 /// The dialect to answer an unrouted request in, from its path.
-fn dialect_of_path(path: &str) -> Dialect {
+pub(super) fn dialect_of_path(path: &str) -> Dialect {
     if path.starts_with("/v1/messages") {
         Dialect::Anthropic
     } else if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {

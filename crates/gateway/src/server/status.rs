@@ -15,12 +15,21 @@ use crate::record::status;
 /// Whether `headers` may see the status (and `/readyz`'s details).
 pub(super) fn allowed(app: &AppState, headers: &HeaderMap) -> bool {
     let snap = app.snapshot();
-    let admin = match (&snap.admin_key, &snap.config.auth.admin_key_env) {
+    let admission = &app.runtime.admission;
+    let unix = admission.unix_now();
+    let open = matches!(admission.identify(&snap.keyring, None, unix), Some(auth::Caller::Open));
+    let is_client =
+        |k: &str| matches!(admission.identify(&snap.keyring, Some(k), unix), Some(auth::Caller::Key(_)));
+    auth::may_see_status(snap.config.status.public, admin(&snap), open, is_client, headers)
+}
+
+/// The admin key, as this configuration has it.
+pub(super) fn admin(snap: &crate::app::Snapshot) -> auth::Admin<'_> {
+    match (&snap.admin_key, &snap.config.auth.admin_key_env) {
         (Some(k), _) => auth::Admin::Key(k),
         (None, Some(_)) => auth::Admin::Missing,
         (None, None) => auth::Admin::None,
-    };
-    auth::may_see_status(snap.config.status.public, admin, &snap.client_keys, headers)
+    }
 }
 
 /// 401 with a Basic challenge, so that a browser asks for the key.

@@ -5,6 +5,7 @@
 //! Embedded SQLite (a file, or in memory), used from blocking threads; bounded by age and by count. The caller
 //! passes the clock (`now`, Unix seconds), so retention is tested without waiting.
 
+pub mod keys;
 pub mod status;
 
 use std::path::Path;
@@ -43,6 +44,9 @@ pub struct ResponseStore {
     db: Arc<Mutex<Connection>>,
     retention: Duration,
     max_responses: u64,
+    max_bytes: u64,
+    /// Bytes of responses and conversations kept (kept up to date by every put and delete).
+    bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 const SCHEMA: &str = "
@@ -59,8 +63,8 @@ impl ResponseStore {
     pub fn open(cfg: &ResponsesConfig) -> Result<ResponseStore, StoreError> {
         let shown = cfg.path.as_deref().map(Path::display).map(|p| p.to_string());
         let shown = shown.unwrap_or_else(|| ":memory:".to_owned());
-        let open = || -> Result<Connection, rusqlite::Error> {
-            let conn = match &cfg.path {
+        let open = || -> Result<(Connection, i64), rusqlite::Error> {
+            let conn: Connection = match &cfg.path {
                 Some(p) => Connection::open(p)?,
                 None => Connection::open_in_memory()?,
             };
@@ -77,13 +81,26 @@ impl ResponseStore {
             if !has_owner {
                 conn.execute_batch("ALTER TABLE responses ADD COLUMN owner TEXT NOT NULL DEFAULT ''")?;
             }
-            Ok(conn)
+            let has_size = conn
+                .prepare("SELECT 1 FROM pragma_table_info('responses') WHERE name = 'size'")?
+                .exists([])?;
+            if !has_size {
+                conn.execute_batch(
+                    "ALTER TABLE responses ADD COLUMN size INTEGER NOT NULL DEFAULT 0; \
+                     UPDATE responses SET size = length(response) + length(conversation);",
+                )?;
+            }
+            let bytes: i64 =
+                conn.query_row("SELECT COALESCE(SUM(size), 0) FROM responses", [], |r| r.get(0))?;
+            Ok((conn, bytes))
         };
-        let conn = open().map_err(|source| StoreError::Open { path: shown, source })?;
+        let (conn, bytes) = open().map_err(|source| StoreError::Open { path: shown, source })?;
         Ok(ResponseStore {
             db: Arc::new(Mutex::new(conn)),
             retention: cfg.retention,
             max_responses: cfg.max_responses,
+            max_bytes: cfg.max_bytes,
+            bytes: Arc::new(std::sync::atomic::AtomicU64::new(u64::try_from(bytes).unwrap_or(0))),
         })
     }
 
@@ -106,35 +123,73 @@ impl ResponseStore {
         Ok(result?)
     }
 
-    /// Keep a response for `owner` (the key that made it: [`crate::auth::owner`]); drop what is past retention and
-    /// the oldest beyond the count limit.
+    /// Keep a response for `owner` (the key that made it: `Caller::owner`); drop what is past retention and the
+    /// oldest beyond the count and byte limits.
     pub async fn put(&self, id: String, owner: String, stored: Stored, now: u64) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
         let oldest = self.oldest_kept(now);
         let max = i64::try_from(self.max_responses).unwrap_or(i64::MAX);
+        let max_bytes = self.max_bytes;
         let created = i64::try_from(now).unwrap_or(i64::MAX);
+        let size = (stored.response.len() + stored.conversation.len()) as u64;
+        let bytes = self.bytes.clone();
         self.with(move |c| {
+            let freed = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, rusqlite::Error> {
+                let mut stmt = c.prepare_cached(sql)?;
+                let sizes = stmt.query_map(p, |r| r.get::<_, i64>(0))?;
+                let mut n = 0u64;
+                for s in sizes {
+                    n += u64::try_from(s?).unwrap_or(0);
+                }
+                Ok(n)
+            };
+            let replaced = freed("DELETE FROM responses WHERE id = ?1 RETURNING size", &[&id])?;
             c.execute(
-                "INSERT OR REPLACE INTO responses (id, created_at, response, conversation, owner) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, created, stored.response, stored.conversation, owner],
+                "INSERT INTO responses (id, created_at, response, conversation, owner, size) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, created, stored.response, stored.conversation, owner, i64::try_from(size).unwrap_or(i64::MAX)],
             )?;
-            c.execute("DELETE FROM responses WHERE created_at < ?1", params![oldest])?;
-            c.execute(
+            let mut gone = replaced;
+            gone += freed("DELETE FROM responses WHERE created_at < ?1 RETURNING size", &[&oldest])?;
+            gone += freed(
                 "DELETE FROM responses WHERE id IN (SELECT id FROM responses ORDER BY created_at DESC, rowid DESC \
-                 LIMIT -1 OFFSET ?1)",
-                params![max],
+                 LIMIT -1 OFFSET ?1) RETURNING size",
+                &[&max],
             )?;
+            // Every change to the count happens here or in `delete`, under the connection's lock.
+            let mut total = (bytes.load(Ordering::Acquire) + size).saturating_sub(gone);
+            if total > max_bytes {
+                // The newest first, as long as they fit (the one just kept always does, if it alone fits).
+                total = total.saturating_sub(freed(
+                    "DELETE FROM responses WHERE id IN (SELECT id FROM (SELECT id, SUM(size) OVER \
+                     (ORDER BY created_at DESC, rowid DESC) AS running FROM responses) WHERE running > ?1) \
+                     RETURNING size",
+                    &[&i64::try_from(max_bytes).unwrap_or(i64::MAX)],
+                )?);
+            }
+            bytes.store(total, Ordering::Release);
             Ok(())
         })
         .await
     }
 
+    /// Bytes of responses and conversations kept.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// A stored response of `owner`'s, unless unknown, expired or another's (all three look the same).
-    pub async fn get(&self, id: String, owner: String, now: u64) -> Result<Option<Stored>, StoreError> {
+    pub async fn get(
+        &self,
+        id: String,
+        owner: Option<String>,
+        now: u64,
+    ) -> Result<Option<Stored>, StoreError> {
         let oldest = self.oldest_kept(now);
         self.with(move |c| {
             c.query_row(
-                "SELECT response, conversation FROM responses WHERE id = ?1 AND created_at >= ?2 AND owner = ?3",
+                "SELECT response, conversation FROM responses WHERE id = ?1 AND created_at >= ?2 \
+                 AND (?3 IS NULL OR owner = ?3)",
                 params![id, oldest, owner],
                 |row| Ok(Stored { response: row.get(0)?, conversation: row.get(1)? }),
             )
@@ -144,14 +199,24 @@ impl ResponseStore {
     }
 
     /// Forget a response of `owner`'s; whether it was there (and not expired, and `owner`'s).
-    pub async fn delete(&self, id: String, owner: String, now: u64) -> Result<bool, StoreError> {
+    pub async fn delete(&self, id: String, owner: Option<String>, now: u64) -> Result<bool, StoreError> {
         let oldest = self.oldest_kept(now);
+        let bytes = self.bytes.clone();
         self.with(move |c| {
-            let n = c.execute(
-                "DELETE FROM responses WHERE id = ?1 AND created_at >= ?2 AND owner = ?3",
-                params![id, oldest, owner],
-            )?;
-            Ok(n > 0)
+            let size: Option<i64> = c
+                .query_row(
+                    "DELETE FROM responses WHERE id = ?1 AND created_at >= ?2 AND (?3 IS NULL OR owner = ?3) \
+                     RETURNING size",
+                    params![id, oldest, owner],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(size) = size {
+                let size = u64::try_from(size).unwrap_or(0);
+                let now = bytes.load(std::sync::atomic::Ordering::Acquire);
+                bytes.fetch_sub(size.min(now), std::sync::atomic::Ordering::AcqRel);
+            }
+            Ok(size.is_some())
         })
         .await
     }
@@ -166,7 +231,12 @@ mod tests {
     }
 
     fn store(max: u64) -> ResponseStore {
-        let cfg = ResponsesConfig { path: None, retention: Duration::from_secs(100), max_responses: max };
+        let cfg = ResponsesConfig {
+            path: None,
+            retention: Duration::from_secs(100),
+            max_responses: max,
+            max_bytes: 1 << 30,
+        };
         ResponseStore::open(&cfg).unwrap()
     }
 
@@ -174,30 +244,50 @@ mod tests {
     async fn responses_are_kept_fetched_and_deleted() {
         let s = store(10);
         s.put("r1".into(), "a".into(), stored("r1"), 1000).await.unwrap();
-        assert_eq!(s.get("r1".into(), "a".into(), 1000).await.unwrap(), Some(stored("r1")));
-        assert_eq!(s.get("r2".into(), "a".into(), 1000).await.unwrap(), None);
-        assert!(s.delete("r1".into(), "a".into(), 1000).await.unwrap());
-        assert!(!s.delete("r1".into(), "a".into(), 1000).await.unwrap());
-        assert_eq!(s.get("r1".into(), "a".into(), 1000).await.unwrap(), None);
+        assert_eq!(s.get("r1".into(), Some("a".into()), 1000).await.unwrap(), Some(stored("r1")));
+        assert_eq!(s.get("r2".into(), Some("a".into()), 1000).await.unwrap(), None);
+        assert!(s.delete("r1".into(), Some("a".into()), 1000).await.unwrap());
+        assert!(!s.delete("r1".into(), Some("a".into()), 1000).await.unwrap());
+        assert_eq!(s.get("r1".into(), Some("a".into()), 1000).await.unwrap(), None);
         // Another key's response looks unknown: not readable, not deletable.
         s.put("r3".into(), "a".into(), stored("r3"), 1000).await.unwrap();
-        assert_eq!(s.get("r3".into(), "b".into(), 1000).await.unwrap(), None);
-        assert!(!s.delete("r3".into(), "b".into(), 1000).await.unwrap());
-        assert!(s.get("r3".into(), "a".into(), 1000).await.unwrap().is_some());
+        assert_eq!(s.get("r3".into(), Some("b".into()), 1000).await.unwrap(), None);
+        assert!(!s.delete("r3".into(), Some("b".into()), 1000).await.unwrap());
+        assert!(s.get("r3".into(), Some("a".into()), 1000).await.unwrap().is_some());
     }
 
     #[tokio::test]
     async fn retention_bounds_age_and_count() {
         let s = store(2);
         s.put("old".into(), "a".into(), stored("old"), 1000).await.unwrap();
-        assert!(s.get("old".into(), "a".into(), 1100).await.unwrap().is_some());
-        assert_eq!(s.get("old".into(), "a".into(), 1101).await.unwrap(), None, "past retention");
+        assert!(s.get("old".into(), Some("a".into()), 1100).await.unwrap().is_some());
+        assert_eq!(s.get("old".into(), Some("a".into()), 1101).await.unwrap(), None, "past retention");
         s.put("a".into(), "a".into(), stored("a"), 2000).await.unwrap();
         s.put("b".into(), "a".into(), stored("b"), 2001).await.unwrap();
         s.put("c".into(), "a".into(), stored("c"), 2002).await.unwrap();
-        assert_eq!(s.get("a".into(), "a".into(), 2002).await.unwrap(), None, "beyond the count limit");
-        assert!(s.get("b".into(), "a".into(), 2002).await.unwrap().is_some());
-        assert!(s.get("c".into(), "a".into(), 2002).await.unwrap().is_some());
+        assert_eq!(s.get("a".into(), Some("a".into()), 2002).await.unwrap(), None, "beyond the count limit");
+        assert!(s.get("b".into(), Some("a".into()), 2002).await.unwrap().is_some());
+        assert!(s.get("c".into(), Some("a".into()), 2002).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn bytes_are_bounded_too_the_oldest_going_first() {
+        let cfg = ResponsesConfig {
+            path: None,
+            retention: Duration::from_secs(100),
+            max_responses: 1000,
+            max_bytes: 3000,
+        };
+        let s = ResponseStore::open(&cfg).unwrap();
+        let big = |tag: &str| Stored { response: vec![b'x'; 900], conversation: tag.as_bytes().to_vec() };
+        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            s.put((*id).into(), "o".into(), big(id), 10 + i as u64).await.unwrap();
+        }
+        assert!(s.bytes() <= 3000, "{}", s.bytes());
+        assert_eq!(s.get("a".into(), None, 20).await.unwrap(), None, "the oldest went");
+        assert!(s.get("d".into(), None, 20).await.unwrap().is_some());
+        assert!(s.delete("d".into(), Some("o".into()), 20).await.unwrap());
+        assert_eq!(s.bytes(), 2 * 901);
     }
 
     #[tokio::test]
@@ -208,10 +298,11 @@ mod tests {
             path: Some(dir.join("r.sqlite3")),
             retention: Duration::from_secs(100),
             max_responses: 10,
+            max_bytes: 1 << 30,
         };
         ResponseStore::open(&cfg).unwrap().put("r".into(), "a".into(), stored("r"), 5).await.unwrap();
         let again = ResponseStore::open(&cfg).unwrap();
-        assert_eq!(again.get("r".into(), "a".into(), 5).await.unwrap(), Some(stored("r")));
+        assert_eq!(again.get("r".into(), Some("a".into()), 5).await.unwrap(), Some(stored("r")));
         let bad = ResponsesConfig { path: Some(dir.join("no/such/dir/r.sqlite3")), ..cfg };
         assert!(matches!(ResponseStore::open(&bad), Err(StoreError::Open { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -229,11 +320,15 @@ mod tests {
         )
         .unwrap();
         drop(old);
-        let cfg =
-            ResponsesConfig { path: Some(path), retention: Duration::from_secs(100), max_responses: 10 };
+        let cfg = ResponsesConfig {
+            path: Some(path),
+            retention: Duration::from_secs(100),
+            max_responses: 10,
+            max_bytes: 1 << 30,
+        };
         let s = ResponseStore::open(&cfg).unwrap();
-        assert_eq!(s.get("r".into(), "a-key".into(), 5).await.unwrap(), None, "no key owns an old row");
-        assert!(s.get("r".into(), String::new(), 5).await.unwrap().is_some(), "an open gateway's");
+        assert_eq!(s.get("r".into(), Some("a-key".into()), 5).await.unwrap(), None, "no key owns an old row");
+        assert!(s.get("r".into(), Some(String::new()), 5).await.unwrap().is_some(), "an open gateway's");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

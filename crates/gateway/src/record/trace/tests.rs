@@ -109,6 +109,7 @@ fn flight(stream: bool, traceparent: Option<&str>) -> Flight {
         stream,
         plan,
         started: Instant::now(),
+        admitted: Default::default(),
     };
     Flight::new(t, Arc::new(snap), runtime.recorder.clone())
 }
