@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -339,18 +338,12 @@ impl App {
     /// Serve until [`AppState::shutdown`] is cancelled; in-flight requests finish first.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         let token = self.state.shutdown.clone();
-        // Streams are many small writes: without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK stall
-        // every event after the first by ~40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
         let probes = crate::dispatch::probe::run(self.state.clone(), token.clone());
         self.state.tracker.spawn(probes);
         self.state.tracker.spawn(write_status(self.state.clone(), token.clone()));
         self.state.tracker.spawn(watch_config(self.state.clone(), token.clone()));
-        axum::serve(listener, self.router()).with_graceful_shutdown(token.cancelled_owned()).await
+        let edge = self.state.snapshot().config.protect.server;
+        crate::server::listen::serve(listener, self.router(), edge, token, self.state.tracker.clone()).await
     }
 
     /// Stop accepting, and wait for every tracked task (servers started by [`App::spawn`] among them); then write

@@ -17,9 +17,6 @@ use nines::record::sink::Sink;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// How long a shutdown waits for in-flight requests (streams among them) before it stops anyway.
-const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// EX_USAGE from sysexits.h: the configuration was wrong.
 const EXIT_CONFIG: u8 = 64;
 
@@ -228,6 +225,7 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
     println!("nines listening on http://{local}");
     std::io::stdout().flush()?;
     let token = app.state.shutdown.clone();
+    let drain = snapshot.config.protect.server.drain;
     let hup = reload_on_sighup(app.state.clone(), token.clone());
     app.state.tracker.spawn(hup);
     let drained = async {
@@ -235,7 +233,7 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
         app.shutdown().await;
         anyhow::Ok(())
     };
-    // A first signal starts the drain; a second, or DRAIN_GRACE after the first, ends the process anyway.
+    // A first signal starts the drain; a second, or `[server] drain` after the first, ends the process anyway.
     let forced = async {
         tokio::select! {
             () = stop_signal() => {
@@ -246,7 +244,7 @@ async fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
         }
         tokio::select! {
             () = stop_signal() => {}
-            () = tokio::time::sleep(DRAIN_GRACE) => {}
+            () = tokio::time::sleep(drain) => {}
         }
     };
     tokio::select! {

@@ -75,6 +75,7 @@ use tokio_util::task::TaskTracker;
 
 pub use faults::{Fault, FaultKind};
 pub use ratelimit::RateLimit;
+pub use state::Capacity;
 
 /// Who a simulator is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,6 +188,17 @@ impl Sim {
     /// Whether the simulator refuses conversations that end with an assistant message.
     pub fn refuses_prefill(&self) -> bool {
         self.shared.refuse_prefill()
+    }
+
+    /// Serve at most `concurrent` chat requests at once, each after `latency_ms`; more are refused with the
+    /// provider's overloaded error (`None`: unbounded, the default).
+    pub fn set_capacity(&self, capacity: Option<state::Capacity>) {
+        self.shared.set_capacity(capacity);
+    }
+
+    /// The most chat requests it was ever serving at once (counted whether or not a capacity is set).
+    pub fn peak_concurrency(&self) -> usize {
+        self.shared.peak.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Model-API requests received on exactly this path (e.g. `/v1/messages`,

@@ -295,6 +295,14 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
     let limited = matches!(op, Op::Chat | Op::Responses);
     let Arrival { fault, admission, refuse_prefill } =
         shared.arrive(parts.uri.path(), &parts.headers, &body, limited);
+    let _busy = limited.then(|| Busy::enter(&shared));
+    if let Some(cap) = limited.then(|| shared.capacity()).flatten() {
+        if _busy.as_ref().is_some_and(|b| b.now > cap.concurrent) {
+            let status = if matches!(dialect, Dialect::Anthropic) { 529 } else { 503 };
+            return dialect.error(&dialect.status_error(status, None), &request_id);
+        }
+        tokio::time::sleep(Duration::from_millis(cap.latency_ms)).await;
+    }
     if let Some(kind) = &fault {
         tracing::debug!(path = parts.uri.path(), fault = ?kind, "applying fault");
     }
@@ -384,6 +392,27 @@ async fn model_call(shared: Arc<Shared>, dialect: Dialect, op: Op, req: Request)
         dialect.stamp_quota(response.headers_mut(), quota);
     }
     response
+}
+
+/// A chat request being served, counted until dropped.
+struct Busy {
+    shared: Arc<Shared>,
+    now: usize,
+}
+
+impl Busy {
+    fn enter(shared: &Arc<Shared>) -> Busy {
+        use std::sync::atomic::Ordering;
+        let now = shared.busy.fetch_add(1, Ordering::AcqRel) + 1;
+        shared.peak.fetch_max(now, Ordering::AcqRel);
+        Busy { shared: shared.clone(), now }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.shared.busy.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// A model listing in the dialect's shape, after the dialect's own key check.

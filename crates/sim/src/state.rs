@@ -33,12 +33,25 @@ pub(crate) struct Shared {
     /// The API key every model request must carry, when set.
     pub api_key: Option<String>,
     inner: Mutex<Inner>,
+    /// Chat requests being served now, and the most ever at once (for [`crate::Sim::set_capacity`]).
+    pub(crate) busy: std::sync::atomic::AtomicUsize,
+    pub(crate) peak: std::sync::atomic::AtomicUsize,
+}
+
+/// How much the simulator can serve: at most `concurrent` chat requests at once, each taking `latency_ms` before
+/// its answer; one more is refused at once with the provider's "overloaded" error (Anthropic's 529, a 503
+/// elsewhere), as a provider past its capacity does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    pub concurrent: usize,
+    pub latency_ms: u64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     faults: FaultQueue,
     limiter: Option<Limiter>,
+    capacity: Option<Capacity>,
     refuse_prefill: bool,
     total: u64,
     hits: BTreeMap<String, u64>,
@@ -48,7 +61,13 @@ struct Inner {
 
 impl Shared {
     pub(crate) fn new(name: String, api_key: Option<String>) -> Self {
-        Self { name, api_key, inner: Mutex::new(Inner::default()) }
+        Self {
+            name,
+            api_key,
+            inner: Mutex::new(Inner::default()),
+            busy: std::sync::atomic::AtomicUsize::new(0),
+            peak: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -80,6 +99,14 @@ impl Shared {
             _ => Admission::Unlimited,
         };
         Arrival { fault, admission, refuse_prefill: inner.refuse_prefill }
+    }
+
+    pub(crate) fn set_capacity(&self, capacity: Option<Capacity>) {
+        self.lock().capacity = capacity;
+    }
+
+    pub(crate) fn capacity(&self) -> Option<Capacity> {
+        self.lock().capacity
     }
 
     /// Refuse (or accept again) conversations that end with an assistant message.

@@ -249,6 +249,8 @@ pub struct ProviderConfig {
     /// Most extra attempts on this target before moving on (each one only for a lone transient failure, within
     /// the retry budget).
     pub retries: u32,
+    /// The most requests each of its targets is sent at once (the ceiling of the learnt limit).
+    pub max_concurrency: Option<u32>,
     pub max_tokens_field: MaxTokensField,
     /// The `anthropic-version` sent with translated requests (kind = "anthropic").
     pub anthropic_version: String,

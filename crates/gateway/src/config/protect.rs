@@ -66,8 +66,6 @@ pub struct RawServer {
     pub max_connections: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub header_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    pub idle_timeout: Option<Duration>,
     pub min_body_rate: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub send_timeout: Option<Duration>,
@@ -83,8 +81,6 @@ pub struct RawServer {
     pub queue_default: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub queue_batch: Option<Duration>,
-    /// Adaptive concurrency per target (on by default).
-    pub adaptive_concurrency: Option<bool>,
 }
 
 /// How much a request matters when capacity is short: `Interactive` is served first, `Batch` shed first.
@@ -194,10 +190,9 @@ impl Price {
 pub struct ServerConfig {
     /// Connections beyond this are closed as soon as accepted.
     pub max_connections: u32,
-    /// A request's headers must arrive within this.
+    /// A request's headers must arrive within this; a kept-alive connection waiting for its next request is
+    /// closed after it too.
     pub header_timeout: Duration,
-    /// A keep-alive connection with no request is closed after this.
-    pub idle_timeout: Duration,
     /// A body must arrive at this many bytes a second or faster (after a grace of `header_timeout`).
     pub min_body_rate: u32,
     /// The longest a write to a client may wait (a client that stops reading is cut).
@@ -212,15 +207,13 @@ pub struct ServerConfig {
     pub drain: Duration,
     /// The longest a request waits for a target's concurrency limit, by priority (interactive, default, batch).
     pub queue: [Duration; 3],
-    pub adaptive_concurrency: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_connections: 10_000,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(75),
+            header_timeout: Duration::from_secs(20),
             min_body_rate: 1024,
             send_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
@@ -228,7 +221,6 @@ impl Default for ServerConfig {
             max_buffered_bytes: 512 * 1024 * 1024,
             drain: Duration::from_secs(30),
             queue: [Duration::from_secs(10), Duration::from_secs(2), Duration::from_millis(0)],
-            adaptive_concurrency: true,
         }
     }
 }
@@ -348,7 +340,6 @@ fn server(s: RawServer, errors: &mut Vec<ConfigError>) -> ServerConfig {
     let c = ServerConfig {
         max_connections: s.max_connections.unwrap_or(d.max_connections),
         header_timeout: s.header_timeout.unwrap_or(d.header_timeout),
-        idle_timeout: s.idle_timeout.unwrap_or(d.idle_timeout),
         min_body_rate: s.min_body_rate.unwrap_or(d.min_body_rate),
         send_timeout: s.send_timeout.unwrap_or(d.send_timeout),
         max_header_bytes: s.max_header_bytes.unwrap_or(d.max_header_bytes),
@@ -360,12 +351,10 @@ fn server(s: RawServer, errors: &mut Vec<ConfigError>) -> ServerConfig {
             s.queue_default.unwrap_or(d.queue[1]),
             s.queue_batch.unwrap_or(d.queue[2]),
         ],
-        adaptive_concurrency: s.adaptive_concurrency.unwrap_or(d.adaptive_concurrency),
     };
     for (field, zero) in [
         ("max_connections", c.max_connections == 0),
         ("header_timeout", c.header_timeout.is_zero()),
-        ("idle_timeout", c.idle_timeout.is_zero()),
         ("send_timeout", c.send_timeout.is_zero()),
         ("max_header_bytes", c.max_header_bytes < 1024),
         ("max_in_flight", c.max_in_flight == 0),
@@ -380,12 +369,9 @@ fn server(s: RawServer, errors: &mut Vec<ConfigError>) -> ServerConfig {
             errors.push(ConfigError::new(format!("server.{field}"), what));
         }
     }
-    for (field, v) in [
-        ("header_timeout", c.header_timeout),
-        ("idle_timeout", c.idle_timeout),
-        ("send_timeout", c.send_timeout),
-        ("drain", c.drain),
-    ] {
+    for (field, v) in
+        [("header_timeout", c.header_timeout), ("send_timeout", c.send_timeout), ("drain", c.drain)]
+    {
         if v > Duration::from_secs(24 * 3600) {
             errors.push(ConfigError::new(format!("server.{field}"), "must be at most a day"));
         }

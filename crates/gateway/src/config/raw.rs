@@ -89,6 +89,8 @@ pub struct RawProvider {
     pub base_url: Option<String>,
     pub api_key_env: Option<String>,
     pub retries: Option<u32>,
+    /// The most requests the provider takes at once (each of its targets); nines learns less when it must.
+    pub max_concurrency: Option<u32>,
     pub max_tokens_field: Option<String>,
     pub anthropic_version: Option<String>,
     #[serde(default)]

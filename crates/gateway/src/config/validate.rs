@@ -481,6 +481,9 @@ fn validate_provider(
         };
         models.insert(m, model);
     }
+    if p.max_concurrency == Some(0) {
+        errors.push(ConfigError::new(format!("{path}.max_concurrency"), "must be greater than zero"));
+    }
     let probe = p.probe.map(|raw| {
         let request = match raw.request.as_deref() {
             None | Some("models") => ProbeRequest::Models,
@@ -509,6 +512,7 @@ fn validate_provider(
         base_url,
         api_key_env: p.api_key_env,
         retries: p.retries.unwrap_or(1),
+        max_concurrency: p.max_concurrency,
         max_tokens_field,
         anthropic_version,
         timeouts,

@@ -73,13 +73,18 @@ pub async fn race<O: Operation>(
     let Some((j, other, other_prepared)) = pick(op, flight, policy, &hedging) else {
         return Raced::Alone(a.await);
     };
+    // A hedge never waits for room: a target at its limit is not raced.
+    let Some(permit) = other.health.gate.try_enter(super::cap(other)) else {
+        return Raced::Alone(a.await);
+    };
     if !other.health.withdraw() {
         return Raced::Alone(a.await);
     }
     *hedging.started |= bit(j);
     flight.emit(EventKind::Hedged { target: i, to: j, after: delay });
     flight.emit(EventKind::Started { target: j, attempt: 1, role: Role::Normal });
-    let in_flight = other.health.fly();
+    let mut in_flight = other.health.fly();
+    in_flight.1 = Some(permit);
     let b_began = Instant::now();
     let b_limits = policy.limits(other, flight.stream, flight.deadline);
     let first_token = b_limits.first_token;

@@ -453,6 +453,19 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
                 continue;
             }
         };
+        // Room at the target: at once, or after a wait as long as the request's priority allows (never past its
+        // deadline); none in time and it is passed by, shed from this target.
+        let permit = match enter_gate(flight, target).await {
+            Ok(p) => p,
+            Err(full) => {
+                if let Role::Trial(e) = role {
+                    target.health.release_trial(e);
+                }
+                skip(flight, SkipWhy::Unavailable(full));
+                pos += 1;
+                continue;
+            }
+        };
         let hedging = plan.streams.hedge.filter(|_| flight.stream).map(|hedge| hedge::Hedging {
             hedge,
             rest: order.get(pos + 1..).unwrap_or(&[]),
@@ -460,7 +473,7 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
             need,
             started: &mut hedged,
         });
-        match attempts(op, flight, &policy, target, i, prepared, role, hedging).await {
+        match attempts(op, flight, &policy, (target, permit), i, prepared, role, hedging).await {
             Tried::Served(s) => return Ok(s),
             Tried::Client(error) => return Err(Failure::Client { error, target: target.clone() }),
             Tried::Context(error) => {
@@ -481,7 +494,8 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
             let Some(target) = plan.targets.get(i) else { continue };
             let Ok(prepared) = op.prepare(target) else { continue };
             let Some(role) = target.health.force(Instant::now(), need) else { continue };
-            match attempts(op, flight, &policy, target, i, prepared, role, None).await {
+            let permit = target.health.gate.try_enter(cap(target));
+            match attempts(op, flight, &policy, (target, permit), i, prepared, role, None).await {
                 Tried::Served(s) => return Ok(s),
                 Tried::Client(error) | Tried::Context(error) => {
                     return Err(Failure::Client { error, target: target.clone() });
@@ -503,14 +517,37 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
     }
 }
 
+/// The most requests a target's provider takes at once (its declared `max_concurrency`).
+pub(super) fn cap(target: &Target) -> u32 {
+    target.provider.config.max_concurrency.unwrap_or(crate::health::gate::UNDECLARED)
+}
+
+/// Room at `target`'s gate for this flight: now, or within its priority's wait and its deadline.
+async fn enter_gate(
+    flight: &Flight,
+    target: &Target,
+) -> Result<Option<crate::health::gate::Permit>, Unavailable> {
+    let gate = &target.health.gate;
+    let cap = cap(target);
+    if let Some(p) = gate.try_enter(cap) {
+        return Ok(Some(p));
+    }
+    let priority = flight.admitted.priority;
+    let wait = flight.snap.config.protect.server.queue.get(priority as usize).copied().unwrap_or_default();
+    match gate.enter(cap, priority, wait, flight.deadline).await {
+        Ok(p) => Ok(Some(p)),
+        Err(_) => Err(Unavailable::Full { until: Instant::now() + std::time::Duration::from_secs(1) }),
+    }
+}
+
 /// Try one target: its attempt (hedged when the route says so), and its retries while the policy says they are
-/// worth it.
+/// worth it. The room it holds at the target's gate (`permit`) goes with a served answer to its last byte.
 #[allow(clippy::too_many_arguments)]
 async fn attempts<O: Operation>(
     op: &O,
     flight: &mut Flight,
     policy: &Policy<'_>,
-    target: &Target,
+    (target, mut permit): (&Target, Option<crate::health::gate::Permit>),
     i: usize,
     mut prepared: Prepared,
     mut role: Role,
@@ -527,7 +564,7 @@ async fn attempts<O: Operation>(
         }
         tries += 1;
         flight.emit(EventKind::Started { target: i, attempt: tries, role });
-        let in_flight = target.health.fly();
+        let mut in_flight = target.health.fly();
         let began = Instant::now();
         let limits = policy.limits(target, flight.stream, flight.deadline);
         let first_token = limits.first_token;
@@ -552,6 +589,7 @@ async fn attempts<O: Operation>(
                     let tokens = answer.tokens();
                     flight.emit(EventKind::Succeeded { target: i, role, elapsed, max_gap: None, tokens });
                 }
+                in_flight.1 = permit.take();
                 return Tried::Served(Served {
                     answer,
                     target: target.clone(),

@@ -9,6 +9,7 @@
 //! time comes only from `tokio::time`.
 
 pub mod breaker;
+pub mod gate;
 pub mod learnt;
 pub mod ratelimit;
 
@@ -92,6 +93,8 @@ pub enum Unavailable {
     NoHeadroom { until: Instant },
     /// It refused our key: down until its configuration changes or a probe succeeds.
     Down,
+    /// It is at its concurrency limit and no room came in time for this request.
+    Full { until: Instant },
 }
 
 impl Unavailable {
@@ -99,7 +102,9 @@ impl Unavailable {
     pub fn until(self) -> Option<Instant> {
         match self {
             Unavailable::Open { until } => until,
-            Unavailable::Cooling { until } | Unavailable::NoHeadroom { until } => Some(until),
+            Unavailable::Cooling { until }
+            | Unavailable::NoHeadroom { until }
+            | Unavailable::Full { until } => Some(until),
             Unavailable::Down => None,
         }
     }
@@ -110,6 +115,7 @@ impl Unavailable {
             Unavailable::Cooling { .. } => "rate-limited, cooling down",
             Unavailable::NoHeadroom { .. } => "its rate limits cannot cover this request until they reset",
             Unavailable::Down => "down: the provider refused our key",
+            Unavailable::Full { .. } => "at its concurrency limit, no room in time",
         }
     }
 }
@@ -186,6 +192,8 @@ impl Health {
 /// One target's health.
 pub struct TargetHealth {
     pub id: TargetId,
+    /// Its concurrency limit, learnt, and the requests waiting for room.
+    pub gate: Arc<gate::Gate>,
     state: Mutex<State>,
     in_flight: AtomicU32,
     budget: TpsBudget,
@@ -237,6 +245,7 @@ pub struct Report {
 impl TargetHealth {
     fn new(id: TargetId, budget: &RetryBudgetConfig) -> TargetHealth {
         TargetHealth {
+            gate: Arc::default(),
             id,
             state: Mutex::new(State {
                 breaker: Breaker::new(),
@@ -389,6 +398,7 @@ impl TargetHealth {
             s.ttft.observe(c.elapsed);
         }
         s.latency.observe(now, c.elapsed, LATENCY_DECAY);
+        self.gate.succeeded();
         match c.role {
             // A stream's trial, like any stream, is judged by how it ends (`stream_ended`, or a failure after its
             // commit point); until then the trial stays in flight and the breaker half-open.
@@ -424,6 +434,12 @@ impl TargetHealth {
         let error = f.error;
         if let Some(l) = error.limits.as_deref() {
             s.headroom.update(now, l);
+        }
+        // What says "too much at once": a rate limit, an overload, a first token that never came.
+        let overload = matches!(error.kind, ErrorKind::RateLimited | ErrorKind::Overloaded)
+            || (error.kind == ErrorKind::Timeout && !f.after_commit && !f.deadline_cut);
+        if overload && f.judged {
+            self.gate.overloaded(now);
         }
         let outcome = match error.kind {
             _ if !f.judged => None,
@@ -528,7 +544,7 @@ impl TargetHealth {
     /// Count a request in flight until the guard drops.
     pub fn fly(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+        InFlight(self.clone(), None)
     }
 
     /// The latency strategy's score: peak-EWMA time to the commit point.
@@ -598,8 +614,9 @@ pub struct Failure<'a> {
     pub judged: bool,
 }
 
-/// A request in flight on a target (for the least-busy strategy), until dropped.
-pub struct InFlight(Arc<TargetHealth>);
+/// A request in flight on a target (for the least-busy strategy), until dropped; with the room it holds at the
+/// target's gate, when it took some.
+pub struct InFlight(Arc<TargetHealth>, pub Option<gate::Permit>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod error;
 pub mod gemini;
+pub mod listen;
 pub mod responses;
 pub mod routes;
 pub mod status;

@@ -106,7 +106,14 @@ pub(super) struct Extracted {
 /// Read a door's body: refused as too large, or as more than the door may hold now (a body without
 /// `Content-Length` is counted once read).
 pub(super) fn body_of(authed: &mut Authed, body: Body) -> Result<Bytes, ApiError> {
-    let raw = body.map_err(ApiError::from)?;
+    let raw = body.map_err(|r| {
+        // A body cut for arriving too slowly (`server::listen::MinRate`): the client's, and a timeout.
+        if std::error::Error::source(&r).is_some_and(|s| s.to_string().contains("bytes a second")) {
+            ApiError::Body { status: 408, message: r.body_text() }
+        } else {
+            ApiError::from(r)
+        }
+    })?;
     if !authed.counted_body
         && let Some(entry) = &mut authed.entry
     {

@@ -1,0 +1,281 @@
+//! A target's concurrency gate: how many requests nines lets it serve at once, learnt from how it copes (AIMD, in
+//! the manner of Netflix's concurrency-limits `AIMDLimit` and TCP's congestion window), and the queue of requests
+//! waiting for room, ordered by priority and then deadline.
+//!
+//! - The limit starts at the provider's declared `max_concurrency` (or [`UNDECLARED`]) and never exceeds it. An
+//!   overload (429, 529/503, a timeout before the first token) cuts it to `DECREASE` of what was in flight then, at
+//!   most once per [`QUIET`] (one overload event, many failures); each success while the gate is nearly full adds
+//!   `1/limit`, so it probes back up by about one request per round.
+//! - A request finds room or waits, up to its priority's longest wait (batch: not at all, by default) and never
+//!   past its deadline. When the queue is full a newcomer of higher priority takes the place of the lowest waiting;
+//!   the lowest priority is always shed first. A permit freed goes to the best waiter.
+//!
+//! State lives in the target's health: outside the configuration snapshot, kept by a reload.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::config::protect::Priority;
+
+/// The ceiling of a target whose provider declares none.
+pub const UNDECLARED: u32 = 1000;
+const DECREASE: f64 = 0.9;
+/// The least time between two decreases: one overload event, however many requests it fails.
+const QUIET: Duration = Duration::from_millis(250);
+/// Waiters per unit of limit (and at least [`MIN_QUEUE`]).
+const QUEUE_PER_LIMIT: usize = 4;
+const MIN_QUEUE: usize = 16;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type Key = (Priority, Instant, u64);
+
+#[derive(Debug)]
+struct State {
+    /// The learnt limit (fractional: increases are `1/limit`); `None` until first used.
+    limit: Option<f64>,
+    in_flight: u32,
+    waiters: BTreeMap<Key, oneshot::Sender<()>>,
+    seq: u64,
+    last_decrease: Option<Instant>,
+    /// The provider's declared ceiling, as last seen.
+    cap: u32,
+}
+
+#[derive(Debug)]
+pub struct Gate {
+    state: Mutex<State>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            state: Mutex::new(State {
+                limit: None,
+                in_flight: 0,
+                waiters: BTreeMap::new(),
+                seq: 0,
+                last_decrease: None,
+                cap: UNDECLARED,
+            }),
+        }
+    }
+}
+
+/// Room at a target, held until dropped (then given to the best waiter).
+#[derive(Debug)]
+pub struct Permit {
+    gate: Arc<Gate>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.gate.release();
+    }
+}
+
+/// No room in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
+
+impl State {
+    fn limit(&mut self, cap: u32) -> u32 {
+        self.cap = cap.max(1);
+        let cap = self.cap;
+        let l = self.limit.get_or_insert(f64::from(cap)).min(f64::from(cap));
+        self.limit = Some(l);
+        (l.floor() as u32).max(1)
+    }
+}
+
+impl Gate {
+    /// The current limit (under `cap`).
+    pub fn limit(&self, cap: u32) -> u32 {
+        lock(&self.state).limit(cap)
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        lock(&self.state).in_flight
+    }
+
+    /// Room now, or none (hedges and probes do not queue).
+    pub fn try_enter(self: &Arc<Self>, cap: u32) -> Option<Permit> {
+        let mut s = lock(&self.state);
+        let limit = s.limit(cap);
+        if s.in_flight < limit && s.waiters.is_empty() {
+            s.in_flight += 1;
+            return Some(Permit { gate: self.clone() });
+        }
+        None
+    }
+
+    /// Room for a request of `priority`, waiting at most `wait` (and never past `deadline`) behind the requests
+    /// that matter more or are due sooner.
+    pub async fn enter(
+        self: &Arc<Self>,
+        cap: u32,
+        priority: Priority,
+        wait: Duration,
+        deadline: Instant,
+    ) -> Result<Permit, Full> {
+        let now = Instant::now();
+        let until = (now + wait).min(deadline);
+        let rx = {
+            let mut s = lock(&self.state);
+            let limit = s.limit(cap);
+            // Room, and nobody ahead: go.
+            if s.in_flight < limit && s.waiters.is_empty() {
+                s.in_flight += 1;
+                return Ok(Permit { gate: self.clone() });
+            }
+            if until <= now {
+                return Err(Full);
+            }
+            let max_queue = (limit as usize * QUEUE_PER_LIMIT).max(MIN_QUEUE);
+            s.seq += 1;
+            let key = (priority, deadline, s.seq);
+            if s.waiters.len() >= max_queue {
+                // Full: the lowest waiting goes (its sender dropped: it hears `Full`), if this one matters more.
+                match s.waiters.last_key_value() {
+                    Some((worst, _)) if *worst > key => {
+                        let worst = *worst;
+                        s.waiters.remove(&worst);
+                    }
+                    _ => return Err(Full),
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            s.waiters.insert(key, tx);
+            (rx, key)
+        };
+        let (mut rx, key) = rx;
+        match tokio::time::timeout_at(until, &mut rx).await {
+            Ok(Ok(())) => Ok(Permit { gate: self.clone() }),
+            Ok(Err(_)) => Err(Full),
+            Err(_) => {
+                let mut s = lock(&self.state);
+                if s.waiters.remove(&key).is_some() {
+                    return Err(Full);
+                }
+                drop(s);
+                // Handed a permit just as the wait ended: it is ours.
+                match rx.try_recv() {
+                    Ok(()) => Ok(Permit { gate: self.clone() }),
+                    Err(_) => Err(Full),
+                }
+            }
+        }
+    }
+
+    fn release(&self) {
+        let mut s = lock(&self.state);
+        s.in_flight = s.in_flight.saturating_sub(1);
+        let limit = s.limit.map_or(1, |l| (l.floor() as u32).max(1));
+        while s.in_flight < limit {
+            let Some((_, tx)) = s.waiters.pop_first() else { break };
+            // A waiter that gave up has dropped its receiver: the next one.
+            if tx.send(()).is_ok() {
+                s.in_flight += 1;
+            }
+        }
+    }
+
+    /// A success: grow by `1/limit` while the gate is nearly full (a limit not reached proves nothing).
+    pub fn succeeded(&self) {
+        let mut s = lock(&self.state);
+        let cap = s.cap;
+        let limit = s.limit(cap);
+        if s.in_flight + 1 >= limit.saturating_sub(limit / 10)
+            && let Some(l) = s.limit.as_mut()
+        {
+            *l = (*l + 1.0 / *l).min(f64::from(cap));
+        }
+    }
+
+    /// An overload: down to [`DECREASE`] of what is in flight, once per [`QUIET`].
+    pub fn overloaded(&self, now: Instant) {
+        let mut s = lock(&self.state);
+        let cap = s.cap;
+        if s.last_decrease.is_some_and(|t| now.saturating_duration_since(t) < QUIET) {
+            return;
+        }
+        s.last_decrease = Some(now);
+        let limit = f64::from(s.limit(cap));
+        let basis = limit.min(f64::from(s.in_flight.max(1)));
+        s.limit = Some((basis * DECREASE).max(1.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    #[allow(clippy::disallowed_methods)] // tasks of the test's own runtime
+    async fn room_then_a_queue_by_priority_then_shedding() {
+        let g = Arc::new(Gate::default());
+        let far = Instant::now() + Duration::from_secs(60);
+        let a = g.enter(2, Priority::Default, Duration::ZERO, far).await.unwrap();
+        let _b = g.enter(2, Priority::Default, Duration::ZERO, far).await.unwrap();
+        // Full: batch does not wait.
+        assert_eq!(g.enter(2, Priority::Batch, Duration::ZERO, far).await.unwrap_err(), Full);
+        // Two wait; the interactive one, though later, gets the room first.
+        let g1 = g.clone();
+        let low =
+            tokio::spawn(async move { g1.enter(2, Priority::Default, Duration::from_secs(5), far).await });
+        tokio::task::yield_now().await;
+        let g2 = g.clone();
+        let high =
+            tokio::spawn(
+                async move { g2.enter(2, Priority::Interactive, Duration::from_secs(5), far).await },
+            );
+        tokio::task::yield_now().await;
+        drop(a);
+        let high = high.await.unwrap().unwrap();
+        assert!(!low.is_finished());
+        drop(high);
+        assert!(low.await.unwrap().is_ok());
+        assert_eq!(g.in_flight(), 1, "b, and low's permit dropped with it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_ends_at_its_bound_or_its_deadline() {
+        let g = Arc::new(Gate::default());
+        let far = Instant::now() + Duration::from_secs(60);
+        let _a = g.enter(1, Priority::Default, Duration::ZERO, far).await.unwrap();
+        let t0 = Instant::now();
+        assert!(g.enter(1, Priority::Default, Duration::from_secs(2), far).await.is_err());
+        assert_eq!(t0.elapsed(), Duration::from_secs(2));
+        let soon = Instant::now() + Duration::from_millis(300);
+        assert!(g.enter(1, Priority::Interactive, Duration::from_secs(10), soon).await.is_err());
+        assert_eq!(t0.elapsed(), Duration::from_millis(2300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limit_falls_on_overload_and_climbs_back_while_used() {
+        let g = Arc::new(Gate::default());
+        let far = Instant::now() + Duration::from_secs(60);
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            held.push(g.enter(100, Priority::Default, Duration::ZERO, far).await.unwrap());
+        }
+        g.overloaded(Instant::now());
+        assert_eq!(g.limit(100), 18, "90% of the 20 in flight");
+        g.overloaded(Instant::now());
+        assert_eq!(g.limit(100), 18, "one overload event");
+        held.truncate(18);
+        // About one more per limit's worth of successes.
+        for _ in 0..20 {
+            g.succeeded();
+        }
+        assert_eq!(g.limit(100), 19);
+        // The declared cap is never passed.
+        assert_eq!(g.limit(10), 10);
+    }
+}
