@@ -133,3 +133,116 @@ async fn a_request_of_too_many_parts_is_refused_before_it_is_parsed() {
     let r = h.post("/v1/chat/completions", serde_json::json!({"model": "chat", "messages": messages})).await;
     assert_eq!(r.status, 200, "{}", &r.text[..r.text.len().min(300)]);
 }
+
+/// The edge's time limits, each cut within its bound: a client that connects and sends nothing, one that drips
+/// its headers, one that drips its body, an idle kept-alive connection; connections beyond the cap are closed at
+/// once; and a drain is not held by any of them.
+#[tokio::test]
+#[allow(clippy::disallowed_methods)] // the slow clients are tasks of the test's own runtime
+async fn slow_clients_are_cut_within_their_limits_and_do_not_hold_a_drain() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let edge = "[server]\nheader_timeout = \"1s\"\nmin_body_rate = 1000\nmax_connections = 8\n";
+    let h = Harness::with(&[p("first", "openai", "m1")], edge, Env::default()).await;
+    let addr = h.base.trim_start_matches("http://").to_owned();
+    let started = tokio::time::Instant::now();
+    // Reads until the server closes; what it said, and when.
+    async fn closed(mut s: TcpStream) -> (String, Duration) {
+        let t0 = tokio::time::Instant::now();
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
+                Err(_) => panic!("still open after 10 s"),
+            }
+        }
+        (String::from_utf8_lossy(&all).into_owned(), t0.elapsed())
+    }
+    // Nothing at all.
+    let silent = TcpStream::connect(&addr).await.unwrap();
+    // Headers a byte at a time, forever.
+    let mut drip = TcpStream::connect(&addr).await.unwrap();
+    let drip_task = tokio::spawn(async move {
+        for b in b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-slow: ".iter().cycle() {
+            if drip.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // Headers whole, then the body at 10 bytes a second (the floor is 1000).
+    let mut slow_body = TcpStream::connect(&addr).await.unwrap();
+    slow_body
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n")
+        .await
+        .unwrap();
+    let (mut body_read, mut body_write) = slow_body.into_split();
+    let body_task = tokio::spawn(async move {
+        loop {
+            if body_write.write_all(b"          ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    // One request answered, then the connection left idle.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+    idle.write_all(format!("POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes()).await.unwrap();
+
+    let (said, t) = closed(silent).await;
+    assert!(said.is_empty() && t <= Duration::from_millis(2500), "silent: {said:?} after {t:?}");
+    let (said, t) = closed(idle).await;
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    assert!(t <= Duration::from_millis(2500), "idle keep-alive closed after {t:?}");
+    let mut out = Vec::new();
+    let t0 = tokio::time::Instant::now();
+    let _ = tokio::time::timeout(Duration::from_secs(10), body_read.read_to_end(&mut out))
+        .await
+        .expect("slow body cut");
+    let said = String::from_utf8_lossy(&out);
+    assert!(said.starts_with("HTTP/1.1 408"), "slow body: {said}");
+    assert!(said.contains("slower than 1000 bytes a second"), "{said}");
+    assert!(t0.elapsed() <= Duration::from_secs(4), "{:?}", t0.elapsed());
+    drip_task.await.unwrap();
+    body_task.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(8));
+
+    // The cap: 8 open, the ninth is closed at once.
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        open.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (said, t) = closed(TcpStream::connect(&addr).await.unwrap()).await;
+    assert!(said.is_empty() && t < Duration::from_millis(500), "over the cap: {said:?} after {t:?}");
+
+    // A drain with those 8 slow connections open ends within the header limit, not a 30 s grace.
+    for s in &mut open {
+        s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost:").await.unwrap();
+    }
+    let t0 = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), h.app.shutdown()).await.expect("the drain was held");
+    assert!(t0.elapsed() <= Duration::from_millis(2500), "drained in {:?}", t0.elapsed());
+}
+
+/// Headers larger than the gateway takes: 431, in the door's own dialect.
+#[tokio::test]
+async fn oversized_headers_are_refused_in_the_doors_dialect() {
+    let h =
+        Harness::with(&[p("first", "openai", "m1")], "[server]\nmax_header_bytes = 2048\n", Env::default())
+            .await;
+    let big = "x".repeat(3000);
+    let (path, body) = request("anthropic", "hi", false);
+    let r = h.post_with(path, body, &[("x-big", &big)]).await;
+    assert_eq!(r.status, 431, "{}", r.text);
+    assert_eq!(r.json()["type"], "error", "Anthropic's shape: {}", r.text);
+    let (path, body) = request("openai", "hi", false);
+    let r = h.post_with(path, body, &[("x-big", &big)]).await;
+    assert_eq!(r.status, 431);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("2048"));
+    assert_eq!(h.sims[0].total_hits(), 0);
+}

@@ -413,7 +413,7 @@ impl Admission {
             return Some(Caller::Key(i.clone()));
         }
         let e = admin.get(&d)?;
-        if e.not_after.is_some_and(|t| unix_now > t) {
+        if e.not_after.is_some_and(|t| unix_now >= t) {
             return None;
         }
         Some(Caller::Key(e.identity.clone()))

@@ -234,7 +234,7 @@ pub async fn rotate(
             s.not_after = Some(s.not_after.map_or(until, |t| t.min(until)));
         }
         // Secrets already past their overlap are dropped.
-        r.secrets.retain(|s| s.not_after.is_none_or(|t| t >= now));
+        r.secrets.retain(|s| s.not_after.is_none_or(|t| t > now));
         r.secrets.push(secret_record(&secret));
         r.clone()
     };

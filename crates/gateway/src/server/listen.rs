@@ -77,7 +77,7 @@ pub async fn serve(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
-        let io = TokioIo::new(Stalled::new(stream, cfg.send_timeout, peer));
+        let io = TokioIo::new(Stalled::new(stream, cfg.send_timeout, peer, cfg.header_timeout));
         let router = router.clone();
         let (grace, rate, max_header) = (cfg.header_timeout, cfg.min_body_rate, cfg.max_header_bytes);
         let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -121,11 +121,20 @@ struct Stalled {
     peer: std::net::SocketAddr,
     /// Armed while a write waits.
     waiting: Option<Pin<Box<Sleep>>>,
+    /// Until the first byte arrives: the protocol is sniffed before hyper's header clock starts, so a client that
+    /// connects and sends nothing is timed here.
+    first_byte: Option<Pin<Box<Sleep>>>,
 }
 
 impl Stalled {
-    fn new(inner: TcpStream, limit: Duration, peer: std::net::SocketAddr) -> Stalled {
-        Stalled { inner, limit, peer, waiting: None }
+    fn new(inner: TcpStream, limit: Duration, peer: std::net::SocketAddr, first_byte: Duration) -> Stalled {
+        Stalled {
+            inner,
+            limit,
+            peer,
+            waiting: None,
+            first_byte: Some(Box::pin(tokio::time::sleep(first_byte))),
+        }
     }
 
     /// A write could not proceed: arm the clock, or fail when it has run out.
@@ -151,7 +160,23 @@ impl AsyncRead for Stalled {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.first_byte.is_some() {
+            match &r {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => self.first_byte = None,
+                Poll::Pending => {
+                    if let Some(s) = self.first_byte.as_mut()
+                        && s.as_mut().poll(cx).is_ready()
+                    {
+                        tracing::debug!(target: "nines::edge", peer = %self.peer, "connection cut: nothing sent");
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "nothing sent")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        r
     }
 }
 
@@ -267,5 +292,48 @@ impl http_body::Body for MinRate {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A client that stops reading: the server's writes stall, and after `limit` the connection errs (and the log
+    /// says the client was too slow), rather than holding the answer and its upstream forever.
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_after_the_send_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        let mut s = Stalled::new(server, Duration::from_millis(300), peer, Duration::from_secs(60));
+        let chunk = vec![b'x'; 64 * 1024];
+        let t0 = Instant::now();
+        let mut written = 0usize;
+        let err = loop {
+            match tokio::time::timeout(Duration::from_secs(20), s.write_all(&chunk)).await {
+                Ok(Ok(())) => written += chunk.len(),
+                Ok(Err(e)) => break e,
+                Err(_) => panic!("a write stalled past the limit without an error"),
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(written > 0 && t0.elapsed() < Duration::from_secs(10), "{written} bytes, {:?}", t0.elapsed());
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_nothing_is_cut_after_the_header_timeout() {
+        use tokio::io::AsyncReadExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        let mut s = Stalled::new(server, Duration::from_secs(60), peer, Duration::from_millis(200));
+        let mut buf = [0u8; 8];
+        let err = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }
