@@ -49,6 +49,15 @@ fn the_demo_plays_its_outage_without_a_failed_request() {
     for kinds in ["timeout ×1", "overload ×3", "stream_cut ×3"] {
         assert!(stdout.contains(&format!("incident anthropic: {kinds}; blast radius provider")), "{stdout}");
     }
+    // The spike: the provider never had more than it serves, and batch was shed with Retry-After.
+    let peak: usize = stdout
+        .split("never had more than ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(99);
+    assert!(peak <= 4, "{stdout}");
+    assert!(stdout.contains("with Retry-After"), "{stdout}");
 }
 
 /// A child process killed when the test ends, however it ends.

@@ -246,3 +246,37 @@ async fn oversized_headers_are_refused_in_the_doors_dialect() {
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("2048"));
     assert_eq!(h.sims[0].total_hits(), 0);
 }
+
+/// No provider header reaches a client but its request id (checked): not its rate-limit headers (nines reads them
+/// itself), not a cookie, not its server's name.
+#[tokio::test]
+async fn upstream_headers_are_forwarded_from_an_allow_list_only() {
+    for (kind, door) in [("anthropic", "anthropic"), ("openai", "openai")] {
+        let h = Harness::new(&[p("first", kind, "m1")]).await;
+        h.sims[0].set_rate_limit(Some(nines_sim::RateLimit {
+            requests: Some(100),
+            tokens: None,
+            window_ms: 60_000,
+        }));
+        for stream in [false, true] {
+            let (path, body) = request(door, "hi", stream);
+            let r = h.post(path, body).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            // Only nines' own and HTTP's framing.
+            let ours = [
+                "content-type",
+                "content-length",
+                "transfer-encoding",
+                "date",
+                "cache-control",
+                "x-accel-buffering",
+                "x-request-id",
+            ];
+            for (name, _) in &r.headers {
+                let n = name.as_str();
+                assert!(ours.contains(&n) || n.starts_with("x-nines-"), "{kind}: {n} came through");
+            }
+            assert!(!r.header("x-nines-upstream-request-id").is_empty(), "{kind}: the request id is kept");
+        }
+    }
+}

@@ -235,8 +235,10 @@ async fn same_dialect_requests_keep_unmodelled_fields() {
 /// continues from or deletes it; the owner still can.
 #[tokio::test]
 async fn a_key_cannot_see_continue_or_delete_another_keys_conversation() {
-    let env = nines::config::Env::from_pairs([("KEYS", "key-of-alice,key-of-bob")]);
-    let h = Harness::with(&[p("only", "anthropic", "claude")], "[auth]\nkeys_env = \"KEYS\"\n", env).await;
+    let env =
+        nines::config::Env::from_pairs([("KEYS", "key-of-alice,key-of-bob"), ("ADMIN", "the-admin-key")]);
+    let cfg = "[auth]\nkeys_env = \"KEYS\"\nadmin_key_env = \"ADMIN\"\n";
+    let h = Harness::with(&[p("only", "anthropic", "claude")], cfg, env).await;
     let alice = [("authorization", "Bearer key-of-alice")];
     let bob = [("authorization", "Bearer key-of-bob")];
     let r = h.post_with("/v1/responses", body(json!("alice's secret plan"), false), &alice).await;
@@ -262,4 +264,15 @@ async fn a_key_cannot_see_continue_or_delete_another_keys_conversation() {
     assert_eq!(h.get(&format!("/v1/responses/{id}"), &alice).await.status, 200);
     let r = h.post_with("/v1/responses", b, &alice).await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // The admin key sees every key's conversations (and may delete them).
+    let admin = [("authorization", "Bearer the-admin-key")];
+    let r = h.get(&format!("/v1/responses/{id}"), &admin).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains(&id));
+    let del = h
+        .client
+        .delete(format!("{}/v1/responses/{id}", h.base))
+        .header("authorization", "Bearer the-admin-key");
+    assert_eq!(del.send().await.unwrap().status(), 200);
+    assert_eq!(h.get(&format!("/v1/responses/{id}"), &alice).await.status, 404);
 }

@@ -13,6 +13,8 @@
 //! State lives in the target's health: outside the configuration snapshot, kept by a reload.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -40,7 +42,6 @@ type Key = (Priority, Instant, u64);
 struct State {
     /// The learnt limit (fractional: increases are `1/limit`); `None` until first used.
     limit: Option<f64>,
-    in_flight: u32,
     waiters: BTreeMap<Key, oneshot::Sender<()>>,
     seq: u64,
     last_decrease: Option<Instant>,
@@ -48,17 +49,27 @@ struct State {
     cap: u32,
 }
 
+/// The common case takes no lock: requests in flight, the whole part of the limit and the number waiting are
+/// atomics; the queue and the learnt fraction sit behind the mutex. Every hand-over to a waiter happens under the
+/// mutex, and both sides re-check after their change (sequentially consistent), so no room is left unused while
+/// someone waits.
 #[derive(Debug)]
 pub struct Gate {
+    in_flight: AtomicU32,
+    /// `floor(limit)`, at least 1; 0 until first used (then the cap).
+    limit: AtomicU32,
+    waiting: AtomicU32,
     state: Mutex<State>,
 }
 
 impl Default for Gate {
     fn default() -> Self {
         Gate {
+            in_flight: AtomicU32::new(0),
+            limit: AtomicU32::new(0),
+            waiting: AtomicU32::new(0),
             state: Mutex::new(State {
                 limit: None,
-                in_flight: 0,
                 waiters: BTreeMap::new(),
                 seq: 0,
                 last_decrease: None,
@@ -84,35 +95,65 @@ impl Drop for Permit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Full;
 
-impl State {
-    fn limit(&mut self, cap: u32) -> u32 {
-        self.cap = cap.max(1);
-        let cap = self.cap;
-        let l = self.limit.get_or_insert(f64::from(cap)).min(f64::from(cap));
-        self.limit = Some(l);
-        (l.floor() as u32).max(1)
-    }
-}
-
 impl Gate {
+    /// The whole limit under `cap`, set from the learnt one (under the lock).
+    fn set_limit(&self, s: &mut State, cap: u32) -> u32 {
+        s.cap = cap.max(1);
+        let l = s.limit.get_or_insert(f64::from(s.cap)).min(f64::from(s.cap));
+        s.limit = Some(l);
+        let whole = (l.floor() as u32).max(1);
+        self.limit.store(whole, SeqCst);
+        whole
+    }
+
+    /// The whole limit for `cap`, without the lock when nothing changed.
+    fn current(&self, cap: u32) -> u32 {
+        let l = self.limit.load(SeqCst);
+        if l != 0 && l <= cap {
+            return l;
+        }
+        let mut s = lock(&self.state);
+        self.set_limit(&mut s, cap)
+    }
+
     /// The current limit (under `cap`).
     pub fn limit(&self, cap: u32) -> u32 {
-        lock(&self.state).limit(cap)
+        let mut s = lock(&self.state);
+        self.set_limit(&mut s, cap)
     }
 
     pub fn in_flight(&self) -> u32 {
-        lock(&self.state).in_flight
+        self.in_flight.load(SeqCst)
     }
 
     /// Room now, or none (hedges and probes do not queue).
     pub fn try_enter(self: &Arc<Self>, cap: u32) -> Option<Permit> {
-        let mut s = lock(&self.state);
-        let limit = s.limit(cap);
-        if s.in_flight < limit && s.waiters.is_empty() {
-            s.in_flight += 1;
+        let limit = self.current(cap);
+        if self.waiting.load(SeqCst) != 0 {
+            return None;
+        }
+        if self.in_flight.fetch_add(1, SeqCst) < limit {
             return Some(Permit { gate: self.clone() });
         }
+        self.release();
         None
+    }
+
+    /// Give room to the best waiters while there is some (under the lock).
+    fn hand_over(&self, s: &mut State) {
+        loop {
+            let limit = self.limit.load(SeqCst).max(1);
+            if self.in_flight.load(SeqCst) >= limit {
+                return;
+            }
+            let Some((_, tx)) = s.waiters.pop_first() else { return };
+            self.waiting.fetch_sub(1, SeqCst);
+            self.in_flight.fetch_add(1, SeqCst);
+            // A waiter that gave up has dropped its receiver: its room goes back.
+            if tx.send(()).is_err() {
+                self.in_flight.fetch_sub(1, SeqCst);
+            }
+        }
     }
 
     /// Room for a request of `priority`, waiting at most `wait` (and never past `deadline`) behind the requests
@@ -124,19 +165,17 @@ impl Gate {
         wait: Duration,
         deadline: Instant,
     ) -> Result<Permit, Full> {
+        if let Some(p) = self.try_enter(cap) {
+            return Ok(p);
+        }
         let now = Instant::now();
         let until = (now + wait).min(deadline);
-        let rx = {
+        if until <= now {
+            return Err(Full);
+        }
+        let (mut rx, key) = {
             let mut s = lock(&self.state);
-            let limit = s.limit(cap);
-            // Room, and nobody ahead: go.
-            if s.in_flight < limit && s.waiters.is_empty() {
-                s.in_flight += 1;
-                return Ok(Permit { gate: self.clone() });
-            }
-            if until <= now {
-                return Err(Full);
-            }
+            let limit = self.set_limit(&mut s, cap);
             let max_queue = (limit as usize * QUEUE_PER_LIMIT).max(MIN_QUEUE);
             s.seq += 1;
             let key = (priority, deadline, s.seq);
@@ -146,25 +185,29 @@ impl Gate {
                     Some((worst, _)) if *worst > key => {
                         let worst = *worst;
                         s.waiters.remove(&worst);
+                        self.waiting.fetch_sub(1, SeqCst);
                     }
                     _ => return Err(Full),
                 }
             }
             let (tx, rx) = oneshot::channel();
             s.waiters.insert(key, tx);
+            self.waiting.fetch_add(1, SeqCst);
+            // Room freed since the fast path looked: given now, to the best (maybe this one).
+            self.hand_over(&mut s);
             (rx, key)
         };
-        let (mut rx, key) = rx;
         match tokio::time::timeout_at(until, &mut rx).await {
             Ok(Ok(())) => Ok(Permit { gate: self.clone() }),
             Ok(Err(_)) => Err(Full),
             Err(_) => {
                 let mut s = lock(&self.state);
                 if s.waiters.remove(&key).is_some() {
+                    self.waiting.fetch_sub(1, SeqCst);
                     return Err(Full);
                 }
                 drop(s);
-                // Handed a permit just as the wait ended: it is ours.
+                // Handed room just as the wait ended: it is ours.
                 match rx.try_recv() {
                     Ok(()) => Ok(Permit { gate: self.clone() }),
                     Err(_) => Err(Full),
@@ -174,41 +217,40 @@ impl Gate {
     }
 
     fn release(&self) {
-        let mut s = lock(&self.state);
-        s.in_flight = s.in_flight.saturating_sub(1);
-        let limit = s.limit.map_or(1, |l| (l.floor() as u32).max(1));
-        while s.in_flight < limit {
-            let Some((_, tx)) = s.waiters.pop_first() else { break };
-            // A waiter that gave up has dropped its receiver: the next one.
-            if tx.send(()).is_ok() {
-                s.in_flight += 1;
-            }
+        self.in_flight.fetch_sub(1, SeqCst);
+        if self.waiting.load(SeqCst) != 0 {
+            let mut s = lock(&self.state);
+            self.hand_over(&mut s);
         }
     }
 
     /// A success: grow by `1/limit` while the gate is nearly full (a limit not reached proves nothing).
     pub fn succeeded(&self) {
+        let limit = self.limit.load(SeqCst);
+        if limit == 0 || self.in_flight.load(SeqCst) + 1 < limit.saturating_sub(limit / 10) {
+            return;
+        }
         let mut s = lock(&self.state);
         let cap = s.cap;
-        let limit = s.limit(cap);
-        if s.in_flight + 1 >= limit.saturating_sub(limit / 10)
-            && let Some(l) = s.limit.as_mut()
-        {
+        if let Some(l) = s.limit.as_mut() {
             *l = (*l + 1.0 / *l).min(f64::from(cap));
         }
+        self.set_limit(&mut s, cap);
+        self.hand_over(&mut s);
     }
 
     /// An overload: down to [`DECREASE`] of what is in flight, once per [`QUIET`].
     pub fn overloaded(&self, now: Instant) {
         let mut s = lock(&self.state);
-        let cap = s.cap;
         if s.last_decrease.is_some_and(|t| now.saturating_duration_since(t) < QUIET) {
             return;
         }
         s.last_decrease = Some(now);
-        let limit = f64::from(s.limit(cap));
-        let basis = limit.min(f64::from(s.in_flight.max(1)));
+        let cap = s.cap;
+        let limit = f64::from(self.set_limit(&mut s, cap));
+        let basis = limit.min(f64::from(self.in_flight.load(SeqCst).max(1)));
         s.limit = Some((basis * DECREASE).max(1.0));
+        self.set_limit(&mut s, cap);
     }
 }
 

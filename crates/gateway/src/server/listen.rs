@@ -231,7 +231,8 @@ pub struct MinRate {
     inner: hyper::body::Incoming,
     rate: u32,
     grace: Duration,
-    start: Instant,
+    /// When the body first kept us waiting (a body that arrives with its head never reads the clock).
+    start: Option<Instant>,
     received: u64,
     sleep: Option<Pin<Box<Sleep>>>,
 }
@@ -243,12 +244,13 @@ pub struct TooSlow(pub u32);
 
 impl MinRate {
     fn new(inner: hyper::body::Incoming, rate: u32, grace: Duration) -> MinRate {
-        MinRate { inner, rate, grace, start: Instant::now(), received: 0, sleep: None }
+        MinRate { inner, rate, grace, start: None, received: 0, sleep: None }
     }
 
-    fn deadline(&self) -> Instant {
+    fn deadline(&mut self) -> Instant {
         let allowed = self.received as f64 / f64::from(self.rate.max(1));
-        self.start + self.grace + Duration::from_secs_f64(allowed.min(86_400.0))
+        let start = *self.start.get_or_insert_with(Instant::now);
+        start + self.grace + Duration::from_secs_f64(allowed.min(86_400.0))
     }
 }
 

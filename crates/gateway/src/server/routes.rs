@@ -154,7 +154,6 @@ pub(super) fn admit(
     route: &str,
     input: u64,
     output: u64,
-    headers: &HeaderMap,
 ) -> Result<Admitted, ApiError> {
     let price = plan.targets.first().and_then(|t| authed.snap.config.protect.price(t.label(), &t.model));
     let est = crate::admit::Estimate { input, output, price };
@@ -163,16 +162,14 @@ pub(super) fn admit(
         priority: authed.priority,
         entry: authed.entry,
         ticket,
-        client_deadline: client_deadline(headers),
+        client_deadline: authed.client_deadline,
     })
 }
 
 /// The client's own time limit, when it says: the official SDKs send theirs as `x-stainless-timeout` (seconds);
 /// `x-nines-timeout` likewise. A request whose client will have given up is never sent.
-fn client_deadline(headers: &HeaderMap) -> Option<Instant> {
-    let secs = ["x-nines-timeout", "x-stainless-timeout"].iter().find_map(|h| {
-        headers.get(*h).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
-    })?;
+fn client_deadline(value: &HeaderValue) -> Option<Instant> {
+    let secs = value.to_str().ok().and_then(|v| v.trim().parse::<f64>().ok())?;
     (secs.is_finite() && secs > 0.0 && secs < 86_400.0)
         .then(|| Instant::now() + std::time::Duration::from_secs_f64(secs))
 }
@@ -214,7 +211,7 @@ pub(super) async fn chat(
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
     let input = estimate_input_tokens(&request);
-    let admitted = match admit(authed, &plan, &request.model, input, output_estimate(&request), &headers) {
+    let admitted = match admit(authed, &plan, &request.model, input, output_estimate(&request)) {
         Ok(a) => a,
         Err(e) => return e.render(dialect),
     };
@@ -291,7 +288,7 @@ pub async fn embeddings(
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
     let input = String::from_utf8_lossy(&raw).len() as u64 / 4;
-    let admitted = match admit(authed, &plan, &request.model, input, 0, &headers) {
+    let admitted = match admit(authed, &plan, &request.model, input, 0) {
         Ok(a) => a,
         Err(e) => return e.render(dialect),
     };
@@ -397,7 +394,7 @@ pub(super) async fn count_tokens_answer(app: &AppState, count: TokenCount<'_>, s
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
     // Counting spends no tokens: it counts against the key's requests, not its tokens.
-    let admitted = match admit(authed, &plan, model, 0, 0, headers) {
+    let admitted = match admit(authed, &plan, model, 0, 0) {
         Ok(a) => a,
         Err(e) => return e.render(dialect),
     };
@@ -631,6 +628,31 @@ pub struct Authed {
     pub entry: Option<crate::admit::Entry>,
     /// The body's bytes were counted from its `Content-Length`.
     pub counted_body: bool,
+    /// The client's own deadline, when it said.
+    pub client_deadline: Option<Instant>,
+}
+
+/// The few request headers admission reads, found in one pass over them (cheaper than a hashed lookup each).
+struct Seen<'a> {
+    length: Option<&'a HeaderValue>,
+    priority: Option<&'a HeaderValue>,
+    timeout: Option<&'a HeaderValue>,
+}
+
+impl<'a> Seen<'a> {
+    fn scan(headers: &'a HeaderMap) -> Seen<'a> {
+        let mut seen = Seen { length: None, priority: None, timeout: None };
+        for (name, value) in headers {
+            match name.as_str() {
+                "content-length" => seen.length = Some(value),
+                "x-nines-priority" => seen.priority = Some(value),
+                "x-nines-timeout" => seen.timeout = Some(value),
+                "x-stainless-timeout" if seen.timeout.is_none() => seen.timeout = Some(value),
+                _ => {}
+            }
+        }
+        seen
+    }
 }
 
 impl axum::extract::FromRequestParts<Arc<AppState>> for Authed {
@@ -649,12 +671,9 @@ impl axum::extract::FromRequestParts<Arc<AppState>> for Authed {
         else {
             return Err(ApiError::Unauthorized.render(door_dialect(parts)));
         };
-        let priority = caller.priority_for(parts.headers.get("x-nines-priority"));
-        let length = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let seen = Seen::scan(&parts.headers);
+        let priority = caller.priority_for(seen.priority);
+        let length = seen.length.and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         let server = &snap.config.protect.server;
         let entry = app
             .runtime
@@ -667,7 +686,15 @@ impl axum::extract::FromRequestParts<Arc<AppState>> for Authed {
                 };
                 ApiError::Busy { what }.render(door_dialect(parts))
             })?;
-        Ok(Authed { snap, caller, priority, entry: Some(entry), counted_body: length.is_some() })
+        let client_deadline = seen.timeout.and_then(client_deadline);
+        Ok(Authed {
+            snap,
+            caller,
+            priority,
+            entry: Some(entry),
+            counted_body: length.is_some(),
+            client_deadline,
+        })
     }
 }
 
