@@ -158,3 +158,86 @@ fn json_logs_carry_the_request_id_and_nines_status_reads_a_running_gateway() {
     assert_eq!(done["level"], "INFO");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The real process: SIGHUP reloads the configuration file (the log says so, and the new route answers), an invalid
+/// file is refused with the old one kept; and with a provider that echoes our key back, no log line (at debug level)
+/// holds it.
+#[test]
+fn sighup_reloads_the_file_and_no_provider_key_reaches_a_log_line() {
+    use std::io::BufRead;
+    const KEY: &str = "sk-test-SECRETKEY-0123456789abcdef";
+    let (_sim, sim) = start(&["sim", "--listen", "127.0.0.1:0", "--name", "echo"]);
+    let dir = std::env::temp_dir().join(format!("nines-cli-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nines.toml");
+    let base_config = format!(
+        "[providers.echo]\nkind = \"anthropic\"\nbase_url = \"{sim}\"\napi_key_env = \"ECHO_KEY\"\nretries = 0\n\n\
+         [routes.chat]\ntargets = [\"echo/m\"]\n"
+    );
+    std::fs::write(&path, &base_config).unwrap();
+    let mut child = nines()
+        .args(["serve", "--config", path.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("ECHO_KEY", KEY)
+        .env("NINES_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let stderr = child.stderr.take().unwrap();
+    let pid = child.id().to_string();
+    let _gw = Child(child);
+    // Every log line, as it comes.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut log = Vec::new();
+    let wait_for = |what: &str, log: &mut Vec<String>| loop {
+        let l = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no log line with {what:?} in {log:#?}"));
+        let hit = l.contains(what);
+        log.push(l);
+        if hit {
+            return;
+        }
+    };
+
+    // The provider echoes our key in its error and its request-id header.
+    let fault = r#"{"kind":"echo","status":503,"count":2}"#;
+    assert!(http(&sim, "POST", "/_sim/faults", "", fault).starts_with("HTTP/1.1 2"));
+    let body = r#"{"model":"chat","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"#;
+    let resp = http(&base, "POST", "/v1/messages", "", body);
+    assert!(!resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(!resp.contains("SECRETKEY"), "{resp}");
+    wait_for("request completed", &mut log);
+
+    // SIGHUP with a new route: applied.
+    std::fs::write(&path, format!("{base_config}\n[routes.later]\ntargets = [\"echo/m2\"]\n")).unwrap();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_for("configuration reloaded", &mut log);
+    let models = http(&base, "GET", "/v1/models", "", "");
+    assert!(models.contains("\"later\""), "{models}");
+    // An invalid file: refused, the old configuration kept.
+    std::fs::write(&path, format!("{base_config}\n[routes.bad]\ntargets = [\"nowhere/x\"]\n")).unwrap();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_for("reload refused", &mut log);
+    let models = http(&base, "GET", "/v1/models", "", "");
+    assert!(models.contains("\"later\"") && !models.contains("\"bad\""), "{models}");
+
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    while let Ok(l) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        log.push(l);
+    }
+    let _ = reader.join();
+    assert!(log.len() > 3);
+    for l in &log {
+        assert!(!l.contains("SECRETKEY"), "a log line holds the provider key: {l}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

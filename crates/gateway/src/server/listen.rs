@@ -44,7 +44,7 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.header_timeout)
-        .max_headers(256)
+        // hyper's default bound of 100 headers (more: a bare 431): a larger one would allocate on every request.
         .keep_alive(true);
     builder
         .http2()

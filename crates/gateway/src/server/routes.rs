@@ -152,10 +152,16 @@ pub(super) fn admit(
     authed: Authed,
     plan: &Plan,
     route: &str,
-    input: u64,
-    output: u64,
+    estimate: impl FnOnce() -> (u64, u64),
 ) -> Result<Admitted, ApiError> {
-    let price = plan.targets.first().and_then(|t| authed.snap.config.protect.price(t.label(), &t.model));
+    // Estimated only for a key that has limits or a budget to count it against.
+    let counted = matches!(&authed.caller, Caller::Key(i) if i.account.is_some() || i.team_account.is_some());
+    let (input, output) = if counted { estimate() } else { (0, 0) };
+    let price = if counted {
+        plan.targets.first().and_then(|t| authed.snap.config.protect.price(t.label(), &t.model))
+    } else {
+        None
+    };
     let est = crate::admit::Estimate { input, output, price };
     let ticket = crate::admit::admit(&authed.caller, route, est).map_err(ApiError::from)?;
     Ok(Admitted {
@@ -210,8 +216,8 @@ pub(super) async fn chat(
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
-    let input = estimate_input_tokens(&request);
-    let admitted = match admit(authed, &plan, &request.model, input, output_estimate(&request)) {
+    let estimate = || (estimate_input_tokens(&request), output_estimate(&request));
+    let admitted = match admit(authed, &plan, &request.model, estimate) {
         Ok(a) => a,
         Err(e) => return e.render(dialect),
     };
@@ -287,8 +293,7 @@ pub async fn embeddings(
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
-    let input = String::from_utf8_lossy(&raw).len() as u64 / 4;
-    let admitted = match admit(authed, &plan, &request.model, input, 0) {
+    let admitted = match admit(authed, &plan, &request.model, || (raw.len() as u64 / 4, 0)) {
         Ok(a) => a,
         Err(e) => return e.render(dialect),
     };
@@ -394,7 +399,7 @@ pub(super) async fn count_tokens_answer(app: &AppState, count: TokenCount<'_>, s
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
     // Counting spends no tokens: it counts against the key's requests, not its tokens.
-    let admitted = match admit(authed, &plan, model, 0, 0) {
+    let admitted = match admit(authed, &plan, model, || (0, 0)) {
         Ok(a) => a,
         Err(e) => return e.render(dialect),
     };
