@@ -53,7 +53,7 @@ impl Runtime {
         let keys = crate::store::keys::KeyStore::open(config.auth.store.as_deref())?;
         let admission = Arc::new(crate::admit::Admission::new());
         admission.restore(keys.spend()?);
-        *admission.admin.records.lock().unwrap_or_else(|p| p.into_inner()) = keys.load()?;
+        admission.admin.set_records(keys.load()?);
         Ok(Runtime {
             admission,
             keys,
@@ -94,7 +94,9 @@ impl Snapshot {
             .and_then(|v| env.get(v))
             .map(auth::parse_keys)
             .unwrap_or_default();
-        let keyring = crate::admit::Keyring::build(&config.protect, &list, env, &runtime.admission);
+        let keys_env_set = config.auth.keys_env.is_some();
+        let keyring =
+            crate::admit::Keyring::build(&config.protect, &list, keys_env_set, env, &runtime.admission);
         runtime.admission.rebuild_admin(&config.protect);
         let admin_key = config
             .auth
@@ -123,12 +125,17 @@ impl Snapshot {
                     .to_owned(),
             );
         }
-        if self.keyring.is_empty() {
-            notes.push(match &self.config.auth.keys_env {
-                Some(v) => format!("no client keys in {v}: the gateway is OPEN to anyone who can reach it"),
-                None => "no client keys configured ([auth] keys_env): the gateway is OPEN to anyone who can reach it"
+        if self.keyring.is_open() {
+            notes.push(
+                "no client keys configured ([auth] keys_env, [keys.*]): the gateway is OPEN to anyone who can reach \
+                 it (until a key is made through /admin/keys)"
                     .to_owned(),
-            });
+            );
+        } else if self.keyring.is_empty() {
+            notes.push(
+                "no configured client key has a value: API requests are refused but for keys made through /admin/keys"
+                    .to_owned(),
+            );
         }
         if let (Some(v), None, false) =
             (&self.config.auth.admin_key_env, &self.admin_key, self.config.status.public)
@@ -212,6 +219,8 @@ impl AppState {
     /// needs a restart to change, and the start-up notes of the new configuration.
     pub async fn reload(&self) -> Result<Vec<String>, ReloadError> {
         let _one = self.reloading.lock().await;
+        // Not while the admin API changes keys (it rebuilds them with the snapshot's team limits).
+        let _keys = self.runtime.admission.admin.changing.lock().await;
         let path = self.source().ok_or(ReloadError::NoFile)?;
         let text = tokio::fs::read_to_string(&path)
             .await
@@ -227,6 +236,17 @@ impl AppState {
             ("[auth] store", config.auth.store != o.auth.store),
             ("[traces]", config.traces != o.traces),
             ("[health.retry_budget]", config.health.retry_budget != o.health.retry_budget),
+            ("[server]'s connection limits", {
+                let (a, b) = (&config.protect.server, &o.protect.server);
+                (a.max_connections, a.header_timeout, a.min_body_rate, a.send_timeout, a.max_header_bytes)
+                    != (
+                        b.max_connections,
+                        b.header_timeout,
+                        b.min_body_rate,
+                        b.send_timeout,
+                        b.max_header_bytes,
+                    )
+            }),
         ] {
             if changed {
                 notes.push(format!("{what} changed: it takes effect at the next restart"));

@@ -161,8 +161,10 @@ async fn slow_clients_are_cut_within_their_limits_and_do_not_hold_a_drain() {
         }
         (String::from_utf8_lossy(&all).into_owned(), t0.elapsed())
     }
-    // Nothing at all.
+    // Nothing at all; and one byte of what could be HTTP/2's preface.
     let silent = TcpStream::connect(&addr).await.unwrap();
+    let mut one_byte = TcpStream::connect(&addr).await.unwrap();
+    one_byte.write_all(b"P").await.unwrap();
     // Headers a byte at a time, forever.
     let mut drip = TcpStream::connect(&addr).await.unwrap();
     let drip_task = tokio::spawn(async move {
@@ -195,6 +197,8 @@ async fn slow_clients_are_cut_within_their_limits_and_do_not_hold_a_drain() {
 
     let (said, t) = closed(silent).await;
     assert!(said.is_empty() && t <= Duration::from_millis(2500), "silent: {said:?} after {t:?}");
+    let (said, t) = closed(one_byte).await;
+    assert!(said.is_empty() && t <= Duration::from_millis(2500), "one byte: {said:?} after {t:?}");
     let (said, t) = closed(idle).await;
     assert!(said.starts_with("HTTP/1.1 200"), "{said}");
     assert!(t <= Duration::from_millis(2500), "idle keep-alive closed after {t:?}");
@@ -227,6 +231,23 @@ async fn slow_clients_are_cut_within_their_limits_and_do_not_hold_a_drain() {
     let t0 = tokio::time::Instant::now();
     tokio::time::timeout(Duration::from_secs(5), h.app.shutdown()).await.expect("the drain was held");
     assert!(t0.elapsed() <= Duration::from_millis(2500), "drained in {:?}", t0.elapsed());
+}
+
+/// A body announced larger than any nines reads is refused before a byte of it is read.
+#[tokio::test]
+async fn a_body_announced_too_large_is_refused_before_it_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::new(&[p("first", "openai", "m1")]).await;
+    let addr = h.base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 18446744073709551000\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("request_too_large"), "Anthropic's shape: {text}");
 }
 
 /// Headers larger than the gateway takes: 431, in the door's own dialect.

@@ -189,6 +189,31 @@ budget = { daily = 0.0002 }
     assert!(served_tokens >= 200 && served_tokens < 200 + 2 * last, "{served_tokens} tokens in {i} requests");
     assert!(r.text.contains("daily budget"), "{}", r.text);
     assert_eq!(r.header("x-should-retry"), "false", "waiting a few seconds will not help");
+    // A model without a price cannot be spent on by a key with a budget.
+    let auth = format!("Bearer {ALICE}");
+    let body = json!({"model": "first/unpriced", "messages": [{"role": "user", "content": "hi"}]});
+    let r = h.post_with("/v1/chat/completions", body, &[("authorization", &auth)]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("no price"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn revoking_the_last_key_never_opens_the_gateway() {
+    let h =
+        Harness::with(&[p("first", "openai", "m1")], "[auth]\nadmin_key_env = \"ADMIN_KEY\"\n", env()).await;
+    use reqwest::Method;
+    assert_eq!(post_as(&h, "anyone", "openai", "hi").await.status, 200, "open: no key was ever asked for");
+    let made = admin(&h, Method::POST, "/admin/keys", Some(json!({"name": "only"})), ADMIN).await.json();
+    let (key, id) = (made["key"].as_str().unwrap().to_owned(), made["id"].as_str().unwrap().to_owned());
+    assert_eq!(post_as(&h, "anyone", "openai", "hi").await.status, 401, "closed by the first key");
+    assert_eq!(post_as(&h, &key, "openai", "hi").await.status, 200);
+    assert_eq!(admin(&h, Method::DELETE, &format!("/admin/keys/{id}"), None, ADMIN).await.status, 200);
+    assert_eq!(post_as(&h, &key, "openai", "hi").await.status, 401);
+    assert_eq!(post_as(&h, "anyone", "openai", "hi").await.status, 401, "still closed");
+    // A configured key whose variable is unset: closed too, not open.
+    let h =
+        Harness::with(&[p("first", "openai", "m1")], "[keys.ghost]\nkey_env = \"UNSET_KEY\"\n", env()).await;
+    assert_eq!(post_as(&h, "anyone", "openai", "hi").await.status, 401);
 }
 
 async fn admin(h: &Harness, method: reqwest::Method, path: &str, body: Option<Value>, key: &str) -> Reply {
@@ -206,7 +231,8 @@ async fn the_admin_api_creates_lists_rotates_and_revokes_keys_that_persist() {
     let store = dir.join("keys.sqlite3");
     let _ = std::fs::remove_file(&store);
     let cfg = format!(
-        "[auth]\nadmin_key_env = \"ADMIN_KEY\"\nstore = \"{}\"\n[keys.alice]\nkey_env = \"ALICE_KEY\"\n",
+        "[auth]\nadmin_key_env = \"ADMIN_KEY\"\nstore = \"{}\"\n[keys.alice]\nkey_env = \"ALICE_KEY\"\n\
+         [prices.\"first/m1\"]\ninput = 1.0\noutput = 1.0\n",
         store.display()
     );
     let mut h = Harness::with(&[p("first", "openai", "m1")], Box::leak(cfg.into_boxed_str()), env()).await;

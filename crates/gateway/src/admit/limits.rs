@@ -177,7 +177,9 @@ pub struct Account {
     wall: crate::record::history::Wall,
 }
 
-/// What a request was admitted with, per account: settled when its usage is known, released when it ends.
+/// What a request was admitted with, per account: settled when its usage is known, released when it ends. One
+/// that ends unsettled gives its estimates back if no answer had started; once one had (a stream without usage, a
+/// client gone mid-answer), the estimates stand as what it used.
 #[derive(Debug)]
 pub struct Held {
     account: Arc<Account>,
@@ -185,6 +187,7 @@ pub struct Held {
     output: u64,
     cost: f64,
     concurrency: bool,
+    committed: bool,
 }
 
 impl Account {
@@ -255,7 +258,14 @@ impl Account {
     pub fn admit(self: &Arc<Self>, input: u64, output: u64, cost: f64) -> Result<Held, Over> {
         let lim = self.limiters.load();
         let budget = self.budget();
-        let mut held = Held { account: self.clone(), input: 0, output: 0, cost: 0.0, concurrency: false };
+        let mut held = Held {
+            account: self.clone(),
+            input: 0,
+            output: 0,
+            cost: 0.0,
+            concurrency: false,
+            committed: false,
+        };
         if let Some(max) = lim.limits.concurrency {
             let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
             held.concurrency = true;
@@ -338,6 +348,11 @@ pub struct Headroom {
 }
 
 impl Held {
+    /// An answer has started: from now on, what it was expected to use counts even if its usage never comes.
+    pub fn commit(&mut self) {
+        self.committed = true;
+    }
+
     /// The usage is known: correct the token estimates and count the spend.
     pub fn settle(&mut self, input: u64, output: u64, cost: f64) {
         let a = &self.account;
@@ -372,7 +387,19 @@ impl Drop for Held {
         if self.concurrency {
             a.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
-        // Never settled (no usage came back): nothing was used that anyone can tell; the estimates go back.
+        if self.committed {
+            // An answer started but no usage came: the estimates stand, the reserved cost is spent.
+            if self.cost > 0.0 {
+                let (day, month) = a.today();
+                let mut s = lock(&a.spend);
+                roll(&mut s, day, month);
+                s.reserved = (s.reserved - self.cost).max(0.0);
+                s.day_usd += self.cost;
+                s.month_usd += self.cost;
+            }
+            return;
+        }
+        // Never started: nothing was used; the estimates go back.
         if self.input > 0 || self.output > 0 {
             let lim = a.limiters.load();
             let now = a.clock.now();
@@ -463,6 +490,21 @@ mod tests {
         assert!(over.remaining < 200.0);
         // Larger than a minute's worth: never.
         assert!(!a.admit(5000, 0, 0.0).unwrap_err().retry);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_started_keeps_its_estimate_when_no_usage_settles_it() {
+        let budget = Budget { daily: Some(1.0), monthly: None };
+        let a = Arc::new(Account::new("key k".into(), limits(None, Some(1000), None), budget));
+        // Not started (every target failed): all of it comes back.
+        drop(a.admit(600, 0, 0.5).unwrap());
+        assert_eq!(a.spend().day_usd, 0.0);
+        // Started, then the client went away before any usage: the estimate and the reserved cost stand.
+        let mut h = a.admit(600, 0, 0.5).unwrap();
+        h.commit();
+        drop(h);
+        assert_eq!(a.spend().day_usd, 0.5);
+        assert_eq!(a.admit(600, 0, 0.0).unwrap_err().which, Which::InputTokens);
     }
 
     #[tokio::test(start_paused = true)]

@@ -128,6 +128,9 @@ impl Caller {
 #[derive(Debug, Default)]
 pub struct Keyring {
     by_digest: HashMap<KeyDigest, Arc<Identity>>,
+    /// The configuration asks for keys (`auth.keys_env` or any `[keys.*]`): never open, even when none of their
+    /// variables is set.
+    closed: bool,
 }
 
 impl Keyring {
@@ -135,6 +138,7 @@ impl Keyring {
     pub fn build(
         protect: &Protect,
         list: &[secrecy::SecretString],
+        keys_env_set: bool,
         env: &crate::config::Env,
         admission: &Admission,
     ) -> Keyring {
@@ -171,11 +175,16 @@ impl Keyring {
             };
             by_digest.insert(d, Arc::new(admission.identity(k, Source::Config, protect)));
         }
-        Keyring { by_digest }
+        Keyring { by_digest, closed: !protect.keys.is_empty() || keys_env_set }
     }
 
     pub fn is_empty(&self) -> bool {
         self.by_digest.is_empty()
+    }
+
+    /// Whether anyone may call without a key: no key asked for by the configuration.
+    pub fn is_open(&self) -> bool {
+        !self.closed && self.by_digest.is_empty()
     }
 
     pub fn len(&self) -> usize {
@@ -210,6 +219,9 @@ pub struct KeyRecord {
     /// Unix seconds.
     pub created: u64,
     pub secrets: Vec<SecretRecord>,
+    /// Revoked: kept (without secrets) so that the gateway stays closed and the id is never reused.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// One secret of a key (two during a rotation's overlap).
@@ -235,11 +247,21 @@ struct AdminEntry {
 pub struct AdminKeys {
     by_digest: ArcSwap<HashMap<KeyDigest, AdminEntry>>,
     pub records: Mutex<Vec<KeyRecord>>,
+    /// Whether any key was ever made (a revoked one's record stays): the gateway is then never open.
+    pub ever: std::sync::atomic::AtomicBool,
+    /// One change at a time (made, rotated, revoked; a reload): each persisted before it applies.
+    pub changing: tokio::sync::Mutex<()>,
 }
 
 impl AdminKeys {
     pub fn is_empty(&self) -> bool {
         self.by_digest.load().is_empty()
+    }
+
+    /// Replace the records (already persisted).
+    pub fn set_records(&self, records: Vec<KeyRecord>) {
+        self.ever.store(!records.is_empty(), std::sync::atomic::Ordering::Release);
+        *self.records.lock().unwrap_or_else(|p| p.into_inner()) = records;
     }
 }
 
@@ -267,9 +289,11 @@ pub enum Busy {
 impl Entry {
     /// Hold `more` bytes of this request's body too (a body without `Content-Length`, once read).
     pub fn hold(&mut self, more: u64, max: u64) -> Result<(), Busy> {
+        // Never more than a body can be (a `Content-Length` near 2^64 must not wrap the count).
+        let more = more.min(max.saturating_add(1));
         let before = self.door.bytes.fetch_add(more, Ordering::AcqRel);
         self.bytes += more;
-        if before + more > max { Err(Busy::Bytes) } else { Ok(()) }
+        if before.saturating_add(more) > max { Err(Busy::Bytes) } else { Ok(()) }
     }
 }
 
@@ -388,11 +412,23 @@ impl Admission {
                 limits: r.limits,
                 budget: r.budget,
             };
-            let mut identity = self.identity(&k, Source::Admin, protect);
-            identity.id = r.id.clone().into();
-            identity.owner = format!("key:{}", r.id).into();
-            identity.account = self.account(&format!("key {}", r.id), r.limits, r.budget);
-            let identity = Arc::new(identity);
+            if r.revoked {
+                continue;
+            }
+            // By the record's id, never its name: a made key named like a configured one must not touch that
+            // key's account.
+            let identity = Arc::new(Identity {
+                id: r.id.clone().into(),
+                name: k.name.into(),
+                team: k.team.clone().map(Into::into),
+                routes: k.routes.iter().map(|x| x.clone().into()).collect(),
+                priority: k.priority,
+                set_priority: k.set_priority,
+                owner: format!("key:{}", r.id).into(),
+                source: Source::Admin,
+                account: self.account(&format!("key {}", r.id), r.limits, r.budget),
+                team_account: self.team_account(k.team.as_deref(), protect),
+            });
             for s in &r.secrets {
                 if let Some(d) = crate::config::protect::parse_sha256(&s.sha256) {
                     map.insert(d, AdminEntry { identity: identity.clone(), not_after: s.not_after });
@@ -402,10 +438,12 @@ impl Admission {
         self.admin.by_digest.store(Arc::new(map));
     }
 
-    /// The caller presenting `key` (`None`: no key, or not a valid one). Open when no key exists anywhere.
+    /// The caller presenting `key` (`None`: no key, or not a valid one). Open only when no key was ever asked
+    /// for: none in the configuration, none ever made through the admin API (revoking the last one does not open
+    /// the gateway).
     pub fn identify(&self, ring: &Keyring, key: Option<&str>, unix_now: u64) -> Option<Caller> {
         let admin = self.admin.by_digest.load();
-        if ring.is_empty() && admin.is_empty() {
+        if ring.is_open() && !self.admin.ever.load(std::sync::atomic::Ordering::Acquire) {
             return Some(Caller::Open);
         }
         let d = digest(key.filter(|k| !k.is_empty())?);
@@ -470,15 +508,28 @@ pub struct Estimate {
 #[derive(Debug, Default)]
 pub struct Ticket {
     held: Vec<Held>,
+    /// The price it was admitted at: what a target without its own price is charged at.
+    price: Option<Price>,
 }
 
 impl Ticket {
-    /// The usage is known.
+    /// An answer has started.
+    pub fn commit(&mut self) {
+        for h in &mut self.held {
+            h.commit();
+        }
+    }
+
+    /// The usage is known, from a target priced `price`.
     pub fn settle(&mut self, input: u64, output: u64, price: Option<Price>) {
-        let cost = price.map_or(0.0, |p| p.cost(input, output));
+        let cost = price.or(self.price).map_or(0.0, |p| p.cost(input, output));
         for h in &mut self.held {
             h.settle(input, output, cost);
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
     }
 }
 
@@ -488,8 +539,10 @@ pub fn admit(caller: &Caller, route: &str, est: Estimate) -> Result<Ticket, Refu
     if !id.may_use(route) {
         return Err(Refusal::Route { route: route.to_owned(), key: id.name.to_string() });
     }
-    let mut ticket = Ticket::default();
-    let cost = est.price.map_or(0.0, |p| p.cost(est.input, 0));
+    let mut ticket = Ticket { held: Vec::new(), price: est.price };
+    // What it may cost: its input and the output it may ask for (reserved until it settles, so that requests at
+    // once cannot each spend the same remainder).
+    let cost = est.price.map_or(0.0, |p| p.cost(est.input, est.output));
     for account in [&id.account, &id.team_account].into_iter().flatten() {
         let output = account.limits().output_tokens_per_minute.map_or(est.output, |l| est.output.min(l));
         ticket.held.push(account.admit(est.input, output, cost).map_err(Refusal::Over)?);

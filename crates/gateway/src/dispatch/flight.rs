@@ -327,6 +327,9 @@ impl Flight {
             }
             _ => {}
         }
+        if let EventKind::Committed { .. } = &kind {
+            self.admitted.ticket.commit();
+        }
         if let EventKind::Succeeded { target, tokens: Some(t), .. } = &kind {
             let price = self
                 .plan

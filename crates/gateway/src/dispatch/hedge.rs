@@ -78,6 +78,7 @@ pub async fn race<O: Operation>(
         return Raced::Alone(a.await);
     };
     if !other.health.withdraw() {
+        drop(permit);
         return Raced::Alone(a.await);
     }
     *hedging.started |= bit(j);

@@ -42,7 +42,7 @@ type Key = (Priority, Instant, u64);
 struct State {
     /// The learnt limit (fractional: increases are `1/limit`); `None` until first used.
     limit: Option<f64>,
-    waiters: BTreeMap<Key, oneshot::Sender<()>>,
+    waiters: BTreeMap<Key, oneshot::Sender<Permit>>,
     seq: u64,
     last_decrease: Option<Instant>,
     /// The provider's declared ceiling, as last seen.
@@ -79,15 +79,36 @@ impl Default for Gate {
     }
 }
 
-/// Room at a target, held until dropped (then given to the best waiter).
+/// Room at a target, held until dropped (then given to the best waiter). A permit handed to a waiter travels in
+/// its channel: if the waiter is gone by then, or goes before reading it, dropping it gives the room back.
 #[derive(Debug)]
 pub struct Permit {
     gate: Arc<Gate>,
+    /// False for a permit that must not release on drop (one refused by a waiter already gone, released by hand
+    /// under the lock).
+    armed: bool,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.gate.release();
+        if self.armed {
+            self.gate.release();
+        }
+    }
+}
+
+/// A request's place in a gate's queue, left when dropped (if it is still there).
+struct Place<'a> {
+    gate: &'a Arc<Gate>,
+    key: Key,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(&self.gate.state);
+        if s.waiters.remove(&self.key).is_some() {
+            self.gate.waiting.fetch_sub(1, SeqCst);
+        }
     }
 }
 
@@ -133,14 +154,14 @@ impl Gate {
             return None;
         }
         if self.in_flight.fetch_add(1, SeqCst) < limit {
-            return Some(Permit { gate: self.clone() });
+            return Some(Permit { gate: self.clone(), armed: true });
         }
         self.release();
         None
     }
 
     /// Give room to the best waiters while there is some (under the lock).
-    fn hand_over(&self, s: &mut State) {
+    fn hand_over(self: &Arc<Self>, s: &mut State) {
         loop {
             let limit = self.limit.load(SeqCst).max(1);
             if self.in_flight.load(SeqCst) >= limit {
@@ -149,8 +170,10 @@ impl Gate {
             let Some((_, tx)) = s.waiters.pop_first() else { return };
             self.waiting.fetch_sub(1, SeqCst);
             self.in_flight.fetch_add(1, SeqCst);
-            // A waiter that gave up has dropped its receiver: its room goes back.
-            if tx.send(()).is_err() {
+            // A waiter that gave up has dropped its receiver: its room goes back, here (releasing through the permit
+            // would take the lock we hold).
+            if let Err(mut p) = tx.send(Permit { gate: self.clone(), armed: true }) {
+                p.armed = false;
                 self.in_flight.fetch_sub(1, SeqCst);
             }
         }
@@ -197,26 +220,18 @@ impl Gate {
             self.hand_over(&mut s);
             (rx, key)
         };
+        // However this wait ends (given room, timed out, or the request dropped mid-wait), its place in the queue
+        // goes with it.
+        let _place = Place { gate: self, key };
         match tokio::time::timeout_at(until, &mut rx).await {
-            Ok(Ok(())) => Ok(Permit { gate: self.clone() }),
+            Ok(Ok(p)) => Ok(p),
             Ok(Err(_)) => Err(Full),
-            Err(_) => {
-                let mut s = lock(&self.state);
-                if s.waiters.remove(&key).is_some() {
-                    self.waiting.fetch_sub(1, SeqCst);
-                    return Err(Full);
-                }
-                drop(s);
-                // Handed room just as the wait ended: it is ours.
-                match rx.try_recv() {
-                    Ok(()) => Ok(Permit { gate: self.clone() }),
-                    Err(_) => Err(Full),
-                }
-            }
+            // Handed room just as the wait ended: it is ours (else the place is left by `_place`).
+            Err(_) => rx.try_recv().map_err(|_| Full),
         }
     }
 
-    fn release(&self) {
+    fn release(self: &Arc<Self>) {
         self.in_flight.fetch_sub(1, SeqCst);
         if self.waiting.load(SeqCst) != 0 {
             let mut s = lock(&self.state);
@@ -225,7 +240,7 @@ impl Gate {
     }
 
     /// A success: grow by `1/limit` while the gate is nearly full (a limit not reached proves nothing).
-    pub fn succeeded(&self) {
+    pub fn succeeded(self: &Arc<Self>) {
         let limit = self.limit.load(SeqCst);
         if limit == 0 || self.in_flight.load(SeqCst) + 1 < limit.saturating_sub(limit / 10) {
             return;
@@ -284,6 +299,31 @@ mod tests {
         drop(high);
         assert!(low.await.unwrap().is_ok());
         assert_eq!(g.in_flight(), 1, "b, and low's permit dropped with it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_dropped_while_waiting_leaves_no_trace() {
+        let g = Arc::new(Gate::default());
+        let far = Instant::now() + Duration::from_secs(60);
+        let a = g.enter(1, Priority::Default, Duration::ZERO, far).await.unwrap();
+        // Dropped mid-wait: its place goes, and room is not kept from others.
+        {
+            let wait = g.enter(1, Priority::Default, Duration::from_secs(5), far);
+            tokio::pin!(wait);
+            assert!(futures_util::poll!(wait.as_mut()).is_pending());
+            assert_eq!(g.waiting.load(SeqCst), 1);
+        }
+        assert_eq!(g.waiting.load(SeqCst), 0);
+        // Handed room, then dropped before reading it: the room comes back.
+        {
+            let wait = g.enter(1, Priority::Default, Duration::from_secs(5), far);
+            tokio::pin!(wait);
+            assert!(futures_util::poll!(wait.as_mut()).is_pending());
+            drop(a);
+            assert_eq!(g.in_flight(), 1, "handed over");
+        }
+        assert_eq!(g.in_flight(), 0, "given back when the waiter went");
+        assert!(g.try_enter(1).is_some());
     }
 
     #[tokio::test(start_paused = true)]

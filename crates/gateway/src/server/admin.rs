@@ -43,6 +43,26 @@ fn guard(app: &AppState, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+/// The admin key, checked before anything reads a body: the first extractor of every admin handler.
+pub struct AdminOnly;
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for AdminOnly {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        app: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        match guard(app, &parts.headers) {
+            None => Ok(AdminOnly),
+            Some(resp) => Err(resp),
+        }
+    }
+}
+
+/// The largest body an admin request may have.
+const ADMIN_BODY: usize = 64 * 1024;
+
 fn view(i: &Identity, secrets: &[SecretRecord], created: Option<u64>) -> Value {
     let account = i.account.as_ref();
     let spend = account.map(|a| a.spend());
@@ -65,16 +85,13 @@ fn view(i: &Identity, secrets: &[SecretRecord], created: Option<u64>) -> Value {
 }
 
 /// `GET /admin/keys`.
-pub async fn list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(resp) = guard(&app, &headers) {
-        return resp;
-    }
+pub async fn list(State(app): State<Arc<AppState>>, _: AdminOnly) -> Response {
     let snap = app.snapshot();
     let mut data: Vec<Value> = snap.keyring.identities().map(|i| view(i, &[], None)).collect();
     data.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     let records = app.runtime.admission.admin.records.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let protect = &snap.config.protect;
-    for r in &records {
+    for r in records.iter().filter(|r| !r.revoked) {
         let identity = made(&app, r, protect);
         data.push(view(&identity, &r.secrets, Some(r.created)));
     }
@@ -130,9 +147,9 @@ fn bad(message: impl Into<String>) -> Response {
 }
 
 /// `POST /admin/keys`.
-pub async fn create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(resp) = guard(&app, &headers) {
-        return resp;
+pub async fn create(State(app): State<Arc<AppState>>, _: AdminOnly, body: Bytes) -> Response {
+    if body.len() > ADMIN_BODY {
+        return bad("the body is larger than an admin request needs");
     }
     let new: NewKey = match serde_json::from_slice(&body) {
         Ok(n) => n,
@@ -173,14 +190,19 @@ pub async fn create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
         budget: new.budget,
         created: app.runtime.admission.unix_now(),
         secrets: vec![secret_record(&secret)],
+        revoked: false,
     };
+    let admission = &app.runtime.admission;
+    let _one = admission.admin.changing.lock().await;
+    // Persisted first: a key the store did not take is never handed out.
     if let Err(e) = app.runtime.keys.put(&record).await {
         tracing::error!(target: "nines::keys", "cannot store a new key: {e}");
         return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "the key store is unavailable");
     }
     let snap = app.snapshot();
-    let admission = &app.runtime.admission;
-    admission.admin.records.lock().unwrap_or_else(|p| p.into_inner()).push(record.clone());
+    let mut records = admission.admin.records.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    records.push(record.clone());
+    admission.admin.set_records(records);
     admission.rebuild_admin(&snap.config.protect);
     tracing::info!(target: "nines::keys", id = %record.id, name = %record.name, "key created");
     let mut v = view(&made(&app, &record, &snap.config.protect), &record.secrets, Some(record.created));
@@ -201,12 +223,12 @@ const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
 /// `POST /admin/keys/{id}/rotate`.
 pub async fn rotate(
     State(app): State<Arc<AppState>>,
+    _: AdminOnly,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(resp) = guard(&app, &headers) {
-        return resp;
+    if body.len() > ADMIN_BODY {
+        return bad("the body is larger than an admin request needs");
     }
     let ask: Rotate = if body.is_empty() {
         Rotate::default()
@@ -221,27 +243,27 @@ pub async fn rotate(
         return bad("`overlap` is at most 30 days");
     }
     let admission = &app.runtime.admission;
+    let _one = admission.admin.changing.lock().await;
     let now = admission.unix_now();
     let secret = mint_secret();
-    let record = {
-        let mut records = admission.admin.records.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(r) = records.iter_mut().find(|r| r.id == id) else {
-            drop(records);
-            return missing(&app, &id);
-        };
-        let until = now + overlap.as_secs();
-        for s in &mut r.secrets {
-            s.not_after = Some(s.not_after.map_or(until, |t| t.min(until)));
-        }
-        // Secrets already past their overlap are dropped.
-        r.secrets.retain(|s| s.not_after.is_none_or(|t| t > now));
-        r.secrets.push(secret_record(&secret));
-        r.clone()
+    let mut records = admission.admin.records.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let Some(r) = records.iter_mut().find(|r| r.id == id && !r.revoked) else {
+        return missing(&app, &id);
     };
+    let until = now + overlap.as_secs();
+    for s in &mut r.secrets {
+        s.not_after = Some(s.not_after.map_or(until, |t| t.min(until)));
+    }
+    // Secrets already past their overlap are dropped.
+    r.secrets.retain(|s| s.not_after.is_none_or(|t| t > now));
+    r.secrets.push(secret_record(&secret));
+    let record = r.clone();
+    // Persisted first: if the store fails, nothing changes (the old secrets keep working, no new one exists).
     if let Err(e) = app.runtime.keys.put(&record).await {
         tracing::error!(target: "nines::keys", "cannot store a rotated key: {e}");
         return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "the key store is unavailable");
     }
+    admission.admin.set_records(records);
     let snap = app.snapshot();
     admission.rebuild_admin(&snap.config.protect);
     tracing::info!(target: "nines::keys", id = %record.id, overlap_s = overlap.as_secs(), "key rotated");
@@ -264,38 +286,33 @@ fn missing(app: &AppState, id: &str) -> Response {
 }
 
 /// `DELETE /admin/keys/{id}`.
-pub async fn revoke(
-    State(app): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(resp) = guard(&app, &headers) {
-        return resp;
-    }
+pub async fn revoke(State(app): State<Arc<AppState>>, _: AdminOnly, Path(id): Path<String>) -> Response {
     let admission = &app.runtime.admission;
-    let found = {
-        let mut records = admission.admin.records.lock().unwrap_or_else(|p| p.into_inner());
-        let before = records.len();
-        records.retain(|r| r.id != id);
-        records.len() != before
-    };
-    if !found {
+    let _one = admission.admin.changing.lock().await;
+    let mut records = admission.admin.records.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let Some(r) = records.iter_mut().find(|r| r.id == id && !r.revoked) else {
         return missing(&app, &id);
+    };
+    // Kept, without its secrets: the id is never reused and the gateway never turns open.
+    r.revoked = true;
+    r.secrets.clear();
+    let record = r.clone();
+    if let Err(e) = app.runtime.keys.put(&record).await {
+        tracing::error!(target: "nines::keys", "cannot store a revoked key: {e}");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "the key store is unavailable: not revoked",
+        );
     }
+    admission.admin.set_records(records);
     admission.rebuild_admin(&app.snapshot().config.protect);
-    if let Err(e) = app.runtime.keys.delete(id.clone()).await {
-        // Revoked in memory at once; the store will be asked again at the next change.
-        tracing::error!(target: "nines::keys", "cannot delete a revoked key from the store: {e}");
-    }
     tracing::info!(target: "nines::keys", id = %id, "key revoked");
     axum::Json(json!({"id": id, "deleted": true})).into_response()
 }
 
 /// `POST /admin/reload`.
-pub async fn reload(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(resp) = guard(&app, &headers) {
-        return resp;
-    }
+pub async fn reload(State(app): State<Arc<AppState>>, _: AdminOnly) -> Response {
     match app.reload().await {
         Ok(notes) => axum::Json(json!({"reloaded": true, "notes": notes})).into_response(),
         Err(e) => {

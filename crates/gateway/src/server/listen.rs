@@ -121,10 +121,14 @@ struct Stalled {
     peer: std::net::SocketAddr,
     /// Armed while a write waits.
     waiting: Option<Pin<Box<Sleep>>>,
-    /// Until the first byte arrives: the protocol is sniffed before hyper's header clock starts, so a client that
-    /// connects and sends nothing is timed here.
+    /// Until the first [`SNIFFED`] bytes arrive: the protocol is sniffed (up to HTTP/2's 24-byte preface) before
+    /// hyper's header clock starts, so a client that connects and sends nothing, or a few bytes, is timed here.
     first_byte: Option<Pin<Box<Sleep>>>,
+    read: usize,
 }
+
+/// Bytes after which hyper's own clocks have taken over (the length of HTTP/2's connection preface).
+const SNIFFED: usize = 24;
 
 impl Stalled {
     fn new(inner: TcpStream, limit: Duration, peer: std::net::SocketAddr, first_byte: Duration) -> Stalled {
@@ -134,6 +138,7 @@ impl Stalled {
             peer,
             waiting: None,
             first_byte: Some(Box::pin(tokio::time::sleep(first_byte))),
+            read: 0,
         }
     }
 
@@ -164,16 +169,21 @@ impl AsyncRead for Stalled {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if self.first_byte.is_some() {
             match &r {
-                Poll::Ready(Ok(())) if buf.filled().len() > before => self.first_byte = None,
+                Poll::Ready(Ok(())) => {
+                    self.read += buf.filled().len() - before;
+                    if self.read >= SNIFFED {
+                        self.first_byte = None;
+                    }
+                }
                 Poll::Pending => {
                     if let Some(s) = self.first_byte.as_mut()
                         && s.as_mut().poll(cx).is_ready()
                     {
-                        tracing::debug!(target: "nines::edge", peer = %self.peer, "connection cut: nothing sent");
-                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "nothing sent")));
+                        tracing::debug!(target: "nines::edge", peer = %self.peer, "connection cut: no request began");
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no request began")));
                     }
                 }
-                _ => {}
+                Poll::Ready(Err(_)) => {}
             }
         }
         r

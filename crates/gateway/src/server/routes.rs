@@ -162,6 +162,16 @@ pub(super) fn admit(
     } else {
         None
     };
+    // A budget counts dollars: a key that has one may use only priced models (an unpriced one would spend freely).
+    if price.is_none()
+        && let Caller::Key(i) = &authed.caller
+        && [&i.account, &i.team_account].into_iter().flatten().any(|a| !a.budget().is_empty())
+    {
+        let target = plan.targets.first().map_or(route, |t| t.label());
+        let message =
+            format!("no price for {target} in [prices]: a key with a budget may use only priced models");
+        return Err(ApiError::Forbidden { message });
+    }
     let est = crate::admit::Estimate { input, output, price };
     let ticket = crate::admit::admit(&authed.caller, route, est).map_err(ApiError::from)?;
     Ok(Admitted {
@@ -679,6 +689,11 @@ impl axum::extract::FromRequestParts<Arc<AppState>> for Authed {
         let seen = Seen::scan(&parts.headers);
         let priority = caller.priority_for(seen.priority);
         let length = seen.length.and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        // Larger than any body nines reads: refused before a byte of it is read, and never counted.
+        if length.is_some_and(|l| l > super::BODY_LIMIT as u64) {
+            let message = format!("the request body is larger than {} bytes", super::BODY_LIMIT);
+            return Err(ApiError::Body { status: 413, message }.render(door_dialect(parts)));
+        }
         let server = &snap.config.protect.server;
         let entry = app
             .runtime

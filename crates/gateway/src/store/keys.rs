@@ -81,10 +81,6 @@ impl KeyStore {
         .await
     }
 
-    pub async fn delete(&self, id: String) -> Result<(), StoreError> {
-        self.with(move |c| c.execute("DELETE FROM keys WHERE id = ?1", params![id]).map(|_| ())).await
-    }
-
     /// Every account's spend, as last written.
     pub fn spend(&self) -> Result<Vec<(String, Spend)>, StoreError> {
         let conn = self.db.lock().unwrap_or_else(|p| p.into_inner());

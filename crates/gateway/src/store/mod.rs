@@ -134,6 +134,9 @@ impl ResponseStore {
         let size = (stored.response.len() + stored.conversation.len()) as u64;
         let bytes = self.bytes.clone();
         self.with(move |c| {
+            // One transaction: a failure part-way changes neither the rows nor the count.
+            let tx = c.unchecked_transaction()?;
+            let c = &*tx;
             let freed = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, rusqlite::Error> {
                 let mut stmt = c.prepare_cached(sql)?;
                 let sizes = stmt.query_map(p, |r| r.get::<_, i64>(0))?;
@@ -167,6 +170,7 @@ impl ResponseStore {
                     &[&i64::try_from(max_bytes).unwrap_or(i64::MAX)],
                 )?);
             }
+            tx.commit()?;
             bytes.store(total, Ordering::Release);
             Ok(())
         })
