@@ -293,16 +293,6 @@ impl Account {
             held.cost = cost;
         }
         let now = self.clock.now();
-        if let Some(rpm) = &lim.rpm {
-            match rpm.check() {
-                Ok(_) => {}
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(self.clock.now());
-                    let limit = f64::from(lim.limits.requests_per_minute.unwrap_or(0));
-                    return Err(self.over(Which::Requests, limit, 0.0, wait));
-                }
-            }
-        }
         for (which, rate, tokens) in
             [(Which::InputTokens, &lim.input, input), (Which::OutputTokens, &lim.output, output)]
         {
@@ -316,6 +306,18 @@ impl Account {
             match which {
                 Which::InputTokens => held.input = tokens,
                 _ => held.output = tokens,
+            }
+        }
+        // Last: the one check whose quota cannot be given back (`governor` has no refund), so a request another
+        // limit refuses does not spend it.
+        if let Some(rpm) = &lim.rpm {
+            match rpm.check() {
+                Ok(_) => {}
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(self.clock.now());
+                    let limit = f64::from(lim.limits.requests_per_minute.unwrap_or(0));
+                    return Err(self.over(Which::Requests, limit, 0.0, wait));
+                }
             }
         }
         Ok(held)
