@@ -190,18 +190,22 @@ impl AsyncRead for Stalled {
     }
 }
 
+impl Stalled {
+    /// A write's outcome: pending arms (or trips) the stall clock, anything else disarms it.
+    fn written(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if r.is_pending() {
+            ready!(self.pending(cx))?;
+            return Poll::Pending;
+        }
+        self.waiting = None;
+        r
+    }
+}
+
 impl AsyncWrite for Stalled {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Pending => {
-                ready!(self.pending(cx))?;
-                Poll::Pending
-            }
-            done => {
-                self.waiting = None;
-                done
-            }
-        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.written(cx, r)
     }
 
     fn poll_write_vectored(
@@ -209,16 +213,8 @@ impl AsyncWrite for Stalled {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => {
-                ready!(self.pending(cx))?;
-                Poll::Pending
-            }
-            done => {
-                self.waiting = None;
-                done
-            }
-        }
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.written(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {

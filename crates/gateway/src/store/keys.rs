@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
@@ -29,14 +28,7 @@ impl KeyStore {
     pub fn open(path: Option<&Path>) -> Result<KeyStore, StoreError> {
         let shown = path.map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
         let open = || -> Result<Connection, rusqlite::Error> {
-            let conn = match path {
-                Some(p) => Connection::open(p)?,
-                None => Connection::open_in_memory()?,
-            };
-            conn.busy_timeout(Duration::from_secs(5))?;
-            if path.is_some() {
-                conn.pragma_update(None, "journal_mode", "WAL")?;
-            }
+            let conn = super::connect(path)?;
             conn.execute_batch(SCHEMA)?;
             Ok(conn)
         };
@@ -48,13 +40,7 @@ impl KeyStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = self.db.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let conn = db.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
-        })
-        .await?;
-        Ok(result?)
+        super::blocking(&self.db, f).await
     }
 
     /// Every stored key (records that no longer parse are skipped: a newer version's, say).

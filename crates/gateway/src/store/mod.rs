@@ -16,6 +16,35 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::config::ResponsesConfig;
 
+/// An embedded database: a file (write-ahead log, waiting up to 5 s for another writer: replicas and restarts may
+/// share it) or, without a path, memory.
+pub(crate) fn connect(path: Option<&Path>) -> Result<Connection, rusqlite::Error> {
+    let conn = match path {
+        Some(p) => Connection::open(p)?,
+        None => Connection::open_in_memory()?,
+    };
+    conn.busy_timeout(Duration::from_secs(5))?;
+    if path.is_some() {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    Ok(conn)
+}
+
+/// Run `f` on a shared connection in a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    db: &Arc<Mutex<Connection>>,
+    f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+) -> Result<T, StoreError> {
+    let db = db.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        // A panic elsewhere while holding the lock leaves the connection usable: SQLite is transactional.
+        let conn: MutexGuard<'_, Connection> = db.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    })
+    .await?;
+    Ok(result?)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the responses store at {path}")]
@@ -64,15 +93,7 @@ impl ResponseStore {
         let shown = cfg.path.as_deref().map(Path::display).map(|p| p.to_string());
         let shown = shown.unwrap_or_else(|| ":memory:".to_owned());
         let open = || -> Result<(Connection, i64), rusqlite::Error> {
-            let conn: Connection = match &cfg.path {
-                Some(p) => Connection::open(p)?,
-                None => Connection::open_in_memory()?,
-            };
-            // Several replicas or restarts may share a file: wait for a writer rather than fail at once.
-            conn.busy_timeout(Duration::from_secs(5))?;
-            if cfg.path.is_some() {
-                conn.pragma_update(None, "journal_mode", "WAL")?;
-            }
+            let conn = connect(cfg.path.as_deref())?;
             conn.execute_batch(SCHEMA)?;
             // Stores made before responses had owners: theirs is "" (an open gateway's), so no key sees them.
             let has_owner = conn
@@ -108,19 +129,11 @@ impl ResponseStore {
         i64::try_from(now.saturating_sub(self.retention.as_secs())).unwrap_or(i64::MAX)
     }
 
-    /// Run `f` on the connection in a blocking thread.
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = self.db.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            // A panic elsewhere while holding the lock leaves the connection usable: SQLite is transactional.
-            let conn: MutexGuard<'_, Connection> = db.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
-        })
-        .await?;
-        Ok(result?)
+        blocking(&self.db, f).await
     }
 
     /// Keep a response for `owner` (the key that made it: `Caller::owner`); drop what is past retention and the

@@ -8,7 +8,6 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
@@ -80,13 +79,8 @@ impl StatusStore {
     pub fn open(path: Option<&Path>) -> Result<StatusStore, StoreError> {
         let shown = path.map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
         let open = || -> Result<Connection, rusqlite::Error> {
-            let conn = match path {
-                Some(p) => Connection::open(p)?,
-                None => Connection::open_in_memory()?,
-            };
-            conn.busy_timeout(Duration::from_secs(5))?;
+            let conn = super::connect(path)?;
             if path.is_some() {
-                conn.pragma_update(None, "journal_mode", "WAL")?;
                 conn.pragma_update(None, "synchronous", "NORMAL")?;
             }
             conn.execute_batch(SCHEMA)?;
