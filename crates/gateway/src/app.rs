@@ -44,6 +44,8 @@ pub struct Runtime {
     /// Accounts (limits, budgets) by stable id, the admin API's keys, the door's counts.
     pub admission: Arc<crate::admit::Admission>,
     pub keys: crate::store::keys::KeyStore,
+    /// The fleet's shared state (Redis), when configured; connected in the background once serving.
+    pub shared: Option<Arc<crate::shared::Shared>>,
 }
 
 impl Runtime {
@@ -55,6 +57,7 @@ impl Runtime {
         admission.restore(keys.spend()?);
         admission.admin.set_records(keys.load()?);
         Ok(Runtime {
+            shared: crate::shared::Shared::new(&config.protect.state),
             admission,
             keys,
             recorder: Arc::new(
@@ -236,6 +239,7 @@ impl AppState {
             ("[auth] store", config.auth.store != o.auth.store),
             ("[traces]", config.traces != o.traces),
             ("[health.retry_budget]", config.health.retry_budget != o.health.retry_budget),
+            ("[state]", config.protect.state != o.protect.state),
             ("[server]'s connection limits", {
                 let (a, b) = (&config.protect.server, &o.protect.server);
                 (a.max_connections, a.header_timeout, a.min_body_rate, a.send_timeout, a.max_header_bytes)
@@ -362,6 +366,9 @@ impl App {
         self.state.tracker.spawn(probes);
         self.state.tracker.spawn(write_status(self.state.clone(), token.clone()));
         self.state.tracker.spawn(watch_config(self.state.clone(), token.clone()));
+        if let Some(shared) = self.state.runtime.shared.clone() {
+            self.state.tracker.spawn(shared.connect(token.clone()));
+        }
         let edge = self.state.snapshot().config.protect.server;
         crate::server::listen::serve(listener, self.router(), edge, token, self.state.tracker.clone()).await
     }

@@ -17,6 +17,7 @@ pub mod record;
 pub mod respond;
 pub mod route;
 pub mod server;
+pub mod shared;
 pub mod status_cli;
 pub mod store;
 

@@ -256,6 +256,18 @@ impl Account {
     /// Admit a request of `input` (estimated) input tokens asking for up to `output`, expected to cost `cost`:
     /// every limit is checked, and what was taken is given back if a later one refuses.
     pub fn admit(self: &Arc<Self>, input: u64, output: u64, cost: f64) -> Result<Held, Over> {
+        self.admit_with(input, output, cost, None)
+    }
+
+    /// [`Account::admit`], with the fleet's verdict on its requests per minute when Redis gave one (`None`: this
+    /// replica's own limiter decides).
+    pub fn admit_with(
+        self: &Arc<Self>,
+        input: u64,
+        output: u64,
+        cost: f64,
+        shared: Option<crate::shared::Verdict>,
+    ) -> Result<Held, Over> {
         let lim = self.limiters.load();
         let budget = self.budget();
         let mut held = Held {
@@ -310,12 +322,19 @@ impl Account {
         }
         // Last: the one check whose quota cannot be given back (`governor` has no refund), so a request another
         // limit refuses does not spend it.
+        let limit = f64::from(lim.limits.requests_per_minute.unwrap_or(0));
+        match shared {
+            Some(crate::shared::Verdict::Admitted) => return Ok(held),
+            Some(crate::shared::Verdict::Wait(wait)) => {
+                return Err(self.over(Which::Requests, limit, 0.0, wait));
+            }
+            None => {}
+        }
         if let Some(rpm) = &lim.rpm {
             match rpm.check() {
                 Ok(_) => {}
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(self.clock.now());
-                    let limit = f64::from(lim.limits.requests_per_minute.unwrap_or(0));
                     return Err(self.over(Which::Requests, limit, 0.0, wait));
                 }
             }

@@ -533,8 +533,14 @@ impl Ticket {
     }
 }
 
-/// Admit `caller`'s request on `route`: its routes, then its key's limits, then its team's.
-pub fn admit(caller: &Caller, route: &str, est: Estimate) -> Result<Ticket, Refusal> {
+/// Admit `caller`'s request on `route`: its routes, then its key's limits, then its team's; requests per minute
+/// decided by the fleet (`shared`, Redis) when it answers in time, else by this replica.
+pub async fn admit(
+    caller: &Caller,
+    route: &str,
+    est: Estimate,
+    shared: Option<&crate::shared::Shared>,
+) -> Result<Ticket, Refusal> {
     let Caller::Key(id) = caller else { return Ok(Ticket::default()) };
     if !id.may_use(route) {
         return Err(Refusal::Route { route: route.to_owned(), key: id.name.to_string() });
@@ -544,8 +550,13 @@ pub fn admit(caller: &Caller, route: &str, est: Estimate) -> Result<Ticket, Refu
     // once cannot each spend the same remainder).
     let cost = est.price.map_or(0.0, |p| p.cost(est.input, est.output));
     for account in [&id.account, &id.team_account].into_iter().flatten() {
-        let output = account.limits().output_tokens_per_minute.map_or(est.output, |l| est.output.min(l));
-        ticket.held.push(account.admit(est.input, output, cost).map_err(Refusal::Over)?);
+        let limits = account.limits();
+        let output = limits.output_tokens_per_minute.map_or(est.output, |l| est.output.min(l));
+        let fleet = match (shared, limits.requests_per_minute) {
+            (Some(s), Some(n)) => s.per_minute(&account.whose, n).await,
+            _ => None,
+        };
+        ticket.held.push(account.admit_with(est.input, output, cost, fleet).map_err(Refusal::Over)?);
     }
     Ok(ticket)
 }

@@ -60,6 +60,16 @@ pub struct RawPrice {
     pub output: f64,
 }
 
+/// `[state]`: what a fleet of replicas shares through Redis.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub redis_url: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub budget: Option<Duration>,
+    pub prefix: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
@@ -233,6 +243,7 @@ pub struct Protect {
     /// By `provider/model` or by model name.
     pub prices: BTreeMap<String, Price>,
     pub server: ServerConfig,
+    pub state: crate::shared::StateConfig,
 }
 
 impl Protect {
@@ -250,6 +261,7 @@ pub struct RawProtect {
     pub teams: BTreeMap<String, RawTeam>,
     pub prices: BTreeMap<String, RawPrice>,
     pub server: Option<RawServer>,
+    pub state: Option<RawState>,
 }
 
 pub fn validate(raw: RawProtect, errors: &mut Vec<ConfigError>) -> Protect {
@@ -332,7 +344,35 @@ pub fn validate(raw: RawProtect, errors: &mut Vec<ConfigError>) -> Protect {
         }
         prices.insert(model, Price { input: p.input, output: p.output });
     }
-    Protect { keys, teams, prices, server: server(raw.server.unwrap_or_default(), errors) }
+    Protect {
+        keys,
+        teams,
+        prices,
+        server: server(raw.server.unwrap_or_default(), errors),
+        state: state(raw.state.unwrap_or_default(), errors),
+    }
+}
+
+fn state(s: RawState, errors: &mut Vec<ConfigError>) -> crate::shared::StateConfig {
+    let d = crate::shared::StateConfig::default();
+    let url = s.redis_url.filter(|u| !u.is_empty());
+    if let Some(u) = &url
+        && !["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|p| u.starts_with(p))
+    {
+        errors.push(ConfigError::new(
+            "state.redis_url",
+            "must start with redis://, rediss://, redis+unix:// or unix://",
+        ));
+    }
+    let budget = s.budget.unwrap_or(d.budget);
+    if budget.is_zero() || budget > Duration::from_secs(5) {
+        errors.push(ConfigError::new("state.budget", "must be above zero and at most 5s"));
+    }
+    let prefix = s.prefix.unwrap_or(d.prefix);
+    if !valid_name(&prefix) {
+        errors.push(ConfigError::new("state.prefix", "is 1 to 64 of A-Z a-z 0-9 . _ -"));
+    }
+    crate::shared::StateConfig { redis_url: url, budget, prefix }
 }
 
 fn server(s: RawServer, errors: &mut Vec<ConfigError>) -> ServerConfig {

@@ -26,6 +26,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub prices: BTreeMap<String, super::protect::RawPrice>,
     pub server: Option<super::protect::RawServer>,
+    pub state: Option<super::protect::RawState>,
 }
 
 /// Per-target health: breakers, cooldowns, learnt time limits, the retry budget.

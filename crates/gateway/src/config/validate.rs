@@ -180,6 +180,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             teams: raw.teams,
             prices: raw.prices,
             server: raw.server,
+            state: raw.state,
         },
         &mut errors,
     );

@@ -148,7 +148,8 @@ pub(super) fn inbound(authed: &mut Authed, door: &Door, body: Body) -> Result<Ex
 
 /// Admit a request of `authed`'s caller on `route` (its routes, its key's and team's limits), with `input` tokens
 /// estimated and up to `output` asked, priced as the plan's first target: the admission its flight carries.
-pub(super) fn admit(
+pub(super) async fn admit(
+    app: &AppState,
     authed: Authed,
     plan: &Plan,
     route: &str,
@@ -173,7 +174,8 @@ pub(super) fn admit(
         return Err(ApiError::Forbidden { message });
     }
     let est = crate::admit::Estimate { input, output, price };
-    let ticket = crate::admit::admit(&authed.caller, route, est).map_err(ApiError::from)?;
+    let shared = app.runtime.shared.as_deref();
+    let ticket = crate::admit::admit(&authed.caller, route, est, shared).await.map_err(ApiError::from)?;
     Ok(Admitted {
         priority: authed.priority,
         entry: authed.entry,
@@ -227,7 +229,7 @@ pub(super) async fn chat(
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
     let estimate = || (estimate_input_tokens(&request), output_estimate(&request));
-    let admitted = match admit(authed, &plan, &request.model, estimate) {
+    let admitted = match admit(app, authed, &plan, &request.model, estimate).await {
         Ok(a) => a,
         Err(e) => return e.render(dialect),
     };
@@ -303,7 +305,7 @@ pub async fn embeddings(
         Ok(t) => t,
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
-    let admitted = match admit(authed, &plan, &request.model, || (raw.len() as u64 / 4, 0)) {
+    let admitted = match admit(&app, authed, &plan, &request.model, || (raw.len() as u64 / 4, 0)).await {
         Ok(a) => a,
         Err(e) => return e.render(dialect),
     };
@@ -409,7 +411,7 @@ pub(super) async fn count_tokens_answer(app: &AppState, count: TokenCount<'_>, s
         Err(e) => return ApiError::UnknownModel(e).render(dialect),
     };
     // Counting spends no tokens: it counts against the key's requests, not its tokens.
-    let admitted = match admit(authed, &plan, model, || (0, 0)) {
+    let admitted = match admit(app, authed, &plan, model, || (0, 0)).await {
         Ok(a) => a,
         Err(e) => return e.render(dialect),
     };
@@ -614,7 +616,14 @@ pub async fn readyz(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
     let status = if usable.is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let word = if usable.is_empty() { "no usable provider" } else { "ready" };
     let body = if super::status::allowed(&app, &headers) {
-        json!({ "status": word, "usable_providers": usable, "routes": snap.routes.names().collect::<Vec<_>>() })
+        // The fleet's shared state: off (embedded), shared (Redis answers), or degraded (each replica on its own).
+        let shared = match &app.runtime.shared {
+            None => "off",
+            Some(s) if s.degraded() => "degraded",
+            Some(_) => "shared",
+        };
+        json!({ "status": word, "usable_providers": usable, "routes": snap.routes.names().collect::<Vec<_>>(),
+                "shared_state": shared })
     } else {
         json!({ "status": word })
     };

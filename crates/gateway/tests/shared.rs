@@ -1,0 +1,189 @@
+//! A fleet sharing state through a real Redis (Debian's `redis-server`, started by the test on a Unix socket of its
+//! own): three replicas, one key's limit. Skipped when `redis-server` is not installed, unless
+//! `NINES_REQUIRE_REDIS=1` (as `.ci/run` sets).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is its job
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Reply, p, request};
+use nines::App;
+use nines::config::{self, Env};
+use nines_sim::{Sim, SimOptions};
+use tokio::net::TcpListener;
+
+const ALICE: &str = "alice-key-0123456789";
+const BOB: &str = "bob-key-0123456789";
+
+/// A `redis-server` of the test's own, on a Unix socket; killed when dropped.
+struct Redis {
+    child: std::process::Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl Redis {
+    fn start(dir: &std::path::Path) -> Option<Redis> {
+        let bin = std::path::Path::new("/usr/bin/redis-server");
+        if !bin.exists() {
+            let required = Env::from_process().get("NINES_REQUIRE_REDIS").is_some();
+            assert!(!required, "redis-server is required but not installed");
+            eprintln!("skipped: redis-server not installed");
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let socket = dir.join("redis.sock");
+        let _ = std::fs::remove_file(&socket);
+        let mut child = std::process::Command::new(bin)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Ready when its socket accepts a PING.
+        for _ in 0..200 {
+            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) {
+                use std::io::{Read, Write};
+                s.write_all(b"PING\r\n").unwrap();
+                let mut buf = [0u8; 7];
+                if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                    return Some(Redis { child, dir: dir.to_owned(), socket });
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start");
+    }
+
+    fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Replica {
+    app: App,
+    base: String,
+}
+
+async fn replicas(n: usize, sim: &Sim, redis_url: &str) -> Vec<Replica> {
+    let provider = p("first", "openai", "m1");
+    let toml = format!(
+        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/{}\"]\n\n\
+         [state]\nredis_url = \"{redis_url}\"\nbudget = \"200ms\"\n\n\
+         [keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = {{ requests_per_minute = 10 }}\n[keys.bob]\nkey_env = \"BOB_KEY\"\n",
+        sim.base_url(),
+        provider.model,
+    );
+    let env = Env::from_pairs([("ALICE_KEY", ALICE), ("BOB_KEY", BOB)]);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let config = config::parse_and_validate(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let app = App::build(config, &env).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        app.spawn(listener);
+        out.push(Replica { app, base });
+    }
+    // Each connects in the background: wait until every one has (bounded).
+    for r in &out {
+        let shared = r.app.state.runtime.shared.clone().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), shared.reachable())
+            .await
+            .expect("a replica never reached Redis");
+    }
+    out
+}
+
+async fn post(client: &reqwest::Client, base: &str, key: &str) -> Reply {
+    let (path, body) = request("openai", "hi", false);
+    let resp = client.post(format!("{base}{path}")).bearer_auth(key).json(&body).send().await.unwrap();
+    Reply::read(resp).await
+}
+
+#[tokio::test]
+async fn a_keys_limit_holds_across_three_replicas_and_falls_back_to_each_when_redis_dies() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-{}", std::process::id()));
+    let Some(mut redis) = Redis::start(&dir) else { return };
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let fleet = Arc::new(replicas(3, &sim, &redis.url()).await);
+    let client = reqwest::Client::new();
+
+    // 45 requests at once, spread over the three: exactly the key's 10 a minute get through.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..45 {
+        let (fleet, client) = (fleet.clone(), client.clone());
+        tasks.spawn(async move { post(&client, &fleet[i % 3].base, ALICE).await.status });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 35);
+    assert_eq!(sim.total_hits(), 10);
+
+    // Redis dies: nothing fails for a key without limits, and alice's limit is each replica's own.
+    redis.kill();
+    let hits = sim.total_hits();
+    for i in 0..9 {
+        let r = post(&client, &fleet[i % 3].base, BOB).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let mut ok = 0;
+    for i in 0..12 {
+        if post(&client, &fleet[i % 3].base, ALICE).await.status == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 12, "each replica's own limit (10 a minute each) admits 4 of its share");
+    assert_eq!(sim.total_hits(), hits + 9 + 12);
+    for r in fleet.iter() {
+        assert!(r.app.state.runtime.shared.as_ref().unwrap().degraded(), "the degraded state is visible");
+    }
+    let ready = client.get(format!("{}/readyz", fleet[0].base)).bearer_auth(BOB).send().await.unwrap();
+    let ready = ready.text().await.unwrap();
+    assert!(ready.contains("\"shared_state\":\"degraded\""), "{ready}");
+
+    // Redis back (empty, as after a restart without persistence): every replica notices and the key's limit is
+    // the fleet's again.
+    let _again = Redis::start(&dir).unwrap();
+    for r in fleet.iter() {
+        let shared = r.app.state.runtime.shared.clone().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), shared.reachable())
+            .await
+            .expect("no replica reconverged");
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..15 {
+        let (fleet, client) = (fleet.clone(), client.clone());
+        tasks.spawn(async move { post(&client, &fleet[i % 3].base, ALICE).await.status });
+    }
+    let mut ok = 0;
+    while let Some(s) = tasks.join_next().await {
+        ok += usize::from(s.unwrap() == 200);
+    }
+    assert_eq!(ok, 10, "shared again: 10 a minute for the whole fleet");
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}
