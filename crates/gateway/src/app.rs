@@ -367,7 +367,9 @@ impl App {
         self.state.tracker.spawn(write_status(self.state.clone(), token.clone()));
         self.state.tracker.spawn(watch_config(self.state.clone(), token.clone()));
         if let Some(shared) = self.state.runtime.shared.clone() {
-            self.state.tracker.spawn(shared.connect(token.clone()));
+            let (health, changes) =
+                (self.state.runtime.health.clone(), self.state.runtime.recorder.subscribe());
+            self.state.tracker.spawn(shared.connect(token.clone(), health, changes));
         }
         let edge = self.state.snapshot().config.protect.server;
         crate::server::listen::serve(listener, self.router(), edge, token, self.state.tracker.clone()).await

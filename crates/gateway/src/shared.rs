@@ -2,8 +2,12 @@
 //! than `[state] budget`: past it, or with Redis down, every replica falls back to its own local state at once and
 //! says so (`degraded`), and reconnects in the background.
 //!
-//! Shared so far: per-key (and per-team) requests per minute, as a GCRA in one Lua script that reads Redis's own
-//! clock (`TIME`), so replicas with skewed clocks agree and no read-then-write race exists.
+//! Shared so far:
+//! - per-key (and per-team) requests per minute, as a GCRA in one Lua script that reads Redis's own clock (`TIME`),
+//!   so replicas with skewed clocks agree and no read-then-write race exists;
+//! - open breakers: a replica whose breaker opens writes until when (Redis's clock) into one hash; every replica
+//!   reads the hash every second and keeps those targets aside until then; a breaker that closes (its trial
+//!   succeeded) removes its entry.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +50,34 @@ redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
 return {1, 0}
 ";
 
+/// Opening: `KEYS[1]` the hash of open breakers, `ARGV[1]` the target, `ARGV[2]` its cooldown in ms (kept if a
+/// later one is already there).
+const OPEN: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local untill = now + tonumber(ARGV[2])
+local had = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or 0)
+if untill > had then redis.call('HSET', KEYS[1], ARGV[1], untill) end
+return now
+";
+
+/// Reading: Redis's time in ms and every `target, until` of the hash `KEYS[1]` (expired ones removed).
+const OPEN_NOW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {now}
+for i = 1, #all, 2 do
+  local untill = tonumber(all[i + 1])
+  if untill > now then
+    table.insert(out, all[i]); table.insert(out, untill - now)
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return out
+";
+
 /// How often Redis is pinged once connected.
 const PING_EVERY: Duration = Duration::from_secs(1);
 
@@ -58,7 +90,11 @@ pub struct Shared {
     degraded: AtomicBool,
     /// The same, for whoever waits for a change (tests, the status page).
     up: tokio::sync::watch::Sender<bool>,
+    /// Fleet reads done so far (each second's pull of open breakers).
+    synced: tokio::sync::watch::Sender<u64>,
     gcra: redis::Script,
+    open: redis::Script,
+    open_now: redis::Script,
 }
 
 impl std::fmt::Debug for Shared {
@@ -87,13 +123,21 @@ impl Shared {
             conn: ArcSwapOption::empty(),
             degraded: AtomicBool::new(true),
             up: tokio::sync::watch::Sender::new(false),
+            synced: tokio::sync::watch::Sender::new(0),
             gcra: redis::Script::new(GCRA),
+            open: redis::Script::new(OPEN),
+            open_now: redis::Script::new(OPEN_NOW),
         }))
     }
 
     /// Connect, waiting a little longer after each failure, until connected or `stop`. (Once connected, the
     /// connection manager reconnects by itself.)
-    pub async fn connect(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+    pub async fn connect(
+        self: Arc<Self>,
+        stop: tokio_util::sync::CancellationToken,
+        health: Arc<crate::health::Health>,
+        mut changes: tokio::sync::broadcast::Receiver<crate::record::HealthChange>,
+    ) {
         let mut wait = Duration::from_millis(100);
         loop {
             let attempt = tokio::select! {
@@ -116,20 +160,86 @@ impl Shared {
                 }
             }
         }
-        // A ping every second keeps the degraded flag true to Redis even without traffic that asks it.
+        // Every second: read the fleet's open breakers (which also tells whether Redis answers); and at once,
+        // tell the fleet of this replica's breaker changes.
         let mut every = tokio::time::interval(PING_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                _ = every.tick() => {}
+                _ = every.tick() => self.pull(&health).await,
+                change = changes.recv() => match change {
+                    Ok(c) => self.push(&c).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
             }
-            let Some(conn) = self.conn.load_full() else { continue };
-            let mut conn = (*conn).clone();
-            let pong =
-                tokio::time::timeout(self.budget, redis::cmd("PING").query_async::<String>(&mut conn)).await;
-            self.set_degraded(!matches!(pong, Ok(Ok(_))));
         }
+    }
+
+    fn conn(&self) -> Option<ConnectionManager> {
+        self.conn.load_full().map(|c| (*c).clone())
+    }
+
+    fn open_key(&self) -> String {
+        format!("{}:open", self.prefix)
+    }
+
+    /// Read the fleet's open breakers and keep those targets aside here.
+    async fn pull(&self, health: &crate::health::Health) {
+        let Some(mut conn) = self.conn() else { return };
+        let call = self.open_now.key(self.open_key());
+        let answer =
+            tokio::time::timeout(self.budget, call.invoke_async::<Vec<redis::Value>>(&mut conn)).await;
+        let Ok(Ok(values)) = answer else {
+            self.set_degraded(true);
+            return;
+        };
+        self.set_degraded(false);
+        let now = tokio::time::Instant::now();
+        for pair in values.get(1..).unwrap_or_default().chunks(2) {
+            let (Some(redis::Value::BulkString(target)), Some(redis::Value::Int(left))) =
+                (pair.first(), pair.get(1))
+            else {
+                continue;
+            };
+            let Ok(target) = std::str::from_utf8(target) else { continue };
+            let Some((provider, model)) = target.split_once('/') else { continue };
+            let left = Duration::from_millis(u64::try_from(*left).unwrap_or(0));
+            health.target(&crate::health::TargetId::new(provider, model)).open_in_fleet(now + left);
+        }
+        self.synced.send_modify(|n| *n += 1);
+    }
+
+    /// Tell the fleet a breaker of this replica opened (until when) or closed.
+    async fn push(&self, change: &crate::record::HealthChange) {
+        use crate::health::breaker::Transition;
+        let Some(mut conn) = self.conn() else { return };
+        let target = change.target.as_str().to_owned();
+        let done = match change.transition {
+            Transition::Opened { cooldown, .. } | Transition::Reopened { cooldown } => {
+                let mut call = self.open.key(self.open_key());
+                call.arg(target).arg(u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX));
+                tokio::time::timeout(self.budget, call.invoke_async::<i64>(&mut conn))
+                    .await
+                    .map(|r| r.map(|_| ()))
+            }
+            Transition::Closed => {
+                let mut del = redis::cmd("HDEL");
+                del.arg(self.open_key()).arg(target);
+                tokio::time::timeout(self.budget, del.query_async::<i64>(&mut conn))
+                    .await
+                    .map(|r| r.map(|_| ()))
+            }
+        };
+        self.set_degraded(!matches!(done, Ok(Ok(()))));
+    }
+
+    /// Wait until this replica has read the fleet's open breakers `n` more times.
+    pub async fn synced(&self, n: u64) {
+        let mut rx = self.synced.subscribe();
+        let from = *rx.borrow_and_update();
+        let _ = rx.wait_for(|k| *k >= from + n).await;
     }
 
     async fn try_connect(&self) -> Result<ConnectionManager, redis::RedisError> {

@@ -88,11 +88,16 @@ async fn replicas(n: usize, sim: &Sim, redis_url: &str) -> Vec<Replica> {
     let provider = p("first", "openai", "m1");
     let toml = format!(
         "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/{}\"]\n\n\
-         [state]\nredis_url = \"{redis_url}\"\nbudget = \"200ms\"\n\n\
          [keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = {{ requests_per_minute = 10 }}\n[keys.bob]\nkey_env = \"BOB_KEY\"\n",
         sim.base_url(),
         provider.model,
     );
+    fleet(n, &toml, redis_url).await
+}
+
+/// `n` replicas of the configuration `toml`, sharing the Redis at `redis_url`, each connected.
+async fn fleet(n: usize, toml: &str, redis_url: &str) -> Vec<Replica> {
+    let toml = format!("{toml}\n[state]\nredis_url = \"{redis_url}\"\nbudget = \"200ms\"\n");
     let env = Env::from_pairs([("ALICE_KEY", ALICE), ("BOB_KEY", BOB)]);
     let mut out = Vec::new();
     for _ in 0..n {
@@ -115,7 +120,11 @@ async fn replicas(n: usize, sim: &Sim, redis_url: &str) -> Vec<Replica> {
 
 async fn post(client: &reqwest::Client, base: &str, key: &str) -> Reply {
     let (path, body) = request("openai", "hi", false);
-    let resp = client.post(format!("{base}{path}")).bearer_auth(key).json(&body).send().await.unwrap();
+    let mut req = client.post(format!("{base}{path}")).json(&body);
+    if !key.is_empty() {
+        req = req.bearer_auth(key);
+    }
+    let resp = req.send().await.unwrap();
     Reply::read(resp).await
 }
 
@@ -183,6 +192,51 @@ async fn a_keys_limit_holds_across_three_replicas_and_falls_back_to_each_when_re
         ok += usize::from(s.unwrap() == 200);
     }
     assert_eq!(ok, 10, "shared again: 10 a minute for the whole fleet");
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_breaker_opened_on_one_replica_keeps_the_others_off_that_target() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-br-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let first =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let second =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("second")).await.unwrap();
+    let toml = format!(
+        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\
+         [providers.second]\nkind = \"anthropic\"\nbase_url = \"{}\"\nretries = 0\n\
+         [routes.chat]\ntargets = [\"first/m1\", \"second/m2\"]\n\
+         [health]\nconsecutive_failures = 3\ncooldown = \"30s\"\n",
+        first.base_url(),
+        second.base_url()
+    );
+    let fleet = fleet(3, &toml, &redis.url()).await;
+    let client = reqwest::Client::new();
+    first.push_fault(
+        nines_sim::Fault::new(nines_sim::FaultKind::Status { status: 503, retry_after: None }).times(100),
+    );
+    // Replica A meets three failures in a row (each request saved by the second target): its breaker opens.
+    for _ in 0..3 {
+        assert_eq!(post(&client, &fleet[0].base, "").await.status, 200);
+    }
+    assert_eq!(first.total_hits(), 3);
+    // B and C read the fleet's open breakers within a second or two.
+    for r in &fleet[1..] {
+        let shared = r.app.state.runtime.shared.clone().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), shared.synced(2)).await.expect("no fleet read");
+    }
+    for r in &fleet[1..] {
+        for _ in 0..4 {
+            let reply = post(&client, &r.base, "").await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            assert_eq!(reply.header("x-nines-target"), "second/m2");
+            assert_eq!(reply.header("x-nines-attempts"), "1", "the first target was skipped, not tried");
+        }
+    }
+    assert_eq!(first.total_hits(), 3, "B and C never asked the target A found failing");
     for r in fleet.iter() {
         r.app.shutdown().await;
     }

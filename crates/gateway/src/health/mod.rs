@@ -221,6 +221,8 @@ struct State {
     /// Our key was refused: the provider's fingerprint then, and when it was last tried.
     down: Option<Down>,
     last_probe: Option<Instant>,
+    /// Another replica of the fleet has its breaker open until then (shared through Redis).
+    fleet_open: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -256,6 +258,7 @@ impl TargetHealth {
                 cooling_until: None,
                 down: None,
                 last_probe: None,
+                fleet_open: None,
             }),
             in_flight: AtomicU32::new(0),
             prefill_refused: AtomicBool::new(false),
@@ -307,6 +310,12 @@ impl TargetHealth {
         if let Err(until) = s.headroom.check(now, need) {
             return Admit::Skip(Unavailable::NoHeadroom { until });
         }
+        if let Some(until) = s.fleet_open {
+            if now < until {
+                return Admit::Skip(Unavailable::Open { until: Some(until) });
+            }
+            s.fleet_open = None;
+        }
         let role = if probed && !matches!(s.breaker.state(now), breaker::State::Closed) {
             return Admit::Skip(Unavailable::Open { until: s.breaker.reopens_at() });
         } else {
@@ -322,6 +331,18 @@ impl TargetHealth {
         }
         s.headroom.spend(now, need);
         Admit::Go { role }
+    }
+
+    /// Another replica's breaker for this target is open until `until`: skip it here too (a later local verdict
+    /// still applies once that passes).
+    pub fn open_in_fleet(&self, until: Instant) {
+        let mut s = lock(&self.state);
+        s.fleet_open = Some(s.fleet_open.map_or(until, |u| u.max(until)));
+    }
+
+    /// The fleet's breaker for this target closed (its trial succeeded somewhere).
+    pub fn closed_in_fleet(&self) {
+        lock(&self.state).fleet_open = None;
     }
 
     /// Try it although it is unavailable (every target of the route is). An open breaker gives its one trial
