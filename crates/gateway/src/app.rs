@@ -56,8 +56,10 @@ impl Runtime {
         let admission = Arc::new(crate::admit::Admission::new());
         admission.restore(keys.spend()?);
         admission.admin.set_records(keys.load()?);
+        let shared = crate::shared::Shared::new(&config.protect.state);
         Ok(Runtime {
-            shared: crate::shared::Shared::new(&config.protect.state),
+            responses: ResponseStore::open(&config.responses)?.with_shared(shared.clone()),
+            shared,
             admission,
             keys,
             recorder: Arc::new(
@@ -65,7 +67,6 @@ impl Runtime {
             ),
             health,
             stats,
-            responses: ResponseStore::open(&config.responses)?,
             clients: Clients::default(),
         })
     }

@@ -235,6 +235,78 @@ impl Shared {
         self.set_degraded(!matches!(done, Ok(Ok(()))));
     }
 
+    fn response_key(&self, id: &str) -> String {
+        format!("{}:resp:{id}", self.prefix)
+    }
+
+    /// Keep a stored response for the fleet, for `ttl`; `None` when Redis did not take it in time.
+    pub async fn put_response(
+        &self,
+        id: &str,
+        owner: &str,
+        stored: &crate::store::Stored,
+        ttl: Duration,
+    ) -> Option<()> {
+        let mut conn = self.conn()?;
+        let key = self.response_key(id);
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(&key)
+            .ignore()
+            .hset_multiple(
+                &key,
+                &[
+                    ("owner", owner.as_bytes()),
+                    ("response", &stored.response),
+                    ("conversation", &stored.conversation),
+                ],
+            )
+            .ignore()
+            .pexpire(&key, ms)
+            .ignore();
+        let done = tokio::time::timeout(self.budget, pipe.query_async::<()>(&mut conn)).await;
+        let ok = matches!(done, Ok(Ok(())));
+        self.set_degraded(!ok);
+        ok.then_some(())
+    }
+
+    /// A stored response and its owner: `Some(None)` when Redis has none, `None` when Redis did not answer.
+    pub async fn get_response(&self, id: &str) -> Option<Option<(String, crate::store::Stored)>> {
+        let mut conn = self.conn()?;
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.response_key(id)).arg("owner").arg("response").arg("conversation");
+        let got = tokio::time::timeout(self.budget, cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut conn)).await;
+        let Ok(Ok(fields)) = got else {
+            self.set_degraded(true);
+            return None;
+        };
+        self.set_degraded(false);
+        let mut it = fields.into_iter();
+        let (Some(Some(owner)), Some(Some(response)), Some(Some(conversation))) =
+            (it.next(), it.next(), it.next())
+        else {
+            return Some(None);
+        };
+        let owner = String::from_utf8(owner).ok()?;
+        Some(Some((owner, crate::store::Stored { response, conversation })))
+    }
+
+    /// Forget a stored response; `None` when Redis did not answer.
+    pub async fn delete_response(&self, id: &str) -> Option<bool> {
+        let mut conn = self.conn()?;
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.response_key(id));
+        let done = tokio::time::timeout(self.budget, cmd.query_async::<i64>(&mut conn)).await;
+        match done {
+            Ok(Ok(n)) => Some(n > 0),
+            _ => {
+                self.set_degraded(true);
+                None
+            }
+        }
+    }
+
     /// Wait until this replica has read the fleet's open breakers `n` more times.
     pub async fn synced(&self, n: u64) {
         let mut rx = self.synced.subscribe();

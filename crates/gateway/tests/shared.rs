@@ -241,3 +241,49 @@ async fn a_breaker_opened_on_one_replica_keeps_the_others_off_that_target() {
         r.app.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_responses_conversation_begun_on_one_replica_continues_on_the_others() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-resp-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let toml = format!(
+        "[providers.first]\nkind = \"anthropic\"\nbase_url = \"{}\"\nretries = 0\n[routes.chat]\ntargets = [\"first/m1\"]\n\
+         [keys.alice]\nkey_env = \"ALICE_KEY\"\n[keys.bob]\nkey_env = \"BOB_KEY\"\n",
+        sim.base_url()
+    );
+    let fleet = fleet(3, &toml, &redis.url()).await;
+    let client = reqwest::Client::new();
+    let ask = |base: &str, key: &str, text: &str, previous: Option<&str>| {
+        let mut body = serde_json::json!({"model": "chat", "input": text});
+        if let Some(p) = previous {
+            body["previous_response_id"] = serde_json::json!(p);
+        }
+        client.post(format!("{base}/v1/responses")).bearer_auth(key).json(&body).send()
+    };
+    let a = ask(&fleet[0].base, ALICE, "my name is Ada", None).await.unwrap();
+    assert_eq!(a.status(), 200);
+    let a: serde_json::Value = a.json().await.unwrap();
+    let id = a["id"].as_str().unwrap().to_owned();
+    // B continues it: the provider is sent the whole conversation.
+    let b = ask(&fleet[1].base, ALICE, "what is my name?", Some(&id)).await.unwrap();
+    assert_eq!(b.status(), 200);
+    let b: serde_json::Value = b.json().await.unwrap();
+    let sent = sim.last_request("/v1/messages").unwrap().to_string();
+    assert!(sent.contains("my name is Ada") && sent.contains("what is my name?"), "{sent}");
+    // C continues B's, and another key gets the same 404 as for an unknown id on every replica.
+    let c = ask(&fleet[2].base, ALICE, "and again?", Some(b["id"].as_str().unwrap())).await.unwrap();
+    assert_eq!(c.status(), 200);
+    assert!(sim.last_request("/v1/messages").unwrap().to_string().contains("my name is Ada"));
+    for r in &fleet {
+        let other = ask(&r.base, BOB, "what was it?", Some(&id)).await.unwrap();
+        assert_eq!(other.status(), 404);
+        let got =
+            client.get(format!("{}/v1/responses/{id}", r.base)).bearer_auth(ALICE).send().await.unwrap();
+        assert_eq!(got.status(), 200, "every replica reads it");
+    }
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}

@@ -76,6 +76,8 @@ pub struct ResponseStore {
     max_bytes: u64,
     /// Bytes of responses and conversations kept (kept up to date by every put and delete).
     bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// The fleet's store (Redis), when shared: tried first; this one holds what was kept while Redis was away.
+    shared: Option<Arc<crate::shared::Shared>>,
 }
 
 const SCHEMA: &str = "
@@ -122,6 +124,7 @@ impl ResponseStore {
             max_responses: cfg.max_responses,
             max_bytes: cfg.max_bytes,
             bytes: Arc::new(std::sync::atomic::AtomicU64::new(u64::try_from(bytes).unwrap_or(0))),
+            shared: None,
         })
     }
 
@@ -138,7 +141,22 @@ impl ResponseStore {
 
     /// Keep a response for `owner` (the key that made it: `Caller::owner`); drop what is past retention and the
     /// oldest beyond the count and byte limits.
+    /// Keep responses in the fleet's Redis first (a conversation then continues on any replica).
+    pub fn with_shared(mut self, shared: Option<Arc<crate::shared::Shared>>) -> ResponseStore {
+        self.shared = shared;
+        self
+    }
+
     pub async fn put(&self, id: String, owner: String, stored: Stored, now: u64) -> Result<(), StoreError> {
+        if let Some(s) = &self.shared
+            && s.put_response(&id, &owner, &stored, self.retention).await.is_some()
+        {
+            return Ok(());
+        }
+        self.put_local(id, owner, stored, now).await
+    }
+
+    async fn put_local(&self, id: String, owner: String, stored: Stored, now: u64) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
         let oldest = self.oldest_kept(now);
         let max = i64::try_from(self.max_responses).unwrap_or(i64::MAX);
@@ -196,7 +214,23 @@ impl ResponseStore {
     }
 
     /// A stored response of `owner`'s, unless unknown, expired or another's (all three look the same).
+    /// A stored response of `owner`'s (`None`: anyone's, for the admin), unless unknown, expired or another's (all
+    /// three look the same): from the fleet's Redis, else this replica's own store.
     pub async fn get(
+        &self,
+        id: String,
+        owner: Option<String>,
+        now: u64,
+    ) -> Result<Option<Stored>, StoreError> {
+        if let Some(s) = &self.shared
+            && let Some(Some((by, stored))) = s.get_response(&id).await
+        {
+            return Ok(owner.is_none_or(|o| o == by).then_some(stored));
+        }
+        self.get_local(id, owner, now).await
+    }
+
+    async fn get_local(
         &self,
         id: String,
         owner: Option<String>,
@@ -217,6 +251,17 @@ impl ResponseStore {
 
     /// Forget a response of `owner`'s; whether it was there (and not expired, and `owner`'s).
     pub async fn delete(&self, id: String, owner: Option<String>, now: u64) -> Result<bool, StoreError> {
+        let mut gone = false;
+        if let Some(s) = &self.shared
+            && let Some(Some((by, _))) = s.get_response(&id).await
+            && owner.as_ref().is_none_or(|o| *o == by)
+        {
+            gone = s.delete_response(&id).await.unwrap_or(false);
+        }
+        Ok(self.delete_local(id, owner, now).await? || gone)
+    }
+
+    async fn delete_local(&self, id: String, owner: Option<String>, now: u64) -> Result<bool, StoreError> {
         let oldest = self.oldest_kept(now);
         let bytes = self.bytes.clone();
         self.with(move |c| {
