@@ -78,6 +78,37 @@ end
 return out
 ";
 
+/// A place among a key's concurrent requests, fleet-wide: `KEYS[1]` a sorted set of places by expiry; `ARGV[1]`
+/// the limit, `ARGV[2]` this place's token, `ARGV[3]` its lease in ms (a replica that dies mid-request leaves places
+/// that expire rather than leak). Returns 1 when taken, 0 when the limit is reached.
+const PLACE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+";
+
+/// How long a fleet-wide place lasts if its replica never gives it back (the longest a request may run).
+const LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// A fleet-wide place among a key's concurrent requests; given back when dropped (by the background task: a drop
+/// cannot wait for Redis).
+#[derive(Debug)]
+pub struct Lease {
+    key: String,
+    token: u64,
+    give_back: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let _ = self.give_back.send((std::mem::take(&mut self.key), self.token));
+    }
+}
+
 /// How often Redis is pinged once connected.
 const PING_EVERY: Duration = Duration::from_secs(1);
 
@@ -95,6 +126,9 @@ pub struct Shared {
     gcra: redis::Script,
     open: redis::Script,
     open_now: redis::Script,
+    place: redis::Script,
+    give_back: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
+    given_back: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, u64)>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -116,6 +150,7 @@ impl Shared {
     /// background: a Redis that is down at start delays nothing).
     pub fn new(cfg: &StateConfig) -> Option<Arc<Shared>> {
         let url = cfg.redis_url.clone()?;
+        let (give_back, given_back) = tokio::sync::mpsc::unbounded_channel();
         Some(Arc::new(Shared {
             url,
             budget: cfg.budget,
@@ -127,6 +162,9 @@ impl Shared {
             gcra: redis::Script::new(GCRA),
             open: redis::Script::new(OPEN),
             open_now: redis::Script::new(OPEN_NOW),
+            place: redis::Script::new(PLACE),
+            give_back,
+            given_back: std::sync::Mutex::new(Some(given_back)),
         }))
     }
 
@@ -164,10 +202,13 @@ impl Shared {
         // tell the fleet of this replica's breaker changes.
         let mut every = tokio::time::interval(PING_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let taken = self.given_back.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut given_back) = taken else { return };
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = every.tick() => self.pull(&health).await,
+                Some((key, token)) = given_back.recv() => self.unplace(key, token).await,
                 change = changes.recv() => match change {
                     Ok(c) => self.push(&c).await,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -233,6 +274,31 @@ impl Shared {
             }
         };
         self.set_degraded(!matches!(done, Ok(Ok(()))));
+    }
+
+    /// A fleet-wide place among `name`'s `limit` concurrent requests: `Some(Some(lease))` taken, `Some(None)` none
+    /// free, `None` Redis did not answer in time (the caller counts locally).
+    pub async fn place(&self, name: &str, limit: u32) -> Option<Option<Lease>> {
+        let mut conn = self.conn()?;
+        let key = format!("{}:conc:{name}", self.prefix);
+        let token: u64 = rand::random();
+        let mut call = self.place.key(&key);
+        call.arg(limit).arg(token).arg(u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX));
+        let got = tokio::time::timeout(self.budget, call.invoke_async::<u8>(&mut conn)).await;
+        let Ok(Ok(taken)) = got else {
+            self.set_degraded(true);
+            return None;
+        };
+        self.set_degraded(false);
+        Some((taken == 1).then(|| Lease { key, token, give_back: self.give_back.clone() }))
+    }
+
+    /// Give a fleet-wide place back (a place Redis cannot take back now expires with its lease).
+    async fn unplace(&self, key: String, token: u64) {
+        let Some(mut conn) = self.conn() else { return };
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(key).arg(token);
+        let _ = tokio::time::timeout(self.budget, cmd.query_async::<i64>(&mut conn)).await;
     }
 
     fn response_key(&self, id: &str) -> String {

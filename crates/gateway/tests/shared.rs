@@ -287,3 +287,52 @@ async fn a_responses_conversation_begun_on_one_replica_continues_on_the_others()
         r.app.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_keys_concurrency_holds_across_replicas_and_places_come_back() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-conc-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    sim.set_capacity(Some(nines_sim::Capacity { concurrent: 100, latency_ms: 300 }));
+    let toml = format!(
+        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n[routes.chat]\ntargets = [\"first/m1\"]\n\
+         [keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = {{ concurrency = 3 }}\n",
+        sim.base_url()
+    );
+    let fleet = Arc::new(fleet(3, &toml, &redis.url()).await);
+    let client = reqwest::Client::new();
+    for round in 0..2 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..12 {
+            let (fleet, client) = (fleet.clone(), client.clone());
+            tasks.spawn(async move { post(&client, &fleet[i % 3].base, ALICE).await.status });
+        }
+        let mut ok = 0;
+        while let Some(s) = tasks.join_next().await {
+            ok += usize::from(s.unwrap() == 200);
+        }
+        assert_eq!(ok, 3, "round {round}: 3 at once over the whole fleet");
+        // The places are given back in the background: wait until Redis holds none (bounded).
+        let mut redis_conn = std::os::unix::net::UnixStream::connect(redis.socket.clone()).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..100 {
+            use std::io::{Read, Write};
+            let key = "nines:conc:key alice";
+            redis_conn
+                .write_all(format!("*2\r\n$5\r\nZCARD\r\n${}\r\n{key}\r\n", key.len()).as_bytes())
+                .unwrap();
+            let mut buf = [0u8; 16];
+            let n = redis_conn.read(&mut buf).unwrap();
+            held = buf[..n].to_vec();
+            if held == b":0\r\n" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(String::from_utf8_lossy(&held), ":0\r\n", "every place given back");
+    }
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}

@@ -188,6 +188,8 @@ pub struct Held {
     cost: f64,
     concurrency: bool,
     committed: bool,
+    /// The fleet-wide place this request holds (given back when it ends).
+    lease: Option<crate::shared::Lease>,
 }
 
 impl Account {
@@ -256,7 +258,7 @@ impl Account {
     /// Admit a request of `input` (estimated) input tokens asking for up to `output`, expected to cost `cost`:
     /// every limit is checked, and what was taken is given back if a later one refuses.
     pub fn admit(self: &Arc<Self>, input: u64, output: u64, cost: f64) -> Result<Held, Over> {
-        self.admit_with(input, output, cost, None)
+        self.admit_with(input, output, cost, None, None)
     }
 
     /// [`Account::admit`], with the fleet's verdict on its requests per minute when Redis gave one (`None`: this
@@ -267,6 +269,7 @@ impl Account {
         output: u64,
         cost: f64,
         shared: Option<crate::shared::Verdict>,
+        fleet_place: Option<Option<crate::shared::Lease>>,
     ) -> Result<Held, Over> {
         let lim = self.limiters.load();
         let budget = self.budget();
@@ -277,8 +280,17 @@ impl Account {
             cost: 0.0,
             concurrency: false,
             committed: false,
+            lease: None,
         };
-        if let Some(max) = lim.limits.concurrency {
+        match (lim.limits.concurrency, fleet_place) {
+            // The fleet decided: a place held fleet-wide, or none free.
+            (_, Some(Some(lease))) => held.lease = Some(lease),
+            (Some(max), Some(None)) => {
+                return Err(self.over(Which::Concurrency, f64::from(max), 0.0, Duration::from_secs(1)));
+            }
+            _ => {}
+        }
+        if let Some(max) = lim.limits.concurrency.filter(|_| held.lease.is_none()) {
             let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
             held.concurrency = true;
             if before >= max {

@@ -556,7 +556,11 @@ pub async fn admit(
             (Some(s), Some(n)) => s.per_minute(&account.whose, n).await,
             _ => None,
         };
-        ticket.held.push(account.admit_with(est.input, output, cost, fleet).map_err(Refusal::Over)?);
+        let place = match (shared, limits.concurrency) {
+            (Some(s), Some(n)) => s.place(&account.whose, n).await,
+            _ => None,
+        };
+        ticket.held.push(account.admit_with(est.input, output, cost, fleet, place).map_err(Refusal::Over)?);
     }
     Ok(ticket)
 }
