@@ -3,8 +3,10 @@
 //! says so (`degraded`), and reconnects in the background.
 //!
 //! Shared so far:
-//! - per-key (and per-team) requests per minute, as a GCRA in one Lua script that reads Redis's own clock (`TIME`),
-//!   so replicas with skewed clocks agree and no read-then-write race exists;
+//! - per-key (and per-team) requests per minute (a GCRA) and concurrency (leased places, given back in batches), both
+//!   in one Lua script per request that reads Redis's own clock (`TIME`), so replicas with skewed clocks agree and
+//!   no read-then-write race exists;
+//! - the Responses store (a conversation continues on any replica);
 //! - open breakers: a replica whose breaker opens writes until when (Redis's clock) into one hash; every replica
 //!   reads the hash every second and keeps those targets aside until then; a breaker that closes (its trial
 //!   succeeded) removes its entry.
@@ -32,23 +34,6 @@ impl Default for StateConfig {
         StateConfig { redis_url: None, budget: Duration::from_millis(50), prefix: "nines".to_owned() }
     }
 }
-
-/// GCRA over Redis's clock: `KEYS[1]` the limit's key; `ARGV[1]` the emission interval and `ARGV[2]` the burst
-/// tolerance, both in microseconds. Returns `{1, 0}` when admitted, `{0, µs to wait}` when not.
-const GCRA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-if tat - now > tolerance then
-  return {0, tat - now - tolerance}
-end
-local new = tat + interval
-redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
-return {1, 0}
-";
 
 /// Opening: `KEYS[1]` the hash of open breakers, `ARGV[1]` the target, `ARGV[2]` its cooldown in ms (kept if a
 /// later one is already there).
@@ -78,17 +63,35 @@ end
 return out
 ";
 
-/// A place among a key's concurrent requests, fleet-wide: `KEYS[1]` a sorted set of places by expiry; `ARGV[1]`
-/// the limit, `ARGV[2]` this place's token, `ARGV[3]` its lease in ms (a replica that dies mid-request leaves places
-/// that expire rather than leak). Returns 1 when taken, 0 when the limit is reached.
-const PLACE: &str = r"
+/// Admission of one request against one key's (or team's) fleet-wide limits, in one round trip: its concurrency
+/// (`KEYS[2]`, a sorted set of places by expiry; `ARGV[3]` the limit or 0, `ARGV[4]` the place's token, `ARGV[5]` its
+/// lease in ms) and its requests per minute (`KEYS[1]`, a GCRA; `ARGV[1]` the emission interval and `ARGV[2]` the
+/// burst tolerance in µs, or 0). Returns `{1, 0}` admitted (the place taken), `{2, µs}` over the rate, `{3, 0}` no
+/// place free. On Redis's clock.
+const ADMIT: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-return 1
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now_ms = math.floor(now / 1000)
+local places = tonumber(ARGV[3])
+if places > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+  if redis.call('ZCARD', KEYS[2]) >= places then return {3, 0} end
+end
+local interval = tonumber(ARGV[1])
+if interval > 0 then
+  local tolerance = tonumber(ARGV[2])
+  local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+  if tat < now then tat = now end
+  if tat - now > tolerance then return {2, tat - now - tolerance} end
+  local new = tat + interval
+  redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
+end
+if places > 0 then
+  local lease = tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[2], now_ms + lease, ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], lease)
+end
+return {1, 0}
 ";
 
 /// How long a fleet-wide place lasts if its replica never gives it back (the longest a request may run).
@@ -123,10 +126,9 @@ pub struct Shared {
     up: tokio::sync::watch::Sender<bool>,
     /// Fleet reads done so far (each second's pull of open breakers).
     synced: tokio::sync::watch::Sender<u64>,
-    gcra: redis::Script,
     open: redis::Script,
     open_now: redis::Script,
-    place: redis::Script,
+    admit: redis::Script,
     give_back: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
     given_back: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, u64)>>>,
 }
@@ -159,10 +161,9 @@ impl Shared {
             degraded: AtomicBool::new(true),
             up: tokio::sync::watch::Sender::new(false),
             synced: tokio::sync::watch::Sender::new(0),
-            gcra: redis::Script::new(GCRA),
             open: redis::Script::new(OPEN),
             open_now: redis::Script::new(OPEN_NOW),
-            place: redis::Script::new(PLACE),
+            admit: redis::Script::new(ADMIT),
             give_back,
             given_back: std::sync::Mutex::new(Some(given_back)),
         }))
@@ -208,7 +209,17 @@ impl Shared {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = every.tick() => self.pull(&health).await,
-                Some((key, token)) = given_back.recv() => self.unplace(key, token).await,
+                Some(first) = given_back.recv() => {
+                    // All that are waiting, in one round trip: requests end far faster than one at a time.
+                    let mut batch = vec![first];
+                    while batch.len() < 4096 {
+                        match given_back.try_recv() {
+                            Ok(x) => batch.push(x),
+                            Err(_) => break,
+                        }
+                    }
+                    self.unplace(batch).await;
+                }
                 change = changes.recv() => match change {
                     Ok(c) => self.push(&c).await,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -276,29 +287,16 @@ impl Shared {
         self.set_degraded(!matches!(done, Ok(Ok(()))));
     }
 
-    /// A fleet-wide place among `name`'s `limit` concurrent requests: `Some(Some(lease))` taken, `Some(None)` none
-    /// free, `None` Redis did not answer in time (the caller counts locally).
-    pub async fn place(&self, name: &str, limit: u32) -> Option<Option<Lease>> {
-        let mut conn = self.conn()?;
-        let key = format!("{}:conc:{name}", self.prefix);
-        let token: u64 = rand::random();
-        let mut call = self.place.key(&key);
-        call.arg(limit).arg(token).arg(u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX));
-        let got = tokio::time::timeout(self.budget, call.invoke_async::<u8>(&mut conn)).await;
-        let Ok(Ok(taken)) = got else {
-            self.set_degraded(true);
-            return None;
-        };
-        self.set_degraded(false);
-        Some((taken == 1).then(|| Lease { key, token, give_back: self.give_back.clone() }))
-    }
-
-    /// Give a fleet-wide place back (a place Redis cannot take back now expires with its lease).
-    async fn unplace(&self, key: String, token: u64) {
+    /// Give fleet-wide places back, in one pipeline (a place Redis cannot take back now expires with its lease).
+    async fn unplace(&self, mut places: Vec<(String, u64)>) {
         let Some(mut conn) = self.conn() else { return };
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(key).arg(token);
-        let _ = tokio::time::timeout(self.budget, cmd.query_async::<i64>(&mut conn)).await;
+        places.sort_unstable();
+        let mut pipe = redis::pipe();
+        for group in places.chunk_by(|a, b| a.0 == b.0) {
+            let Some((key, _)) = group.first() else { continue };
+            pipe.zrem(key, group.iter().map(|(_, t)| *t).collect::<Vec<_>>()).ignore();
+        }
+        let _ = tokio::time::timeout(self.budget, pipe.query_async::<()>(&mut conn)).await;
     }
 
     fn response_key(&self, id: &str) -> String {
@@ -411,35 +409,38 @@ impl Shared {
         self.degraded.load(Ordering::Acquire)
     }
 
-    /// A request against `name`'s limit of `per_minute` (burst: a minute's worth), decided by Redis; `None` when
-    /// Redis cannot answer within the budget (the caller uses its local state).
-    pub async fn per_minute(&self, name: &str, per_minute: u32) -> Option<Verdict> {
-        let conn = self.conn.load_full()?;
-        let mut conn = (*conn).clone();
-        let interval = 60_000_000 / u64::from(per_minute.max(1));
-        let tolerance = interval * u64::from(per_minute.max(1) - 1);
-        let key = format!("{}:rpm:{name}:{per_minute}", self.prefix);
-        let mut call = self.gcra.key(key);
-        call.arg(interval).arg(tolerance);
-        let answer = tokio::time::timeout(self.budget, call.invoke_async::<(u8, u64)>(&mut conn)).await;
-        match answer {
-            Ok(Ok((1, _))) => {
-                self.set_degraded(false);
-                Some(Verdict::Admitted)
+    /// A request against `name`'s fleet-wide requests per minute and concurrency, in one round trip: what each
+    /// says (the rate as a GCRA, the concurrency as leased places), or `None` when Redis cannot answer in time.
+    pub async fn admit(
+        &self,
+        name: &str,
+        per_minute: Option<u32>,
+        concurrency: Option<u32>,
+    ) -> Option<(Option<Verdict>, Option<Option<Lease>>)> {
+        let mut conn = self.conn()?;
+        let (interval, tolerance) = match per_minute {
+            Some(n) => {
+                let interval = (60_000_000 / u64::from(n.max(1))).max(1);
+                (interval, interval * u64::from(n.max(1) - 1))
             }
-            Ok(Ok((_, wait_us))) => {
-                self.set_degraded(false);
-                Some(Verdict::Wait(Duration::from_micros(wait_us)))
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(target: "nines::shared", "Redis: {e}");
-                self.set_degraded(true);
-                None
-            }
-            Err(_) => {
-                self.set_degraded(true);
-                None
-            }
-        }
+            None => (0, 0),
+        };
+        let places = format!("{}:conc:{name}", self.prefix);
+        let token: u64 = rand::random();
+        let mut call = self.admit.key(format!("{}:rpm:{name}:{}", self.prefix, per_minute.unwrap_or(0)));
+        call.key(&places).arg(interval).arg(tolerance).arg(concurrency.unwrap_or(0)).arg(token);
+        call.arg(u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX));
+        let got = tokio::time::timeout(self.budget, call.invoke_async::<(u8, u64)>(&mut conn)).await;
+        let Ok(Ok((code, wait_us))) = got else {
+            self.set_degraded(true);
+            return None;
+        };
+        self.set_degraded(false);
+        let lease = || Lease { key: places.clone(), token, give_back: self.give_back.clone() };
+        Some(match code {
+            1 => (per_minute.map(|_| Verdict::Admitted), concurrency.map(|_| Some(lease()))),
+            2 => (Some(Verdict::Wait(Duration::from_micros(wait_us))), None),
+            _ => (None, Some(None)),
+        })
     }
 }

@@ -552,13 +552,13 @@ pub async fn admit(
     for account in [&id.account, &id.team_account].into_iter().flatten() {
         let limits = account.limits();
         let output = limits.output_tokens_per_minute.map_or(est.output, |l| est.output.min(l));
-        let fleet = match (shared, limits.requests_per_minute) {
-            (Some(s), Some(n)) => s.per_minute(&account.whose, n).await,
-            _ => None,
-        };
-        let place = match (shared, limits.concurrency) {
-            (Some(s), Some(n)) => s.place(&account.whose, n).await,
-            _ => None,
+        // Both fleet-wide limits in one round trip.
+        let (fleet, place) = match shared {
+            Some(s) if limits.requests_per_minute.is_some() || limits.concurrency.is_some() => s
+                .admit(&account.whose, limits.requests_per_minute, limits.concurrency)
+                .await
+                .unwrap_or((None, None)),
+            _ => (None, None),
         };
         ticket.held.push(account.admit_with(est.input, output, cost, fleet, place).map_err(Refusal::Over)?);
     }
