@@ -387,6 +387,9 @@ impl App {
             tracing::warn!(target: "nines::status", "cannot write the status store: {e}");
         }
         write_spend(&self.state.runtime).await;
+        if let Some(shared) = &self.state.runtime.shared {
+            shared.give_back_all().await;
+        }
         // The last spans: a bounded wait, off the runtime's threads.
         let recorder = self.state.runtime.recorder.clone();
         if recorder.traces.is_some() {

@@ -106,9 +106,18 @@ pub struct Lease {
     give_back: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
 }
 
+impl Lease {
+    /// A lease for a place never taken: dropped without a word to Redis.
+    fn disarm(mut self) {
+        self.key.clear();
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
-        let _ = self.give_back.send((std::mem::take(&mut self.key), self.token));
+        if !self.key.is_empty() {
+            let _ = self.give_back.send((std::mem::take(&mut self.key), self.token));
+        }
     }
 }
 
@@ -207,7 +216,11 @@ impl Shared {
         let Some(mut given_back) = taken else { return };
         loop {
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => {
+                    // Requests still draining give their places back after this: `give_back_all` at the end.
+                    *self.given_back.lock().unwrap_or_else(|p| p.into_inner()) = Some(given_back);
+                    return;
+                }
                 _ = every.tick() => self.pull(&health).await,
                 Some(first) = given_back.recv() => {
                     // All that are waiting, in one round trip: requests end far faster than one at a time.
@@ -233,6 +246,15 @@ impl Shared {
         self.conn.load_full().map(|c| (*c).clone())
     }
 
+    /// The connection for a client request's call: none while degraded (requests then use local state at once
+    /// rather than each waiting its budget; the background read each second finds Redis again).
+    fn request_conn(&self) -> Option<ConnectionManager> {
+        if self.degraded() {
+            return None;
+        }
+        self.conn()
+    }
+
     fn open_key(&self) -> String {
         format!("{}:open", self.prefix)
     }
@@ -249,6 +271,7 @@ impl Shared {
         };
         self.set_degraded(false);
         let now = tokio::time::Instant::now();
+        let mut open = std::collections::HashSet::new();
         for pair in values.get(1..).unwrap_or_default().chunks(2) {
             let (Some(redis::Value::BulkString(target)), Some(redis::Value::Int(left))) =
                 (pair.first(), pair.get(1))
@@ -258,7 +281,18 @@ impl Shared {
             let Ok(target) = std::str::from_utf8(target) else { continue };
             let Some((provider, model)) = target.split_once('/') else { continue };
             let left = Duration::from_millis(u64::try_from(*left).unwrap_or(0));
-            health.target(&crate::health::TargetId::new(provider, model)).open_in_fleet(now + left);
+            // Only targets this replica knows (a client-named one it never saw is not remembered for the fleet).
+            let id = crate::health::TargetId::new(provider, model);
+            if let Some(t) = health.known(&id) {
+                t.open_in_fleet(now + left);
+            }
+            open.insert(id);
+        }
+        // A breaker closed elsewhere (its entry gone): its target is no longer kept aside here.
+        for t in health.all() {
+            if !open.contains(&t.id) {
+                t.closed_in_fleet();
+            }
         }
         self.synced.send_modify(|n| *n += 1);
     }
@@ -287,6 +321,19 @@ impl Shared {
         self.set_degraded(!matches!(done, Ok(Ok(()))));
     }
 
+    /// At shutdown, once every request has ended: give back the places still waiting to be.
+    pub async fn give_back_all(&self) {
+        let taken = self.given_back.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut given_back) = taken else { return };
+        let mut batch = Vec::new();
+        while let Ok(x) = given_back.try_recv() {
+            batch.push(x);
+        }
+        if !batch.is_empty() {
+            self.unplace(batch).await;
+        }
+    }
+
     /// Give fleet-wide places back, in one pipeline (a place Redis cannot take back now expires with its lease).
     async fn unplace(&self, mut places: Vec<(String, u64)>) {
         let Some(mut conn) = self.conn() else { return };
@@ -311,7 +358,7 @@ impl Shared {
         stored: &crate::store::Stored,
         ttl: Duration,
     ) -> Option<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.request_conn()?;
         let key = self.response_key(id);
         let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let mut pipe = redis::pipe();
@@ -337,7 +384,7 @@ impl Shared {
 
     /// A stored response and its owner: `Some(None)` when Redis has none, `None` when Redis did not answer.
     pub async fn get_response(&self, id: &str) -> Option<Option<(String, crate::store::Stored)>> {
-        let mut conn = self.conn()?;
+        let mut conn = self.request_conn()?;
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(self.response_key(id)).arg("owner").arg("response").arg("conversation");
         let got = tokio::time::timeout(self.budget, cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut conn)).await;
@@ -358,7 +405,7 @@ impl Shared {
 
     /// Forget a stored response; `None` when Redis did not answer.
     pub async fn delete_response(&self, id: &str) -> Option<bool> {
-        let mut conn = self.conn()?;
+        let mut conn = self.request_conn()?;
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.response_key(id));
         let done = tokio::time::timeout(self.budget, cmd.query_async::<i64>(&mut conn)).await;
@@ -416,8 +463,9 @@ impl Shared {
         name: &str,
         per_minute: Option<u32>,
         concurrency: Option<u32>,
+        longest: Duration,
     ) -> Option<(Option<Verdict>, Option<Option<Lease>>)> {
-        let mut conn = self.conn()?;
+        let mut conn = self.request_conn()?;
         let (interval, tolerance) = match per_minute {
             Some(n) => {
                 let interval = (60_000_000 / u64::from(n.max(1))).max(1);
@@ -427,18 +475,26 @@ impl Shared {
         };
         let places = format!("{}:conc:{name}", self.prefix);
         let token: u64 = rand::random();
+        // Made before the call: whatever becomes of it (Redis slower than the budget but still running the script,
+        // the request dropped mid-wait), a place it may have taken is given back unless it is kept below.
+        let lease = Lease { key: places.clone(), token, give_back: self.give_back.clone() };
+        // As long as the longest request may run (a stream over its deadline never outlives its place).
+        let lease_ms = u64::try_from(longest.max(LEASE).as_millis()).unwrap_or(u64::MAX);
         let mut call = self.admit.key(format!("{}:rpm:{name}:{}", self.prefix, per_minute.unwrap_or(0)));
-        call.key(&places).arg(interval).arg(tolerance).arg(concurrency.unwrap_or(0)).arg(token);
-        call.arg(u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX));
+        call.key(&places).arg(interval).arg(tolerance).arg(concurrency.unwrap_or(0)).arg(token).arg(lease_ms);
         let got = tokio::time::timeout(self.budget, call.invoke_async::<(u8, u64)>(&mut conn)).await;
         let Ok(Ok((code, wait_us))) = got else {
             self.set_degraded(true);
             return None;
         };
         self.set_degraded(false);
-        let lease = || Lease { key: places.clone(), token, give_back: self.give_back.clone() };
         Some(match code {
-            1 => (per_minute.map(|_| Verdict::Admitted), concurrency.map(|_| Some(lease()))),
+            1 if concurrency.is_some() => (per_minute.map(|_| Verdict::Admitted), Some(Some(lease))),
+            1 => {
+                // No place was taken: nothing to give back.
+                lease.disarm();
+                (per_minute.map(|_| Verdict::Admitted), None)
+            }
             2 => (Some(Verdict::Wait(Duration::from_micros(wait_us))), None),
             _ => (None, Some(None)),
         })

@@ -40,7 +40,7 @@ impl Redis {
         let mut child = std::process::Command::new(bin)
             .args(["--port", "0", "--unixsocket"])
             .arg(&socket)
-            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .args(["--save", "", "--appendonly", "no", "--enable-debug-command", "yes", "--dir"])
             .arg(dir)
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -335,4 +335,39 @@ async fn a_keys_concurrency_holds_across_replicas_and_places_come_back() {
     for r in fleet.iter() {
         r.app.shutdown().await;
     }
+}
+
+/// A Redis that hangs (here `DEBUG SLEEP`): no request waits for it past `[state] budget`, none fails, and while
+/// the fleet view is degraded requests do not ask it at all.
+#[tokio::test]
+async fn a_hung_redis_costs_a_request_at_most_its_budget() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-hang-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let fleet = replicas(1, &sim, &redis.url()).await;
+    let client = reqwest::Client::new();
+    assert_eq!(post(&client, &fleet[0].base, ALICE).await.status, 200);
+    // Redis stops answering for 3 s.
+    let socket = redis.socket.clone();
+    let hang = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        s.write_all(b"*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$1\r\n3\r\n").unwrap();
+        let mut buf = [0u8; 8];
+        let _ = s.read(&mut buf);
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        let t0 = tokio::time::Instant::now();
+        let r = post(&client, &fleet[0].base, ALICE).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        slowest = slowest.max(t0.elapsed());
+    }
+    // The first waits its budget (200 ms), the others none: the view is degraded.
+    assert!(slowest < Duration::from_millis(1000), "a request waited {slowest:?} for a hung Redis");
+    assert!(fleet[0].app.state.runtime.shared.as_ref().unwrap().degraded());
+    hang.join().unwrap();
+    fleet[0].app.shutdown().await;
 }

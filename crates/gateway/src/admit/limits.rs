@@ -290,10 +290,12 @@ impl Account {
             }
             _ => {}
         }
-        if let Some(max) = lim.limits.concurrency.filter(|_| held.lease.is_none()) {
+        // Counted here whoever decides (so that this replica still knows its own if Redis goes away); refused here
+        // only when the fleet did not decide.
+        if let Some(max) = lim.limits.concurrency {
             let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
             held.concurrency = true;
-            if before >= max {
+            if before >= max && held.lease.is_none() {
                 return Err(self.over(Which::Concurrency, f64::from(max), 0.0, Duration::from_secs(1)));
             }
         }

@@ -502,6 +502,8 @@ pub struct Estimate {
     pub input: u64,
     pub output: u64,
     pub price: Option<Price>,
+    /// The longest the request may run (its deadline): how long a fleet-wide place is leased for.
+    pub longest: std::time::Duration,
 }
 
 /// What an admitted request holds of its key's and team's limits.
@@ -555,7 +557,7 @@ pub async fn admit(
         // Both fleet-wide limits in one round trip.
         let (fleet, place) = match shared {
             Some(s) if limits.requests_per_minute.is_some() || limits.concurrency.is_some() => s
-                .admit(&account.whose, limits.requests_per_minute, limits.concurrency)
+                .admit(&account.whose, limits.requests_per_minute, limits.concurrency, est.longest)
                 .await
                 .unwrap_or((None, None)),
             _ => (None, None),

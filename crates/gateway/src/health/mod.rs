@@ -181,6 +181,11 @@ impl Health {
         t
     }
 
+    /// The health of a target already remembered, if it is.
+    pub fn known(&self, id: &TargetId) -> Option<Arc<TargetHealth>> {
+        lock(&self.targets).get(id).cloned()
+    }
+
     /// Every remembered target, for reports.
     pub fn all(&self) -> Vec<Arc<TargetHealth>> {
         let mut v: Vec<_> = lock(&self.targets).values().cloned().collect();

@@ -173,7 +173,8 @@ pub(super) async fn admit(
             format!("no price for {target} in [prices]: a key with a budget may use only priced models");
         return Err(ApiError::Forbidden { message });
     }
-    let est = crate::admit::Estimate { input, output, price };
+    let longest = authed.snap.config.dispatch.deadline;
+    let est = crate::admit::Estimate { input, output, price, longest };
     let shared = app.runtime.shared.as_deref();
     let ticket = crate::admit::admit(&authed.caller, route, est, shared).await.map_err(ApiError::from)?;
     Ok(Admitted {

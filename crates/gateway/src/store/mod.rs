@@ -57,6 +57,9 @@ pub enum StoreError {
     Query(#[from] rusqlite::Error),
     #[error("responses store task failed")]
     Join(#[from] tokio::task::JoinError),
+    /// The fleet's store did not answer, and this replica has no copy: unknown is not the same as gone.
+    #[error("the fleet's responses store (Redis) did not answer")]
+    Unavailable,
 }
 
 /// One stored response.
@@ -222,12 +225,17 @@ impl ResponseStore {
         owner: Option<String>,
         now: u64,
     ) -> Result<Option<Stored>, StoreError> {
-        if let Some(s) = &self.shared
-            && let Some(Some((by, stored))) = s.get_response(&id).await
-        {
-            return Ok(owner.is_none_or(|o| o == by).then_some(stored));
+        let Some(s) = &self.shared else { return self.get_local(id, owner, now).await };
+        match s.get_response(&id).await {
+            Some(Some((by, stored))) => Ok(owner.is_none_or(|o| o == by).then_some(stored)),
+            Some(None) => self.get_local(id, owner, now).await,
+            // Redis did not answer: this replica's copy (kept while Redis was away), else "unavailable" rather
+            // than a 404 for a conversation that may well exist.
+            None => match self.get_local(id, owner, now).await? {
+                Some(found) => Ok(Some(found)),
+                None => Err(StoreError::Unavailable),
+            },
         }
-        self.get_local(id, owner, now).await
     }
 
     async fn get_local(
@@ -252,11 +260,15 @@ impl ResponseStore {
     /// Forget a response of `owner`'s; whether it was there (and not expired, and `owner`'s).
     pub async fn delete(&self, id: String, owner: Option<String>, now: u64) -> Result<bool, StoreError> {
         let mut gone = false;
-        if let Some(s) = &self.shared
-            && let Some(Some((by, _))) = s.get_response(&id).await
-            && owner.as_ref().is_none_or(|o| *o == by)
-        {
-            gone = s.delete_response(&id).await.unwrap_or(false);
+        if let Some(s) = &self.shared {
+            match s.get_response(&id).await {
+                Some(Some((by, _))) if owner.as_ref().is_none_or(|o| *o == by) => {
+                    gone = s.delete_response(&id).await.ok_or(StoreError::Unavailable)?;
+                }
+                Some(_) => {}
+                // Not known to be gone from the fleet: refused rather than half done.
+                None => return Err(StoreError::Unavailable),
+            }
         }
         Ok(self.delete_local(id, owner, now).await? || gone)
     }
