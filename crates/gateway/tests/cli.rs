@@ -241,3 +241,79 @@ fn sighup_reloads_the_file_and_no_provider_key_reaches_a_log_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Replicas stopped during load, as real processes: SIGTERM drains (every request it held is answered), SIGKILL
+/// loses exactly the requests it held (their connections reset) and the other replica serves on. Counted.
+#[test]
+fn a_replica_stopped_during_load_loses_none_with_sigterm_and_only_what_it_held_with_sigkill() {
+    let (_sim, sim) = start(&["sim", "--listen", "127.0.0.1:0", "--name", "slow"]);
+    // Every answer takes 600 ms: requests are in flight when the signal comes.
+    let fault = r#"{"kind":"delay","ms":600,"count":100000}"#;
+    assert!(http(&sim, "POST", "/_sim/faults", "", fault).starts_with("HTTP/1.1 2"));
+    let dir = std::env::temp_dir().join(format!("nines-cli-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nines.toml");
+    std::fs::write(
+        &path,
+        format!("[providers.slow]\nkind = \"anthropic\"\nbase_url = \"{sim}\"\nretries = 0\n[routes.chat]\ntargets = [\"slow/m\"]\n"),
+    )
+    .unwrap();
+    let config = path.to_str().unwrap().to_owned();
+    let body = r#"{"model":"chat","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"#;
+    // `n` requests at once to `base`; each one's answer (or "" when its connection failed).
+    let burst = |base: &str, n: usize| {
+        (0..n)
+            .map(|_| {
+                let base = base.to_owned();
+                std::thread::spawn(move || {
+                    std::panic::catch_unwind(|| http(&base, "POST", "/v1/messages", "", body))
+                        .unwrap_or_default()
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    // Until the simulator has received `n` requests in all: they are then held by the replicas (bounded wait on
+    // what can be observed, not a guess).
+    let received = |n: u64| {
+        for _ in 0..500 {
+            let hits = http(&sim, "GET", "/_sim/hits", "", "");
+            let total = hits.split("\"total\":").nth(1).and_then(|r| {
+                r.split(|c: char| !c.is_ascii_digit()).next().and_then(|d| d.parse::<u64>().ok())
+            });
+            if total.is_some_and(|t| t >= n) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the simulator never received {n} requests");
+    };
+    let (a, base_a) = start(&["serve", "--config", &config, "--listen", "127.0.0.1:0"]);
+    let (b, base_b) = start(&["serve", "--config", &config, "--listen", "127.0.0.1:0"]);
+
+    // SIGTERM with 12 in flight: all 12 answered.
+    let held = burst(&base_a, 12);
+    received(12);
+    let pid = a.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let answered =
+        held.into_iter().map(|t| t.join().unwrap()).filter(|r| r.starts_with("HTTP/1.1 200")).count();
+    assert_eq!(answered, 12, "SIGTERM lost {} of 12", 12 - answered);
+    drop(a);
+
+    // SIGKILL with 12 in flight on B, while C serves 12 of its own: B's 12 are lost, C's 12 are not.
+    let (_c, base_c) = start(&["serve", "--config", &config, "--listen", "127.0.0.1:0"]);
+    let held = burst(&base_b, 12);
+    let elsewhere = burst(&base_c, 12);
+    received(36);
+    let pid = b.0.id().to_string();
+    assert!(Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let lost = held.into_iter().map(|t| t.join().unwrap()).filter(|r| !r.starts_with("HTTP/1.1 200")).count();
+    let served =
+        elsewhere.into_iter().map(|t| t.join().unwrap()).filter(|r| r.starts_with("HTTP/1.1 200")).count();
+    eprintln!(
+        "SIGTERM: 12 of 12 answered; SIGKILL: {lost} of 12 held lost, the other replica served {served} of 12"
+    );
+    assert_eq!(lost, 12, "only what it held, and all of it");
+    assert_eq!(served, 12);
+    let _ = std::fs::remove_dir_all(&dir);
+}
