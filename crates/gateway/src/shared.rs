@@ -235,7 +235,8 @@ impl Shared {
                 }
                 change = changes.recv() => match change {
                     Ok(c) => self.push(&c).await,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    // Changes were missed: read the fleet's view now rather than at the next tick.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.pull(&health).await,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
             }

@@ -280,6 +280,10 @@ mod tests {
         // Retention.
         a.write(&[], &[], 11).unwrap();
         assert_eq!(a.counts("route:chat", 0, u64::MAX).unwrap().total, 1);
-        let _ = std::fs::remove_file(&dir);
+        // Closed first, then every file of it (its write-ahead log and shared memory too).
+        drop((a, b));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", dir.display()));
+        }
     }
 }
