@@ -355,31 +355,6 @@ impl Account {
         }
         Ok(held)
     }
-
-    /// What is left of each per-minute limit now: (limit, remaining, reset) for requests, input and output tokens.
-    pub fn headroom(&self) -> Headroom {
-        let lim = self.limiters.load();
-        let now = self.clock.now();
-        let tokens = |r: &Option<TokenRate>| {
-            r.as_ref().map(|r| {
-                let (left, reset) = r.remaining(now);
-                (r.per_minute, left, reset)
-            })
-        };
-        let requests = lim.limits.requests_per_minute.map(|n| {
-            // Not consuming: governor tells what is left only on a check, so this is the limit's own figure.
-            (u64::from(n), u64::from(n), Duration::ZERO)
-        });
-        Headroom { requests, input: tokens(&lim.input), output: tokens(&lim.output) }
-    }
-}
-
-/// `(limit, remaining, time until fully reset)` per limit.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Headroom {
-    pub requests: Option<(u64, u64, Duration)>,
-    pub input: Option<(u64, u64, Duration)>,
-    pub output: Option<(u64, u64, Duration)>,
 }
 
 impl Held {

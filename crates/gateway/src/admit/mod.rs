@@ -187,10 +187,6 @@ impl Keyring {
         !self.closed && self.by_digest.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.by_digest.len()
-    }
-
     pub fn identities(&self) -> impl Iterator<Item = &Arc<Identity>> {
         self.by_digest.values()
     }
@@ -398,37 +394,28 @@ impl Admission {
 
     /// Rebuild the admin keys' identities from their records (at start, after a change, after a reload: team
     /// limits may have changed).
+    /// The identity of a key made through the admin API: by the record's id, never its name (a made key named like a
+    /// configured one must not touch that key's account).
+    pub fn admin_identity(&self, r: &KeyRecord, protect: &Protect) -> Identity {
+        Identity {
+            id: r.id.clone().into(),
+            name: r.name.clone().into(),
+            team: r.team.clone().map(Into::into),
+            routes: r.routes.iter().map(|x| x.clone().into()).collect(),
+            priority: Priority::parse(&r.priority).unwrap_or_default(),
+            set_priority: r.set_priority,
+            owner: format!("key:{}", r.id).into(),
+            source: Source::Admin,
+            account: self.account(&format!("key {}", r.id), r.limits, r.budget),
+            team_account: self.team_account(r.team.as_deref(), protect),
+        }
+    }
+
     pub fn rebuild_admin(&self, protect: &Protect) {
         let records = self.admin.records.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut map = HashMap::new();
-        for r in &records {
-            let k = KeyConfig {
-                name: r.name.clone(),
-                secret: crate::config::protect::KeySecret::Sha256([0; 32]),
-                team: r.team.clone(),
-                routes: r.routes.clone(),
-                priority: Priority::parse(&r.priority).unwrap_or_default(),
-                set_priority: r.set_priority,
-                limits: r.limits,
-                budget: r.budget,
-            };
-            if r.revoked {
-                continue;
-            }
-            // By the record's id, never its name: a made key named like a configured one must not touch that
-            // key's account.
-            let identity = Arc::new(Identity {
-                id: r.id.clone().into(),
-                name: k.name.into(),
-                team: k.team.clone().map(Into::into),
-                routes: k.routes.iter().map(|x| x.clone().into()).collect(),
-                priority: k.priority,
-                set_priority: k.set_priority,
-                owner: format!("key:{}", r.id).into(),
-                source: Source::Admin,
-                account: self.account(&format!("key {}", r.id), r.limits, r.budget),
-                team_account: self.team_account(k.team.as_deref(), protect),
-            });
+        for r in records.iter().filter(|r| !r.revoked) {
+            let identity = Arc::new(self.admin_identity(r, protect));
             for s in &r.secrets {
                 if let Some(d) = crate::config::protect::parse_sha256(&s.sha256) {
                     map.insert(d, AdminEntry { identity: identity.clone(), not_after: s.not_after });
@@ -479,10 +466,6 @@ impl Admission {
         entry.hold(bytes, share(max_bytes))?;
         Ok(entry)
     }
-
-    pub fn in_flight(&self) -> u32 {
-        self.door.in_flight.load(Ordering::Relaxed)
-    }
 }
 
 /// Why a request was not admitted.
@@ -528,10 +511,6 @@ impl Ticket {
         for h in &mut self.held {
             h.settle(input, output, cost);
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
     }
 }
 

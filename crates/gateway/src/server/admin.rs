@@ -92,27 +92,10 @@ pub async fn list(State(app): State<Arc<AppState>>, _: AdminOnly) -> Response {
     let records = app.runtime.admission.admin.records.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let protect = &snap.config.protect;
     for r in records.iter().filter(|r| !r.revoked) {
-        let identity = made(&app, r, protect);
+        let identity = app.runtime.admission.admin_identity(r, protect);
         data.push(view(&identity, &r.secrets, Some(r.created)));
     }
     axum::Json(json!({"object": "list", "data": data})).into_response()
-}
-
-/// The identity of a record as the admission has it (its account shared).
-fn made(app: &AppState, r: &KeyRecord, protect: &crate::config::protect::Protect) -> Identity {
-    let admission = &app.runtime.admission;
-    Identity {
-        id: r.id.clone().into(),
-        name: r.name.clone().into(),
-        team: r.team.clone().map(Into::into),
-        routes: r.routes.iter().map(|x| x.clone().into()).collect(),
-        priority: Priority::parse(&r.priority).unwrap_or_default(),
-        set_priority: r.set_priority,
-        owner: format!("key:{}", r.id).into(),
-        source: crate::admit::Source::Admin,
-        account: admission.account(&format!("key {}", r.id), r.limits, r.budget),
-        team_account: admission.team_account(r.team.as_deref(), protect),
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,7 +188,11 @@ pub async fn create(State(app): State<Arc<AppState>>, _: AdminOnly, body: Bytes)
     admission.admin.set_records(records);
     admission.rebuild_admin(&snap.config.protect);
     tracing::info!(target: "nines::keys", id = %record.id, name = %record.name, "key created");
-    let mut v = view(&made(&app, &record, &snap.config.protect), &record.secrets, Some(record.created));
+    let mut v = view(
+        &app.runtime.admission.admin_identity(&record, &snap.config.protect),
+        &record.secrets,
+        Some(record.created),
+    );
     v["key"] = Value::String(secret);
     (StatusCode::CREATED, axum::Json(v)).into_response()
 }
@@ -267,7 +254,11 @@ pub async fn rotate(
     let snap = app.snapshot();
     admission.rebuild_admin(&snap.config.protect);
     tracing::info!(target: "nines::keys", id = %record.id, overlap_s = overlap.as_secs(), "key rotated");
-    let mut v = view(&made(&app, &record, &snap.config.protect), &record.secrets, Some(record.created));
+    let mut v = view(
+        &app.runtime.admission.admin_identity(&record, &snap.config.protect),
+        &record.secrets,
+        Some(record.created),
+    );
     v["key"] = Value::String(secret);
     axum::Json(v).into_response()
 }
