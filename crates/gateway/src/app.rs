@@ -57,14 +57,17 @@ impl Runtime {
         admission.restore(keys.spend()?);
         admission.admin.set_records(keys.load()?);
         let shared = crate::shared::Shared::new(&config.protect.state);
+        let recorder = Arc::new(
+            Recorder::new(health.clone(), stats.clone())
+                .with_traces(Traces::start(&config.traces)?)
+                .with_shared(shared.clone()),
+        );
         Ok(Runtime {
             responses: ResponseStore::open(&config.responses)?.with_shared(shared.clone()),
             shared,
             admission,
             keys,
-            recorder: Arc::new(
-                Recorder::new(health.clone(), stats.clone()).with_traces(Traces::start(&config.traces)?),
-            ),
+            recorder,
             health,
             stats,
             clients: Clients::default(),
@@ -368,9 +371,14 @@ impl App {
         self.state.tracker.spawn(write_status(self.state.clone(), token.clone()));
         self.state.tracker.spawn(watch_config(self.state.clone(), token.clone()));
         if let Some(shared) = self.state.runtime.shared.clone() {
-            let (health, changes) =
-                (self.state.runtime.health.clone(), self.state.runtime.recorder.subscribe());
-            self.state.tracker.spawn(shared.connect(token.clone(), health, changes));
+            let rt = &self.state.runtime;
+            let local = crate::shared::Local {
+                health: rt.health.clone(),
+                changes: rt.recorder.subscribe(),
+                stats: rt.stats.clone(),
+                admission: rt.admission.clone(),
+            };
+            self.state.tracker.spawn(shared.connect(token.clone(), local));
         }
         let edge = self.state.snapshot().config.protect.server;
         crate::server::listen::serve(listener, self.router(), edge, token, self.state.tracker.clone()).await

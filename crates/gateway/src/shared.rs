@@ -2,14 +2,25 @@
 //! than `[state] budget`: past it, or with Redis down, every replica falls back to its own local state at once and
 //! says so (`degraded`), and reconnects in the background.
 //!
-//! Shared so far:
+//! Shared:
 //! - per-key (and per-team) requests per minute (a GCRA) and concurrency (leased places, given back in batches), both
 //!   in one Lua script per request that reads Redis's own clock (`TIME`), so replicas with skewed clocks agree and
-//!   no read-then-write race exists;
+//!   no read-then-write race exists — the only round trip on a request's path, and only for keys with such limits;
 //! - the Responses store (a conversation continues on any replica);
-//! - open breakers: a replica whose breaker opens writes until when (Redis's clock) into one hash; every replica
-//!   reads the hash every second and keeps those targets aside until then; a breaker that closes (its trial
-//!   succeeded) removes its entry.
+//! - open breakers and their trial: a replica whose breaker opens writes until when (Redis's clock) and that it owns
+//!   the trial into one hash; every replica reads the hash every second and keeps those targets aside until the
+//!   owner's trial decides (its breaker closing removes the entry, reopening extends it) or, if the owner vanished,
+//!   twice the cooldown — so a half-open target gets one trial from the fleet, not one per replica;
+//! - cooldowns a provider asked for (a 429's `Retry-After` or its rate-limit headers), the same way;
+//! - budgets' spend: each replica adds what it spent to the fleet's day and month totals every second and reads them
+//!   back (reservations of requests in flight stay per replica);
+//! - the retry budget: deposits and withdrawals per target per second, summed over its window; each replica may
+//!   take its share (by the replicas seen in the last seconds) of what the fleet has left, on top of its own;
+//! - history and incidents: what a replica writes to its status store goes to a Redis stream too, and every replica
+//!   writes the others' rows into its own store (each under its writer, so they add up and a row written twice
+//!   changes nothing): every replica's `/status` shows the fleet's availability and incidents.
+//!
+//! All of this but the admission script runs in one background task, once a second and when something changes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,33 +46,118 @@ impl Default for StateConfig {
     }
 }
 
-/// Opening: `KEYS[1]` the hash of open breakers, `ARGV[1]` the target, `ARGV[2]` its cooldown in ms (kept if a
-/// later one is already there).
+/// Keeping a target aside: `KEYS[1]` the hash (open breakers, or cooldowns), `ARGV[1]` the target, `ARGV[2]` for
+/// how long in ms, `ARGV[3]` this replica. Stored as `until|owner`: a later `until` wins, and a live entry keeps its
+/// owner (the replica whose trial decides).
 const OPEN: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local untill = now + tonumber(ARGV[2])
-local had = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or 0)
-if untill > had then redis.call('HSET', KEYS[1], ARGV[1], untill) end
+local owner = ARGV[3]
+local had = redis.call('HGET', KEYS[1], ARGV[1])
+if had then
+  local sep = string.find(had, '|', 1, true)
+  if sep then
+    local hu = tonumber(string.sub(had, 1, sep - 1)) or 0
+    if hu > now then
+      if hu > untill then untill = hu end
+      owner = string.sub(had, sep + 1)
+    end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], untill .. '|' .. owner)
 return now
 ";
 
-/// Reading: Redis's time in ms and every `target, until` of the hash `KEYS[1]` (expired ones removed).
+/// The fleet's view, once a second: this replica (`ARGV[1]`) seen now, how many replicas were seen in the last
+/// `ARGV[2]` ms (`KEYS[1]`, a sorted set), and for each hash `KEYS[2..]` every live `{target, ms left, owner}`
+/// (expired ones removed). Returns `{replicas, {…}, {…}}`.
 const OPEN_NOW: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local all = redis.call('HGETALL', KEYS[1])
-local out = {now}
-for i = 1, #all, 2 do
-  local untill = tonumber(all[i + 1])
-  if untill > now then
-    table.insert(out, all[i]); table.insert(out, untill - now)
-  else
-    redis.call('HDEL', KEYS[1], all[i])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
+local out = {redis.call('ZCARD', KEYS[1])}
+for k = 2, #KEYS do
+  local all = redis.call('HGETALL', KEYS[k])
+  local items = {}
+  for i = 1, #all, 2 do
+    local v = all[i + 1]
+    local sep = string.find(v, '|', 1, true)
+    local untill = tonumber(sep and string.sub(v, 1, sep - 1) or v) or 0
+    if untill > now then
+      table.insert(items, all[i]); table.insert(items, untill - now)
+      table.insert(items, sep and string.sub(v, sep + 1) or '')
+    else
+      redis.call('HDEL', KEYS[k], all[i])
+    end
+  end
+  table.insert(out, items)
+end
+return out
+";
+
+/// Budgets' spend: for each account `i`, `KEYS[2i-1]` its day's total and `KEYS[2i]` its month's; `ARGV[1]`,
+/// `ARGV[2]` their lifetimes in ms; `ARGV[3i..3i+2]` what this replica spent since it last said, and its view of
+/// the day's and month's totals (a total under that view — Redis lost its data — is set back to it). Returns the
+/// totals, as strings, `{day, month}` per account.
+const SPEND: &str = r"
+local out = {}
+for i = 1, #KEYS / 2 do
+  local delta = ARGV[3 * i]
+  local views = {tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])}
+  for j = 1, 2 do
+    local key = KEYS[2 * i - 2 + j]
+    local total = tonumber(redis.call('INCRBYFLOAT', key, delta))
+    if total < views[j] then
+      total = views[j]
+      redis.call('SET', key, tostring(total))
+    end
+    redis.call('PEXPIRE', key, ARGV[j])
+    table.insert(out, tostring(total))
   end
 end
 return out
 ";
+
+/// The retry budget: for each target `i`, `KEYS[i]` a hash of per-second counts (`d:SECOND`, `w:SECOND`);
+/// `ARGV[1]` the window in seconds; `ARGV[2i]`, `ARGV[2i+1]` this replica's deposits and withdrawals since it last
+/// said. Returns `{deposits, withdrawals}` over the window per target, the fleet's.
+const RETRIES: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local window = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local d, w = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  if d > 0 then redis.call('HINCRBY', KEYS[i], 'd:' .. now, d) end
+  if w > 0 then redis.call('HINCRBY', KEYS[i], 'w:' .. now, w) end
+  local all = redis.call('HGETALL', KEYS[i])
+  local sd, sw = 0, 0
+  for j = 1, #all, 2 do
+    local sec = tonumber(string.sub(all[j], 3))
+    if sec <= now - window then
+      redis.call('HDEL', KEYS[i], all[j])
+    elseif string.sub(all[j], 1, 1) == 'd' then
+      sd = sd + tonumber(all[j + 1])
+    else
+      sw = sw + tonumber(all[j + 1])
+    end
+  end
+  if #all > 0 then redis.call('EXPIRE', KEYS[i], window * 2) end
+  table.insert(out, sd); table.insert(out, sw)
+end
+return out
+";
+
+/// How long a replica counts as part of the fleet after it was last seen.
+const SEEN_WITHIN: Duration = Duration::from_secs(5);
+
+/// The history stream keeps about this many batches (a replica that joins reads the fleet's history from them).
+const STREAM_LEN: usize = 10_000;
+
+/// Rows waiting to go to the fleet, at most (the oldest minutes go first when Redis stays away that long).
+const OUTBOX_ROWS: usize = 20_000;
 
 /// Admission of one request against one key's (or team's) fleet-wide limits, in one round trip: its concurrency
 /// (`KEYS[2]`, a sorted set of places by expiry; `ARGV[3]` the limit or 0, `ARGV[4]` the place's token, `ARGV[5]` its
@@ -121,8 +217,41 @@ impl Drop for Lease {
     }
 }
 
-/// How often Redis is pinged once connected.
+/// How often the fleet's view is read once connected.
 const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// What the background task needs of this replica.
+pub struct Local {
+    pub health: Arc<crate::health::Health>,
+    pub changes: tokio::sync::broadcast::Receiver<crate::record::HealthChange>,
+    pub stats: Arc<crate::record::stats::Stats>,
+    pub admission: Arc<crate::admit::Admission>,
+}
+
+/// History and incidents not yet in the fleet's stream: the latest copy of each row and incident.
+#[derive(Default)]
+struct Outbox {
+    writer: String,
+    rows: std::collections::BTreeMap<(u64, String), crate::store::status::Row>,
+    incidents: std::collections::BTreeMap<String, crate::record::incidents::Incident>,
+}
+
+/// One entry of the history stream.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Batch {
+    rows: Vec<crate::store::status::Row>,
+    incidents: Vec<crate::record::incidents::Incident>,
+}
+
+/// The fleet as a status report shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FleetStatus {
+    /// `shared` (Redis answers) or `degraded` (each replica on its own state).
+    pub state: String,
+    /// Replicas seen in the last seconds (when last read).
+    pub replicas: u32,
+    pub detail: String,
+}
 
 /// The shared state's handle: a connection (when there is one) and whether the fleet view is degraded.
 pub struct Shared {
@@ -138,8 +267,20 @@ pub struct Shared {
     open: redis::Script,
     open_now: redis::Script,
     admit: redis::Script,
+    spend: redis::Script,
+    retries: redis::Script,
     give_back: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
     given_back: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, u64)>>>,
+    /// This replica's id in the fleet (breaker trials' owner, the registry of replicas).
+    replica: String,
+    /// Replicas seen in the last seconds.
+    replicas: std::sync::atomic::AtomicU32,
+    /// Cooldowns to tell the fleet (target, ms): bounded, a full queue drops one (the next 429 says it again).
+    cooling: tokio::sync::mpsc::Sender<(String, u64)>,
+    cooled: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<(String, u64)>>>,
+    outbox: std::sync::Mutex<Outbox>,
+    /// The last history entry read from the fleet's stream.
+    read_to: std::sync::Mutex<String>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -162,6 +303,7 @@ impl Shared {
     pub fn new(cfg: &StateConfig) -> Option<Arc<Shared>> {
         let url = cfg.redis_url.clone()?;
         let (give_back, given_back) = tokio::sync::mpsc::unbounded_channel();
+        let (cooling, cooled) = tokio::sync::mpsc::channel(1024);
         Some(Arc::new(Shared {
             url,
             budget: cfg.budget,
@@ -173,19 +315,23 @@ impl Shared {
             open: redis::Script::new(OPEN),
             open_now: redis::Script::new(OPEN_NOW),
             admit: redis::Script::new(ADMIT),
+            spend: redis::Script::new(SPEND),
+            retries: redis::Script::new(RETRIES),
             give_back,
             given_back: std::sync::Mutex::new(Some(given_back)),
+            replica: format!("{:016x}", rand::random::<u64>()),
+            replicas: std::sync::atomic::AtomicU32::new(0),
+            cooling,
+            cooled: std::sync::Mutex::new(Some(cooled)),
+            outbox: std::sync::Mutex::new(Outbox::default()),
+            read_to: std::sync::Mutex::new("0".to_owned()),
         }))
     }
 
     /// Connect, waiting a little longer after each failure, until connected or `stop`. (Once connected, the
     /// connection manager reconnects by itself.)
-    pub async fn connect(
-        self: Arc<Self>,
-        stop: tokio_util::sync::CancellationToken,
-        health: Arc<crate::health::Health>,
-        mut changes: tokio::sync::broadcast::Receiver<crate::record::HealthChange>,
-    ) {
+    pub async fn connect(self: Arc<Self>, stop: tokio_util::sync::CancellationToken, local: Local) {
+        let Local { health, mut changes, stats, admission } = local;
         let mut wait = Duration::from_millis(100);
         loop {
             let attempt = tokio::select! {
@@ -214,6 +360,8 @@ impl Shared {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let taken = self.given_back.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(mut given_back) = taken else { return };
+        let taken = self.cooled.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut cooled) = taken else { return };
         loop {
             tokio::select! {
                 () = stop.cancelled() => {
@@ -221,7 +369,19 @@ impl Shared {
                     *self.given_back.lock().unwrap_or_else(|p| p.into_inner()) = Some(given_back);
                     return;
                 }
-                _ = every.tick() => self.pull(&health).await,
+                _ = every.tick() => {
+                    if self.pull(&health).await {
+                        self.history(&stats).await;
+                        self.spend(&admission).await;
+                        self.retries(&health).await;
+                        self.synced.send_modify(|n| *n += 1);
+                    } else {
+                        for t in health.all() {
+                            t.fleet_retries(None);
+                        }
+                    }
+                }
+                Some((target, ms)) = cooled.recv() => self.cooled(&target, ms).await,
                 Some(first) = given_back.recv() => {
                     // All that are waiting, in one round trip: requests end far faster than one at a time.
                     let mut batch = vec![first];
@@ -236,7 +396,9 @@ impl Shared {
                 change = changes.recv() => match change {
                     Ok(c) => self.push(&c).await,
                     // Changes were missed: read the fleet's view now rather than at the next tick.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.pull(&health).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        self.pull(&health).await;
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
             }
@@ -260,31 +422,56 @@ impl Shared {
         format!("{}:open", self.prefix)
     }
 
-    /// Read the fleet's open breakers and keep those targets aside here.
-    async fn pull(&self, health: &crate::health::Health) {
-        let Some(mut conn) = self.conn() else { return };
-        let call = self.open_now.key(self.open_key());
+    fn cool_key(&self) -> String {
+        format!("{}:cool", self.prefix)
+    }
+
+    /// Read the fleet's open breakers and cooldowns and keep those targets aside here; count the replicas. Whether
+    /// Redis answered.
+    async fn pull(&self, health: &crate::health::Health) -> bool {
+        let Some(mut conn) = self.conn() else { return false };
+        let mut call = self.open_now.key(format!("{}:replicas", self.prefix));
+        call.key(self.open_key()).key(self.cool_key());
+        call.arg(&self.replica).arg(u64::try_from(SEEN_WITHIN.as_millis()).unwrap_or(5000));
         let answer =
             tokio::time::timeout(self.budget, call.invoke_async::<Vec<redis::Value>>(&mut conn)).await;
         let Ok(Ok(values)) = answer else {
             self.set_degraded(true);
-            return;
+            return false;
         };
         self.set_degraded(false);
         let now = tokio::time::Instant::now();
+        let mut it = values.into_iter();
+        if let Some(redis::Value::Int(n)) = it.next() {
+            self.replicas.store(u32::try_from(n).unwrap_or(u32::MAX), Ordering::Relaxed);
+        }
+        let entries = |v: Option<redis::Value>| -> Vec<(crate::health::TargetId, Duration, String)> {
+            let Some(redis::Value::Array(items)) = v else { return Vec::new() };
+            items
+                .chunks(3)
+                .filter_map(|c| {
+                    let (Some(redis::Value::BulkString(target)), Some(redis::Value::Int(left))) =
+                        (c.first(), c.get(1))
+                    else {
+                        return None;
+                    };
+                    let owner = match c.get(2) {
+                        Some(redis::Value::BulkString(o)) => String::from_utf8_lossy(o).into_owned(),
+                        _ => String::new(),
+                    };
+                    let (provider, model) = std::str::from_utf8(target).ok()?.split_once('/')?;
+                    let left = Duration::from_millis(u64::try_from(*left).unwrap_or(0));
+                    Some((crate::health::TargetId::new(provider, model), left, owner))
+                })
+                .collect()
+        };
         let mut open = std::collections::HashSet::new();
-        for pair in values.get(1..).unwrap_or_default().chunks(2) {
-            let (Some(redis::Value::BulkString(target)), Some(redis::Value::Int(left))) =
-                (pair.first(), pair.get(1))
-            else {
-                continue;
-            };
-            let Ok(target) = std::str::from_utf8(target) else { continue };
-            let Some((provider, model)) = target.split_once('/') else { continue };
-            let left = Duration::from_millis(u64::try_from(*left).unwrap_or(0));
-            // Only targets this replica knows (a client-named one it never saw is not remembered for the fleet).
-            let id = crate::health::TargetId::new(provider, model);
-            if let Some(t) = health.known(&id) {
+        for (id, left, owner) in entries(it.next()) {
+            // Only targets this replica knows (a client-named one it never saw is not remembered for the fleet);
+            // this replica's own breaker decides its own trial.
+            if owner != self.replica
+                && let Some(t) = health.known(&id)
+            {
                 t.open_in_fleet(now + left);
             }
             open.insert(id);
@@ -295,7 +482,223 @@ impl Shared {
                 t.closed_in_fleet();
             }
         }
-        self.synced.send_modify(|n| *n += 1);
+        for (id, left, _) in entries(it.next()) {
+            if let Some(t) = health.known(&id) {
+                t.cooling_in_fleet(now + left);
+            }
+        }
+        true
+    }
+
+    /// A provider asked this replica to wait `left` before asking `target` again: the fleet waits too (sent by the
+    /// background task; a full queue drops it).
+    pub fn cooling(&self, target: &crate::health::TargetId, left: Duration) {
+        let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        let _ = self.cooling.try_send((target.as_str().to_owned(), ms));
+    }
+
+    async fn cooled(&self, target: &str, ms: u64) {
+        let Some(mut conn) = self.conn() else { return };
+        let mut call = self.open.key(self.cool_key());
+        call.arg(target).arg(ms).arg(&self.replica);
+        let done = tokio::time::timeout(self.budget, call.invoke_async::<i64>(&mut conn)).await;
+        self.set_degraded(!matches!(done, Ok(Ok(_))));
+    }
+
+    /// Queue history and incidents this replica just wrote to its store for the fleet, and send what waits.
+    pub async fn publish(
+        &self,
+        writer: &str,
+        rows: Vec<crate::store::status::Row>,
+        incidents: Vec<crate::record::incidents::Incident>,
+    ) {
+        {
+            let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            writer.clone_into(&mut o.writer);
+            for r in rows {
+                o.rows.insert((r.minute, r.series.clone()), r);
+            }
+            for i in incidents {
+                o.incidents.insert(i.id.clone(), i);
+            }
+            while o.rows.len() > OUTBOX_ROWS {
+                o.rows.pop_first();
+            }
+        }
+        self.send_outbox().await;
+    }
+
+    fn stream_key(&self) -> String {
+        format!("{}:history", self.prefix)
+    }
+
+    /// Send the waiting history in one entry of the stream; kept for the next try if Redis does not take it.
+    async fn send_outbox(&self) {
+        let Some(mut conn) = self.conn() else { return };
+        let (writer, rows, incidents) = {
+            let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            if o.rows.is_empty() && o.incidents.is_empty() {
+                return;
+            }
+            (o.writer.clone(), std::mem::take(&mut o.rows), std::mem::take(&mut o.incidents))
+        };
+        let batch = Batch {
+            rows: rows.values().cloned().collect(),
+            incidents: incidents.values().cloned().collect(),
+        };
+        let Ok(data) = serde_json::to_vec(&batch) else { return };
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.stream_key()).arg("MAXLEN").arg("~").arg(STREAM_LEN).arg("*").arg("w").arg(&writer);
+        cmd.arg("d").arg(data);
+        let done = tokio::time::timeout(self.budget, cmd.query_async::<redis::Value>(&mut conn)).await;
+        let ok = matches!(done, Ok(Ok(_)));
+        self.set_degraded(!ok);
+        if !ok {
+            // Back, unless a newer copy came meanwhile.
+            let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, r) in rows {
+                o.rows.entry(k).or_insert(r);
+            }
+            for (k, i) in incidents {
+                o.incidents.entry(k).or_insert(i);
+            }
+        }
+    }
+
+    /// Send what waits, and write the other replicas' new history into this replica's store.
+    async fn history(&self, stats: &crate::record::stats::Stats) {
+        self.send_outbox().await;
+        let mine = stats.store.writer().to_owned();
+        // A replica that joins catches up a few thousand entries a second.
+        for _ in 0..10 {
+            let Some(mut conn) = self.conn() else { return };
+            let from = self.read_to.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut cmd = redis::cmd("XREAD");
+            cmd.arg("COUNT").arg(200).arg("STREAMS").arg(self.stream_key()).arg(&from);
+            let got = tokio::time::timeout(self.budget, cmd.query_async::<redis::Value>(&mut conn)).await;
+            let Ok(Ok(value)) = got else {
+                self.set_degraded(true);
+                return;
+            };
+            let entries = stream_entries(value);
+            let Some((last, _, _)) = entries.last() else { return };
+            let last = last.clone();
+            let full = entries.len() == 200;
+            let others: Vec<(String, Batch)> = entries
+                .into_iter()
+                .filter(|(_, w, _)| *w != mine)
+                .filter_map(|(_, w, d)| serde_json::from_slice::<Batch>(&d).ok().map(|b| (w, b)))
+                .collect();
+            if !others.is_empty() {
+                let store = stats.store.clone();
+                let written = tokio::task::spawn_blocking(move || {
+                    others.iter().try_for_each(|(w, b)| store.write_rows(w, &b.rows, &b.incidents, None))
+                })
+                .await;
+                if !matches!(written, Ok(Ok(()))) {
+                    // Read again at the next tick.
+                    return;
+                }
+            }
+            *self.read_to.lock().unwrap_or_else(|p| p.into_inner()) = last;
+            if !full {
+                return;
+            }
+        }
+    }
+
+    /// Add this replica's spend to the fleet's totals and read them back, for every account with a budget.
+    async fn spend(&self, admission: &crate::admit::Admission) {
+        let Some(mut conn) = self.conn() else { return };
+        let pushes: Vec<(Arc<crate::admit::limits::Account>, crate::admit::limits::SpendPush)> =
+            admission.accounts().into_iter().filter_map(|a| a.take_unsent().map(|p| (a, p))).collect();
+        if pushes.is_empty() {
+            return;
+        }
+        let mut call = self.spend.prepare_invoke();
+        for (a, p) in &pushes {
+            call.key(format!("{}:spend:{}:d{}", self.prefix, a.whose, p.day));
+            call.key(format!("{}:spend:{}:m{}", self.prefix, a.whose, p.month));
+        }
+        call.arg(2 * 86_400_000u64).arg(32 * 86_400_000u64);
+        for (_, p) in &pushes {
+            call.arg(p.delta).arg(p.day_usd).arg(p.month_usd);
+        }
+        let got = tokio::time::timeout(self.budget, call.invoke_async::<Vec<String>>(&mut conn)).await;
+        let Ok(Ok(totals)) = got else {
+            self.set_degraded(true);
+            for (a, p) in &pushes {
+                a.unsent_back(p);
+            }
+            return;
+        };
+        for ((a, p), pair) in pushes.iter().zip(totals.chunks(2)) {
+            let parse = |i: usize| pair.get(i).and_then(|t| t.parse::<f64>().ok());
+            if let (Some(day), Some(month)) = (parse(0), parse(1)) {
+                a.fleet_spend(p, day, month);
+            }
+        }
+    }
+
+    /// Tell the fleet this replica's requests and retries per target, and take this replica's share of the retries
+    /// the fleet has left.
+    async fn retries(&self, health: &crate::health::Health) {
+        let targets = health.all();
+        let Some(mut conn) = self.request_conn() else {
+            for t in &targets {
+                t.fleet_retries(None);
+            }
+            return;
+        };
+        let cfg = health.retry_budget();
+        let window = cfg.ttl.as_secs().max(1);
+        let counts: Vec<(u64, u64)> = targets.iter().map(|t| t.take_retry_counts()).collect();
+        let mut call = self.retries.prepare_invoke();
+        for t in &targets {
+            call.key(format!("{}:retry:{}", self.prefix, t.id.as_str()));
+        }
+        call.arg(window);
+        for (d, w) in &counts {
+            call.arg(*d).arg(*w);
+        }
+        let got = tokio::time::timeout(self.budget, call.invoke_async::<Vec<i64>>(&mut conn)).await;
+        let Ok(Ok(sums)) = got else {
+            self.set_degraded(true);
+            for t in &targets {
+                t.fleet_retries(None);
+            }
+            return;
+        };
+        let replicas = i64::from(self.replicas.load(Ordering::Relaxed).max(1));
+        for (t, pair) in targets.iter().zip(sums.chunks(2)) {
+            let (Some(d), Some(w)) = (pair.first(), pair.get(1)) else { continue };
+            // The fleet's budget over the window: a floor per second, plus a share of the requests sent.
+            let allowed = i64::from(cfg.min_per_second) * i64::try_from(window).unwrap_or(1)
+                + (f64::from(cfg.ratio) * *d as f64) as i64;
+            t.fleet_retries(Some((allowed - w).max(0) / replicas));
+        }
+    }
+
+    /// The fleet as the status page shows it (`None` without Redis).
+    pub fn status(&self) -> FleetStatus {
+        let replicas = self.replicas.load(Ordering::Relaxed);
+        if self.degraded() {
+            FleetStatus {
+                state: "degraded".to_owned(),
+                replicas,
+                detail: "Redis does not answer: each replica decides on its own state (limits per replica, \
+                         breakers and incidents not shared) until it returns"
+                    .to_owned(),
+            }
+        } else {
+            FleetStatus {
+                state: "shared".to_owned(),
+                replicas,
+                detail: format!(
+                    "{replicas} replica(s) share breakers, limits, budgets and history through Redis"
+                ),
+            }
+        }
     }
 
     /// Tell the fleet a breaker of this replica opened (until when) or closed.
@@ -305,8 +708,10 @@ impl Shared {
         let target = change.target.as_str().to_owned();
         let done = match change.transition {
             Transition::Opened { cooldown, .. } | Transition::Reopened { cooldown } => {
+                // Aside on the others until this replica's trial decides, or twice the cooldown if it vanished.
                 let mut call = self.open.key(self.open_key());
-                call.arg(target).arg(u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX));
+                let aside = u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX / 2).saturating_mul(2);
+                call.arg(target).arg(aside).arg(&self.replica);
                 tokio::time::timeout(self.budget, call.invoke_async::<i64>(&mut conn))
                     .await
                     .map(|r| r.map(|_| ()))
@@ -419,7 +824,13 @@ impl Shared {
         }
     }
 
-    /// Wait until this replica has read the fleet's open breakers `n` more times.
+    /// Replicas seen in the last seconds, when Redis last answered.
+    pub fn replicas(&self) -> u32 {
+        self.replicas.load(Ordering::Relaxed)
+    }
+
+    /// Wait until this replica has read (and told) the fleet's state `n` more times: breakers, cooldowns, history,
+    /// spend and retries.
     pub async fn synced(&self, n: u64) {
         let mut rx = self.synced.subscribe();
         let from = *rx.borrow_and_update();
@@ -500,4 +911,43 @@ impl Shared {
             _ => (None, Some(None)),
         })
     }
+}
+
+/// The entries of an `XREAD` answer: `(id, writer, data)`.
+fn stream_entries(v: redis::Value) -> Vec<(String, String, Vec<u8>)> {
+    use redis::Value;
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    // RESP2: [[stream, [[id, [k, v, …]], …]]]; RESP3 may answer a map {stream: [[id, [k, v, …]], …]}.
+    let streams: Vec<Value> = match v {
+        Value::Array(a) => {
+            a.into_iter().filter_map(|s| if let Value::Array(mut p) = s { p.pop() } else { None }).collect()
+        }
+        Value::Map(m) => m.into_iter().map(|(_, v)| v).collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for s in streams {
+        let Value::Array(entries) = s else { continue };
+        for e in entries {
+            let Value::Array(parts) = e else { continue };
+            let (Some(id), Some(Value::Array(fields))) = (parts.first().and_then(text), parts.get(1)) else {
+                continue;
+            };
+            let mut writer = String::new();
+            let mut data = Vec::new();
+            for kv in fields.chunks(2) {
+                match (kv.first().and_then(text).as_deref(), kv.get(1)) {
+                    (Some("w"), Some(v)) => writer = text(v).unwrap_or_default(),
+                    (Some("d"), Some(Value::BulkString(b))) => data.clone_from(b),
+                    _ => {}
+                }
+            }
+            out.push((id, writer, data));
+        }
+    }
+    out
 }

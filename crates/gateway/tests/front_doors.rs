@@ -116,6 +116,26 @@ async fn models_and_probes() {
 }
 
 #[tokio::test]
+async fn not_ready_while_draining() {
+    use tower::ServiceExt;
+    let h = Harness::new(&[p("o", "openai", "m")]).await;
+    let ready = |app: &nines::App| {
+        let req = axum::http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap();
+        app.router().oneshot(req)
+    };
+    assert_eq!(ready(&h.app).await.unwrap().status(), 200);
+    // SIGTERM starts the drain: a load balancer still asking is told to send nothing new.
+    h.app.state.shutdown.cancel();
+    let r = ready(&h.app).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("draining"));
+    // /healthz stays up: the process is alive, finishing what it holds.
+    let req = axum::http::Request::get("/healthz").body(axum::body::Body::empty()).unwrap();
+    assert_eq!(h.app.router().oneshot(req).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn a_provider_without_its_key_is_skipped_and_not_ready() {
     let mut a = p("a", "anthropic", "m");
     a.extra = "api_key_env = \"MISSING_KEY\"";

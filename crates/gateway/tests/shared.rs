@@ -371,3 +371,226 @@ async fn a_hung_redis_costs_a_request_at_most_its_budget() {
     hang.join().unwrap();
     fleet[0].app.shutdown().await;
 }
+
+/// Wait until every replica in `fleet` has read the fleet's view `n` more times (each read is a whole tick: breakers,
+/// cooldowns, history, spend, retries).
+async fn all_synced(fleet: &[Replica], n: u64) {
+    let shared: Vec<_> = fleet.iter().map(|r| r.app.state.runtime.shared.clone().unwrap()).collect();
+    let all = futures_util::future::join_all(shared.iter().map(|s| s.synced(n)));
+    tokio::time::timeout(Duration::from_secs(10), all).await.expect("no fleet read");
+}
+
+async fn status_json(client: &reqwest::Client, base: &str) -> serde_json::Value {
+    let r = client.get(format!("{base}/status.json")).bearer_auth(BOB).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+fn two_targets(first: &Sim, second: &Sim, health: &str) -> String {
+    format!(
+        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\
+         [providers.second]\nkind = \"anthropic\"\nbase_url = \"{}\"\nretries = 0\n\
+         [routes.chat]\ntargets = [\"first/m1\", \"second/m2\"]\n\
+         [keys.bob]\nkey_env = \"BOB_KEY\"\n{health}",
+        first.base_url(),
+        second.base_url()
+    )
+}
+
+async fn two_sims() -> (Sim, Sim) {
+    let first =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let second =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("second")).await.unwrap();
+    (first, second)
+}
+
+#[tokio::test]
+async fn every_replica_shows_the_same_incident_and_the_fleets_availability() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-inc-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let (first, second) = two_sims().await;
+    let toml = two_targets(&first, &second, "[health]\nconsecutive_failures = 3\ncooldown = \"30s\"\n");
+    let fleet = fleet(3, &toml, &redis.url()).await;
+    let client = reqwest::Client::new();
+    first.push_fault(
+        nines_sim::Fault::new(nines_sim::FaultKind::Status { status: 503, retry_after: None }).times(100),
+    );
+    // Replica A meets the outage (its breaker opens, an incident opens); B and C serve a few requests of their own.
+    for _ in 0..3 {
+        assert_eq!(post(&client, &fleet[0].base, BOB).await.status, 200);
+    }
+    all_synced(&fleet, 2).await;
+    for r in &fleet[1..] {
+        assert_eq!(post(&client, &r.base, BOB).await.status, 200);
+    }
+    // Each writes its history (what its status page does first), then reads the others'.
+    for r in fleet.iter() {
+        status_json(&client, &r.base).await;
+    }
+    all_synced(&fleet, 3).await;
+    let reports: Vec<serde_json::Value> =
+        futures_util::future::join_all(fleet.iter().map(|r| status_json(&client, &r.base))).await;
+    let a = &reports[0];
+    let incident = &a["incidents"][0];
+    assert_eq!(incident["target"], "first/m1", "{a}");
+    assert!(incident["ended_at"].is_null(), "open: {incident}");
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(r["incidents"][0]["id"], incident["id"], "replica {i} shows A's incident: {r}");
+        assert_eq!(r["incidents"].as_array().unwrap().len(), 1, "one incident, not one per replica: {r}");
+        assert_eq!(r["fleet"]["state"], "shared", "{r}");
+        assert_eq!(r["fleet"]["replicas"], 3, "{r}");
+        // The fleet's requests: A's three and one each on B and C.
+        let day = &r["gateway"]["availability"][1];
+        assert_eq!(day["window"], "24h");
+        assert_eq!(day["total"], 5, "replica {i} counts the fleet's requests: {day}");
+        let target = r["targets"].as_array().unwrap().iter().find(|t| t["id"] == "first/m1").unwrap();
+        assert_eq!(target["state"], "breaker_open", "replica {i}: {target}");
+    }
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_half_open_target_gets_one_trial_from_the_fleet() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-trial-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let (first, second) = two_sims().await;
+    let toml = two_targets(&first, &second, "[health]\nconsecutive_failures = 3\ncooldown = \"2s\"\n");
+    let fleet = fleet(3, &toml, &redis.url()).await;
+    let client = reqwest::Client::new();
+    // Three failures, then the target recovers.
+    first.push_fault(
+        nines_sim::Fault::new(nines_sim::FaultKind::Status { status: 503, retry_after: None }).times(3),
+    );
+    for _ in 0..3 {
+        assert_eq!(post(&client, &fleet[0].base, BOB).await.status, 200);
+    }
+    let opened = tokio::time::Instant::now();
+    assert_eq!(first.total_hits(), 3);
+    all_synced(&fleet[1..], 2).await;
+    // The cooldown has passed: A's breaker is half-open. B and C still keep the target aside: A owns the trial.
+    tokio::time::sleep_until(opened + Duration::from_millis(2300)).await;
+    for r in &fleet[1..] {
+        let reply = post(&client, &r.base, BOB).await;
+        assert_eq!(reply.header("x-nines-target"), "second/m2", "{}", reply.text);
+    }
+    assert_eq!(first.total_hits(), 3, "no trial from B or C");
+    // A's trial succeeds: its breaker closes, and the fleet's with it.
+    let trial = post(&client, &fleet[0].base, BOB).await;
+    assert_eq!(trial.header("x-nines-target"), "first/m1", "{}", trial.text);
+    assert_eq!(first.total_hits(), 4, "exactly one trial in the fleet");
+    all_synced(&fleet[1..], 2).await;
+    for r in &fleet[1..] {
+        let reply = post(&client, &r.base, BOB).await;
+        assert_eq!(reply.header("x-nines-target"), "first/m1", "{}", reply.text);
+    }
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_providers_rate_limit_cooldown_holds_on_every_replica() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-cool-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let (first, second) = two_sims().await;
+    let fleet = fleet(3, &two_targets(&first, &second, ""), &redis.url()).await;
+    let client = reqwest::Client::new();
+    // The provider tells A to come back in 30 s.
+    first.push_fault(nines_sim::Fault::status_retry_after(429, 30).times(1));
+    let reply = post(&client, &fleet[0].base, BOB).await;
+    assert_eq!(reply.header("x-nines-target"), "second/m2", "{}", reply.text);
+    assert_eq!(first.total_hits(), 1);
+    all_synced(&fleet, 2).await;
+    for r in fleet.iter() {
+        let reply = post(&client, &r.base, BOB).await;
+        assert_eq!(reply.header("x-nines-target"), "second/m2", "{}", reply.text);
+        assert_eq!(reply.header("x-nines-attempts"), "1", "skipped, not tried");
+    }
+    assert_eq!(first.total_hits(), 1, "no replica asked before the provider's time");
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_keys_budget_is_spent_by_the_whole_fleet() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-spend-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    // $1 per million tokens; alice may spend $0.0002 a day (200 tokens' worth).
+    let toml = format!(
+        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\
+         [prices.\"first/m1\"]\ninput = 1.0\noutput = 1.0\n\
+         [keys.alice]\nkey_env = \"ALICE_KEY\"\nbudget = {{ daily = 0.0002 }}\n",
+        sim.base_url()
+    );
+    let fleet = fleet(3, &toml, &redis.url()).await;
+    let client = reqwest::Client::new();
+    // A spends the whole budget.
+    let mut served = 0;
+    loop {
+        let r = post(&client, &fleet[0].base, ALICE).await;
+        if r.status == 429 {
+            assert!(r.text.contains("daily budget"), "{}", r.text);
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text);
+        served += 1;
+        assert!(served < 100, "the budget never stopped A");
+    }
+    // A tells the fleet; B and C read it: they refuse too, without spending anything more.
+    all_synced(&fleet[..1], 2).await;
+    all_synced(&fleet[1..], 2).await;
+    let hits = sim.total_hits();
+    for r in &fleet[1..] {
+        let reply = post(&client, &r.base, ALICE).await;
+        assert_eq!(reply.status, 429, "{}", reply.text);
+        assert!(reply.text.contains("daily budget"), "{}", reply.text);
+    }
+    assert_eq!(sim.total_hits(), hits);
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn the_retry_budget_is_the_fleets() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-retry-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let (first, second) = two_sims().await;
+    // No share of requests, a floor of 1 retry a second over 60 s: 60 retries for the whole fleet, a third each.
+    let toml = two_targets(
+        &first,
+        &second,
+        "[health.retry_budget]\nratio = 0.0\nmin_per_second = 1\nttl = \"60s\"\n",
+    );
+    let fleet = fleet(3, &toml, &redis.url()).await;
+    let id = nines::health::TargetId::new("first", "m1");
+    let health = |i: usize| fleet[i].app.state.runtime.health.target(&id);
+    for i in 0..3 {
+        health(i);
+    }
+    // Every replica counts three in the fleet, and has taken its share since.
+    for _ in 0..10 {
+        all_synced(&fleet, 1).await;
+        if fleet.iter().all(|r| r.app.state.runtime.shared.as_ref().unwrap().replicas() == 3) {
+            break;
+        }
+    }
+    all_synced(&fleet, 1).await;
+    // A takes its share of the fleet's 60 (its own budget would allow all 60).
+    let taken = |i: usize| (0..100).take_while(|_| health(i).withdraw()).count();
+    assert_eq!(taken(0), 20);
+    // A tells the fleet; B's share is then a third of what is left, not a third of 60.
+    all_synced(&fleet[..1], 2).await;
+    all_synced(&fleet[1..], 2).await;
+    assert_eq!(taken(1), 13, "(60 - 20) / 3");
+    drop(redis);
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}

@@ -163,6 +163,19 @@ pub struct Spend {
     pub month: i64,
     pub month_usd: f64,
     pub reserved: f64,
+    /// Spent here and not yet added to the fleet's total (shared through Redis).
+    pub unsent: f64,
+}
+
+/// An account's spend as the fleet is told it: what to add to its day's and month's totals, and this replica's
+/// view of them (the floor a Redis that lost its data is set back to).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpendPush {
+    pub day: i64,
+    pub month: i64,
+    pub delta: f64,
+    pub day_usd: f64,
+    pub month_usd: f64,
 }
 
 /// One key's (or team's) limits and their state.
@@ -243,6 +256,35 @@ impl Account {
         s.day_usd = saved.day_usd;
         s.month = saved.month;
         s.month_usd = saved.month_usd;
+    }
+
+    /// What to tell the fleet of this account's spend (`None` without a budget): the spend not yet sent is taken
+    /// (given back with [`Account::unsent_back`] if Redis does not take it).
+    pub fn take_unsent(&self) -> Option<SpendPush> {
+        if self.budget().is_empty() {
+            return None;
+        }
+        let (day, month) = self.today();
+        let mut s = lock(&self.spend);
+        roll(&mut s, day, month);
+        let delta = std::mem::take(&mut s.unsent);
+        Some(SpendPush { day, month, delta, day_usd: s.day_usd, month_usd: s.month_usd })
+    }
+
+    /// Redis did not take `push`: its spend waits for the next try.
+    pub fn unsent_back(&self, push: &SpendPush) {
+        lock(&self.spend).unsent += push.delta;
+    }
+
+    /// The fleet's totals after `push`: this replica's view becomes them, plus what it spent since.
+    pub fn fleet_spend(&self, push: &SpendPush, day_usd: f64, month_usd: f64) {
+        let mut s = lock(&self.spend);
+        if s.day == push.day {
+            s.day_usd = day_usd + s.unsent;
+        }
+        if s.month == push.month {
+            s.month_usd = month_usd + s.unsent;
+        }
     }
 
     fn today(&self) -> (i64, i64) {
@@ -386,6 +428,7 @@ impl Held {
             s.reserved = (s.reserved - self.cost).max(0.0);
             s.day_usd += cost;
             s.month_usd += cost;
+            s.unsent += cost;
         }
         self.cost = 0.0;
     }
@@ -406,6 +449,7 @@ impl Drop for Held {
                 s.reserved = (s.reserved - self.cost).max(0.0);
                 s.day_usd += self.cost;
                 s.month_usd += self.cost;
+                s.unsent += self.cost;
             }
             return;
         }

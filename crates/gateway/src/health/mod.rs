@@ -15,7 +15,7 @@ pub mod ratelimit;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -192,6 +192,11 @@ impl Health {
         v.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         v
     }
+
+    /// The retry budget's shape (every target's).
+    pub fn retry_budget(&self) -> RetryBudgetConfig {
+        self.budget
+    }
 }
 
 /// One target's health.
@@ -202,6 +207,12 @@ pub struct TargetHealth {
     state: Mutex<State>,
     in_flight: AtomicU32,
     budget: TpsBudget,
+    /// The fleet's retry budget (shared through Redis): this replica's share of what the fleet has left, read
+    /// each second (`i64::MAX`: no fleet view, the local budget alone decides), and what this replica deposited and
+    /// withdrew since it last told the fleet.
+    fleet_retries: AtomicI64,
+    deposits: AtomicU64,
+    withdrawals: AtomicU64,
     /// It refused an assistant prefill once: continuations are asked of it with an instruction from then on.
     prefill_refused: AtomicBool,
 }
@@ -266,6 +277,9 @@ impl TargetHealth {
                 fleet_open: None,
             }),
             in_flight: AtomicU32::new(0),
+            fleet_retries: AtomicI64::new(i64::MAX),
+            deposits: AtomicU64::new(0),
+            withdrawals: AtomicU64::new(0),
             prefill_refused: AtomicBool::new(false),
             // Ranges checked by config validation; TpsBudget asserts them.
             budget: TpsBudget::new(budget.ttl, budget.min_per_second, budget.ratio),
@@ -348,6 +362,13 @@ impl TargetHealth {
     /// The fleet's breaker for this target closed (its trial succeeded somewhere).
     pub fn closed_in_fleet(&self) {
         lock(&self.state).fleet_open = None;
+    }
+
+    /// Another replica was told by the provider to wait until `until` (a 429's `Retry-After` or its rate-limit
+    /// headers): this replica waits too.
+    pub fn cooling_in_fleet(&self, until: Instant) {
+        let mut s = lock(&self.state);
+        s.cooling_until = Some(s.cooling_until.map_or(until, |u| u.max(until)));
     }
 
     /// Try it although it is unavailable (every target of the route is). An open breaker gives its one trial
@@ -546,11 +567,32 @@ impl TargetHealth {
     /// Count one request sent here (a first attempt) into the retry budget.
     pub fn deposit(&self) {
         self.budget.deposit();
+        self.deposits.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Take one retry from the budget, if any is left.
+    /// Take one retry from the budget, if any is left: this replica's, and its share of the fleet's when shared.
     pub fn withdraw(&self) -> bool {
-        self.budget.withdraw()
+        if self.fleet_retries.fetch_sub(1, Ordering::AcqRel) <= 0 {
+            self.fleet_retries.fetch_add(1, Ordering::AcqRel);
+            return false;
+        }
+        if !self.budget.withdraw() {
+            self.fleet_retries.fetch_add(1, Ordering::AcqRel);
+            return false;
+        }
+        self.withdrawals.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// What this replica deposited and withdrew since the last call (for the fleet's budget).
+    pub fn take_retry_counts(&self) -> (u64, u64) {
+        (self.deposits.swap(0, Ordering::AcqRel), self.withdrawals.swap(0, Ordering::AcqRel))
+    }
+
+    /// This replica's share of the fleet's retries left (`None`: the fleet's view is gone, the local budget alone
+    /// decides).
+    pub fn fleet_retries(&self, share: Option<i64>) {
+        self.fleet_retries.store(share.unwrap_or(i64::MAX), Ordering::Release);
     }
 
     /// Whether it refused an assistant prefill (a continuation asked with one got a 400).
@@ -584,9 +626,11 @@ impl TargetHealth {
             (Some(_), _) => ("down", None),
             (None, breaker::State::Open { until }) => ("open", Some(until)),
             (None, breaker::State::HalfOpen) => ("half-open", None),
-            (None, breaker::State::Closed) => match s.cooling_until.filter(|u| *u > now) {
-                Some(u) => ("cooling", Some(u)),
-                None => ("closed", None),
+            (None, breaker::State::Closed) => match (s.fleet_open.filter(|u| *u > now), s.cooling_until) {
+                // Another replica's breaker: kept aside here until its trial decides.
+                (Some(u), _) => ("open", Some(u)),
+                (None, Some(u)) if u > now => ("cooling", Some(u)),
+                _ => ("closed", None),
             },
         };
         let first_token_limit = learnt_limit(cfg, first_byte, |t| s.ttft.limit(t, first_byte));

@@ -43,6 +43,8 @@ pub struct Recorder {
     flushing: tokio::sync::Mutex<()>,
     /// The trace pipeline, when `[traces]` has an endpoint.
     pub traces: Option<trace::Traces>,
+    /// The fleet's shared state: what is written to the status store goes to the fleet too, and cooldowns.
+    shared: Option<std::sync::Arc<crate::shared::Shared>>,
 }
 
 impl Recorder {
@@ -53,7 +55,13 @@ impl Recorder {
             changes: tokio::sync::broadcast::channel(64).0,
             flushing: tokio::sync::Mutex::new(()),
             traces: None,
+            shared: None,
         }
+    }
+
+    /// Share history, incidents and cooldowns with the fleet through `shared`.
+    pub fn with_shared(self, shared: Option<std::sync::Arc<crate::shared::Shared>>) -> Recorder {
+        Recorder { shared, ..self }
     }
 
     /// Export each request's spans to `traces`.
@@ -67,16 +75,24 @@ impl Recorder {
         let _one = self.flushing.lock().await;
         let stats = self.stats.clone();
         let keep_from = stats.wall.minute(Instant::now()).saturating_sub(retention.as_secs() / 60);
-        tokio::task::spawn_blocking(move || {
+        let (rows, incidents) = tokio::task::spawn_blocking(move || {
             let (minutes, incidents) = stats.take();
-            let written = stats.store.write(&minutes, &incidents, keep_from);
-            if written.is_err() {
-                // Kept for the next try (bounded), not lost.
-                stats.requeue(minutes, incidents);
+            match stats.store.write(&minutes, &incidents, keep_from) {
+                Ok(rows) => Ok((rows, incidents)),
+                Err(e) => {
+                    // Kept for the next try (bounded), not lost.
+                    stats.requeue(minutes, incidents);
+                    Err(e)
+                }
             }
-            written
         })
-        .await?
+        .await??;
+        // The fleet's copy (off the request path; bounded by the shared state's budget, kept for later if Redis
+        // does not take it).
+        if let Some(shared) = &self.shared {
+            shared.publish(self.stats.store.writer(), rows, incidents).await;
+        }
+        Ok(())
     }
 
     /// Every breaker change from now on (a slow receiver misses the oldest, never blocks the recorder).
@@ -153,6 +169,14 @@ impl Recorder {
                     judged: flight.judges_health,
                 };
                 let tr = t.health.failed(now, cfg, f);
+                // The provider said when to come back: the fleet waits too.
+                if error.kind == ErrorKind::RateLimited
+                    && flight.judges_health
+                    && let Some(shared) = &self.shared
+                    && let Some(left) = t.health.cooling_left(now)
+                {
+                    shared.cooling(&t.id, left);
+                }
                 self.transition(t, tr);
             }
             EventKind::Skipped { target: i, why } => {

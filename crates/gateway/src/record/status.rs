@@ -111,6 +111,9 @@ pub struct StatusReport {
     pub routes: Vec<RouteStatus>,
     /// Open first, then the most recent.
     pub incidents: Vec<Incident>,
+    /// A fleet's shared state (absent for one replica without Redis): whether this view is the fleet's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::shared::FleetStatus>,
 }
 
 /// A target's state now, read from health before the report is built.
@@ -207,6 +210,7 @@ async fn build_report(app: &AppState) -> Result<StatusReport, StoreError> {
         build(&r, states, routes, generated_at)
     })
     .await??;
+    report.fleet = app.runtime.shared.as_ref().map(|s| s.status());
     if snap.config.status.public {
         // A public page tells what failed, not the provider's own words (they can name hosts and addresses).
         for i in &mut report.incidents {
@@ -441,6 +445,7 @@ fn build(
         targets,
         routes,
         incidents: store.incidents(MAX_INCIDENTS)?,
+        fleet: None,
     })
 }
 

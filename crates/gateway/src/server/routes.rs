@@ -614,8 +614,14 @@ pub async fn readyz(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
     let snap = app.snapshot();
     let usable: Vec<&str> =
         snap.providers.values().filter(|p| p.unusable.is_none()).map(|p| p.name()).collect();
-    let status = if usable.is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    let word = if usable.is_empty() { "no usable provider" } else { "ready" };
+    // Draining (SIGTERM): not ready, so a load balancer stops sending new requests while those held finish.
+    let draining = app.shutdown.is_cancelled();
+    let status = if usable.is_empty() || draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let word = match (draining, usable.is_empty()) {
+        (true, _) => "draining",
+        (false, true) => "no usable provider",
+        (false, false) => "ready",
+    };
     let body = if super::status::allowed(&app, &headers) {
         // The fleet's shared state: off (embedded), shared (Redis answers), or degraded (each replica on its own).
         let shared = match &app.runtime.shared {

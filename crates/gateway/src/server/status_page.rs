@@ -38,6 +38,7 @@ header h1{font-size:14px;margin:0 0 10px;color:var(--mute);letter-spacing:.04em;
 .banner .dot{flex:none;width:14px;height:14px;border-radius:50%;margin-top:5px;background:var(--ok)}.banner.warn .dot{background:var(--warn)}.banner.bad .dot{background:var(--bad)}
 .banner .state{font-size:19px;font-weight:700;line-height:1.3}.headline{font-size:15px;font-weight:500;margin-top:2px}
 header .mute{margin-top:8px}
+.fleet-degraded{border-left:4px solid var(--warn)}
 .stale{position:sticky;top:0;z-index:1;background:var(--warn);color:#1d2430;padding:8px 14px;text-align:center;font-size:14px;font-weight:600}
 .mute{color:var(--mute);font-size:13px}
 section{margin-top:26px}h2{font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:var(--mute);margin:0 0 10px}
@@ -355,6 +356,19 @@ pub fn render(r: &StatusReport) -> String {
         objective = percent(r.objective),
         updated = time(r.generated_at),
     );
+    // A fleet: whether this page is the fleet's view, or (Redis away) this replica's alone.
+    if let Some(f) = &r.fleet {
+        let (class, what) = match f.state.as_str() {
+            "shared" => ("card mute", "Fleet view"),
+            _ => ("card fleet-degraded", "Fleet view degraded"),
+        };
+        let _ = write!(
+            out,
+            "<div class=\"{class}\" id=\"fleet\" data-state=\"{state}\" role=\"status\"><b>{what}</b> — {detail}</div>",
+            state = esc(&f.state),
+            detail = esc(&f.detail),
+        );
+    }
     out.push_str("<section><h2>Your users</h2><div class=\"card\" data-route=\"gateway\">");
     let _ = write!(
         out,
@@ -437,6 +451,7 @@ mod tests {
             targets: vec![],
             routes: vec![route("r\"><script>")],
             incidents,
+            fleet: None,
         }
     }
 

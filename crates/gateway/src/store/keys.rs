@@ -80,6 +80,7 @@ impl KeyStore {
                     month: r.get(3)?,
                     month_usd: r.get(4)?,
                     reserved: 0.0,
+                    unsent: 0.0,
                 },
             ))
         })?;

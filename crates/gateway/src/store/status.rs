@@ -69,6 +69,43 @@ pub struct Latency {
     pub tokens_out: u64,
 }
 
+/// One writer's row of one series' minute, as the store keeps it and as the fleet ships it (`shared.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Row {
+    pub series: String,
+    pub minute: u64,
+    pub total: u32,
+    pub good: u32,
+    pub saved: u32,
+    /// By kind label, a JSON object.
+    pub failures: String,
+    /// p50, p95, p99.
+    pub latency_ms: [Option<u64>; 3],
+    pub ttft_ms: [Option<u64>; 3],
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+}
+
+impl Row {
+    pub fn of(series: &str, m: &Minute) -> Row {
+        let failures: serde_json::Map<String, serde_json::Value> =
+            m.failures_by_kind().map(|(k, n)| (k.to_owned(), n.into())).collect();
+        let q = |h: &crate::record::history::Hist| [0.5, 0.95, 0.99].map(|q| h.quantile_ms(q));
+        Row {
+            series: series.to_owned(),
+            minute: m.minute,
+            total: m.total,
+            good: m.good,
+            saved: m.saved,
+            failures: serde_json::Value::Object(failures).to_string(),
+            latency_ms: q(&m.latency),
+            ttft_ms: q(&m.ttft),
+            tokens_in: m.tokens_in,
+            tokens_out: m.tokens_out,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct StatusStore {
     db: Arc<Mutex<Connection>>,
@@ -95,13 +132,32 @@ impl StatusStore {
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// This process's writer id (its rows in `minutes`).
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
     /// Write minutes (each replacing this writer's row for its series and minute) and incidents, in one
-    /// transaction; delete what is older than `keep_from` (a Unix minute).
+    /// transaction; delete what is older than `keep_from` (a Unix minute). The rows written, for the fleet.
     pub fn write(
         &self,
         minutes: &[(String, Minute)],
         incidents: &[Incident],
         keep_from: u64,
+    ) -> Result<Vec<Row>, StoreError> {
+        let rows: Vec<Row> = minutes.iter().map(|(series, m)| Row::of(series, m)).collect();
+        self.write_rows(&self.writer, &rows, incidents, Some(keep_from))?;
+        Ok(rows)
+    }
+
+    /// Write `writer`'s rows (another replica's, read from the fleet) and incidents, each replacing the row or
+    /// incident of the same key: writing the same twice changes nothing.
+    pub fn write_rows(
+        &self,
+        writer: &str,
+        rows: &[Row],
+        incidents: &[Incident],
+        keep_from: Option<u64>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -111,26 +167,25 @@ impl StatusStore {
                  latency_p50_ms, latency_p95_ms, latency_p99_ms, ttft_p50_ms, ttft_p95_ms, ttft_p99_ms, \
                  tokens_in, tokens_out) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
-            for (series, m) in minutes {
-                let failures: serde_json::Map<String, serde_json::Value> =
-                    m.failures_by_kind().map(|(k, n)| (k.to_owned(), n.into())).collect();
-                let q = |h: &crate::record::history::Hist, q| h.quantile_ms(q).map(sql_int);
+            for r in rows {
+                let [l50, l95, l99] = r.latency_ms.map(|q| q.map(sql_int));
+                let [t50, t95, t99] = r.ttft_ms.map(|q| q.map(sql_int));
                 put.execute(params![
-                    series,
-                    sql_int(m.minute),
-                    self.writer,
-                    m.total,
-                    m.good,
-                    m.saved,
-                    serde_json::Value::Object(failures).to_string(),
-                    q(&m.latency, 0.5),
-                    q(&m.latency, 0.95),
-                    q(&m.latency, 0.99),
-                    q(&m.ttft, 0.5),
-                    q(&m.ttft, 0.95),
-                    q(&m.ttft, 0.99),
-                    sql_int(m.tokens_in),
-                    sql_int(m.tokens_out),
+                    r.series,
+                    sql_int(r.minute),
+                    writer,
+                    r.total,
+                    r.good,
+                    r.saved,
+                    r.failures,
+                    l50,
+                    l95,
+                    l99,
+                    t50,
+                    t95,
+                    t99,
+                    sql_int(r.tokens_in),
+                    sql_int(r.tokens_out),
                 ])?;
             }
             let mut put = tx.prepare_cached(
@@ -140,11 +195,13 @@ impl StatusStore {
                 let body = serde_json::to_string(i).unwrap_or_default();
                 put.execute(params![i.id, i.target, sql_int(i.started_at), i.ended_at.map(sql_int), body])?;
             }
-            tx.execute("DELETE FROM minutes WHERE minute < ?1", params![sql_int(keep_from)])?;
-            tx.execute(
-                "DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?1",
-                params![sql_int(keep_from.saturating_mul(60_000))],
-            )?;
+            if let Some(keep_from) = keep_from {
+                tx.execute("DELETE FROM minutes WHERE minute < ?1", params![sql_int(keep_from)])?;
+                tx.execute(
+                    "DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?1",
+                    params![sql_int(keep_from.saturating_mul(60_000))],
+                )?;
+            }
         }
         tx.commit()?;
         Ok(())
