@@ -159,36 +159,55 @@ const STREAM_LEN: usize = 10_000;
 /// Rows waiting to go to the fleet, at most (the oldest minutes go first when Redis stays away that long).
 const OUTBOX_ROWS: usize = 20_000;
 
-/// Admission of one request against one key's (or team's) fleet-wide limits, in one round trip: its concurrency
-/// (`KEYS[2]`, a sorted set of places by expiry; `ARGV[3]` the limit or 0, `ARGV[4]` the place's token, `ARGV[5]` its
-/// lease in ms) and its requests per minute (`KEYS[1]`, a GCRA; `ARGV[1]` the emission interval and `ARGV[2]` the
-/// burst tolerance in µs, or 0). Returns `{1, 0}` admitted (the place taken), `{2, µs}` over the rate, `{3, 0}` no
-/// place free. On Redis's clock.
+/// Admission of one request against its key's and its team's fleet-wide limits, all of them in one round trip and
+/// all or nothing: for account `i`, its requests per minute (`KEYS[2i-1]`, a GCRA; `ARGV[4i-2]` the emission interval
+/// and `ARGV[4i-1]` the burst tolerance in µs, or 0) and its concurrency (`KEYS[2i]`, a sorted set of places by
+/// expiry; `ARGV[4i]` the limit or 0, `ARGV[4i+1]` the place's token); `ARGV[1]` a place's lease in ms. Returns
+/// `{1, 0, 0}` admitted (every place taken, every rate charged), `{2, i, µs}` account `i` over its rate, `{3, i, 0}`
+/// no place free for account `i` — and then nothing was changed. On Redis's clock.
 const ADMIT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now_ms = math.floor(now / 1000)
-local places = tonumber(ARGV[3])
-if places > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
-  if redis.call('ZCARD', KEYS[2]) >= places then return {3, 0} end
+local lease = tonumber(ARGV[1])
+local tats = {}
+for i = 1, #KEYS / 2 do
+  local interval, tolerance, places = tonumber(ARGV[4 * i - 2]), tonumber(ARGV[4 * i - 1]), tonumber(ARGV[4 * i])
+  if places > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[2 * i], '-inf', now_ms)
+    if redis.call('ZCARD', KEYS[2 * i]) >= places then return {3, i, 0} end
+  end
+  if interval > 0 then
+    local tat = tonumber(redis.call('GET', KEYS[2 * i - 1]) or now)
+    if tat < now then tat = now end
+    if tat - now > tolerance then return {2, i, tat - now - tolerance} end
+    tats[i] = tat + interval
+  end
 end
-local interval = tonumber(ARGV[1])
-if interval > 0 then
-  local tolerance = tonumber(ARGV[2])
-  local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-  if tat < now then tat = now end
-  if tat - now > tolerance then return {2, tat - now - tolerance} end
-  local new = tat + interval
-  redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
+for i = 1, #KEYS / 2 do
+  if tats[i] then
+    redis.call('SET', KEYS[2 * i - 1], tats[i], 'PX', math.floor((tats[i] - now) / 1000) + 1000)
+  end
+  if tonumber(ARGV[4 * i]) > 0 then
+    redis.call('ZADD', KEYS[2 * i], now_ms + lease, ARGV[4 * i + 1])
+    redis.call('PEXPIRE', KEYS[2 * i], lease)
+  end
 end
-if places > 0 then
-  local lease = tonumber(ARGV[5])
-  redis.call('ZADD', KEYS[2], now_ms + lease, ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], lease)
-end
-return {1, 0}
+return {1, 0, 0}
 ";
+
+/// One account's fleet-wide limits, as a request asks them of Redis.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    /// The account's stable id (`key NAME`, `team NAME`).
+    pub name: &'a str,
+    pub per_minute: Option<u32>,
+    pub concurrency: Option<u32>,
+}
+
+/// What the fleet said of one account: its requests per minute (`None`: not limited) and its place (`None`: no
+/// concurrency limit; `Some(None)`: none free).
+pub type Said = (Option<Verdict>, Option<Option<Lease>>);
 
 /// How long a fleet-wide place lasts if its replica never gives it back (the longest a request may run).
 const LEASE: Duration = Duration::from_secs(15 * 60);
@@ -868,48 +887,59 @@ impl Shared {
         self.degraded.load(Ordering::Acquire)
     }
 
-    /// A request against `name`'s fleet-wide requests per minute and concurrency, in one round trip: what each
-    /// says (the rate as a GCRA, the concurrency as leased places), or `None` when Redis cannot answer in time.
-    pub async fn admit(
-        &self,
-        name: &str,
-        per_minute: Option<u32>,
-        concurrency: Option<u32>,
-        longest: Duration,
-    ) -> Option<(Option<Verdict>, Option<Option<Lease>>)> {
+    /// A request against its accounts' fleet-wide requests per minute and concurrency, in one round trip, all or
+    /// nothing: what the fleet says of each account (in `asks`' order), or `None` when Redis cannot answer in time.
+    pub async fn admit(&self, asks: &[Ask<'_>], longest: Duration) -> Option<Vec<Said>> {
         let mut conn = self.request_conn()?;
-        let (interval, tolerance) = match per_minute {
-            Some(n) => {
-                let interval = (60_000_000 / u64::from(n.max(1))).max(1);
-                (interval, interval * u64::from(n.max(1) - 1))
-            }
-            None => (0, 0),
-        };
-        let places = format!("{}:conc:{name}", self.prefix);
-        let token: u64 = rand::random();
-        // Made before the call: whatever becomes of it (Redis slower than the budget but still running the script,
-        // the request dropped mid-wait), a place it may have taken is given back unless it is kept below.
-        let lease = Lease { key: places.clone(), token, give_back: self.give_back.clone() };
         // As long as the longest request may run (a stream over its deadline never outlives its place).
         let lease_ms = u64::try_from(longest.max(LEASE).as_millis()).unwrap_or(u64::MAX);
-        let mut call = self.admit.key(format!("{}:rpm:{name}:{}", self.prefix, per_minute.unwrap_or(0)));
-        call.key(&places).arg(interval).arg(tolerance).arg(concurrency.unwrap_or(0)).arg(token).arg(lease_ms);
-        let got = tokio::time::timeout(self.budget, call.invoke_async::<(u8, u64)>(&mut conn)).await;
-        let Ok(Ok((code, wait_us))) = got else {
+        let mut call = self.admit.prepare_invoke();
+        call.arg(lease_ms);
+        // Made before the call: whatever becomes of it (Redis slower than the budget but still running the script,
+        // the request dropped mid-wait), a place it may have taken is given back unless it is kept below.
+        let mut leases = Vec::with_capacity(asks.len());
+        for a in asks {
+            let (interval, tolerance) = match a.per_minute {
+                Some(n) => {
+                    let interval = (60_000_000 / u64::from(n.max(1))).max(1);
+                    (interval, interval * u64::from(n.max(1) - 1))
+                }
+                None => (0, 0),
+            };
+            let places = format!("{}:conc:{}", self.prefix, a.name);
+            let token: u64 = rand::random();
+            call.key(format!("{}:rpm:{}:{}", self.prefix, a.name, a.per_minute.unwrap_or(0))).key(&places);
+            call.arg(interval).arg(tolerance).arg(a.concurrency.unwrap_or(0)).arg(token);
+            leases.push(a.concurrency.is_some().then(|| Lease {
+                key: places,
+                token,
+                give_back: self.give_back.clone(),
+            }));
+        }
+        let got = tokio::time::timeout(self.budget, call.invoke_async::<(u8, usize, u64)>(&mut conn)).await;
+        let Ok(Ok((code, which, wait_us))) = got else {
             self.set_degraded(true);
             return None;
         };
         self.set_degraded(false);
-        Some(match code {
-            1 if concurrency.is_some() => (per_minute.map(|_| Verdict::Admitted), Some(Some(lease))),
-            1 => {
-                // No place was taken: nothing to give back.
-                lease.disarm();
-                (per_minute.map(|_| Verdict::Admitted), None)
-            }
-            2 => (Some(Verdict::Wait(Duration::from_micros(wait_us))), None),
-            _ => (None, Some(None)),
-        })
+        Some(
+            asks.iter()
+                .zip(leases)
+                .enumerate()
+                .map(|(i, (a, lease))| match code {
+                    1 => (a.per_minute.map(|_| Verdict::Admitted), lease.map(Some)),
+                    // Refused: nothing was taken, for any account.
+                    _ => {
+                        lease.map(Lease::disarm);
+                        match (code, i + 1 == which) {
+                            (2, true) => (Some(Verdict::Wait(Duration::from_micros(wait_us))), None),
+                            (3, true) => (None, Some(None)),
+                            _ => (None, None),
+                        }
+                    }
+                })
+                .collect(),
+        )
     }
 }
 

@@ -172,6 +172,11 @@ async fn a_keys_limit_holds_across_three_replicas_and_falls_back_to_each_when_re
     let ready = client.get(format!("{}/readyz", fleet[0].base)).bearer_auth(BOB).send().await.unwrap();
     let ready = ready.text().await.unwrap();
     assert!(ready.contains("\"shared_state\":\"degraded\""), "{ready}");
+    // The status page says its view is this replica's alone.
+    let report = status_json(&client, &fleet[0].base).await;
+    assert_eq!(report["fleet"]["state"], "degraded", "{report}");
+    let page = client.get(format!("{}/status", fleet[0].base)).bearer_auth(BOB).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("Fleet view degraded"));
 
     // Redis back (empty, as after a restart without persistence): every replica notices and the key's limit is
     // the fleet's again.
@@ -192,6 +197,20 @@ async fn a_keys_limit_holds_across_three_replicas_and_falls_back_to_each_when_re
         ok += usize::from(s.unwrap() == 200);
     }
     assert_eq!(ok, 10, "shared again: 10 a minute for the whole fleet");
+    // History re-converges, what each replica served while Redis was away included: every replica's report counts
+    // the same requests, the fleet's.
+    for r in fleet.iter() {
+        status_json(&client, &r.base).await;
+    }
+    all_synced(&fleet, 3).await;
+    let reports: Vec<serde_json::Value> =
+        futures_util::future::join_all(fleet.iter().map(|r| status_json(&client, &r.base))).await;
+    let total = |r: &serde_json::Value| r["gateway"]["availability"][1]["total"].as_u64().unwrap();
+    assert!(total(&reports[0]) >= 10 + 9 + 12 + 10, "{}", reports[0]["gateway"]);
+    for r in &reports {
+        assert_eq!(r["fleet"]["state"], "shared");
+        assert_eq!(total(r), total(&reports[0]), "one fleet view");
+    }
     for r in fleet.iter() {
         r.app.shutdown().await;
     }
@@ -589,6 +608,40 @@ async fn the_retry_budget_is_the_fleets() {
     all_synced(&fleet[..1], 2).await;
     all_synced(&fleet[1..], 2).await;
     assert_eq!(taken(1), 13, "(60 - 20) / 3");
+    drop(redis);
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_and_its_team_are_admitted_in_one_round_trip_across_the_fleet() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-team-{}", std::process::id()));
+    let Some(redis) = Redis::start(&dir) else { return };
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    // The team allows 4 a minute, its two keys 3 each: the team's limit binds them across the fleet.
+    let toml = format!(
+        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\
+         [teams.eng]\nlimits = {{ requests_per_minute = 4 }}\n\
+         [keys.alice]\nkey_env = \"ALICE_KEY\"\nteam = \"eng\"\nlimits = {{ requests_per_minute = 3 }}\n\
+         [keys.bob]\nkey_env = \"BOB_KEY\"\nteam = \"eng\"\nlimits = {{ requests_per_minute = 3 }}\n",
+        sim.base_url()
+    );
+    let fleet = Arc::new(fleet(3, &toml, &redis.url()).await);
+    let client = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let (fleet, client) = (fleet.clone(), client.clone());
+        let key = if i % 2 == 0 { ALICE } else { BOB };
+        tasks.spawn(async move { post(&client, &fleet[i % 3].base, key).await.status });
+    }
+    let mut ok = 0;
+    while let Some(s) = tasks.join_next().await {
+        ok += usize::from(s.unwrap() == 200);
+    }
+    assert_eq!(ok, 4, "the team's 4 a minute, for the whole fleet");
+    assert_eq!(sim.total_hits(), 4);
     drop(redis);
     for r in fleet.iter() {
         r.app.shutdown().await;

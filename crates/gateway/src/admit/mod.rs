@@ -530,17 +530,29 @@ pub async fn admit(
     // What it may cost: its input and the output it may ask for (reserved until it settles, so that requests at
     // once cannot each spend the same remainder).
     let cost = est.price.map_or(0.0, |p| p.cost(est.input, est.output));
-    for account in [&id.account, &id.team_account].into_iter().flatten() {
+    let accounts: Vec<&Arc<Account>> = [&id.account, &id.team_account].into_iter().flatten().collect();
+    // Every fleet-wide limit of the key and its team in one round trip (none when neither has one).
+    let asks: Vec<crate::shared::Ask<'_>> = accounts
+        .iter()
+        .map(|a| {
+            let l = a.limits();
+            crate::shared::Ask {
+                name: &a.whose,
+                per_minute: l.requests_per_minute,
+                concurrency: l.concurrency,
+            }
+        })
+        .collect();
+    let limited = asks.iter().any(|a| a.per_minute.is_some() || a.concurrency.is_some());
+    let mut said = match shared {
+        Some(s) if limited => s.admit(&asks, est.longest).await,
+        _ => None,
+    }
+    .map(Vec::into_iter);
+    for account in accounts {
         let limits = account.limits();
         let output = limits.output_tokens_per_minute.map_or(est.output, |l| est.output.min(l));
-        // Both fleet-wide limits in one round trip.
-        let (fleet, place) = match shared {
-            Some(s) if limits.requests_per_minute.is_some() || limits.concurrency.is_some() => s
-                .admit(&account.whose, limits.requests_per_minute, limits.concurrency, est.longest)
-                .await
-                .unwrap_or((None, None)),
-            _ => (None, None),
-        };
+        let (fleet, place) = said.as_mut().and_then(Iterator::next).unwrap_or((None, None));
         ticket.held.push(account.admit_with(est.input, output, cost, fleet, place).map_err(Refusal::Over)?);
     }
     Ok(ticket)
