@@ -930,7 +930,9 @@ impl Shared {
                     1 => (a.per_minute.map(|_| Verdict::Admitted), lease.map(Some)),
                     // Refused: nothing was taken, for any account.
                     _ => {
-                        lease.map(Lease::disarm);
+                        if let Some(l) = lease {
+                            l.disarm();
+                        }
                         match (code, i + 1 == which) {
                             (2, true) => (Some(Verdict::Wait(Duration::from_micros(wait_us))), None),
                             (3, true) => (None, Some(None)),
