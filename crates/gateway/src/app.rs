@@ -51,7 +51,8 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(config: &Config) -> Result<Runtime, SnapshotError> {
         let health = Arc::new(Health::new(config.health.retry_budget));
-        let stats = Arc::new(Stats::new(StatusStore::open(config.status.path.as_deref())?));
+        let stats = Stats::new(StatusStore::open(config.status.path.as_deref())?);
+        let stats = Arc::new(if config.protect.state.redis_url.is_some() { stats.in_fleet() } else { stats });
         let keys = crate::store::keys::KeyStore::open(config.auth.store.as_deref())?;
         let admission = Arc::new(crate::admit::Admission::new());
         admission.restore(keys.spend()?);

@@ -98,23 +98,20 @@ end
 return out
 ";
 
-/// Budgets' spend: for each account `i`, `KEYS[2i-1]` its day's total and `KEYS[2i]` its month's; `ARGV[1]`,
-/// `ARGV[2]` their lifetimes in ms; `ARGV[3i..3i+2]` what this replica spent since it last said, and its view of
-/// the day's and month's totals (a total under that view — Redis lost its data — is set back to it). Returns the
+/// Budgets' spend: for each account `i`, `KEYS[2i-1]` its day's hash and `KEYS[2i]` its month's, one field per
+/// replica holding what that replica spent (written whole each time: a write repeated after a timeout counts once,
+/// and a Redis that lost its data is filled again by the next writes); `ARGV[1]`, `ARGV[2]` their lifetimes in ms,
+/// `ARGV[3]` this replica, `ARGV[2i+2]`, `ARGV[2i+3]` what it spent this day and this month. Returns the fleet's
 /// totals, as strings, `{day, month}` per account.
 const SPEND: &str = r"
 local out = {}
 for i = 1, #KEYS / 2 do
-  local delta = ARGV[3 * i]
-  local views = {tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])}
   for j = 1, 2 do
     local key = KEYS[2 * i - 2 + j]
-    local total = tonumber(redis.call('INCRBYFLOAT', key, delta))
-    if total < views[j] then
-      total = views[j]
-      redis.call('SET', key, tostring(total))
-    end
+    redis.call('HSET', key, ARGV[3], ARGV[2 * i + 1 + j])
     redis.call('PEXPIRE', key, ARGV[j])
+    local total = 0
+    for _, v in ipairs(redis.call('HVALS', key)) do total = total + tonumber(v) end
     table.insert(out, tostring(total))
   end
 end
@@ -150,11 +147,18 @@ end
 return out
 ";
 
+/// The longest the background task waits for one answer (never a request's wait).
+const BACKGROUND: Duration = Duration::from_secs(2);
+
 /// How long a replica counts as part of the fleet after it was last seen.
 const SEEN_WITHIN: Duration = Duration::from_secs(5);
 
-/// The history stream keeps about this many batches (a replica that joins reads the fleet's history from them).
-const STREAM_LEN: usize = 10_000;
+/// The history stream keeps about this many entries (a replica that joins reads the fleet's history from them),
+/// each of at most [`ENTRY_ROWS`] rows: a few tens of MB of Redis at most.
+const STREAM_LEN: usize = 5_000;
+
+/// Rows in one entry of the history stream, at most.
+const ENTRY_ROWS: usize = 100;
 
 /// Rows waiting to go to the fleet, at most (the oldest minutes go first when Redis stays away that long).
 const OUTBOX_ROWS: usize = 20_000;
@@ -277,7 +281,11 @@ pub struct Shared {
     url: String,
     budget: Duration,
     prefix: String,
+    /// Requests' connection: every answer within the budget.
     conn: ArcSwapOption<ConnectionManager>,
+    /// The background task's: answers may take up to [`BACKGROUND`] (large history entries), never on a request's
+    /// path, and never what decides whether the fleet view is degraded.
+    bg: ArcSwapOption<ConnectionManager>,
     degraded: AtomicBool,
     /// The same, for whoever waits for a change (tests, the status page).
     up: tokio::sync::watch::Sender<bool>,
@@ -298,6 +306,13 @@ pub struct Shared {
     cooling: tokio::sync::mpsc::Sender<(String, u64)>,
     cooled: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<(String, u64)>>>,
     outbox: std::sync::Mutex<Outbox>,
+    /// One sender of the outbox at a time, and the flush's call to send it now.
+    sending: tokio::sync::Mutex<()>,
+    send_now: tokio::sync::Notify,
+    /// Places whose give-back Redis did not take yet (retried each second; their lease bounds them anyway).
+    unplaced: std::sync::Mutex<Vec<(String, u64)>>,
+    /// Breaker changes Redis did not take yet.
+    unpushed: std::sync::Mutex<Vec<crate::record::HealthChange>>,
     /// The last history entry read from the fleet's stream.
     read_to: std::sync::Mutex<String>,
 }
@@ -328,6 +343,7 @@ impl Shared {
             budget: cfg.budget,
             prefix: cfg.prefix.clone(),
             conn: ArcSwapOption::empty(),
+            bg: ArcSwapOption::empty(),
             degraded: AtomicBool::new(true),
             up: tokio::sync::watch::Sender::new(false),
             synced: tokio::sync::watch::Sender::new(0),
@@ -343,6 +359,10 @@ impl Shared {
             cooling,
             cooled: std::sync::Mutex::new(Some(cooled)),
             outbox: std::sync::Mutex::new(Outbox::default()),
+            sending: tokio::sync::Mutex::new(()),
+            send_now: tokio::sync::Notify::new(),
+            unplaced: std::sync::Mutex::new(Vec::new()),
+            unpushed: std::sync::Mutex::new(Vec::new()),
             read_to: std::sync::Mutex::new("0".to_owned()),
         }))
     }
@@ -355,11 +375,14 @@ impl Shared {
         loop {
             let attempt = tokio::select! {
                 () = stop.cancelled() => return,
-                r = self.try_connect() => r,
+                r = async {
+                    Ok::<_, redis::RedisError>((self.try_connect(self.budget).await?, self.try_connect(BACKGROUND).await?))
+                } => r,
             };
             match attempt {
-                Ok(conn) => {
+                Ok((conn, bg)) => {
                     self.conn.store(Some(Arc::new(conn)));
+                    self.bg.store(Some(Arc::new(bg)));
                     self.set_degraded(false);
                     break;
                 }
@@ -390,6 +413,14 @@ impl Shared {
                 }
                 _ = every.tick() => {
                     if self.pull(&health).await {
+                        let waiting = std::mem::take(&mut *self.unplaced.lock().unwrap_or_else(|p| p.into_inner()));
+                        if !waiting.is_empty() {
+                            self.unplace(waiting).await;
+                        }
+                        let changes = std::mem::take(&mut *self.unpushed.lock().unwrap_or_else(|p| p.into_inner()));
+                        for c in &changes {
+                            self.push(c).await;
+                        }
                         self.history(&stats).await;
                         self.spend(&admission).await;
                         self.retries(&health).await;
@@ -401,6 +432,7 @@ impl Shared {
                     }
                 }
                 Some((target, ms)) = cooled.recv() => self.cooled(&target, ms).await,
+                () = self.send_now.notified() => self.send_outbox().await,
                 Some(first) = given_back.recv() => {
                     // All that are waiting, in one round trip: requests end far faster than one at a time.
                     let mut batch = vec![first];
@@ -424,8 +456,9 @@ impl Shared {
         }
     }
 
+    /// The background task's connection.
     fn conn(&self) -> Option<ConnectionManager> {
-        self.conn.load_full().map(|c| (*c).clone())
+        self.bg.load_full().map(|c| (*c).clone())
     }
 
     /// The connection for a client request's call: none while degraded (requests then use local state at once
@@ -434,7 +467,7 @@ impl Shared {
         if self.degraded() {
             return None;
         }
-        self.conn()
+        self.conn.load_full().map(|c| (*c).clone())
     }
 
     fn open_key(&self) -> String {
@@ -520,8 +553,7 @@ impl Shared {
         let Some(mut conn) = self.conn() else { return };
         let mut call = self.open.key(self.cool_key());
         call.arg(target).arg(ms).arg(&self.replica);
-        let done = tokio::time::timeout(self.budget, call.invoke_async::<i64>(&mut conn)).await;
-        self.set_degraded(!matches!(done, Ok(Ok(_))));
+        let _ = tokio::time::timeout(BACKGROUND, call.invoke_async::<i64>(&mut conn)).await;
     }
 
     /// Queue history and incidents this replica just wrote to its store for the fleet, and send what waits.
@@ -544,7 +576,8 @@ impl Shared {
                 o.rows.pop_first();
             }
         }
-        self.send_outbox().await;
+        // Sent by the background task (a status page's request never waits on Redis for it).
+        self.send_now.notify_one();
     }
 
     fn stream_key(&self) -> String {
@@ -553,25 +586,41 @@ impl Shared {
 
     /// Send the waiting history in one entry of the stream; kept for the next try if Redis does not take it.
     async fn send_outbox(&self) {
-        let Some(mut conn) = self.conn() else { return };
+        // One sender at a time: an older copy put back must never land after a newer one.
+        let _one = self.sending.lock().await;
+        for _ in 0..OUTBOX_ROWS / ENTRY_ROWS {
+            if !self.send_entry().await {
+                return;
+            }
+        }
+    }
+
+    /// Send at most [`ENTRY_ROWS`] rows and the incidents as one entry; whether more wait and this one went.
+    async fn send_entry(&self) -> bool {
+        let Some(mut conn) = self.conn() else { return false };
         let (writer, rows, incidents) = {
             let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
             if o.rows.is_empty() && o.incidents.is_empty() {
-                return;
+                return false;
             }
-            (o.writer.clone(), std::mem::take(&mut o.rows), std::mem::take(&mut o.incidents))
+            // The oldest rows first.
+            let rest = match o.rows.keys().nth(ENTRY_ROWS).cloned() {
+                Some(k) => o.rows.split_off(&k),
+                None => std::collections::BTreeMap::new(),
+            };
+            let rows = std::mem::replace(&mut o.rows, rest);
+            (o.writer.clone(), rows, std::mem::take(&mut o.incidents))
         };
         let batch = Batch {
             rows: rows.values().cloned().collect(),
             incidents: incidents.values().cloned().collect(),
         };
-        let Ok(data) = serde_json::to_vec(&batch) else { return };
+        let Ok(data) = serde_json::to_vec(&batch) else { return false };
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.stream_key()).arg("MAXLEN").arg("~").arg(STREAM_LEN).arg("*").arg("w").arg(&writer);
         cmd.arg("d").arg(data);
-        let done = tokio::time::timeout(self.budget, cmd.query_async::<redis::Value>(&mut conn)).await;
+        let done = tokio::time::timeout(BACKGROUND, cmd.query_async::<redis::Value>(&mut conn)).await;
         let ok = matches!(done, Ok(Ok(_)));
-        self.set_degraded(!ok);
         if !ok {
             // Back, unless a newer copy came meanwhile.
             let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
@@ -581,7 +630,10 @@ impl Shared {
             for (k, i) in incidents {
                 o.incidents.entry(k).or_insert(i);
             }
+            return false;
         }
+        let o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        !o.rows.is_empty() || !o.incidents.is_empty()
     }
 
     /// Send what waits, and write the other replicas' new history into this replica's store.
@@ -594,11 +646,8 @@ impl Shared {
             let from = self.read_to.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let mut cmd = redis::cmd("XREAD");
             cmd.arg("COUNT").arg(200).arg("STREAMS").arg(self.stream_key()).arg(&from);
-            let got = tokio::time::timeout(self.budget, cmd.query_async::<redis::Value>(&mut conn)).await;
-            let Ok(Ok(value)) = got else {
-                self.set_degraded(true);
-                return;
-            };
+            let got = tokio::time::timeout(BACKGROUND, cmd.query_async::<redis::Value>(&mut conn)).await;
+            let Ok(Ok(value)) = got else { return };
             let entries = stream_entries(value);
             let Some((last, _, _)) = entries.last() else { return };
             let last = last.clone();
@@ -626,11 +675,11 @@ impl Shared {
         }
     }
 
-    /// Add this replica's spend to the fleet's totals and read them back, for every account with a budget.
+    /// Tell the fleet what this replica spent on every account with a budget, and read the fleet's totals back.
     async fn spend(&self, admission: &crate::admit::Admission) {
         let Some(mut conn) = self.conn() else { return };
         let pushes: Vec<(Arc<crate::admit::limits::Account>, crate::admit::limits::SpendPush)> =
-            admission.accounts().into_iter().filter_map(|a| a.take_unsent().map(|p| (a, p))).collect();
+            admission.accounts().into_iter().filter_map(|a| a.spent_here().map(|p| (a, p))).collect();
         if pushes.is_empty() {
             return;
         }
@@ -639,18 +688,13 @@ impl Shared {
             call.key(format!("{}:spend:{}:d{}", self.prefix, a.whose, p.day));
             call.key(format!("{}:spend:{}:m{}", self.prefix, a.whose, p.month));
         }
-        call.arg(2 * 86_400_000u64).arg(32 * 86_400_000u64);
+        call.arg(2 * 86_400_000u64).arg(32 * 86_400_000u64).arg(&self.replica);
         for (_, p) in &pushes {
-            call.arg(p.delta).arg(p.day_usd).arg(p.month_usd);
+            call.arg(p.day_usd).arg(p.month_usd);
         }
-        let got = tokio::time::timeout(self.budget, call.invoke_async::<Vec<String>>(&mut conn)).await;
-        let Ok(Ok(totals)) = got else {
-            self.set_degraded(true);
-            for (a, p) in &pushes {
-                a.unsent_back(p);
-            }
-            return;
-        };
+        let got = tokio::time::timeout(BACKGROUND, call.invoke_async::<Vec<String>>(&mut conn)).await;
+        // Not taken: the next second writes this replica's totals again, whole.
+        let Ok(Ok(totals)) = got else { return };
         for ((a, p), pair) in pushes.iter().zip(totals.chunks(2)) {
             let parse = |i: usize| pair.get(i).and_then(|t| t.parse::<f64>().ok());
             if let (Some(day), Some(month)) = (parse(0), parse(1)) {
@@ -663,7 +707,7 @@ impl Shared {
     /// the fleet has left.
     async fn retries(&self, health: &crate::health::Health) {
         let targets = health.all();
-        let Some(mut conn) = self.request_conn() else {
+        let Some(mut conn) = self.conn() else {
             for t in &targets {
                 t.fleet_retries(None);
             }
@@ -680,10 +724,11 @@ impl Shared {
         for (d, w) in &counts {
             call.arg(*d).arg(*w);
         }
-        let got = tokio::time::timeout(self.budget, call.invoke_async::<Vec<i64>>(&mut conn)).await;
+        let got = tokio::time::timeout(BACKGROUND, call.invoke_async::<Vec<i64>>(&mut conn)).await;
         let Ok(Ok(sums)) = got else {
-            self.set_degraded(true);
-            for t in &targets {
+            // The counts are told next time; meanwhile each replica's own budget decides.
+            for (t, (d, w)) in targets.iter().zip(counts) {
+                t.put_back_retry_counts(d, w);
                 t.fleet_retries(None);
             }
             return;
@@ -731,19 +776,24 @@ impl Shared {
                 let mut call = self.open.key(self.open_key());
                 let aside = u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX / 2).saturating_mul(2);
                 call.arg(target).arg(aside).arg(&self.replica);
-                tokio::time::timeout(self.budget, call.invoke_async::<i64>(&mut conn))
+                tokio::time::timeout(BACKGROUND, call.invoke_async::<i64>(&mut conn))
                     .await
                     .map(|r| r.map(|_| ()))
             }
             Transition::Closed => {
                 let mut del = redis::cmd("HDEL");
                 del.arg(self.open_key()).arg(target);
-                tokio::time::timeout(self.budget, del.query_async::<i64>(&mut conn))
+                tokio::time::timeout(BACKGROUND, del.query_async::<i64>(&mut conn))
                     .await
                     .map(|r| r.map(|_| ()))
             }
         };
-        self.set_degraded(!matches!(done, Ok(Ok(()))));
+        if !matches!(done, Ok(Ok(()))) {
+            // Said again at the next second (a newer change of the same target supersedes it).
+            let mut waiting = self.unpushed.lock().unwrap_or_else(|p| p.into_inner());
+            waiting.retain(|c| c.target != change.target);
+            waiting.push(change.clone());
+        }
     }
 
     /// At shutdown, once every request has ended: give back the places still waiting to be.
@@ -761,14 +811,22 @@ impl Shared {
 
     /// Give fleet-wide places back, in one pipeline (a place Redis cannot take back now expires with its lease).
     async fn unplace(&self, mut places: Vec<(String, u64)>) {
-        let Some(mut conn) = self.conn() else { return };
         places.sort_unstable();
         let mut pipe = redis::pipe();
         for group in places.chunk_by(|a, b| a.0 == b.0) {
             let Some((key, _)) = group.first() else { continue };
             pipe.zrem(key, group.iter().map(|(_, t)| *t).collect::<Vec<_>>()).ignore();
         }
-        let _ = tokio::time::timeout(self.budget, pipe.query_async::<()>(&mut conn)).await;
+        let done = match self.conn() {
+            Some(mut conn) => tokio::time::timeout(BACKGROUND, pipe.query_async::<()>(&mut conn)).await.ok(),
+            None => None,
+        };
+        if !matches!(done, Some(Ok(()))) {
+            // Kept for the next second (at most 100,000: past that, their lease gives them back).
+            let mut waiting = self.unplaced.lock().unwrap_or_else(|p| p.into_inner());
+            let room = 100_000usize.saturating_sub(waiting.len());
+            waiting.extend(places.into_iter().take(room));
+        }
     }
 
     fn response_key(&self, id: &str) -> String {
@@ -856,11 +914,11 @@ impl Shared {
         let _ = rx.wait_for(|k| *k >= from + n).await;
     }
 
-    async fn try_connect(&self) -> Result<ConnectionManager, redis::RedisError> {
+    async fn try_connect(&self, answer_within: Duration) -> Result<ConnectionManager, redis::RedisError> {
         let client = redis::Client::open(self.url.as_str())?;
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.budget.max(Duration::from_millis(200))))
-            .set_response_timeout(Some(self.budget))
+            .set_response_timeout(Some(answer_within))
             .set_number_of_retries(1);
         client.get_connection_manager_with_config(cfg).await
     }

@@ -476,7 +476,8 @@ async fn a_half_open_target_gets_one_trial_from_the_fleet() {
     let dir = std::env::temp_dir().join(format!("nines-redis-trial-{}", std::process::id()));
     let Some(redis) = Redis::start(&dir) else { return };
     let (first, second) = two_sims().await;
-    let toml = two_targets(&first, &second, "[health]\nconsecutive_failures = 3\ncooldown = \"2s\"\n");
+    // A cooldown of 3 s is 2.4 to 3.6 s (jittered ±20%); the others keep it aside for twice A's.
+    let toml = two_targets(&first, &second, "[health]\nconsecutive_failures = 3\ncooldown = \"3s\"\n");
     let fleet = fleet(3, &toml, &redis.url()).await;
     let client = reqwest::Client::new();
     // Three failures, then the target recovers.
@@ -490,7 +491,7 @@ async fn a_half_open_target_gets_one_trial_from_the_fleet() {
     assert_eq!(first.total_hits(), 3);
     all_synced(&fleet[1..], 2).await;
     // The cooldown has passed: A's breaker is half-open. B and C still keep the target aside: A owns the trial.
-    tokio::time::sleep_until(opened + Duration::from_millis(2300)).await;
+    tokio::time::sleep_until(opened + Duration::from_millis(3700)).await;
     for r in &fleet[1..] {
         let reply = post(&client, &r.base, BOB).await;
         assert_eq!(reply.header("x-nines-target"), "second/m2", "{}", reply.text);

@@ -163,17 +163,17 @@ pub struct Spend {
     pub month: i64,
     pub month_usd: f64,
     pub reserved: f64,
-    /// Spent here and not yet added to the fleet's total (shared through Redis).
-    pub unsent: f64,
+    /// Spent by this process (since it started) this day and this month: what it tells the fleet (Redis), whose
+    /// totals `day_usd` and `month_usd` then are.
+    pub here_day_usd: f64,
+    pub here_month_usd: f64,
 }
 
-/// An account's spend as the fleet is told it: what to add to its day's and month's totals, and this replica's
-/// view of them (the floor a Redis that lost its data is set back to).
+/// An account's spend as the fleet is told it: what this replica spent this day and this month.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpendPush {
     pub day: i64,
     pub month: i64,
-    pub delta: f64,
     pub day_usd: f64,
     pub month_usd: f64,
 }
@@ -258,32 +258,25 @@ impl Account {
         s.month_usd = saved.month_usd;
     }
 
-    /// What to tell the fleet of this account's spend (`None` without a budget): the spend not yet sent is taken
-    /// (given back with [`Account::unsent_back`] if Redis does not take it).
-    pub fn take_unsent(&self) -> Option<SpendPush> {
+    /// What to tell the fleet of this account's spend (`None` without a budget).
+    pub fn spent_here(&self) -> Option<SpendPush> {
         if self.budget().is_empty() {
             return None;
         }
         let (day, month) = self.today();
         let mut s = lock(&self.spend);
         roll(&mut s, day, month);
-        let delta = std::mem::take(&mut s.unsent);
-        Some(SpendPush { day, month, delta, day_usd: s.day_usd, month_usd: s.month_usd })
+        Some(SpendPush { day, month, day_usd: s.here_day_usd, month_usd: s.here_month_usd })
     }
 
-    /// Redis did not take `push`: its spend waits for the next try.
-    pub fn unsent_back(&self, push: &SpendPush) {
-        lock(&self.spend).unsent += push.delta;
-    }
-
-    /// The fleet's totals after `push`: this replica's view becomes them, plus what it spent since.
+    /// The fleet's totals once told `push`: this replica's view becomes them, plus what it spent since.
     pub fn fleet_spend(&self, push: &SpendPush, day_usd: f64, month_usd: f64) {
         let mut s = lock(&self.spend);
         if s.day == push.day {
-            s.day_usd = day_usd + s.unsent;
+            s.day_usd = day_usd + (s.here_day_usd - push.day_usd).max(0.0);
         }
         if s.month == push.month {
-            s.month_usd = month_usd + s.unsent;
+            s.month_usd = month_usd + (s.here_month_usd - push.month_usd).max(0.0);
         }
     }
 
@@ -426,9 +419,7 @@ impl Held {
             let mut s = lock(&a.spend);
             roll(&mut s, day, month);
             s.reserved = (s.reserved - self.cost).max(0.0);
-            s.day_usd += cost;
-            s.month_usd += cost;
-            s.unsent += cost;
+            spent(&mut s, cost);
         }
         self.cost = 0.0;
     }
@@ -447,9 +438,7 @@ impl Drop for Held {
                 let mut s = lock(&a.spend);
                 roll(&mut s, day, month);
                 s.reserved = (s.reserved - self.cost).max(0.0);
-                s.day_usd += self.cost;
-                s.month_usd += self.cost;
-                s.unsent += self.cost;
+                spent(&mut s, self.cost);
             }
             return;
         }
@@ -475,11 +464,21 @@ fn roll(s: &mut Spend, day: i64, month: i64) {
     if s.day != day {
         s.day = day;
         s.day_usd = 0.0;
+        s.here_day_usd = 0.0;
     }
     if s.month != month {
         s.month = month;
         s.month_usd = 0.0;
+        s.here_month_usd = 0.0;
     }
+}
+
+/// `cost` spent (rolled to the current day and month already).
+fn spent(s: &mut Spend, cost: f64) {
+    s.day_usd += cost;
+    s.month_usd += cost;
+    s.here_day_usd += cost;
+    s.here_month_usd += cost;
 }
 
 /// (year, month 1-12, day 1-31) of a count of days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -544,11 +544,27 @@ pub async fn admit(
         })
         .collect();
     let limited = asks.iter().any(|a| a.per_minute.is_some() || a.concurrency.is_some());
-    let mut said = match shared {
+    let said = match shared {
         Some(s) if limited => s.admit(&asks, est.longest).await,
         _ => None,
+    };
+    // The fleet refused one account (and took nothing from any): only that one is asked, for its refusal; the
+    // others' own limiters are not charged for a request that does not go.
+    let refused = said.as_ref().and_then(|v| {
+        v.iter()
+            .position(|(f, p)| matches!(f, Some(crate::shared::Verdict::Wait(_))) || matches!(p, Some(None)))
+    });
+    let mut said = said.map(Vec::into_iter);
+    if let (Some(i), Some(all)) = (refused, said.as_mut())
+        && let (Some(account), Some((fleet, place))) = (accounts.get(i), all.nth(i))
+    {
+        let output = account.limits().output_tokens_per_minute.map_or(est.output, |l| est.output.min(l));
+        if let Err(over) = account.admit_with(est.input, output, cost, fleet, place) {
+            return Err(Refusal::Over(over));
+        }
+        // Not expected (the fleet said no): decided here alone, then.
+        said = None;
     }
-    .map(Vec::into_iter);
     for account in accounts {
         let limits = account.limits();
         let output = limits.output_tokens_per_minute.map_or(est.output, |l| est.output.min(l));

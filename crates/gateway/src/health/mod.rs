@@ -375,6 +375,10 @@ impl TargetHealth {
     /// early; `None` when that trial is already in flight (nothing more is sent to a target in trouble).
     pub fn force(&self, now: Instant, need: Need) -> Option<Role> {
         let mut s = lock(&self.state);
+        // Another replica owns this target's trial: nothing from here until it decides.
+        if s.fleet_open.is_some_and(|u| now < u) {
+            return None;
+        }
         let role = match s.breaker.state(now) {
             breaker::State::Closed => Role::Normal,
             _ => Role::Trial(s.breaker.force_trial()?),
@@ -587,6 +591,12 @@ impl TargetHealth {
     /// What this replica deposited and withdrew since the last call (for the fleet's budget).
     pub fn take_retry_counts(&self) -> (u64, u64) {
         (self.deposits.swap(0, Ordering::AcqRel), self.withdrawals.swap(0, Ordering::AcqRel))
+    }
+
+    /// Counts the fleet was not told (Redis did not answer): told next time.
+    pub fn put_back_retry_counts(&self, deposits: u64, withdrawals: u64) {
+        self.deposits.fetch_add(deposits, Ordering::AcqRel);
+        self.withdrawals.fetch_add(withdrawals, Ordering::AcqRel);
     }
 
     /// This replica's share of the fleet's retries left (`None`: the fleet's view is gone, the local budget alone

@@ -88,6 +88,10 @@ pub struct Incident {
     pub requests: Requests,
     pub rate_limit: Option<RateLimitCause>,
     pub blast_radius: BlastRadius,
+    /// When its replica last wrote it (Unix ms; a fleet's replicas write their open incidents every 10 s, so an
+    /// open one long unwritten belongs to a replica that is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<u64>,
 }
 
 impl Incident {
@@ -314,6 +318,7 @@ impl Tracker {
             requests: std::mem::take(&mut self.pending),
             rate_limit: None,
             blast_radius: BlastRadius::default(),
+            updated_at: None,
         };
         for s in &failures {
             count(&mut i, s);
@@ -437,6 +442,63 @@ pub fn blast_radius(incident: &Incident, all: &[Reach<'_>]) -> BlastRadius {
         ("everything", why.to_owned())
     };
     BlastRadius { scope: scope.to_owned(), explanation, targets: troubled }
+}
+
+/// Open incidents that no replica has written for `stale_ms` (their replica is gone; `mine`, this replica's own
+/// open ones, are live whatever their age) end when they were last written.
+pub fn end_gone(all: &mut [Incident], mine: &[String], now_ms: u64, stale_ms: u64) {
+    for i in all {
+        if i.is_open()
+            && !mine.contains(&i.id)
+            && i.updated_at.is_some_and(|u| now_ms.saturating_sub(u) > stale_ms)
+        {
+            i.ended_at = i.updated_at;
+        }
+    }
+}
+
+/// One fleet's incidents: replicas that met the same target's trouble at the same time each recorded an incident
+/// of their own; shown as one (the earliest's id, opener and first error; the latest's last error; counts added; open
+/// while any is). `all` in any order; returned open first, then by start, most recent first.
+pub fn merge_overlapping(mut all: Vec<Incident>) -> Vec<Incident> {
+    all.sort_by(|a, b| a.target.cmp(&b.target).then(a.started_at.cmp(&b.started_at)));
+    let mut out: Vec<Incident> = Vec::with_capacity(all.len());
+    for i in all {
+        match out.last_mut() {
+            Some(m) if m.target == i.target && m.ended_at.is_none_or(|end| i.started_at <= end) => {
+                m.ended_at = match (m.ended_at, i.ended_at) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+                m.attempts += i.attempts;
+                m.failures += i.failures;
+                for (kind, c) in i.kinds {
+                    let into = m.kinds.entry(kind).or_default();
+                    into.count += c.count;
+                    for (status, n) in c.statuses {
+                        *into.statuses.entry(status).or_default() += n;
+                    }
+                }
+                if !i.last_error.is_empty() {
+                    m.last_error = i.last_error;
+                }
+                let (r, o) = (&mut m.requests, &i.requests);
+                r.affected += o.affected;
+                r.saved += o.saved;
+                r.saved_by_failover += o.saved_by_failover;
+                r.saved_by_retry += o.saved_by_retry;
+                r.saved_by_resume += o.saved_by_resume;
+                r.failed += o.failed;
+                m.ttft.during_ms = m.ttft.during_ms.max(i.ttft.during_ms);
+                if m.rate_limit.is_none() {
+                    m.rate_limit = i.rate_limit;
+                }
+            }
+            _ => out.push(i),
+        }
+    }
+    out.sort_by(|a, b| a.ended_at.is_some().cmp(&b.ended_at.is_some()).then(b.started_at.cmp(&a.started_at)));
+    out
 }
 
 #[cfg(test)]
@@ -571,5 +633,49 @@ mod tests {
         assert!(!m.contains("abc.def") && !m.contains("xyz"), "{m}");
         let long = ProviderError::new(ErrorKind::Server, "é".repeat(1000));
         assert!(scrub(&long, None).len() <= MAX_MESSAGE + 3);
+    }
+
+    #[test]
+    fn a_gone_replicas_open_incident_ends_when_it_was_last_written() {
+        let at = |id: &str, updated: Option<u64>| Incident {
+            id: id.to_owned(),
+            updated_at: updated,
+            ..open_incident("p/m", "p")
+        };
+        let mut all =
+            vec![at("gone", Some(1_000)), at("live", Some(50_000)), at("mine", Some(1_000)), at("old", None)];
+        end_gone(&mut all, &["mine".to_owned()], 70_000, 60_000);
+        let ended: Vec<Option<u64>> = all.iter().map(|i| i.ended_at).collect();
+        assert_eq!(ended, [Some(1_000), None, None, None]);
+    }
+
+    #[test]
+    fn a_fleets_overlapping_incidents_of_one_target_are_one() {
+        let at = |target: &str, start: u64, end: Option<u64>, failures: u64| Incident {
+            started_at: start,
+            ended_at: end,
+            failures,
+            last_error: format!("e{start}"),
+            id: format!("i{start}"),
+            ..open_incident(target, "p")
+        };
+        let merged = merge_overlapping(vec![
+            at("p/m", 1_000, Some(5_000), 3),
+            // Another replica's, during the first: one incident, ended when the later of the two did.
+            at("p/m", 2_000, Some(6_000), 4),
+            // Later, after both: its own.
+            at("p/m", 9_000, Some(9_500), 1),
+            // Another target: open, and while it is, another replica's of the same target is part of it.
+            at("q/m", 1_500, None, 2),
+            at("q/m", 8_000, Some(8_100), 1),
+        ]);
+        let ids: Vec<&str> = merged.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["i1500", "i9000", "i1000"], "open first, then the most recent");
+        let p = &merged[2];
+        assert_eq!((p.started_at, p.ended_at, p.failures), (1_000, Some(6_000), 7));
+        assert_eq!(p.last_error, "e2000");
+        let q = &merged[0];
+        assert!(q.is_open());
+        assert_eq!(q.failures, 3);
     }
 }

@@ -67,6 +67,9 @@ pub struct Stats {
     closed: Mutex<Vec<Incident>>,
     /// Incidents open when the gateway last stopped, by target, until that target's stats are made.
     restored: Mutex<HashMap<String, Incident>>,
+    /// One of a fleet's replicas: its open incidents are written every time (so that the others can tell a live
+    /// one from a gone replica's), and none is taken over at start (it may be another replica's).
+    fleet: std::sync::atomic::AtomicBool,
     /// Requests ended so far: a status report made since is still true if none ended.
     ended: AtomicU64,
     /// The last status report, with when it was made and `ended` then.
@@ -112,7 +115,19 @@ impl Stats {
             last_report: Mutex::new(None),
             building: tokio::sync::Mutex::new(()),
             older: Mutex::new(HashMap::new()),
+            fleet: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// For one of a fleet's replicas (see `fleet`).
+    pub fn in_fleet(self) -> Stats {
+        lock(&self.restored).clear();
+        self.fleet.store(true, Ordering::Relaxed);
+        self
+    }
+
+    pub fn is_in_fleet(&self) -> bool {
+        self.fleet.load(Ordering::Relaxed)
     }
 
     /// Close the incidents restored from the store whose target the configuration no longer has (at start-up, once
@@ -457,18 +472,24 @@ impl Stats {
             push(&r.series);
         }
         let mut incidents = std::mem::take(&mut *lock(&self.closed));
+        let now = self.wall.unix_ms(Instant::now());
+        let every = self.is_in_fleet();
         for t in self.targets() {
             push(&t.series);
             let mut tr = lock(&t.tracker);
-            if tr.dirty {
+            if tr.dirty || (every && tr.open.is_some()) {
                 tr.dirty = false;
                 if let Some(i) = tr.open.clone() {
                     drop(tr);
                     let mut i = i;
                     i.blast_radius = self.blast_radius(&i);
+                    i.updated_at = Some(now);
                     incidents.push(i);
                 }
             }
+        }
+        for i in &mut incidents {
+            i.updated_at = Some(i.updated_at.unwrap_or(now).max(i.ended_at.unwrap_or(0)));
         }
         (minutes, incidents)
     }

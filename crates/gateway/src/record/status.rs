@@ -25,6 +25,9 @@ pub const SCHEMA: &str = "nines.status.v1";
 /// Incidents listed at most.
 const MAX_INCIDENTS: usize = 50;
 
+/// An open incident of another replica unwritten for this long is its gone replica's (they write every 10 s).
+const STALE_MS: u64 = 60_000;
+
 /// The windows, in minutes.
 const WINDOWS: [(&str, u64); 4] = [("1h", 60), ("24h", 24 * 60), ("7d", 7 * 24 * 60), ("30d", 30 * 24 * 60)];
 
@@ -211,6 +214,14 @@ async fn build_report(app: &AppState) -> Result<StatusReport, StoreError> {
     })
     .await??;
     report.fleet = app.runtime.shared.as_ref().map(|s| s.status());
+    if report.fleet.is_some() {
+        // An open incident no replica has written for a minute belongs to a replica that is gone: it ended when it
+        // was last written (this replica's own are live whatever their age).
+        let mine: Vec<String> = report.targets.iter().filter_map(|t| t.open_incident.clone()).collect();
+        super::incidents::end_gone(&mut report.incidents, &mine, generated_at, STALE_MS);
+    }
+    // A fleet's replicas may each have recorded the same trouble: one incident.
+    report.incidents = super::incidents::merge_overlapping(std::mem::take(&mut report.incidents));
     if snap.config.status.public {
         // A public page tells what failed, not the provider's own words (they can name hosts and addresses).
         for i in &mut report.incidents {

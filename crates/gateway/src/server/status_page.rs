@@ -483,6 +483,7 @@ mod tests {
             },
             rate_limit: None,
             blast_radius: Default::default(),
+            updated_at: None,
         };
         let saved = render(&report(vec![incident(0)]));
         assert!(

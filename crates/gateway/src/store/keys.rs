@@ -80,7 +80,8 @@ impl KeyStore {
                     month: r.get(3)?,
                     month_usd: r.get(4)?,
                     reserved: 0.0,
-                    unsent: 0.0,
+                    here_day_usd: 0.0,
+                    here_month_usd: 0.0,
                 },
             ))
         })?;
