@@ -31,6 +31,8 @@ pub enum SnapshotError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Traces(#[from] TraceError),
+    #[error(transparent)]
+    Shared(#[from] crate::shared::TlsCaError),
 }
 
 /// What outlives any one configuration, keyed by stable ids: a reload keeps it.
@@ -57,7 +59,7 @@ impl Runtime {
         let admission = Arc::new(crate::admit::Admission::new());
         admission.restore(keys.spend()?);
         admission.admin.set_records(keys.load()?);
-        let shared = crate::shared::Shared::new(&config.protect.state);
+        let shared = crate::shared::Shared::new(&config.protect.state)?;
         let recorder = Arc::new(
             Recorder::new(health.clone(), stats.clone())
                 .with_traces(Traces::start(&config.traces)?)

@@ -30,20 +30,161 @@ use arc_swap::ArcSwapOption;
 use redis::aio::ConnectionManager;
 
 /// `[state]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StateConfig {
-    /// `redis://…`, `rediss://…` or `redis+unix:///path`; `None`: everything stays local (embedded).
+    /// One Redis (`redis://…`, `rediss://…`, `redis+unix:///path`), a Cluster (`redis+cluster://h1:p1,h2:p2`) or a
+    /// master behind Sentinel (`redis+sentinel://s1:p1,s2:p2/MASTER`); `None`: everything stays local (embedded).
     pub redis_url: Option<String>,
+    /// A PEM file of the certificate authorities a `rediss` server's certificate is checked against (instead of
+    /// the system's).
+    pub tls_ca: Option<std::path::PathBuf>,
     /// The longest a request waits for Redis before it uses local state.
     pub budget: Duration,
     /// Prefix of every key nines writes (several fleets may share one Redis).
     pub prefix: String,
 }
 
+impl std::fmt::Debug for StateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("StateConfig")
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "…"))
+            .field("tls_ca", &self.tls_ca)
+            .field("budget", &self.budget)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { redis_url: None, budget: Duration::from_millis(50), prefix: "nines".to_owned() }
+        StateConfig {
+            redis_url: None,
+            tls_ca: None,
+            budget: Duration::from_millis(50),
+            prefix: "nines".to_owned(),
+        }
     }
+}
+
+/// Where the fleet's Redis is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// One server's URL.
+    One(String),
+    /// A Redis Cluster: its seed nodes' URLs. Every key nines writes carries the hash tag `{prefix}`, so they all
+    /// live in one slot (the scripts touch several keys at once); the cluster gives failover, not sharding.
+    Cluster(Vec<String>),
+    /// A master found through Sentinel: the sentinels' URLs, the master's name, whether to reach it over TLS, and
+    /// its credentials. Asked again when the master stops answering.
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+        tls: bool,
+        user: Option<String>,
+        password: Option<String>,
+    },
+}
+
+impl Topology {
+    /// `[state] redis_url`, read; the error says what is wrong (never echoing a password).
+    pub fn parse(url: &str) -> Result<Topology, String> {
+        let many = |rest: &str, tls: bool| -> Result<(Option<String>, Vec<String>, String), String> {
+            let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let (auth, hosts) = match hosts.rsplit_once('@') {
+                Some((a, h)) => (Some(a.to_owned()), h),
+                None => (None, hosts),
+            };
+            let scheme = if tls { "rediss" } else { "redis" };
+            let nodes: Vec<String> = hosts
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| match &auth {
+                    Some(a) => format!("{scheme}://{a}@{h}"),
+                    None => format!("{scheme}://{h}"),
+                })
+                .collect();
+            if nodes.is_empty() {
+                return Err("names no host".to_owned());
+            }
+            Ok((auth, nodes, path.trim_matches('/').to_owned()))
+        };
+        let cluster = [("redis+cluster://", false), ("rediss+cluster://", true)];
+        if let Some((rest, tls)) = cluster.iter().find_map(|(p, tls)| url.strip_prefix(p).map(|r| (r, *tls)))
+        {
+            let (_, nodes, _) = many(rest, tls)?;
+            return Ok(Topology::Cluster(nodes));
+        }
+        let sentinel = [("redis+sentinel://", false), ("rediss+sentinel://", true)];
+        if let Some((rest, tls)) = sentinel.iter().find_map(|(p, tls)| url.strip_prefix(p).map(|r| (r, *tls)))
+        {
+            let (auth, nodes, master) = many(rest, false)?;
+            if master.is_empty() {
+                return Err("names no master (redis+sentinel://host:port,…/MASTER)".to_owned());
+            }
+            // The credentials are the master's; the sentinels are asked without them.
+            let sentinels = nodes
+                .iter()
+                .map(|n| n.rsplit_once('@').map_or(n.clone(), |(_, h)| format!("redis://{h}")))
+                .collect();
+            let (user, password) = match auth.as_deref().map(|a| a.split_once(':').unwrap_or(("", a))) {
+                Some((u, p)) => {
+                    ((!u.is_empty()).then(|| u.to_owned()), (!p.is_empty()).then(|| p.to_owned()))
+                }
+                None => (None, None),
+            };
+            return Ok(Topology::Sentinel { sentinels, master, tls, user, password });
+        }
+        if ["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|p| url.starts_with(p)) {
+            return Ok(Topology::One(url.to_owned()));
+        }
+        Err("must start with redis://, rediss://, redis+unix://, unix://, redis+cluster://, rediss+cluster://, \
+             redis+sentinel:// or rediss+sentinel://"
+            .to_owned())
+    }
+}
+
+/// A connection to the fleet's Redis, whichever its topology.
+#[derive(Clone)]
+enum Conn {
+    One(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::One(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::One(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::One(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// `[state] tls_ca` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read [state] tls_ca {path}: {source}")]
+pub struct TlsCaError {
+    path: String,
+    source: std::io::Error,
 }
 
 /// Keeping a target aside: `KEYS[1]` the hash (open breakers, or cooldowns), `ARGV[1]` the target, `ARGV[2]` for
@@ -149,6 +290,9 @@ return out
 
 /// The longest the background task waits for one answer (never a request's wait).
 const BACKGROUND: Duration = Duration::from_secs(2);
+
+/// Pulls failed in a row after which the sentinels are asked for the master again.
+const RESOLVE_AFTER: u32 = 3;
 
 /// How long a replica counts as part of the fleet after it was last seen.
 const SEEN_WITHIN: Duration = Duration::from_secs(5);
@@ -278,14 +422,16 @@ pub struct FleetStatus {
 
 /// The shared state's handle: a connection (when there is one) and whether the fleet view is degraded.
 pub struct Shared {
-    url: String,
+    topology: Topology,
+    /// `[state] tls_ca`'s certificates (PEM).
+    tls_ca: Option<Vec<u8>>,
     budget: Duration,
     prefix: String,
     /// Requests' connection: every answer within the budget.
-    conn: ArcSwapOption<ConnectionManager>,
+    conn: ArcSwapOption<Conn>,
     /// The background task's: answers may take up to [`BACKGROUND`] (large history entries), never on a request's
     /// path, and never what decides whether the fleet view is degraded.
-    bg: ArcSwapOption<ConnectionManager>,
+    bg: ArcSwapOption<Conn>,
     degraded: AtomicBool,
     /// The same, for whoever waits for a change (tests, the status page).
     up: tokio::sync::watch::Sender<bool>,
@@ -334,14 +480,24 @@ pub enum Verdict {
 impl Shared {
     /// A handle for `cfg` (`None` without a Redis URL), not yet connected ([`Shared::connect`], in the
     /// background: a Redis that is down at start delays nothing).
-    pub fn new(cfg: &StateConfig) -> Option<Arc<Shared>> {
-        let url = cfg.redis_url.clone()?;
+    pub fn new(cfg: &StateConfig) -> Result<Option<Arc<Shared>>, TlsCaError> {
+        let Some(url) = cfg.redis_url.as_deref() else { return Ok(None) };
+        // Checked by the configuration's validation.
+        let Ok(topology) = Topology::parse(url) else { return Ok(None) };
+        let tls_ca = match &cfg.tls_ca {
+            Some(p) => Some(
+                std::fs::read(p).map_err(|source| TlsCaError { path: p.display().to_string(), source })?,
+            ),
+            None => None,
+        };
         let (give_back, given_back) = tokio::sync::mpsc::unbounded_channel();
         let (cooling, cooled) = tokio::sync::mpsc::channel(1024);
-        Some(Arc::new(Shared {
-            url,
+        Ok(Some(Arc::new(Shared {
+            topology,
+            tls_ca,
             budget: cfg.budget,
-            prefix: cfg.prefix.clone(),
+            // A hash tag: every key in one Cluster slot (the scripts touch several at once).
+            prefix: format!("{{{}}}", cfg.prefix),
             conn: ArcSwapOption::empty(),
             bg: ArcSwapOption::empty(),
             degraded: AtomicBool::new(true),
@@ -364,106 +520,114 @@ impl Shared {
             unplaced: std::sync::Mutex::new(Vec::new()),
             unpushed: std::sync::Mutex::new(Vec::new()),
             read_to: std::sync::Mutex::new("0".to_owned()),
-        }))
+        })))
     }
 
     /// Connect, waiting a little longer after each failure, until connected or `stop`. (Once connected, the
     /// connection manager reconnects by itself.)
     pub async fn connect(self: Arc<Self>, stop: tokio_util::sync::CancellationToken, local: Local) {
         let Local { health, mut changes, stats, admission } = local;
+        let taken = self.given_back.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut given_back) = taken else { return };
+        let taken = self.cooled.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut cooled) = taken else { return };
         let mut wait = Duration::from_millis(100);
-        loop {
+        'run: loop {
             let attempt = tokio::select! {
-                () = stop.cancelled() => return,
-                r = async {
-                    Ok::<_, redis::RedisError>((self.try_connect(self.budget).await?, self.try_connect(BACKGROUND).await?))
-                } => r,
+                () = stop.cancelled() => break,
+                r = async { Ok::<_, redis::RedisError>((self.open(self.budget).await?, self.open(BACKGROUND).await?)) } => r,
             };
             match attempt {
                 Ok((conn, bg)) => {
                     self.conn.store(Some(Arc::new(conn)));
                     self.bg.store(Some(Arc::new(bg)));
                     self.set_degraded(false);
-                    break;
+                    wait = Duration::from_millis(100);
                 }
                 Err(e) => {
                     tracing::warn!(target: "nines::shared", "cannot reach Redis ({e}); state stays local meanwhile");
+                    self.set_degraded(true);
                     tokio::select! {
-                        () = stop.cancelled() => return,
+                        () = stop.cancelled() => break,
                         () = tokio::time::sleep(wait) => {}
                     }
                     wait = (wait * 2).min(Duration::from_secs(5));
+                    continue;
                 }
             }
-        }
-        // Every second: read the fleet's open breakers (which also tells whether Redis answers); and at once,
-        // tell the fleet of this replica's breaker changes.
-        let mut every = tokio::time::interval(PING_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let taken = self.given_back.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(mut given_back) = taken else { return };
-        let taken = self.cooled.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(mut cooled) = taken else { return };
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => {
-                    // Requests still draining give their places back after this: `give_back_all` at the end.
-                    *self.given_back.lock().unwrap_or_else(|p| p.into_inner()) = Some(given_back);
-                    return;
-                }
-                _ = every.tick() => {
-                    if self.pull(&health).await {
-                        let waiting = std::mem::take(&mut *self.unplaced.lock().unwrap_or_else(|p| p.into_inner()));
-                        if !waiting.is_empty() {
-                            self.unplace(waiting).await;
-                        }
-                        let changes = std::mem::take(&mut *self.unpushed.lock().unwrap_or_else(|p| p.into_inner()));
-                        for c in &changes {
-                            self.push(c).await;
-                        }
-                        self.history(&stats).await;
-                        self.spend(&admission).await;
-                        self.retries(&health).await;
-                        self.synced.send_modify(|n| *n += 1);
-                    } else {
-                        for t in health.all() {
-                            t.fleet_retries(None);
-                        }
-                    }
-                }
-                Some((target, ms)) = cooled.recv() => self.cooled(&target, ms).await,
-                () = self.send_now.notified() => self.send_outbox().await,
-                Some(first) = given_back.recv() => {
-                    // All that are waiting, in one round trip: requests end far faster than one at a time.
-                    let mut batch = vec![first];
-                    while batch.len() < 4096 {
-                        match given_back.try_recv() {
-                            Ok(x) => batch.push(x),
-                            Err(_) => break,
+            // Every second: read the fleet's view (which also tells whether Redis answers) and tell it this
+            // replica's; at once: breaker changes, cooldowns, places given back, history to send.
+            let mut every = tokio::time::interval(PING_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut missed = 0u32;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break 'run,
+                    _ = every.tick() => {
+                        if self.pull(&health).await {
+                            missed = 0;
+                            let waiting =
+                                std::mem::take(&mut *self.unplaced.lock().unwrap_or_else(|p| p.into_inner()));
+                            if !waiting.is_empty() {
+                                self.unplace(waiting).await;
+                            }
+                            let changes =
+                                std::mem::take(&mut *self.unpushed.lock().unwrap_or_else(|p| p.into_inner()));
+                            for c in &changes {
+                                self.push(c).await;
+                            }
+                            self.history(&stats).await;
+                            self.spend(&admission).await;
+                            self.retries(&health).await;
+                            self.synced.send_modify(|n| *n += 1);
+                        } else {
+                            for t in health.all() {
+                                t.fleet_retries(None);
+                            }
+                            missed += 1;
+                            // Behind Sentinel, the master may have moved: ask the sentinels again.
+                            if missed >= RESOLVE_AFTER && matches!(self.topology, Topology::Sentinel { .. }) {
+                                break;
+                            }
                         }
                     }
-                    self.unplace(batch).await;
-                }
-                change = changes.recv() => match change {
-                    Ok(c) => self.push(&c).await,
-                    // Changes were missed: read the fleet's view now rather than at the next tick.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        self.pull(&health).await;
+                    Some((target, ms)) = cooled.recv() => self.cooled(&target, ms).await,
+                    () = self.send_now.notified() => self.send_outbox().await,
+                    Some(first) = given_back.recv() => {
+                        // All that are waiting, in one round trip: requests end far faster than one at a time.
+                        let mut batch = vec![first];
+                        while batch.len() < 4096 {
+                            match given_back.try_recv() {
+                                Ok(x) => batch.push(x),
+                                Err(_) => break,
+                            }
+                        }
+                        self.unplace(batch).await;
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
+                    change = changes.recv() => match change {
+                        Ok(c) => self.push(&c).await,
+                        // Changes were missed: read the fleet's view now rather than at the next tick.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            self.pull(&health).await;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break 'run,
+                    },
+                }
             }
+            tracing::warn!(target: "nines::shared", "Redis's master does not answer: asking the sentinels again");
         }
+        // Requests still draining give their places back after this: `give_back_all` at the end.
+        *self.given_back.lock().unwrap_or_else(|p| p.into_inner()) = Some(given_back);
     }
 
     /// The background task's connection.
-    fn conn(&self) -> Option<ConnectionManager> {
+    fn conn(&self) -> Option<Conn> {
         self.bg.load_full().map(|c| (*c).clone())
     }
 
     /// The connection for a client request's call: none while degraded (requests then use local state at once
     /// rather than each waiting its budget; the background read each second finds Redis again).
-    fn request_conn(&self) -> Option<ConnectionManager> {
+    fn request_conn(&self) -> Option<Conn> {
         if self.degraded() {
             return None;
         }
@@ -914,13 +1078,57 @@ impl Shared {
         let _ = rx.wait_for(|k| *k >= from + n).await;
     }
 
-    async fn try_connect(&self, answer_within: Duration) -> Result<ConnectionManager, redis::RedisError> {
-        let client = redis::Client::open(self.url.as_str())?;
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.budget.max(Duration::from_millis(200))))
-            .set_response_timeout(Some(answer_within))
-            .set_number_of_retries(1);
-        client.get_connection_manager_with_config(cfg).await
+    /// A connection whose answers come within `answer_within` (or fail).
+    async fn open(&self, answer_within: Duration) -> Result<Conn, redis::RedisError> {
+        let connect_within = self.budget.max(Duration::from_millis(200));
+        let certs = || redis::TlsCertificates { client_tls: None, root_cert: self.tls_ca.clone() };
+        let manager = |client: redis::Client| async move {
+            let cfg = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(connect_within))
+                .set_response_timeout(Some(answer_within))
+                .set_number_of_retries(1);
+            client.get_connection_manager_with_config(cfg).await.map(Conn::One)
+        };
+        match &self.topology {
+            Topology::One(url) => {
+                let client = match self.tls_ca {
+                    Some(_) => redis::Client::build_with_tls(url.as_str(), certs())?,
+                    None => redis::Client::open(url.as_str())?,
+                };
+                manager(client).await
+            }
+            Topology::Cluster(nodes) => {
+                let mut b = redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(connect_within)
+                    .response_timeout(answer_within)
+                    .retries(1);
+                if self.tls_ca.is_some() {
+                    b = b.certs(certs());
+                }
+                Ok(Conn::Cluster(b.build()?.get_async_connection().await?))
+            }
+            Topology::Sentinel { sentinels, master, tls, user, password } => {
+                let mut info = redis::RedisConnectionInfo::default();
+                if let Some(u) = user {
+                    info = info.set_username(u);
+                }
+                if let Some(p) = password {
+                    info = info.set_password(p);
+                }
+                let mut node =
+                    redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+                if *tls {
+                    node = node.set_tls_mode(redis::TlsMode::Secure);
+                }
+                let mut sc = redis::sentinel::SentinelClient::build(
+                    sentinels.clone(),
+                    master.as_str(),
+                    Some(node),
+                    redis::sentinel::SentinelServerType::Master,
+                )?;
+                manager(sc.async_get_client().await?).await
+            }
+        }
     }
 
     fn set_degraded(&self, degraded: bool) {
@@ -1040,4 +1248,35 @@ fn stream_entries(v: redis::Value) -> Vec<(String, String, Vec<u8>)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_says_the_topology() {
+        assert_eq!(Topology::parse("redis://h:6379/0"), Ok(Topology::One("redis://h:6379/0".to_owned())));
+        assert_eq!(
+            Topology::parse("rediss+cluster://:pw@a:1,b:2"),
+            Ok(Topology::Cluster(vec!["rediss://:pw@a:1".to_owned(), "rediss://:pw@b:2".to_owned()]))
+        );
+        assert_eq!(
+            Topology::parse("redis+sentinel://user:pw@s1:26379,s2:26379/main"),
+            Ok(Topology::Sentinel {
+                sentinels: vec!["redis://s1:26379".to_owned(), "redis://s2:26379".to_owned()],
+                master: "main".to_owned(),
+                tls: false,
+                user: Some("user".to_owned()),
+                password: Some("pw".to_owned()),
+            })
+        );
+        for bad in ["redis+sentinel://s1:26379", "redis+cluster://", "http://h", "secret-pw@h"] {
+            let e = Topology::parse(bad).unwrap_err();
+            assert!(!e.contains("pw"), "{e}");
+        }
+        // The configuration's Debug never shows the URL (it may hold a password).
+        let cfg = StateConfig { redis_url: Some("redis://:hunter2@h".to_owned()), ..StateConfig::default() };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
 }

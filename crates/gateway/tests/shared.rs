@@ -648,3 +648,282 @@ async fn a_key_and_its_team_are_admitted_in_one_round_trip_across_the_fleet() {
         r.app.shutdown().await;
     }
 }
+
+/// A `redis-server` (or sentinel) of the test's own on a TCP port of 127.0.0.1 (the kernel's pick), with `args`;
+/// killed when dropped.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One command over RESP; the first reply line (bulk strings: their body too).
+fn redis_cmd(port: u16, args: &[&str]) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = vec![0u8; 8192];
+    let n = s.read(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Start `redis-server` with `args` on a port of its own; ready when `ready` holds (bounded).
+fn server(dir: &std::path::Path, args: &[String], ready: impl Fn(u16) -> bool) -> Option<Server> {
+    let bin = std::path::Path::new("/usr/bin/redis-server");
+    if !bin.exists() {
+        assert!(Env::from_process().get("NINES_REQUIRE_REDIS").is_none(), "redis-server is required");
+        return None;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let port = free_port();
+    let args: Vec<String> = args.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
+    let child = std::process::Command::new(bin)
+        .args(&args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, port };
+    for _ in 0..300 {
+        if ready(port) {
+            return Some(server);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("redis-server {args:?} did not become ready");
+}
+
+fn pong(port: u16) -> bool {
+    redis_cmd(port, &["PING"]).is_some_and(|r| r.starts_with("+PONG"))
+}
+
+/// 45 requests at once over the fleet: exactly alice's 10 a minute pass, wherever they land.
+async fn limit_holds(fleet: Arc<Vec<Replica>>, sim: &Sim) {
+    let client = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..45 {
+        let (fleet, client) = (fleet.clone(), client.clone());
+        tasks.spawn(async move { post(&client, &fleet[i % fleet.len()].base, ALICE).await.status });
+    }
+    let mut ok = 0;
+    while let Some(s) = tasks.join_next().await {
+        ok += usize::from(s.unwrap() == 200);
+    }
+    assert_eq!(ok, 10);
+    assert_eq!(sim.total_hits(), 10);
+    for r in fleet.iter() {
+        assert_eq!(r.app.state.runtime.shared.as_ref().unwrap().status().state, "shared");
+        r.app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_fleet_shares_its_state_through_a_redis_cluster() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-cluster-{}", std::process::id()));
+    let args = [
+        "--port",
+        "{port}",
+        "--bind",
+        "127.0.0.1",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .map(str::to_owned);
+    let Some(node) = server(&dir, &args, pong) else { return };
+    // One node holding every slot: a cluster (MOVED, slots, the cluster protocol) of one.
+    let added = redis_cmd(node.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).unwrap();
+    assert!(added.starts_with("+OK"), "{added}");
+    for _ in 0..300 {
+        if redis_cmd(node.port, &["CLUSTER", "INFO"]).is_some_and(|i| i.contains("cluster_state:ok")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let fleet = replicas(3, &sim, &format!("redis+cluster://127.0.0.1:{}", node.port)).await;
+    limit_holds(Arc::new(fleet), &sim).await;
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_fleet_finds_its_redis_through_sentinel() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-sentinel-{}", std::process::id()));
+    let args =
+        ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(str::to_owned);
+    let Some(master) = server(&dir, &args, pong) else { return };
+    std::fs::write(
+        dir.join("sentinel.conf"),
+        format!("bind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {} 1\n", master.port),
+    )
+    .unwrap();
+    let sentinel = server(
+        &dir,
+        &["sentinel.conf".to_owned(), "--sentinel".to_owned(), "--port".to_owned(), "{port}".to_owned()],
+        |port| {
+            redis_cmd(port, &["SENTINEL", "get-master-addr-by-name", "mymaster"])
+                .is_some_and(|r| r.contains("127.0.0.1"))
+        },
+    )
+    .unwrap();
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let fleet = replicas(3, &sim, &format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port)).await;
+    limit_holds(Arc::new(fleet), &sim).await;
+    drop((sentinel, master));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_fleet_reaches_redis_over_tls_checked_against_its_own_ca() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if !std::path::Path::new("/usr/bin/openssl").exists() {
+        assert!(
+            Env::from_process().get("NINES_REQUIRE_REDIS").is_none(),
+            "openssl is required for the TLS test"
+        );
+        return;
+    }
+    // A CA, and a certificate for 127.0.0.1 signed by it.
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(&dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=nines test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "redis.key",
+        "-out",
+        "redis.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "redis.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "redis.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let args = [
+        "--port",
+        "0",
+        "--tls-port",
+        "{port}",
+        "--bind",
+        "127.0.0.1",
+        "--tls-cert-file",
+        "redis.pem",
+        "--tls-key-file",
+        "redis.key",
+        "--tls-ca-cert-file",
+        "ca.pem",
+        "--tls-auth-clients",
+        "no",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .map(str::to_owned);
+    let Some(tls) = server(&dir, &args, |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+    else {
+        return;
+    };
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let url = format!("rediss://127.0.0.1:{}\"\ntls_ca = \"{}", tls.port, dir.join("ca.pem").display());
+    let fleet = replicas(2, &sim, &url).await;
+    limit_holds(Arc::new(fleet), &sim).await;
+    // Another CA than the one that signed the server's certificate: never connected.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "other.key",
+        "-out",
+        "other.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=another CA",
+    ]);
+    let toml = format!(
+        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n[routes.chat]\ntargets = [\"first/m1\"]\n\
+         [state]\nredis_url = \"rediss://127.0.0.1:{}\"\ntls_ca = \"{}\"\n",
+        sim.base_url(),
+        tls.port,
+        dir.join("other.pem").display()
+    );
+    let app = App::build(config::parse_and_validate(&toml).unwrap(), &Env::from_pairs([("X", "y")])).unwrap();
+    app.spawn(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let shared = app.state.runtime.shared.clone().unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), shared.reachable()).await.is_err(),
+        "a server whose certificate the CA did not sign is never trusted"
+    );
+    app.shutdown().await;
+    drop(tls);
+    let _ = std::fs::remove_dir_all(&dir);
+}

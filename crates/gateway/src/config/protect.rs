@@ -65,6 +65,7 @@ pub struct RawPrice {
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     pub redis_url: Option<String>,
+    pub tls_ca: Option<std::path::PathBuf>,
     #[serde(default, with = "humantime_serde")]
     pub budget: Option<Duration>,
     pub prefix: Option<String>,
@@ -356,13 +357,8 @@ pub fn validate(raw: RawProtect, errors: &mut Vec<ConfigError>) -> Protect {
 fn state(s: RawState, errors: &mut Vec<ConfigError>) -> crate::shared::StateConfig {
     let d = crate::shared::StateConfig::default();
     let url = s.redis_url.filter(|u| !u.is_empty());
-    if let Some(u) = &url
-        && !["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|p| u.starts_with(p))
-    {
-        errors.push(ConfigError::new(
-            "state.redis_url",
-            "must start with redis://, rediss://, redis+unix:// or unix://",
-        ));
+    if let Some(Err(e)) = url.as_deref().map(crate::shared::Topology::parse) {
+        errors.push(ConfigError::new("state.redis_url", e));
     }
     let budget = s.budget.unwrap_or(d.budget);
     if budget.is_zero() || budget > Duration::from_secs(5) {
@@ -372,7 +368,7 @@ fn state(s: RawState, errors: &mut Vec<ConfigError>) -> crate::shared::StateConf
     if !valid_name(&prefix) {
         errors.push(ConfigError::new("state.prefix", "is 1 to 64 of A-Z a-z 0-9 . _ -"));
     }
-    crate::shared::StateConfig { redis_url: url, budget, prefix }
+    crate::shared::StateConfig { redis_url: url, tls_ca: s.tls_ca, budget, prefix }
 }
 
 fn server(s: RawServer, errors: &mut Vec<ConfigError>) -> ServerConfig {
