@@ -927,3 +927,61 @@ async fn a_fleet_reaches_redis_over_tls_checked_against_its_own_ca() {
     drop(tls);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn redis_killed_during_load_fails_no_request() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-load-{}", std::process::id()));
+    let Some(mut redis) = Redis::start(&dir) else { return };
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    // Alice's limits are high enough never to refuse here: every request of hers asks Redis (one round trip).
+    let toml = format!(
+        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\
+         [keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = {{ requests_per_minute = 1000000, concurrency = 1000 }}\n\
+         [keys.bob]\nkey_env = \"BOB_KEY\"\n",
+        sim.base_url()
+    );
+    let fleet = Arc::new(fleet(3, &toml, &redis.url()).await);
+    let client = reqwest::Client::new();
+    let sent = Arc::new(tokio::sync::watch::Sender::new(0usize));
+    let stop = tokio_util::sync::CancellationToken::new();
+    // Eight clients, each sending one request after another, over the three replicas.
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let (fleet, client, sent, stop) = (fleet.clone(), client.clone(), sent.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            let mut i = w;
+            while !stop.is_cancelled() {
+                let key = if i % 2 == 0 { ALICE } else { BOB };
+                statuses.push(post(&client, &fleet[i % 3].base, key).await.status);
+                sent.send_modify(|n| *n += 1);
+                i += 1;
+            }
+            statuses
+        });
+    }
+    let until = |n: usize| {
+        let mut rx = sent.subscribe();
+        async move {
+            let _ = rx.wait_for(|k| *k >= n).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), until(150)).await.expect("load too slow");
+    redis.kill();
+    let killed_at = *sent.borrow();
+    tokio::time::timeout(Duration::from_secs(20), until(killed_at + 150)).await.expect("load too slow");
+    stop.cancel();
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.extend(s.unwrap());
+    }
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    eprintln!("{} requests, Redis killed after {killed_at}: {failed} failed", statuses.len());
+    assert_eq!(failed, 0, "no client request fails because Redis died");
+    assert!(statuses.len() >= 300);
+    for r in fleet.iter() {
+        assert!(r.app.state.runtime.shared.as_ref().unwrap().degraded());
+        r.app.shutdown().await;
+    }
+}
