@@ -1142,6 +1142,12 @@ impl Shared {
         }
     }
 
+    /// Wait until Redis does not answer (or already did not).
+    pub async fn unreachable(&self) {
+        let mut rx = self.up.subscribe();
+        let _ = rx.wait_for(|up| !*up).await;
+    }
+
     /// Wait until Redis answers (or has answered).
     pub async fn reachable(&self) {
         let mut rx = self.up.subscribe();

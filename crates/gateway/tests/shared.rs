@@ -985,3 +985,83 @@ async fn redis_killed_during_load_fails_no_request() {
         r.app.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_fleet_follows_its_master_when_sentinel_fails_over() {
+    let dir = std::env::temp_dir().join(format!("nines-redis-failover-{}", std::process::id()));
+    // Replication starts at once (a master waits 5 s for more replicas before a diskless sync by default).
+    let base = [
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--repl-diskless-sync-delay",
+        "0",
+        "--port",
+        "{port}",
+    ]
+    .map(str::to_owned);
+    let Some(master) = server(&dir, &base, pong) else { return };
+    let mut replica_args = base.to_vec();
+    replica_args.extend(["--replicaof".to_owned(), "127.0.0.1".to_owned(), master.port.to_string()]);
+    let replica = server(&dir, &replica_args, |port| {
+        redis_cmd(port, &["INFO", "replication"]).is_some_and(|i| i.contains("master_link_status:up"))
+    })
+    .unwrap();
+    std::fs::write(
+        dir.join("sentinel.conf"),
+        format!(
+            "bind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds mymaster 300\n\
+             sentinel failover-timeout mymaster 2000\n",
+            master.port
+        ),
+    )
+    .unwrap();
+    let sentinel = server(
+        &dir,
+        &["sentinel.conf".to_owned(), "--sentinel".to_owned(), "--port".to_owned(), "{port}".to_owned()],
+        |port| {
+            redis_cmd(port, &["SENTINEL", "replicas", "mymaster"])
+                .is_some_and(|r| r.contains(&replica.port.to_string()))
+        },
+    )
+    .unwrap();
+    let sim =
+        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let fleet = replicas(2, &sim, &format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port)).await;
+    let client = reqwest::Client::new();
+    assert_eq!(post(&client, &fleet[0].base, ALICE).await.status, 200);
+    // The master dies: the sentinel promotes the replica; each replica of the fleet notices, asks the sentinel
+    // again and is shared again — no client request failing meanwhile.
+    drop(master);
+    for r in fleet.iter() {
+        let shared = r.app.state.runtime.shared.clone().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), shared.unreachable()).await.expect("never noticed");
+    }
+    for i in 0..4 {
+        assert_eq!(post(&client, &fleet[i % 2].base, BOB).await.status, 200);
+    }
+    for r in fleet.iter() {
+        let shared = r.app.state.runtime.shared.clone().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), shared.reachable())
+            .await
+            .expect("never found the new master");
+    }
+    let role = redis_cmd(replica.port, &["ROLE"]).unwrap();
+    assert!(role.contains("master"), "the replica was promoted: {role}");
+    // Shared again, on the new master: alice's 10 a minute hold across both (one was spent before).
+    let mut ok = 0;
+    for i in 0..14 {
+        ok += usize::from(post(&client, &fleet[i % 2].base, ALICE).await.status == 200);
+    }
+    assert!((9..=10).contains(&ok), "{ok} (9 if the first one reached the replica before the failover)");
+    let keys = redis_cmd(replica.port, &["EXISTS", "{nines}:rpm:key alice:10"]).unwrap();
+    assert!(keys.starts_with(":1"), "the limit lives on the new master: {keys}");
+    for r in fleet.iter() {
+        r.app.shutdown().await;
+    }
+    drop((sentinel, replica));
+    let _ = std::fs::remove_dir_all(&dir);
+}
