@@ -84,6 +84,18 @@ struct Replica {
     base: String,
 }
 
+/// A simulated provider named `name`, on a port of its own.
+async fn sim(name: &str) -> Sim {
+    Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new(name)).await.unwrap()
+}
+
+/// Stop every replica (each drains and gives its places back).
+async fn shut(fleet: &[Replica]) {
+    for r in fleet {
+        r.app.shutdown().await;
+    }
+}
+
 async fn replicas(n: usize, sim: &Sim, redis_url: &str) -> Vec<Replica> {
     let provider = p("first", "openai", "m1");
     let toml = format!(
@@ -132,8 +144,7 @@ async fn post(client: &reqwest::Client, base: &str, key: &str) -> Reply {
 async fn a_keys_limit_holds_across_three_replicas_and_falls_back_to_each_when_redis_dies() {
     let dir = std::env::temp_dir().join(format!("nines-redis-{}", std::process::id()));
     let Some(mut redis) = Redis::start(&dir) else { return };
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     let fleet = Arc::new(replicas(3, &sim, &redis.url()).await);
     let client = reqwest::Client::new();
 
@@ -211,19 +222,15 @@ async fn a_keys_limit_holds_across_three_replicas_and_falls_back_to_each_when_re
         assert_eq!(r["fleet"]["state"], "shared");
         assert_eq!(total(r), total(&reports[0]), "one fleet view");
     }
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 #[tokio::test]
 async fn a_breaker_opened_on_one_replica_keeps_the_others_off_that_target() {
     let dir = std::env::temp_dir().join(format!("nines-redis-br-{}", std::process::id()));
     let Some(redis) = Redis::start(&dir) else { return };
-    let first =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
-    let second =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("second")).await.unwrap();
+    let first = sim("first").await;
+    let second = sim("second").await;
     let toml = format!(
         "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\
          [providers.second]\nkind = \"anthropic\"\nbase_url = \"{}\"\nretries = 0\n\
@@ -234,9 +241,7 @@ async fn a_breaker_opened_on_one_replica_keeps_the_others_off_that_target() {
     );
     let fleet = fleet(3, &toml, &redis.url()).await;
     let client = reqwest::Client::new();
-    first.push_fault(
-        nines_sim::Fault::new(nines_sim::FaultKind::Status { status: 503, retry_after: None }).times(100),
-    );
+    first.push_fault(nines_sim::Fault::status(503).times(100));
     // Replica A meets three failures in a row (each request saved by the second target): its breaker opens.
     for _ in 0..3 {
         assert_eq!(post(&client, &fleet[0].base, "").await.status, 200);
@@ -256,17 +261,14 @@ async fn a_breaker_opened_on_one_replica_keeps_the_others_off_that_target() {
         }
     }
     assert_eq!(first.total_hits(), 3, "B and C never asked the target A found failing");
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 #[tokio::test]
 async fn a_responses_conversation_begun_on_one_replica_continues_on_the_others() {
     let dir = std::env::temp_dir().join(format!("nines-redis-resp-{}", std::process::id()));
     let Some(redis) = Redis::start(&dir) else { return };
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     let toml = format!(
         "[providers.first]\nkind = \"anthropic\"\nbase_url = \"{}\"\nretries = 0\n[routes.chat]\ntargets = [\"first/m1\"]\n\
          [keys.alice]\nkey_env = \"ALICE_KEY\"\n[keys.bob]\nkey_env = \"BOB_KEY\"\n",
@@ -302,17 +304,14 @@ async fn a_responses_conversation_begun_on_one_replica_continues_on_the_others()
             client.get(format!("{}/v1/responses/{id}", r.base)).bearer_auth(ALICE).send().await.unwrap();
         assert_eq!(got.status(), 200, "every replica reads it");
     }
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 #[tokio::test]
 async fn a_keys_concurrency_holds_across_replicas_and_places_come_back() {
     let dir = std::env::temp_dir().join(format!("nines-redis-conc-{}", std::process::id()));
     let Some(redis) = Redis::start(&dir) else { return };
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     sim.set_capacity(Some(nines_sim::Capacity { concurrent: 100, latency_ms: 300 }));
     let toml = format!(
         "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n[routes.chat]\ntargets = [\"first/m1\"]\n\
@@ -351,9 +350,7 @@ async fn a_keys_concurrency_holds_across_replicas_and_places_come_back() {
         }
         assert_eq!(String::from_utf8_lossy(&held), ":0\r\n", "every place given back");
     }
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 /// A Redis that hangs (here `DEBUG SLEEP`): no request waits for it past `[state] budget`, none fails, and while
@@ -362,8 +359,7 @@ async fn a_keys_concurrency_holds_across_replicas_and_places_come_back() {
 async fn a_hung_redis_costs_a_request_at_most_its_budget() {
     let dir = std::env::temp_dir().join(format!("nines-redis-hang-{}", std::process::id()));
     let Some(redis) = Redis::start(&dir) else { return };
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     let fleet = replicas(1, &sim, &redis.url()).await;
     let client = reqwest::Client::new();
     assert_eq!(post(&client, &fleet[0].base, ALICE).await.status, 200);
@@ -417,10 +413,8 @@ fn two_targets(first: &Sim, second: &Sim, health: &str) -> String {
 }
 
 async fn two_sims() -> (Sim, Sim) {
-    let first =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
-    let second =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("second")).await.unwrap();
+    let first = sim("first").await;
+    let second = sim("second").await;
     (first, second)
 }
 
@@ -432,9 +426,7 @@ async fn every_replica_shows_the_same_incident_and_the_fleets_availability() {
     let toml = two_targets(&first, &second, "[health]\nconsecutive_failures = 3\ncooldown = \"30s\"\n");
     let fleet = fleet(3, &toml, &redis.url()).await;
     let client = reqwest::Client::new();
-    first.push_fault(
-        nines_sim::Fault::new(nines_sim::FaultKind::Status { status: 503, retry_after: None }).times(100),
-    );
+    first.push_fault(nines_sim::Fault::status(503).times(100));
     // Replica A meets the outage (its breaker opens, an incident opens); B and C serve a few requests of their own.
     for _ in 0..3 {
         assert_eq!(post(&client, &fleet[0].base, BOB).await.status, 200);
@@ -466,9 +458,7 @@ async fn every_replica_shows_the_same_incident_and_the_fleets_availability() {
         let target = r["targets"].as_array().unwrap().iter().find(|t| t["id"] == "first/m1").unwrap();
         assert_eq!(target["state"], "breaker_open", "replica {i}: {target}");
     }
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 #[tokio::test]
@@ -481,9 +471,7 @@ async fn a_half_open_target_gets_one_trial_from_the_fleet() {
     let fleet = fleet(3, &toml, &redis.url()).await;
     let client = reqwest::Client::new();
     // Three failures, then the target recovers.
-    first.push_fault(
-        nines_sim::Fault::new(nines_sim::FaultKind::Status { status: 503, retry_after: None }).times(3),
-    );
+    first.push_fault(nines_sim::Fault::status(503).times(3));
     for _ in 0..3 {
         assert_eq!(post(&client, &fleet[0].base, BOB).await.status, 200);
     }
@@ -506,9 +494,7 @@ async fn a_half_open_target_gets_one_trial_from_the_fleet() {
         let reply = post(&client, &r.base, BOB).await;
         assert_eq!(reply.header("x-nines-target"), "first/m1", "{}", reply.text);
     }
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 #[tokio::test]
@@ -530,17 +516,14 @@ async fn a_providers_rate_limit_cooldown_holds_on_every_replica() {
         assert_eq!(reply.header("x-nines-attempts"), "1", "skipped, not tried");
     }
     assert_eq!(first.total_hits(), 1, "no replica asked before the provider's time");
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 #[tokio::test]
 async fn a_keys_budget_is_spent_by_the_whole_fleet() {
     let dir = std::env::temp_dir().join(format!("nines-redis-spend-{}", std::process::id()));
     let Some(redis) = Redis::start(&dir) else { return };
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     // $1 per million tokens; alice may spend $0.0002 a day (200 tokens' worth).
     let toml = format!(
         "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\
@@ -572,9 +555,7 @@ async fn a_keys_budget_is_spent_by_the_whole_fleet() {
         assert!(reply.text.contains("daily budget"), "{}", reply.text);
     }
     assert_eq!(sim.total_hits(), hits);
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 #[tokio::test]
@@ -610,17 +591,14 @@ async fn the_retry_budget_is_the_fleets() {
     all_synced(&fleet[1..], 2).await;
     assert_eq!(taken(1), 13, "(60 - 20) / 3");
     drop(redis);
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 #[tokio::test]
 async fn a_key_and_its_team_are_admitted_in_one_round_trip_across_the_fleet() {
     let dir = std::env::temp_dir().join(format!("nines-redis-team-{}", std::process::id()));
     let Some(redis) = Redis::start(&dir) else { return };
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     // The team allows 4 a minute, its two keys 3 each: the team's limit binds them across the fleet.
     let toml = format!(
         "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\
@@ -644,9 +622,7 @@ async fn a_key_and_its_team_are_admitted_in_one_round_trip_across_the_fleet() {
     assert_eq!(ok, 4, "the team's 4 a minute, for the whole fleet");
     assert_eq!(sim.total_hits(), 4);
     drop(redis);
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
 }
 
 /// A `redis-server` (or sentinel) of the test's own on a TCP port of 127.0.0.1 (the kernel's pick), with `args`;
@@ -760,8 +736,7 @@ async fn a_fleet_shares_its_state_through_a_redis_cluster() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     let fleet = replicas(3, &sim, &format!("redis+cluster://127.0.0.1:{}", node.port)).await;
     limit_holds(Arc::new(fleet), &sim).await;
     drop(node);
@@ -788,8 +763,7 @@ async fn a_fleet_finds_its_redis_through_sentinel() {
         },
     )
     .unwrap();
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     let fleet = replicas(3, &sim, &format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port)).await;
     limit_holds(Arc::new(fleet), &sim).await;
     drop((sentinel, master));
@@ -886,8 +860,7 @@ async fn a_fleet_reaches_redis_over_tls_checked_against_its_own_ca() {
     else {
         return;
     };
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     let url = format!("rediss://127.0.0.1:{}\"\ntls_ca = \"{}", tls.port, dir.join("ca.pem").display());
     let fleet = replicas(2, &sim, &url).await;
     limit_holds(Arc::new(fleet), &sim).await;
@@ -932,8 +905,7 @@ async fn a_fleet_reaches_redis_over_tls_checked_against_its_own_ca() {
 async fn redis_killed_during_load_fails_no_request() {
     let dir = std::env::temp_dir().join(format!("nines-redis-load-{}", std::process::id()));
     let Some(mut redis) = Redis::start(&dir) else { return };
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     // Alice's limits are high enough never to refuse here: every request of hers asks Redis (one round trip).
     let toml = format!(
         "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\
@@ -1028,8 +1000,7 @@ async fn a_fleet_follows_its_master_when_sentinel_fails_over() {
         },
     )
     .unwrap();
-    let sim =
-        Sim::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimOptions::new("first")).await.unwrap();
+    let sim = sim("first").await;
     let fleet = replicas(2, &sim, &format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port)).await;
     let client = reqwest::Client::new();
     assert_eq!(post(&client, &fleet[0].base, ALICE).await.status, 200);
@@ -1059,9 +1030,7 @@ async fn a_fleet_follows_its_master_when_sentinel_fails_over() {
     assert!((9..=10).contains(&ok), "{ok} (9 if the first one reached the replica before the failover)");
     let keys = redis_cmd(replica.port, &["EXISTS", "{nines}:rpm:key alice:10"]).unwrap();
     assert!(keys.starts_with(":1"), "the limit lives on the new master: {keys}");
-    for r in fleet.iter() {
-        r.app.shutdown().await;
-    }
+    shut(&fleet).await;
     drop((sentinel, replica));
     let _ = std::fs::remove_dir_all(&dir);
 }
