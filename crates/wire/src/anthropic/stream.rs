@@ -42,6 +42,48 @@ fn index_of(v: &Value) -> u64 {
     v.get("index").and_then(Value::as_u64).unwrap_or(0)
 }
 
+/// A `content_block_delta` as the fast path reads it (a field of another type fails the read).
+mod fast {
+    use std::borrow::Cow;
+
+    use serde::Deserialize;
+
+    use crate::canonical::StreamEvent;
+
+    /// A text or thinking delta's event, or `None` for the general way.
+    pub(super) fn delta(data: &str) -> Option<StreamEvent> {
+        if !data.trim_start().starts_with('{') {
+            return None;
+        }
+        let d = serde_json::from_str::<Event<'_>>(data).ok()?.delta?;
+        match d.kind.as_deref() {
+            Some("text_delta") => {
+                Some(StreamEvent::TextDelta(d.text.map(Cow::into_owned).unwrap_or_default()))
+            }
+            Some("thinking_delta") => {
+                Some(StreamEvent::ThinkingDelta(d.thinking.map(Cow::into_owned).unwrap_or_default()))
+            }
+            _ => None,
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Event<'a> {
+        #[serde(default, borrow)]
+        delta: Option<Delta<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Delta<'a> {
+        #[serde(default, rename = "type", borrow)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        text: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        thinking: Option<Cow<'a, str>>,
+    }
+}
+
 /// Anthropic SSE events → canonical events.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
@@ -60,6 +102,24 @@ impl StreamDecoder {
 
     /// Feed one SSE event (its `event:` name and `data:`).
     pub fn push(&mut self, event: &str, data: &str, out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
+        // The stream's bulk (a token or a few each): text and thinking deltas read as typed, borrowing structs;
+        // anything else, or anything they do not take as it is, the general way.
+        if event == "content_block_delta"
+            && let Some(ev) = fast::delta(data)
+        {
+            out.push(ev);
+            return Ok(());
+        }
+        self.push_general(event, data, out)
+    }
+
+    /// Every event, read as a `Value`: the reference for what the fast path reads.
+    fn push_general(
+        &mut self,
+        event: &str,
+        data: &str,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), StreamError> {
         match event {
             "message_start" => {
                 let v = parse(event, data)?;
@@ -369,5 +429,58 @@ impl StreamEncoder {
             Some("error"),
             &json!({"type": "error", "error": {"type": anthropic_type(kind), "message": message}}),
         );
+    }
+}
+
+#[cfg(test)]
+mod fast_tests {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    fn field() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => "[ -~]{0,10}".prop_map(Value::String),
+            1 => Just(json!("é \"q\" \\ \n ✓")),
+            1 => Just(json!("text_delta")),
+            1 => Just(json!("thinking_delta")),
+            1 => Just(json!("input_json_delta")),
+            1 => Just(Value::Null),
+            1 => any::<i32>().prop_map(|n| json!(n)),
+            1 => Just(json!({})),
+        ]
+    }
+
+    fn some(keys: &'static [&'static str]) -> BoxedStrategy<Value> {
+        proptest::collection::vec(proptest::option::weighted(0.7, field()), keys.len())
+            .prop_map(move |vs| {
+                Value::Object(
+                    keys.iter()
+                        .zip(vs)
+                        .filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), v)))
+                        .collect::<Map<_, _>>(),
+                )
+            })
+            .boxed()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// A content_block_delta decodes the same by the fast path as by the general way.
+        #[test]
+        fn the_fast_path_decodes_deltas_as_the_general_way(
+            delta in prop_oneof![4 => some(&["type", "text", "thinking", "partial_json"]), 1 => field()],
+            index in field(),
+            whole in proptest::option::of(Just("[1]")),
+        ) {
+            let data = whole.map_or_else(|| json!({"type": "content_block_delta", "index": index, "delta": delta}).to_string(), str::to_owned);
+            let (mut fast, mut general) = (StreamDecoder::new(), StreamDecoder::new());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = fast.push("content_block_delta", &data, &mut a).map_err(|e| e.to_string());
+            let rb = general.push_general("content_block_delta", &data, &mut b).map_err(|e| e.to_string());
+            prop_assert_eq!(ra, rb, "{}", data);
+            prop_assert_eq!(a, b, "{}", data);
+        }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Both directions are state machines fed one event at a time; neither buffers the stream.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
@@ -35,6 +36,61 @@ impl StreamDecoder {
             self.finish_once(out);
             return Ok(());
         }
+        // Most chunks read as typed, borrowing structs (no `Value` built); anything they do not take as it is —
+        // an error, an odd type, a duplicate key — goes the general way below, whose verdict is the reference.
+        if data.trim_start().starts_with('{')
+            && let Ok(c) = serde_json::from_str::<fast::Chunk<'_>>(data)
+            && c.error.is_none()
+        {
+            self.push_fast(c, out);
+            return Ok(());
+        }
+        self.push_value(data, out)
+    }
+
+    fn push_fast(&mut self, c: fast::Chunk<'_>, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: c.id.as_deref().unwrap_or_default().to_owned(),
+                model: c.model.as_deref().unwrap_or_default().to_owned(),
+                usage: Usage::default(),
+            });
+        }
+        if let Some(u) = c.usage {
+            self.usage = u.into();
+        }
+        let Some(choice) = c.choices.and_then(|cs| cs.into_iter().next()) else { return };
+        if let Some(d) = choice.delta {
+            if let Some(r) = d.reasoning_content.or(d.reasoning).filter(|r| !r.is_empty()) {
+                out.push(StreamEvent::ThinkingDelta(r.into_owned()));
+            }
+            if let Some(t) = d.content.filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::TextDelta(t.into_owned()));
+            }
+            for tc in d.tool_calls.unwrap_or_default() {
+                let raw_index = tc.index.unwrap_or(0);
+                let index = u32::try_from(raw_index).unwrap_or(u32::MAX);
+                let (name, arguments) = tc.function.map_or((None, None), |f| (f.name, f.arguments));
+                if self.tools.insert(raw_index) {
+                    out.push(StreamEvent::ToolCallStart {
+                        index,
+                        id: tc.id.map(Cow::into_owned).unwrap_or_else(|| format!("call_{index}")),
+                        name: name.map(Cow::into_owned).unwrap_or_default(),
+                    });
+                }
+                if let Some(a) = arguments.filter(|a| !a.is_empty()) {
+                    out.push(StreamEvent::ToolCallArgs { index, json: a.into_owned() });
+                }
+            }
+        }
+        if let Some(r) = choice.finish_reason {
+            self.stop_reason = Some(stop_reason_from(Some(&r)));
+        }
+    }
+
+    /// The general way: the chunk as a `Value`, every odd shape handled as the API's clients do.
+    fn push_value(&mut self, data: &str, out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
         let c: Value = serde_json::from_str(data).map_err(|e| StreamError::Malformed(e.to_string()))?;
         if let Some(err) = c.get("error").filter(|e| !e.is_null()) {
             let message = str_of(err, "message").unwrap_or("unknown error").to_owned();
@@ -112,6 +168,69 @@ impl StreamDecoder {
             return Ok(());
         }
         Err(StreamError::Truncated)
+    }
+}
+
+/// A chunk as the fast path reads it: only what the decoder uses, strings borrowed from the event's data where they
+/// need no unescaping. A field of another type than these fails the read (and the chunk goes the general way).
+mod fast {
+    use std::borrow::Cow;
+
+    use serde::Deserialize;
+    use serde::de::IgnoredAny;
+
+    use super::super::WireUsage;
+
+    #[derive(Deserialize)]
+    pub(super) struct Chunk<'a> {
+        #[serde(default, borrow)]
+        pub id: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub model: Option<Cow<'a, str>>,
+        #[serde(default)]
+        pub error: Option<IgnoredAny>,
+        #[serde(default)]
+        pub usage: Option<WireUsage>,
+        #[serde(default, borrow)]
+        pub choices: Option<Vec<Choice<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Choice<'a> {
+        #[serde(default, borrow)]
+        pub delta: Option<Delta<'a>>,
+        #[serde(default, borrow)]
+        pub finish_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Delta<'a> {
+        #[serde(default, borrow)]
+        pub reasoning_content: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub reasoning: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub content: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub tool_calls: Option<Vec<ToolCall<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ToolCall<'a> {
+        #[serde(default)]
+        pub index: Option<u64>,
+        #[serde(default, borrow)]
+        pub id: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub function: Option<Function<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Function<'a> {
+        #[serde(default, borrow)]
+        pub name: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        pub arguments: Option<Cow<'a, str>>,
     }
 }
 
@@ -202,5 +321,115 @@ impl StreamEncoder {
         let body =
             ErrorShape { status: kind.http_status(), kind, message, param: None }.body(Dialect::OpenAiChat);
         write_json(out, None, &body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    /// A field's value: mostly what a provider sends, sometimes what it should not.
+    fn odd() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(|n| json!(n)),
+            Just(json!(1.5)),
+            Just(json!([])),
+            Just(json!({})),
+            Just(json!(true)),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => "[ -~]{0,12}".prop_map(Value::String),
+            2 => Just(json!("")),
+            2 => Just(json!("é \"quoted\" \\ \n tab\t ✓")),
+            1 => odd(),
+        ]
+    }
+
+    /// Some of `fields` (each present or not).
+    fn object(fields: Vec<(&'static str, BoxedStrategy<Value>)>) -> BoxedStrategy<Value> {
+        let parts: Vec<BoxedStrategy<Option<(&'static str, Value)>>> = fields
+            .into_iter()
+            .map(|(k, s)| proptest::option::weighted(0.7, s.prop_map(move |v| (k, v))).boxed())
+            .collect();
+        parts
+            .prop_map(|kv| {
+                Value::Object(kv.into_iter().flatten().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>())
+            })
+            .boxed()
+    }
+
+    fn chunk() -> BoxedStrategy<Value> {
+        let function = object(vec![("name", text().boxed()), ("arguments", text().boxed())]);
+        let index = prop_oneof![4 => (0u64..3).prop_map(|n| json!(n)), 1 => odd()].boxed();
+        let tool = object(vec![
+            ("index", index),
+            ("id", text().boxed()),
+            ("function", prop_oneof![4 => function, 1 => odd()].boxed()),
+        ]);
+        let tools =
+            prop_oneof![4 => proptest::collection::vec(tool, 0..3).prop_map(Value::Array), 1 => odd()]
+                .boxed();
+        let delta = object(vec![
+            ("content", text().boxed()),
+            ("reasoning_content", text().boxed()),
+            ("reasoning", text().boxed()),
+            ("tool_calls", tools),
+        ]);
+        let finish =
+            prop_oneof![Just(json!("stop")), Just(json!("length")), Just(json!("tool_calls")), odd()].boxed();
+        let choice =
+            object(vec![("delta", prop_oneof![5 => delta, 1 => odd()].boxed()), ("finish_reason", finish)]);
+        let choices =
+            prop_oneof![5 => proptest::collection::vec(prop_oneof![5 => choice, 1 => odd()], 0..3).prop_map(Value::Array), 1 => odd()].boxed();
+        let usage = prop_oneof![
+            Just(json!({"prompt_tokens": 3, "completion_tokens": 5})),
+            Just(json!({"prompt_tokens": 3, "prompt_tokens_details": {"cached_tokens": 1}})),
+            Just(json!({"prompt_tokens": "x"})),
+            odd(),
+        ]
+        .boxed();
+        let error =
+            prop_oneof![Just(Value::Null), Just(json!({"message": "down", "type": "server_error"})), odd()]
+                .boxed();
+        object(vec![
+            ("id", text().boxed()),
+            ("model", text().boxed()),
+            ("choices", choices),
+            ("usage", usage),
+            ("error", error),
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The typed fast path decides every chunk as the general `Value` way does: the same events, the same
+        /// errors, the same state after a sequence of them (and the same for a chunk written twice a key, or not
+        /// an object at all).
+        #[test]
+        fn the_fast_path_decodes_as_the_general_way(chunks in proptest::collection::vec(chunk(), 1..4)) {
+            let (mut fast, mut general) = (StreamDecoder::new(), StreamDecoder::new());
+            let mut datas: Vec<String> = chunks.iter().map(Value::to_string).collect();
+            datas.push("{\"id\":\"a\",\"id\":\"b\",\"choices\":[]}".to_owned());
+            datas.push("[1]".to_owned());
+            for data in datas {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let ra = fast.push("", &data, &mut a).map_err(|e| e.to_string());
+                let rb = general.push_value(&data, &mut b).map_err(|e| e.to_string());
+                prop_assert_eq!(ra, rb, "{}", data);
+                prop_assert_eq!(a, b, "{}", data);
+            }
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = fast.finish(&mut a).map_err(|e| e.to_string());
+            let rb = general.finish(&mut b).map_err(|e| e.to_string());
+            prop_assert_eq!(ra, rb);
+            prop_assert_eq!(a, b);
+        }
     }
 }
