@@ -1,6 +1,5 @@
-//! Server-sent events framing: writing frames, and a small reader for fixtures and tests.
-//!
-//! The gateway parses live upstream streams with the `eventsource-stream` crate; this module never reads sockets.
+//! Server-sent events framing: writing frames, the incremental [`Reader`] of live upstream streams (fed the bytes as
+//! they arrive; this module never reads sockets), and a small whole-text reader for fixtures and tests.
 
 /// Append one SSE frame. Multi-line data becomes one `data:` line per line, as the SSE format requires.
 pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
@@ -69,4 +68,119 @@ pub fn parse(text: &str) -> Vec<Frame> {
         frames.push(Frame { event, data: d });
     }
     frames
+}
+
+/// One event of a live stream: its name (`message` when it has none, as EventSource says) and its data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+}
+
+/// A stream that is not UTF-8 where a line ends (or at its end).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("UTF8 error: {0}")]
+pub struct NotUtf8(pub String);
+
+/// SSE read incrementally, as the WHATWG EventSource parser does: lines end in CRLF, LF or CR; `:` starts a
+/// comment; a field's value loses one leading space; `data` lines join with LF; a blank line dispatches the event
+/// (none without data); a BOM at the very start is dropped; what is left unfinished at the end is dropped. Bytes are
+/// kept once and lines are found where they are, not copied out one by one.
+#[derive(Debug, Default)]
+pub struct Reader {
+    buf: Vec<u8>,
+    /// Where the unread part of `buf` begins.
+    at: usize,
+    started: bool,
+    event: String,
+    data: String,
+    has_data: bool,
+}
+
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
+impl Reader {
+    pub fn new() -> Reader {
+        Reader::default()
+    }
+
+    /// Bytes as they arrived.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.at > 0 {
+            self.buf.drain(..self.at);
+            self.at = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete event, if the bytes fed so far hold one.
+    pub fn next_event(&mut self) -> Result<Option<SseEvent>, NotUtf8> {
+        if !self.started {
+            let head = &self.buf[self.at..];
+            if head.is_empty() || (head.len() < BOM.len() && BOM.starts_with(head)) {
+                return Ok(None);
+            }
+            if head.starts_with(BOM) {
+                self.at += BOM.len();
+            }
+            self.started = true;
+        }
+        loop {
+            let rest = &self.buf[self.at..];
+            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else { return Ok(None) };
+            let ending = match (rest[end], rest.get(end + 1)) {
+                (b'\r', Some(b'\n')) => 2,
+                // A CR last: the LF of a CRLF may be on its way.
+                (b'\r', None) => return Ok(None),
+                _ => 1,
+            };
+            let line = std::str::from_utf8(&rest[..end]).map_err(|e| NotUtf8(e.to_string()))?;
+            let consumed = end + ending;
+            if line.is_empty() {
+                self.at += consumed;
+                if let Some(ev) = self.dispatch() {
+                    return Ok(Some(ev));
+                }
+                continue;
+            }
+            if !line.starts_with(':') {
+                let (field, value) = match line.split_once(':') {
+                    Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                    None => (line, ""),
+                };
+                match field {
+                    "event" => value.clone_into(&mut self.event),
+                    "data" => {
+                        self.data.push_str(value);
+                        self.data.push('\n');
+                        self.has_data = true;
+                    }
+                    _ => {}
+                }
+            }
+            self.at += consumed;
+        }
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let mut data = std::mem::take(&mut self.data);
+        let event = std::mem::take(&mut self.event);
+        if !std::mem::take(&mut self.has_data) {
+            return None;
+        }
+        data.pop();
+        Some(SseEvent { event: if event.is_empty() { "message".to_owned() } else { event }, data })
+    }
+
+    /// The stream ended: what is left unfinished is dropped, unless it is not UTF-8 (then it is an error).
+    pub fn finish(&mut self) -> Result<(), NotUtf8> {
+        let rest = &self.buf[self.at..];
+        let result = match std::str::from_utf8(rest) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(NotUtf8(e.to_string())),
+        };
+        self.buf.clear();
+        self.at = 0;
+        result
+    }
 }

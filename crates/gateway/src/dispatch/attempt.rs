@@ -7,9 +7,9 @@
 use std::pin::Pin;
 
 use bytes::Bytes;
-use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use http_body_util::{BodyDataStream, BodyExt};
+use nines_wire::sse::{NotUtf8, Reader, SseEvent as Event};
 use nines_wire::stream::Decoder;
 use nines_wire::{ChatResponse, Dialect, StreamEvent, Usage, sse};
 use tokio::time::{Instant, timeout_at};
@@ -19,7 +19,41 @@ use crate::health::ratelimit::RateLimits;
 use crate::provider::error::{rate_limits, request_id};
 use crate::provider::{ErrorKind, Provider, ProviderError, UpstreamRequest, UpstreamResponse};
 
-pub type UpstreamEvents = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<BodyError>>> + Send>>;
+pub type UpstreamEvents = Pin<Box<dyn Stream<Item = Result<Event, StreamReadError>> + Send>>;
+
+/// Why reading an upstream event stream stopped.
+#[derive(Debug)]
+pub enum StreamReadError {
+    Transport(BodyError),
+    Utf8(NotUtf8),
+}
+
+/// The upstream's events, read by [`Reader`] as the bytes arrive; over after an error.
+fn sse_events(body: impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static) -> UpstreamEvents {
+    let state = (Box::pin(body), Reader::new(), false);
+    Box::pin(futures_util::stream::unfold(state, |(mut body, mut reader, over)| async move {
+        if over {
+            return None;
+        }
+        loop {
+            match reader.next_event() {
+                Ok(Some(ev)) => return Some((Ok(ev), (body, reader, false))),
+                Err(e) => return Some((Err(StreamReadError::Utf8(e)), (body, reader, true))),
+                Ok(None) => {}
+            }
+            match body.next().await {
+                Some(Ok(bytes)) => reader.feed(&bytes),
+                Some(Err(e)) => return Some((Err(StreamReadError::Transport(e)), (body, reader, true))),
+                None => {
+                    return match reader.finish() {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(StreamReadError::Utf8(e)), (body, reader, true))),
+                    };
+                }
+            }
+        }
+    }))
+}
 
 /// Bounds on what an upstream may make the gateway hold: nothing a provider sends is buffered without limit.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -146,19 +180,19 @@ pub fn reframe(dialect: Dialect, ev: &Event, out: &mut Vec<u8>) {
 }
 
 /// Why an upstream stream ended or broke, as a provider error.
-pub fn stream_transport_error(e: EventStreamError<BodyError>) -> ProviderError {
+pub fn stream_transport_error(e: StreamReadError) -> ProviderError {
     match e {
-        EventStreamError::Transport(BodyError::LineTooLong) => {
+        StreamReadError::Transport(BodyError::LineTooLong) => {
             ProviderError::new(ErrorKind::Protocol, BodyError::LineTooLong.to_string())
         }
-        EventStreamError::Transport(BodyError::Transport(e)) => {
+        StreamReadError::Transport(BodyError::Transport(e)) => {
             let mut pe = ProviderError::from_body(e);
             if pe.kind == ErrorKind::Network || pe.kind == ErrorKind::Protocol {
                 pe.kind = ErrorKind::StreamCut;
             }
             pe
         }
-        other => ProviderError::new(ErrorKind::Protocol, other.to_string()),
+        StreamReadError::Utf8(e) => ProviderError::new(ErrorKind::Protocol, e.to_string()),
     }
 }
 
@@ -234,7 +268,7 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
         return Ok(Answer::Whole(Whole { body, request_id, limits }));
     }
 
-    let mut rest: UpstreamEvents = Box::pin(guarded(BodyDataStream::new(resp.into_body())).eventsource());
+    let mut rest: UpstreamEvents = sse_events(guarded(BodyDataStream::new(resp.into_body())));
     let mut decoder = Decoder::new(dialect);
     let mut head = Vec::new();
     let mut head_raw = Vec::new();
@@ -284,6 +318,89 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
                     }));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("event: content_block_delta".to_owned()),
+            Just("event:ping".to_owned()),
+            Just("event".to_owned()),
+            "data: [ -~]{0,12}".prop_map(String::from),
+            Just("data:{\"a\": \"é ✓\"}".to_owned()),
+            Just("data".to_owned()),
+            Just("data:  two spaces".to_owned()),
+            Just(": a comment".to_owned()),
+            Just("id: 7".to_owned()),
+            Just("retry: 100".to_owned()),
+            Just("other: x".to_owned()),
+            Just(String::new()),
+            Just(String::new()),
+        ]
+    }
+
+    fn ending() -> impl Strategy<Value = &'static str> {
+        prop_oneof![6 => Just("\n"), 2 => Just("\r\n"), 1 => Just("\r")]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// Our reader gives the events eventsource-stream gives, whatever the lines, their endings and where the
+        /// bytes are cut into chunks (inside a character, between CR and LF); with a BOM first, the events of the
+        /// same text without it (eventsource-stream 0.2.3 panics on a BOM: it slices inside the character).
+        #[test]
+        fn the_reader_reads_as_eventsource_stream(
+            bom in any::<bool>(),
+            lines in proptest::collection::vec((line(), ending()), 0..14),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ) {
+            let mut text = String::new();
+            for (l, e) in &lines {
+                text.push_str(l);
+                text.push_str(e);
+            }
+            let plain = Bytes::from(text.clone().into_bytes());
+            if bom {
+                text.insert(0, '\u{feff}');
+            }
+            let bytes = text.into_bytes();
+            let mut at: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            at.push(0);
+            at.push(bytes.len());
+            at.sort_unstable();
+            at.dedup();
+            let chunks: Vec<Bytes> = at.windows(2).map(|w| Bytes::copy_from_slice(&bytes[w[0]..w[1]])).collect();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (theirs, ours) = rt.block_on(async {
+                let body = futures_util::stream::iter([Ok::<_, BodyError>(plain)]);
+                let theirs: Vec<(String, String)> = body
+                    .eventsource()
+                    .map(|e| e.map(|e| (e.event, e.data)).map_err(|_| ()))
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, BodyError>));
+                let ours: Vec<(String, String)> = sse_events(body)
+                    .map(|e| e.map(|e| (e.event, e.data)).map_err(|_| ()))
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                (theirs, ours)
+            });
+            prop_assert_eq!(ours, theirs, "{:?}", String::from_utf8_lossy(&bytes));
         }
     }
 }

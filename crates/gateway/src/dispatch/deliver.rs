@@ -56,13 +56,13 @@ pub struct Spec {
 struct Break {
     error: ProviderError,
     /// The provider's own error event, already in the client's dialect (passthrough).
-    own: Option<eventsource_stream::Event>,
+    own: Option<nines_wire::sse::SseEvent>,
     /// The request's (or the attempt's) deadline ended it: no verdict on the target.
     deadline_cut: bool,
 }
 
 impl Break {
-    fn of(error: ProviderError, own: Option<eventsource_stream::Event>) -> Box<Break> {
+    fn of(error: ProviderError, own: Option<nines_wire::sse::SseEvent>) -> Box<Break> {
         Box::new(Break { error, own, deadline_cut: false })
     }
 }
