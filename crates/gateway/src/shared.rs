@@ -621,7 +621,7 @@ impl Shared {
     }
 
     /// The background task's connection.
-    fn conn(&self) -> Option<Conn> {
+    fn bg_conn(&self) -> Option<Conn> {
         self.bg.load_full().map(|c| (*c).clone())
     }
 
@@ -645,7 +645,7 @@ impl Shared {
     /// Read the fleet's open breakers and cooldowns and keep those targets aside here; count the replicas. Whether
     /// Redis answered.
     async fn pull(&self, health: &crate::health::Health) -> bool {
-        let Some(mut conn) = self.conn() else { return false };
+        let Some(mut conn) = self.bg_conn() else { return false };
         let mut call = self.open_now.key(format!("{}:replicas", self.prefix));
         call.key(self.open_key()).key(self.cool_key());
         call.arg(&self.replica).arg(u64::try_from(SEEN_WITHIN.as_millis()).unwrap_or(5000));
@@ -714,7 +714,7 @@ impl Shared {
     }
 
     async fn cooled(&self, target: &str, ms: u64) {
-        let Some(mut conn) = self.conn() else { return };
+        let Some(mut conn) = self.bg_conn() else { return };
         let mut call = self.open.key(self.cool_key());
         call.arg(target).arg(ms).arg(&self.replica);
         let _ = tokio::time::timeout(BACKGROUND, call.invoke_async::<i64>(&mut conn)).await;
@@ -761,7 +761,7 @@ impl Shared {
 
     /// Send at most [`ENTRY_ROWS`] rows and the incidents as one entry; whether more wait and this one went.
     async fn send_entry(&self) -> bool {
-        let Some(mut conn) = self.conn() else { return false };
+        let Some(mut conn) = self.bg_conn() else { return false };
         let (writer, rows, incidents) = {
             let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
             if o.rows.is_empty() && o.incidents.is_empty() {
@@ -806,7 +806,7 @@ impl Shared {
         let mine = stats.store.writer().to_owned();
         // A replica that joins catches up a few thousand entries a second.
         for _ in 0..10 {
-            let Some(mut conn) = self.conn() else { return };
+            let Some(mut conn) = self.bg_conn() else { return };
             let from = self.read_to.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let mut cmd = redis::cmd("XREAD");
             cmd.arg("COUNT").arg(200).arg("STREAMS").arg(self.stream_key()).arg(&from);
@@ -841,7 +841,7 @@ impl Shared {
 
     /// Tell the fleet what this replica spent on every account with a budget, and read the fleet's totals back.
     async fn spend(&self, admission: &crate::admit::Admission) {
-        let Some(mut conn) = self.conn() else { return };
+        let Some(mut conn) = self.bg_conn() else { return };
         let pushes: Vec<(Arc<crate::admit::limits::Account>, crate::admit::limits::SpendPush)> =
             admission.accounts().into_iter().filter_map(|a| a.spent_here().map(|p| (a, p))).collect();
         if pushes.is_empty() {
@@ -871,7 +871,7 @@ impl Shared {
     /// the fleet has left.
     async fn retries(&self, health: &crate::health::Health) {
         let targets = health.all();
-        let Some(mut conn) = self.conn() else {
+        let Some(mut conn) = self.bg_conn() else {
             for t in &targets {
                 t.fleet_retries(None);
             }
@@ -932,7 +932,7 @@ impl Shared {
     /// Tell the fleet a breaker of this replica opened (until when) or closed.
     async fn push(&self, change: &crate::record::HealthChange) {
         use crate::health::breaker::Transition;
-        let Some(mut conn) = self.conn() else { return };
+        let Some(mut conn) = self.bg_conn() else { return };
         let target = change.target.as_str().to_owned();
         let done = match change.transition {
             Transition::Opened { cooldown, .. } | Transition::Reopened { cooldown } => {
@@ -981,7 +981,7 @@ impl Shared {
             let Some((key, _)) = group.first() else { continue };
             pipe.zrem(key, group.iter().map(|(_, t)| *t).collect::<Vec<_>>()).ignore();
         }
-        let done = match self.conn() {
+        let done = match self.bg_conn() {
             Some(mut conn) => tokio::time::timeout(BACKGROUND, pipe.query_async::<()>(&mut conn)).await.ok(),
             None => None,
         };

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Reply, p, request};
+use common::{Reply, request};
 use nines::App;
 use nines::config::{self, Env};
 use nines_sim::{Sim, SimOptions};
@@ -97,14 +97,19 @@ async fn shut(fleet: &[Replica]) {
 }
 
 async fn replicas(n: usize, sim: &Sim, redis_url: &str) -> Vec<Replica> {
-    let provider = p("first", "openai", "m1");
-    let toml = format!(
-        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/{}\"]\n\n\
-         [keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = {{ requests_per_minute = 10 }}\n[keys.bob]\nkey_env = \"BOB_KEY\"\n",
-        sim.base_url(),
-        provider.model,
+    let toml = one_target(
+        sim,
+        "[keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = { requests_per_minute = 10 }\n[keys.bob]\nkey_env = \"BOB_KEY\"\n",
     );
     fleet(n, &toml, redis_url).await
+}
+
+/// One OpenAI-kind provider `first` (no retries) behind the route `chat` (`first/m1`), then `rest`.
+fn one_target(sim: &Sim, rest: &str) -> String {
+    format!(
+        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\n{rest}",
+        sim.base_url()
+    )
 }
 
 /// `n` replicas of the configuration `toml`, sharing the Redis at `redis_url`, each connected.
@@ -313,11 +318,7 @@ async fn a_keys_concurrency_holds_across_replicas_and_places_come_back() {
     let Some(redis) = Redis::start(&dir) else { return };
     let sim = sim("first").await;
     sim.set_capacity(Some(nines_sim::Capacity { concurrent: 100, latency_ms: 300 }));
-    let toml = format!(
-        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n[routes.chat]\ntargets = [\"first/m1\"]\n\
-         [keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = {{ concurrency = 3 }}\n",
-        sim.base_url()
-    );
+    let toml = one_target(&sim, "[keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = { concurrency = 3 }\n");
     let fleet = Arc::new(fleet(3, &toml, &redis.url()).await);
     let client = reqwest::Client::new();
     for round in 0..2 {
@@ -525,11 +526,10 @@ async fn a_keys_budget_is_spent_by_the_whole_fleet() {
     let Some(redis) = Redis::start(&dir) else { return };
     let sim = sim("first").await;
     // $1 per million tokens; alice may spend $0.0002 a day (200 tokens' worth).
-    let toml = format!(
-        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\
-         [prices.\"first/m1\"]\ninput = 1.0\noutput = 1.0\n\
-         [keys.alice]\nkey_env = \"ALICE_KEY\"\nbudget = {{ daily = 0.0002 }}\n",
-        sim.base_url()
+    let toml = one_target(
+        &sim,
+        "[prices.\"first/m1\"]\ninput = 1.0\noutput = 1.0\n\
+         [keys.alice]\nkey_env = \"ALICE_KEY\"\nbudget = { daily = 0.0002 }\n",
     );
     let fleet = fleet(3, &toml, &redis.url()).await;
     let client = reqwest::Client::new();
@@ -600,12 +600,11 @@ async fn a_key_and_its_team_are_admitted_in_one_round_trip_across_the_fleet() {
     let Some(redis) = Redis::start(&dir) else { return };
     let sim = sim("first").await;
     // The team allows 4 a minute, its two keys 3 each: the team's limit binds them across the fleet.
-    let toml = format!(
-        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\
-         [teams.eng]\nlimits = {{ requests_per_minute = 4 }}\n\
-         [keys.alice]\nkey_env = \"ALICE_KEY\"\nteam = \"eng\"\nlimits = {{ requests_per_minute = 3 }}\n\
-         [keys.bob]\nkey_env = \"BOB_KEY\"\nteam = \"eng\"\nlimits = {{ requests_per_minute = 3 }}\n",
-        sim.base_url()
+    let toml = one_target(
+        &sim,
+        "[teams.eng]\nlimits = { requests_per_minute = 4 }\n\
+         [keys.alice]\nkey_env = \"ALICE_KEY\"\nteam = \"eng\"\nlimits = { requests_per_minute = 3 }\n\
+         [keys.bob]\nkey_env = \"BOB_KEY\"\nteam = \"eng\"\nlimits = { requests_per_minute = 3 }\n",
     );
     let fleet = Arc::new(fleet(3, &toml, &redis.url()).await);
     let client = reqwest::Client::new();
@@ -907,11 +906,10 @@ async fn redis_killed_during_load_fails_no_request() {
     let Some(mut redis) = Redis::start(&dir) else { return };
     let sim = sim("first").await;
     // Alice's limits are high enough never to refuse here: every request of hers asks Redis (one round trip).
-    let toml = format!(
-        "[providers.first]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nretries = 0\n\n[routes.chat]\ntargets = [\"first/m1\"]\n\
-         [keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = {{ requests_per_minute = 1000000, concurrency = 1000 }}\n\
+    let toml = one_target(
+        &sim,
+        "[keys.alice]\nkey_env = \"ALICE_KEY\"\nlimits = { requests_per_minute = 1000000, concurrency = 1000 }\n\
          [keys.bob]\nkey_env = \"BOB_KEY\"\n",
-        sim.base_url()
     );
     let fleet = Arc::new(fleet(3, &toml, &redis.url()).await);
     let client = reqwest::Client::new();

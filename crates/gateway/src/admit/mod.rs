@@ -531,22 +531,25 @@ pub async fn admit(
     // once cannot each spend the same remainder).
     let cost = est.price.map_or(0.0, |p| p.cost(est.input, est.output));
     let accounts: Vec<&Arc<Account>> = [&id.account, &id.team_account].into_iter().flatten().collect();
-    // Every fleet-wide limit of the key and its team in one round trip (none when neither has one).
-    let asks: Vec<crate::shared::Ask<'_>> = accounts
-        .iter()
-        .map(|a| {
-            let l = a.limits();
-            crate::shared::Ask {
-                name: &a.whose,
-                per_minute: l.requests_per_minute,
-                concurrency: l.concurrency,
-            }
-        })
-        .collect();
-    let limited = asks.iter().any(|a| a.per_minute.is_some() || a.concurrency.is_some());
+    // Every fleet-wide limit of the key and its team in one round trip (none when neither has one, or without a
+    // fleet).
     let said = match shared {
-        Some(s) if limited => s.admit(&asks, est.longest).await,
-        _ => None,
+        Some(s) => {
+            let asks: Vec<crate::shared::Ask<'_>> = accounts
+                .iter()
+                .map(|a| {
+                    let l = a.limits();
+                    crate::shared::Ask {
+                        name: &a.whose,
+                        per_minute: l.requests_per_minute,
+                        concurrency: l.concurrency,
+                    }
+                })
+                .collect();
+            let limited = asks.iter().any(|a| a.per_minute.is_some() || a.concurrency.is_some());
+            if limited { s.admit(&asks, est.longest).await } else { None }
+        }
+        None => None,
     };
     // The fleet refused one account (and took nothing from any): only that one is asked, for its refusal; the
     // others' own limiters are not charged for a request that does not go.

@@ -348,6 +348,13 @@ mod tests {
         ]
     }
 
+    /// Every `(name, data)` of a stream that must not fail.
+    async fn events<E: std::fmt::Debug>(
+        s: impl Stream<Item = Result<(String, String), E>>,
+    ) -> Vec<(String, String)> {
+        s.collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>().unwrap()
+    }
+
     fn ending() -> impl Strategy<Value = &'static str> {
         prop_oneof![6 => Just("\n"), 2 => Just("\r\n"), 1 => Just("\r")]
     }
@@ -382,22 +389,9 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let (theirs, ours) = rt.block_on(async {
                 let body = futures_util::stream::iter([Ok::<_, BodyError>(plain)]);
-                let theirs: Vec<(String, String)> = body
-                    .eventsource()
-                    .map(|e| e.map(|e| (e.event, e.data)).map_err(|_| ()))
-                    .collect::<Vec<_>>()
-                    .await
-                    .into_iter()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
+                let theirs = events(body.eventsource().map(|e| e.map(|e| (e.event, e.data)))).await;
                 let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, BodyError>));
-                let ours: Vec<(String, String)> = sse_events(body)
-                    .map(|e| e.map(|e| (e.event, e.data)).map_err(|_| ()))
-                    .collect::<Vec<_>>()
-                    .await
-                    .into_iter()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
+                let ours = events(sse_events(body).map(|e| e.map(|e| (e.event, e.data)))).await;
                 (theirs, ours)
             });
             prop_assert_eq!(ours, theirs, "{:?}", String::from_utf8_lossy(&bytes));

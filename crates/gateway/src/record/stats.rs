@@ -483,13 +483,12 @@ impl Stats {
                     drop(tr);
                     let mut i = i;
                     i.blast_radius = self.blast_radius(&i);
-                    i.updated_at = Some(now);
                     incidents.push(i);
                 }
             }
         }
         for i in &mut incidents {
-            i.updated_at = Some(i.updated_at.unwrap_or(now).max(i.ended_at.unwrap_or(0)));
+            i.updated_at = Some(now);
         }
         (minutes, incidents)
     }
