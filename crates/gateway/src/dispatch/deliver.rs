@@ -31,6 +31,12 @@ use crate::record::Ending;
 /// Most bytes gathered into one chunk before it is sent.
 const COALESCE_LIMIT: usize = 64 * 1024;
 
+/// How many times a stream's task yields, waiting for an event its upstream connection has already read, before it
+/// sends what it has: the connection task hands over one body chunk per turn of the scheduler, and it takes two turns
+/// after the previous chunk was taken (measured: a whole answer in one read comes out of one or two writes, not one
+/// per event).
+const YIELDS: u32 = 3;
+
 /// What a continuation needs of the client's request: the request itself (continuations are always translated
 /// from it) and the headers a same-dialect provider should see.
 #[derive(Debug)]
@@ -136,6 +142,8 @@ impl Delivery {
     /// Produce the next chunk of client bytes, or `None` when the stream is over.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
         let mut out = Vec::new();
+        // How often the task has yielded since the last upstream event: see the coalescing below.
+        let mut yielded = 0u32;
         loop {
             match self.phase {
                 Phase::Done => return None,
@@ -171,8 +179,11 @@ impl Delivery {
                     }
                 }
                 Phase::Body => {
-                    // Events the upstream already sent (often several per TCP read) go out in one chunk: one write
-                    // to the client instead of one per event. Once something is ready to send, never wait.
+                    // Events the upstream already sent (often a whole answer per TCP read) go out in one chunk:
+                    // one write to the client instead of one per event. hyper's connection task hands the body
+                    // over one chunk at a time, and only once the previous one was taken: when the next is not
+                    // there yet, yield (up to YIELDS times), so that it can decode what it has already read; when
+                    // it still is not there, nothing more is ready: send. Once something is ready, never wait.
                     let next = if out.is_empty() {
                         let wait_until = (Instant::now() + self.idle).min(self.up.deadline);
                         timeout_at(wait_until, self.up.rest.next()).await
@@ -180,7 +191,15 @@ impl Delivery {
                         return Some(Bytes::from(out));
                     } else {
                         match self.up.rest.next().now_or_never() {
-                            Some(ready) => Ok(ready),
+                            Some(ready) => {
+                                yielded = 0;
+                                Ok(ready)
+                            }
+                            None if yielded < YIELDS => {
+                                yielded += 1;
+                                tokio::task::yield_now().await;
+                                continue;
+                            }
                             None => return Some(Bytes::from(out)),
                         }
                     };
