@@ -7,6 +7,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -214,7 +215,8 @@ def wait_port(port, timeout=10):
     raise BenchError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
-def http(method, url, body=None, headers=None, timeout=10):
+def http(method, url, body=None, headers=None, timeout=10, cafile=None):
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
         return resp.status, resp.read()

@@ -144,7 +144,7 @@ pub async fn run(listen: SocketAddr, once: bool) -> Result<DemoReport, DemoError
     let mut sims = Vec::new();
     for name in ["anthropic-sim", "openai-sim", "gemini-sim"] {
         let l = TcpListener::bind("127.0.0.1:0").await?;
-        sims.push(Sim::start(l, SimOptions { name: name.into(), api_key: None }).await?);
+        sims.push(Sim::start(l, SimOptions::new(name)).await?);
     }
     let toml = format!(
         r#"

@@ -77,6 +77,15 @@ enum Command {
         /// Require this API key from callers.
         #[arg(long)]
         key: Option<String>,
+        /// Serve HTTPS (HTTP/2 or HTTP/1.1) with a self-signed certificate made at start-up.
+        #[arg(long)]
+        tls: bool,
+        /// Where to write that certificate (PEM), for a client to trust: a provider's `tls_ca`.
+        #[arg(long, requires = "tls")]
+        cert_out: Option<PathBuf>,
+        /// The most streams one HTTP/2 connection may carry at once (hyper's default: 200).
+        #[arg(long)]
+        h2_max_streams: Option<u32>,
     },
 }
 
@@ -133,9 +142,10 @@ fn main() -> ExitCode {
                 nines::demo::run(listen, once).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
             }
             Command::Status { url, json } => status(&url, json).await,
-            Command::Sim { listen, name, key } => {
-                let opts = nines_sim::SimOptions { name, api_key: key };
-                nines_sim::run(listen, opts).await.map(|()| ExitCode::SUCCESS).map_err(Into::into)
+            Command::Sim { listen, name, key, tls, cert_out, h2_max_streams } => {
+                let opts = nines_sim::SimOptions { name, api_key: key, tls, h2_max_streams };
+                let run = nines_sim::run(listen, opts, cert_out.as_deref());
+                run.await.map(|()| ExitCode::SUCCESS).map_err(Into::into)
             }
         }
     });

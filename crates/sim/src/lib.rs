@@ -63,6 +63,7 @@ mod routes;
 mod server;
 mod state;
 mod thinking;
+mod tls;
 mod tools;
 
 use std::io::Write as _;
@@ -76,6 +77,7 @@ use tokio_util::task::TaskTracker;
 pub use faults::{Fault, FaultKind};
 pub use ratelimit::RateLimit;
 pub use state::Capacity;
+pub use tls::TlsError;
 
 /// Who a simulator is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,12 +87,24 @@ pub struct SimOptions {
     /// When set, every model request must carry this key the way its provider expects (`x-api-key`,
     /// `Authorization: Bearer`, `x-goog-api-key` or `?key=`).
     pub api_key: Option<String>,
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) with a self-signed certificate made at start-up
+    /// ([`Sim::cert_pem`]).
+    pub tls: bool,
+    /// The most streams one HTTP/2 connection may carry at once (hyper's default, 200, when unset).
+    pub h2_max_streams: Option<u32>,
 }
 
 impl SimOptions {
     /// A simulator called `name` that accepts any (or no) API key.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), api_key: None }
+        Self { name: name.into(), api_key: None, tls: false, h2_max_streams: None }
+    }
+
+    /// The same options, serving HTTPS with a self-signed certificate.
+    #[must_use]
+    pub fn with_tls(mut self) -> Self {
+        self.tls = true;
+        self
     }
 
     /// The same options, requiring `key` on every model request.
@@ -114,6 +128,7 @@ pub struct Sim {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     connections: tokio::sync::watch::Receiver<usize>,
+    tls: Option<tls::Tls>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -134,8 +149,15 @@ impl Sim {
         let tracker = TaskTracker::new();
         let router = routes::router(Arc::clone(&shared));
         let (open, connections) = tokio::sync::watch::channel(0usize);
-        tracker.spawn(server::accept_loop(listener, router, shutdown.clone(), tracker.clone(), open));
-        Ok(Sim { addr, shared, shutdown, tracker, connections })
+        let tls = if opts.tls { Some(tls::Tls::self_signed().map_err(std::io::Error::other)?) } else { None };
+        let serve = server::Serve { tls: tls.clone(), h2_max_streams: opts.h2_max_streams };
+        tracker.spawn(server::accept_loop(listener, router, shutdown.clone(), tracker.clone(), open, serve));
+        Ok(Sim { addr, shared, shutdown, tracker, connections, tls })
+    }
+
+    /// The PEM of its self-signed certificate, when it serves HTTPS: what a client trusts to reach it.
+    pub fn cert_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.cert_pem.as_str())
     }
 
     /// The address it serves on.
@@ -155,9 +177,10 @@ impl Sim {
         let _ = rx.wait_for(pred).await;
     }
 
-    /// `http://IP:PORT`, without a trailing slash or an API version.
+    /// `http://IP:PORT` (`https://` when it serves TLS), without a trailing slash or an API version.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The simulator's name.
@@ -242,10 +265,18 @@ impl Drop for Sim {
     }
 }
 
-/// Bind `listen`, print `nines-sim NAME listening on http://ADDR` to stdout, and serve until ctrl-c.
-pub async fn run(listen: SocketAddr, opts: SimOptions) -> std::io::Result<()> {
+/// Bind `listen`, print `nines-sim NAME listening on http(s)://ADDR` to stdout (having written its certificate to
+/// `cert_out` when it serves TLS), and serve until ctrl-c.
+pub async fn run(
+    listen: SocketAddr,
+    opts: SimOptions,
+    cert_out: Option<&std::path::Path>,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     let sim = Sim::start(listener, opts).await?;
+    if let (Some(path), Some(pem)) = (cert_out, sim.cert_pem()) {
+        std::fs::write(path, pem)?;
+    }
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "nines-sim {} listening on {}", sim.name(), sim.base_url())?;

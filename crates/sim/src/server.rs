@@ -20,6 +20,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::tls::{HANDSHAKE_TIMEOUT, Tls};
+
+/// How connections are served: plain or TLS, and HTTP/2's stream limit.
+#[derive(Clone)]
+pub(crate) struct Serve {
+    pub tls: Option<Tls>,
+    pub h2_max_streams: Option<u32>,
+}
+
 /// Per-connection controls, given to every request as an extension.
 #[derive(Clone, Debug)]
 pub(crate) struct ConnCtl {
@@ -36,6 +45,7 @@ pub(crate) async fn accept_loop(
     shutdown: CancellationToken,
     tracker: TaskTracker,
     open: tokio::sync::watch::Sender<usize>,
+    serve: Serve,
 ) {
     let open = std::sync::Arc::new(open);
     loop {
@@ -47,7 +57,13 @@ pub(crate) async fn accept_loop(
             Ok((stream, _peer)) => {
                 open.send_modify(|n| *n += 1);
                 let gauge = OpenGuard(open.clone());
-                let serve = serve_connection(stream, router.clone(), shutdown.clone(), tracker.clone());
+                let serve = serve_connection(
+                    stream,
+                    router.clone(),
+                    shutdown.clone(),
+                    tracker.clone(),
+                    serve.clone(),
+                );
                 tracker.spawn(async move {
                     let _gauge = gauge;
                     serve.await;
@@ -67,6 +83,7 @@ async fn serve_connection(
     router: Router,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    serve: Serve,
 ) {
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(error = %err, "nines-sim: set_nodelay failed");
@@ -77,12 +94,42 @@ async fn serve_connection(
     let closed = CancellationToken::new();
     let _closed_when_done = closed.clone().drop_guard();
     let ctl = ConnCtl { reset: reset.clone(), closed };
-    let io = TokioIo::new(ResettableStream { stream, reset: reset.clone() });
+    let stream = ResettableStream { stream, reset: reset.clone() };
+    let h2_max = serve.h2_max_streams;
+    let Some(tls) = serve.tls else {
+        return serve_io(TokioIo::new(stream), router, ctl, shutdown, tracker, h2_max).await;
+    };
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)) => done,
+        () = shutdown.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => serve_io(TokioIo::new(stream), router, ctl, shutdown, tracker, h2_max).await,
+        Ok(Err(err)) => tracing::debug!(error = %err, "nines-sim: TLS handshake failed"),
+        Err(_) => tracing::debug!("nines-sim: TLS handshake timed out"),
+    }
+}
+
+/// Serve HTTP/1 or HTTP/2 on one connection (plain or TLS) until it ends, is reset, or the simulator stops.
+async fn serve_io<I>(
+    io: I,
+    router: Router,
+    ctl: ConnCtl,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    h2_max_streams: Option<u32>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let reset = ctl.reset.clone();
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(ctl.clone());
         router.clone().oneshot(req)
     });
-    let builder = auto::Builder::new(TrackedExecutor(tracker));
+    let mut builder = auto::Builder::new(TrackedExecutor(tracker));
+    if let Some(max) = h2_max_streams {
+        builder.http2().max_concurrent_streams(max);
+    }
     let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::select! {
         result = connection => {

@@ -79,6 +79,7 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
                 capabilities: Capabilities::default_for(ProviderKind::OpenAi),
                 models: BTreeMap::new(),
                 probe: None,
+                tls_ca: None,
             },
         );
     }
@@ -120,5 +121,6 @@ fn hosted(name: &str, kind: ProviderKind, var: &str) -> ProviderConfig {
         capabilities: Capabilities::default_for(kind),
         models: BTreeMap::new(),
         probe: None,
+        tls_ca: None,
     }
 }

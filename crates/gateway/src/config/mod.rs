@@ -260,6 +260,9 @@ pub struct ProviderConfig {
     /// Per-model settings, by upstream model name.
     pub models: BTreeMap<String, ModelConfig>,
     pub probe: Option<ProbeConfig>,
+    /// A PEM file of the certificate authorities the provider's TLS certificate is checked against, instead of the
+    /// platform's (a self-hosted server behind a private CA, a simulator's self-signed certificate).
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl ProviderConfig {

@@ -101,6 +101,9 @@ pub struct RawProvider {
     /// Per-model settings, by upstream model name.
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
+    /// A PEM file of the certificate authorities to check the provider's certificate against (instead of the
+    /// platform's).
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// What a provider (or one of its models) can take. Unset fields inherit.

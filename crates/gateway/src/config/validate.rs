@@ -504,10 +504,17 @@ fn validate_provider(
         check_bounded(&format!("{path}.probe.interval"), interval, errors);
         ProbeConfig { interval, request }
     });
+    if p.tls_ca.is_some() && !base_url.starts_with("https://") {
+        errors.push(ConfigError::new(
+            format!("{path}.tls_ca"),
+            "is set, but base_url is not https://: there is no certificate to check",
+        ));
+    }
     Some(ProviderConfig {
         capabilities,
         models,
         probe,
+        tls_ca: p.tls_ca,
         name: name.to_owned(),
         kind,
         base_url,

@@ -53,10 +53,13 @@ type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes
 /// halves what every open stream holds (SSE events are far smaller) and costs a 100 KB answer a few more reads.
 const READ_BUFFER: usize = 4096;
 
-/// The upstream HTTP clients (and so their connection pools), one per connect timeout, kept outside any
+/// What tells one upstream HTTP client from another: the connect timeout and the certificate authorities trusted.
+type ClientKey = (std::time::Duration, Option<std::path::PathBuf>);
+
+/// The upstream HTTP clients (and so their connection pools), one per connect timeout and trust, kept outside any
 /// configuration snapshot: a reload reuses the warm connections.
 #[derive(Default)]
-pub struct Clients(std::sync::Mutex<std::collections::HashMap<std::time::Duration, HttpClient>>);
+pub struct Clients(std::sync::Mutex<std::collections::HashMap<ClientKey, HttpClient>>);
 
 impl std::fmt::Debug for Clients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,28 +68,69 @@ impl std::fmt::Debug for Clients {
 }
 
 impl Clients {
-    fn get(&self, connect: std::time::Duration) -> Result<HttpClient, BoxError> {
+    fn get(
+        &self,
+        connect: std::time::Duration,
+        tls_ca: Option<&std::path::Path>,
+    ) -> Result<HttpClient, BoxError> {
+        let key = (connect, tls_ca.map(std::path::Path::to_path_buf));
         let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = map.get(&connect) {
+        if let Some(c) = map.get(&key) {
             return Ok(c.clone());
         }
-        let client = http_client(connect)?;
-        map.insert(connect, client.clone());
+        let client = http_client(connect, tls_ca)?;
+        map.insert(key, client.clone());
         Ok(client)
     }
 }
 
-fn http_client(connect: std::time::Duration) -> Result<HttpClient, BoxError> {
+#[derive(Debug, thiserror::Error)]
+enum CaError {
+    #[error("tls_ca {path}: {source}")]
+    Read { path: String, source: rustls::pki_types::pem::Error },
+    #[error("tls_ca {path}: no certificate in it")]
+    Empty { path: String },
+    #[error("tls_ca {path}: {source}")]
+    Bad { path: String, source: rustls::Error },
+}
+
+/// The certificate authorities in the PEM file at `path`, as a TLS client configuration trusting only them.
+fn tls_with_ca(path: &std::path::Path) -> Result<rustls::ClientConfig, CaError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let shown = path.display().to_string();
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|source| CaError::Read { path: shown.clone(), source })?;
+    for cert in certs {
+        let cert = cert.map_err(|source| CaError::Read { path: shown.clone(), source })?;
+        roots.add(cert).map_err(|source| CaError::Bad { path: shown.clone(), source })?;
+    }
+    if roots.is_empty() {
+        return Err(CaError::Empty { path: shown });
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|source| CaError::Bad { path: shown, source })?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn http_client(
+    connect: std::time::Duration,
+    tls_ca: Option<&std::path::Path>,
+) -> Result<HttpClient, BoxError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .try_with_platform_verifier()?
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
+    let tls = hyper_rustls::HttpsConnectorBuilder::new();
+    let tls = match tls_ca {
+        Some(path) => tls.with_tls_config(tls_with_ca(path)?),
+        None => tls.try_with_platform_verifier()?,
+    };
+    let https = tls.https_or_http().enable_http1().enable_http2().wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(std::time::Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
@@ -132,7 +176,7 @@ impl Provider {
             name: config.name.clone(),
             source,
         };
-        let client = clients.get(config.timeouts.connect).map_err(fail)?;
+        let client = clients.get(config.timeouts.connect, config.tls_ca.as_deref()).map_err(fail)?;
         let fingerprint = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -45,7 +45,7 @@ impl Harness {
         let mut toml = String::new();
         for p in providers {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let sim = Sim::start(l, SimOptions { name: p.name.to_owned(), api_key: None }).await.unwrap();
+            let sim = Sim::start(l, SimOptions::new(p.name)).await.unwrap();
             let base = match p.kind {
                 "openai" | "openai-responses" => format!("{}/v1", sim.base_url()),
                 _ => sim.base_url(),
