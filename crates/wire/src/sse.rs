@@ -8,10 +8,23 @@ pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
         out.extend_from_slice(name.as_bytes());
         out.push(b'\n');
     }
-    for line in data.split('\n') {
+    out.reserve(data.len() + 8);
+    let mut rest = data.as_bytes();
+    loop {
         out.extend_from_slice(b"data: ");
-        out.extend_from_slice(line.as_bytes());
-        out.push(b'\n');
+        match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                let (line, after) = rest.split_at(i);
+                out.extend_from_slice(line);
+                out.push(b'\n');
+                rest = after.get(1..).unwrap_or_default();
+            }
+            None => {
+                out.extend_from_slice(rest);
+                out.push(b'\n');
+                break;
+            }
+        }
     }
     out.push(b'\n');
 }
@@ -127,7 +140,7 @@ impl Reader {
         }
         loop {
             let rest = &self.buf[self.at..];
-            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else { return Ok(None) };
+            let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else { return Ok(None) };
             let ending = match (rest[end], rest.get(end + 1)) {
                 (b'\r', Some(b'\n')) => 2,
                 // A CR last: the LF of a CRLF may be on its way.
@@ -163,12 +176,15 @@ impl Reader {
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
-        let mut data = std::mem::take(&mut self.data);
         let event = std::mem::take(&mut self.event);
         if !std::mem::take(&mut self.has_data) {
+            self.data.clear();
             return None;
         }
-        data.pop();
+        // The event gets a copy of exactly its size; the buffer stays for the next event (handing it over made
+        // every event grow a new one from nothing: half a dozen reallocations each).
+        let data = self.data.strip_suffix('\n').unwrap_or(&self.data).to_owned();
+        self.data.clear();
         Some(SseEvent { event: if event.is_empty() { "message".to_owned() } else { event }, data })
     }
 

@@ -110,6 +110,8 @@ pub struct Delivery {
     /// When the last upstream event arrived, and the longest wait between two so far.
     last_event: Instant,
     max_gap: Duration,
+    /// The size of the last chunk sent (within bounds): what the next one starts with.
+    chunk_hint: usize,
 }
 
 impl Delivery {
@@ -136,12 +138,15 @@ impl Delivery {
             item_ids: Vec::new(),
             last_event: Instant::now(),
             max_gap: Duration::ZERO,
+            chunk_hint: 512,
         }
     }
 
     /// Produce the next chunk of client bytes, or `None` when the stream is over.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
-        let mut out = Vec::new();
+        // Sized as the previous chunk was: a chunk gathers several events, grown from nothing it reallocated a few
+        // times each.
+        let mut out = Vec::with_capacity(self.chunk_hint);
         // How often the task has yielded since the last upstream event: see the coalescing below.
         let mut yielded = 0u32;
         loop {
@@ -170,7 +175,7 @@ impl Delivery {
                     // What was ready before the break goes to the client first: finding a continuation may take a
                     // while.
                     if !out.is_empty() {
-                        return Some(Bytes::from(out));
+                        return Some(self.sent(out));
                     }
                     if let Some(b) = self.pending.take() {
                         // Boxed: finding a continuation runs the whole engine, whose future would otherwise make
@@ -188,7 +193,7 @@ impl Delivery {
                         let wait_until = (Instant::now() + self.idle).min(self.up.deadline);
                         timeout_at(wait_until, self.up.rest.next()).await
                     } else if out.len() >= COALESCE_LIMIT {
-                        return Some(Bytes::from(out));
+                        return Some(self.sent(out));
                     } else {
                         match self.up.rest.next().now_or_never() {
                             Some(ready) => {
@@ -200,7 +205,7 @@ impl Delivery {
                                 tokio::task::yield_now().await;
                                 continue;
                             }
-                            None => return Some(Bytes::from(out)),
+                            None => return Some(self.sent(out)),
                         }
                     };
                     match next {
@@ -253,9 +258,15 @@ impl Delivery {
             }
             // Keep draining ready events while streaming; any other phase change sends what there is.
             if !out.is_empty() && !matches!(self.phase, Phase::Body) {
-                return Some(Bytes::from(out));
+                return Some(self.sent(out));
             }
         }
+    }
+
+    /// A chunk goes to the client; the next one starts as large.
+    fn sent(&mut self, out: Vec<u8>) -> Bytes {
+        self.chunk_hint = out.len().clamp(256, 16 * 1024);
+        Bytes::from(out)
     }
 
     /// A Responses event passed through: the id of an output item it announces, kept by output index.

@@ -8,8 +8,9 @@
 //! Finagle's and linkerd's peak EWMA: it jumps up at once and decays down with time.
 //!
 //! What it never does: I/O, logging, async, reading the clock (callers pass `now`), allocating
-//! after construction, or panicking. `limit` and `quantile` are O(1); all sorting happens in
-//! `observe`.
+//! after construction, or panicking. `limit` and `quantile` are O(1); `observe` keeps the sorted
+//! copy sorted by moving at most the samples between the old and the new value's places (a full
+//! sort of 128 samples on every response was 1.5% of a streamed answer's instructions).
 
 use std::time::Duration;
 
@@ -66,18 +67,30 @@ impl LearntLimit {
     /// Stored in whole milliseconds (saturating at about 49 days).
     pub fn observe(&mut self, sample: Duration) {
         let millis = u32::try_from(sample.as_millis()).unwrap_or(u32::MAX);
-        if self.len < CAPACITY {
-            if let Some(cell) = self.ring.get_mut(self.len) {
-                *cell = millis;
-                self.len += 1;
-            }
-        } else if let Some(cell) = self.ring.get_mut(self.next) {
+        let held = if self.len < CAPACITY {
+            let Some(cell) = self.ring.get_mut(self.len) else { return };
             *cell = millis;
+            self.len += 1;
+            self.len - 1
+        } else {
+            let Some(cell) = self.ring.get_mut(self.next) else { return };
+            let old = std::mem::replace(cell, millis);
             self.next = (self.next + 1) % CAPACITY;
-        }
-        if let (Some(live), Some(sorted)) = (self.ring.get(..self.len), self.sorted.get_mut(..self.len)) {
-            sorted.copy_from_slice(live);
-            sorted.sort_unstable();
+            // The oldest sample leaves the sorted copy: its place moves to the end.
+            let at = self.sorted.partition_point(|&x| x < old);
+            if let Some(tail) = self.sorted.get_mut(at..) {
+                tail.rotate_left(1);
+            }
+            CAPACITY - 1
+        };
+        // The new sample goes in its place among the `held` sorted ones (the free slot is at `held`).
+        let Some(sorted) = self.sorted.get_mut(..=held) else { return };
+        let at = sorted.get(..held).map_or(0, |s| s.partition_point(|&x| x <= millis));
+        if let Some(tail) = sorted.get_mut(at..) {
+            tail.rotate_right(1);
+            if let Some(first) = tail.first_mut() {
+                *first = millis;
+            }
         }
     }
 
@@ -169,6 +182,22 @@ impl PeakEwma {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The sorted copy kept by moving samples is the last 128 samples sorted, whatever comes.
+        #[test]
+        fn the_sorted_copy_is_the_window_sorted(samples in proptest::collection::vec(0u64..400, 0..400)) {
+            let mut l = LearntLimit::new();
+            for (i, &ms) in samples.iter().enumerate() {
+                l.observe(Duration::from_millis(ms));
+                let from = (i + 1).saturating_sub(CAPACITY);
+                let mut want: Vec<u32> = samples[from..=i].iter().map(|&m| m as u32).collect();
+                want.sort_unstable();
+                prop_assert_eq!(&l.sorted[..l.len], &want[..]);
+            }
+        }
+    }
 
     const MS: Duration = Duration::from_millis(1);
     const S: Duration = Duration::from_secs(1);
