@@ -31,9 +31,20 @@ pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
 
 /// Append a frame whose data is `value` serialised as compact JSON.
 pub fn write_json(out: &mut Vec<u8>, event: Option<&str>, value: &impl serde::Serialize) {
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    // Written in place: compact JSON has no line break (a newline in a string is escaped), so it is one data line.
+    out.extend_from_slice(b"data: ");
+    let mark = out.len();
     // Serialising our own in-memory values cannot fail: keys are strings and numbers are finite.
-    let data = serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"));
-    write_event(out, event, &data);
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(mark);
+        out.extend_from_slice(b"{}");
+    }
+    out.extend_from_slice(b"\n\n");
 }
 
 /// One parsed SSE event.

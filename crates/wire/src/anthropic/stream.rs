@@ -257,6 +257,20 @@ enum Block {
     Tool(u32),
 }
 
+/// The `delta` of a `content_block_delta` event, as Anthropic writes it (`type` first).
+#[derive(serde::Serialize)]
+#[serde(tag = "type")]
+enum Delta<'a> {
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
+}
+
 /// Canonical events → Anthropic SSE bytes.
 #[derive(Debug)]
 pub struct StreamEncoder {
@@ -321,8 +335,9 @@ impl StreamEncoder {
         }
     }
 
-    /// Make `kind` the open block, closing another; returns its index.
-    fn open(&mut self, kind: Block, block: Value, out: &mut Vec<u8>) -> u32 {
+    /// Make `kind` the open block (its start made by `block`, only when it opens), closing another; returns its
+    /// index.
+    fn open(&mut self, kind: Block, block: impl FnOnce() -> Value, out: &mut Vec<u8>) -> u32 {
         if let Some((index, k)) = self.open
             && k == kind
         {
@@ -336,7 +351,7 @@ impl StreamEncoder {
         write_json(
             out,
             Some("content_block_start"),
-            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+            &json!({"type": "content_block_start", "index": index, "content_block": block()}),
         );
         if !self.pinged {
             self.pinged = true;
@@ -345,12 +360,16 @@ impl StreamEncoder {
         index
     }
 
-    fn delta(out: &mut Vec<u8>, index: u32, delta: Value) {
-        write_json(
-            out,
-            Some("content_block_delta"),
-            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
-        );
+    /// A `content_block_delta` event, written from borrowed fields (the bulk of a stream: no `Value` built).
+    fn delta(out: &mut Vec<u8>, index: u32, delta: Delta<'_>) {
+        #[derive(serde::Serialize)]
+        struct Event<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            index: u32,
+            delta: Delta<'a>,
+        }
+        write_json(out, Some("content_block_delta"), &Event { kind: "content_block_delta", index, delta });
     }
 
     pub fn push(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
@@ -361,8 +380,8 @@ impl StreamEncoder {
                 }
             }
             StreamEvent::TextDelta(text) => {
-                let i = self.open(Block::Text, json!({"type": "text", "text": ""}), out);
-                Self::delta(out, i, json!({"type": "text_delta", "text": text}));
+                let i = self.open(Block::Text, || json!({"type": "text", "text": ""}), out);
+                Self::delta(out, i, Delta::Text { text });
             }
             // Only Anthropic's own reasoning: a client would send it back, and Anthropic verifies signatures.
             StreamEvent::ThinkingDelta(_) | StreamEvent::ThinkingSignature(_)
@@ -372,21 +391,21 @@ impl StreamEncoder {
             StreamEvent::ThinkingDelta(text) => {
                 let i = self.open(
                     Block::Thinking,
-                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    || json!({"type": "thinking", "thinking": "", "signature": ""}),
                     out,
                 );
-                Self::delta(out, i, json!({"type": "thinking_delta", "thinking": text}));
+                Self::delta(out, i, Delta::Thinking { thinking: text });
             }
             StreamEvent::ThinkingSignature(sig) => {
                 let i = self.open(
                     Block::Thinking,
-                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    || json!({"type": "thinking", "thinking": "", "signature": ""}),
                     out,
                 );
-                Self::delta(out, i, json!({"type": "signature_delta", "signature": sig.value}));
+                Self::delta(out, i, Delta::Signature { signature: &sig.value });
             }
             StreamEvent::ToolCallStart { index, id, name } => {
-                let block = json!({"type": "tool_use", "id": tool_use_id(id), "name": name, "input": {}});
+                let block = || json!({"type": "tool_use", "id": tool_use_id(id), "name": name, "input": {}});
                 let i = self.open(Block::Tool(*index), block, out);
                 self.tool_blocks.insert(*index, i);
             }
@@ -396,13 +415,13 @@ impl StreamEncoder {
                     None => {
                         // Arguments before their start: open the call under a made-up id rather than lose them.
                         let id = format!("toolu_nines_{index}");
-                        let block = json!({"type": "tool_use", "id": id, "name": "", "input": {}});
+                        let block = || json!({"type": "tool_use", "id": id, "name": "", "input": {}});
                         let i = self.open(Block::Tool(*index), block, out);
                         self.tool_blocks.insert(*index, i);
                         i
                     }
                 };
-                Self::delta(out, i, json!({"type": "input_json_delta", "partial_json": json}));
+                Self::delta(out, i, Delta::InputJson { partial_json: json });
             }
             StreamEvent::Unsupported(_) => {}
             StreamEvent::Finish { stop_reason, usage } => {
