@@ -357,3 +357,27 @@ async fn a_probe_notices_recovery_without_a_client_request_paying_for_it() {
         assert_eq!(served_by(&chat(&h, "openai", false).await), "first/m1", "{kind}");
     }
 }
+
+/// A request waiting for room at a full target is not sent there once, meanwhile, the request holding that room
+/// opened the target's breaker (a first token that never came): it goes to the next target without an attempt.
+#[tokio::test]
+async fn a_request_that_waited_at_a_full_target_skips_it_once_its_breaker_opened() {
+    let first = P { extra: "max_concurrency = 1", ..p("first", "openai", "m1") };
+    let h = Harness::new(&[first, p("second", "openai", "m2")]).await;
+    h.sims[0].push_fault(Fault::new(FaultKind::Hang));
+    let holder = chat(&h, "openai", false);
+    let waiter = async {
+        // The first request holds the target's one place (its connection is open at the simulator)...
+        tokio::time::timeout(Duration::from_secs(5), h.sims[0].wait_connections(|n| *n >= 1)).await.unwrap();
+        // ...and this one waits for it (the default priority waits up to 2 s), past the first token timeout (500 ms)
+        // that opens the breaker.
+        chat(&h, "openai", false).await
+    };
+    let (held, waited) = tokio::join!(holder, waiter);
+    assert_eq!(held.status, 200, "{}", held.text);
+    assert_eq!(served_by(&held), "second/m2");
+    assert_eq!(waited.status, 200, "{}", waited.text);
+    assert_eq!(served_by(&waited), "second/m2", "sent to a target whose breaker had opened while it waited");
+    assert_eq!(waited.header("x-nines-attempts"), "1");
+    assert_eq!(h.sims[0].total_hits(), 1, "only the request that hung reached the first target");
+}

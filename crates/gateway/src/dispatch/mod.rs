@@ -455,7 +455,7 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
         };
         // Room at the target: at once, or after a wait as long as the request's priority allows (never past its
         // deadline); none in time and it is passed by, shed from this target.
-        let permit = match enter_gate(flight, target).await {
+        let (permit, waited) = match enter_gate(flight, target).await {
             Ok(p) => p,
             Err(full) => {
                 if let Role::Trial(e) = role {
@@ -465,6 +465,26 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
                 pos += 1;
                 continue;
             }
+        };
+        // A wait at the gate is time in which the target's health may have changed (the request that held its room
+        // may have opened its breaker): asked again, it is passed by if it is now set aside.
+        let role = match role {
+            Role::Normal if waited => match policy.admit(target, need) {
+                Admit::Skip(u) => {
+                    drop(permit);
+                    skip(flight, SkipWhy::Unavailable(u));
+                    unavailable.push((i, u));
+                    pos += 1;
+                    continue;
+                }
+                Admit::Go { role: Role::Trial(e) } if !flight.judges_health => {
+                    target.health.release_trial(e);
+                    Role::Normal
+                }
+                Admit::Go { role } => role,
+                Admit::Defer => Role::Normal,
+            },
+            role => role,
         };
         let hedging = plan.streams.hedge.filter(|_| flight.stream).map(|hedge| hedge::Hedging {
             hedge,
@@ -526,16 +546,16 @@ pub(super) fn cap(target: &Target) -> u32 {
 async fn enter_gate(
     flight: &Flight,
     target: &Target,
-) -> Result<Option<crate::health::gate::Permit>, Unavailable> {
+) -> Result<(Option<crate::health::gate::Permit>, bool), Unavailable> {
     let gate = &target.health.gate;
     let cap = cap(target);
     if let Some(p) = gate.try_enter(cap) {
-        return Ok(Some(p));
+        return Ok((Some(p), false));
     }
     let priority = flight.admitted.priority;
     let wait = flight.snap.config.protect.server.queue.get(priority as usize).copied().unwrap_or_default();
     match gate.enter(cap, priority, wait, flight.deadline).await {
-        Ok(p) => Ok(Some(p)),
+        Ok(p) => Ok((Some(p), true)),
         Err(_) => Err(Unavailable::Full { until: Instant::now() + std::time::Duration::from_secs(1) }),
     }
 }
