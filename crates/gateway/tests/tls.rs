@@ -91,7 +91,21 @@ async fn an_https_provider_trusted_by_its_ca_is_reached_over_http2() {
 #[tokio::test]
 async fn without_its_ca_a_self_signed_provider_is_refused() {
     let sim = https_sim().await;
-    let (_app, base) = gateway(&provider(&sim, None)).await;
+    refused(&sim, None).await;
+
+    // Another CA (a second simulator's certificate) is no better.
+    let other = https_sim().await;
+    let d = dir("other");
+    let ca = d.join("other.pem");
+    std::fs::write(&ca, other.cert_pem().unwrap()).unwrap();
+    refused(&sim, Some(&ca)).await;
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// A gateway whose provider is `sim`, trusted through `tls_ca` (or the platform's roots): the request fails, and
+/// none reaches the provider.
+async fn refused(sim: &Sim, tls_ca: Option<&std::path::Path>) {
+    let (_app, base) = gateway(&provider(sim, tls_ca)).await;
     let r = reqwest::Client::new()
         .post(format!("{base}/v1/chat/completions"))
         .json(&chat(false))
@@ -102,22 +116,6 @@ async fn without_its_ca_a_self_signed_provider_is_refused() {
     let text = r.text().await.unwrap();
     assert!([502, 503].contains(&status), "{status}: {text}");
     assert_eq!(sim.total_hits(), 0, "a request reached a provider whose certificate is not trusted");
-
-    // Another CA (a second simulator's certificate) is no better.
-    let other = https_sim().await;
-    let d = dir("other");
-    let ca = d.join("other.pem");
-    std::fs::write(&ca, other.cert_pem().unwrap()).unwrap();
-    let (_app, base) = gateway(&provider(&sim, Some(&ca))).await;
-    let r = reqwest::Client::new()
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&chat(false))
-        .send()
-        .await
-        .unwrap();
-    assert!([502, 503].contains(&r.status().as_u16()), "{}", r.status());
-    assert_eq!(sim.total_hits(), 0);
-    std::fs::remove_dir_all(d).unwrap();
 }
 
 #[tokio::test]
@@ -152,4 +150,29 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+/// A reload reads the `tls_ca` file again: a rotated CA file at the same path takes effect without a restart.
+#[tokio::test]
+async fn a_reload_reads_the_tls_ca_file_again() {
+    let sim = https_sim().await;
+    let other = https_sim().await;
+    let d = dir("rotate");
+    let ca = d.join("ca.pem");
+    std::fs::write(&ca, other.cert_pem().unwrap()).unwrap();
+    let toml = provider(&sim, Some(&ca));
+    let file = d.join("nines.toml");
+    std::fs::write(&file, &toml).unwrap();
+    let (app, base) = gateway(&toml).await;
+    app.state.set_source(file);
+    let client = reqwest::Client::new();
+    let url = format!("{base}/v1/chat/completions");
+    let r = client.post(&url).json(&chat(false)).send().await.unwrap();
+    assert!([502, 503].contains(&r.status().as_u16()), "{}", r.status());
+
+    std::fs::write(&ca, sim.cert_pem().unwrap()).unwrap();
+    app.state.reload().await.unwrap();
+    let r = client.post(&url).json(&chat(false)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    std::fs::remove_dir_all(d).unwrap();
 }

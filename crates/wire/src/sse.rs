@@ -47,6 +47,9 @@ pub fn write_json(out: &mut Vec<u8>, event: Option<&str>, value: &impl serde::Se
     out.extend_from_slice(b"\n\n");
 }
 
+/// The most data-buffer capacity a reader keeps between events.
+const KEEP_DATA_CAPACITY: usize = 64 * 1024;
+
 /// One parsed SSE event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
@@ -196,6 +199,10 @@ impl Reader {
         // every event grow a new one from nothing: half a dozen reallocations each).
         let data = self.data.strip_suffix('\n').unwrap_or(&self.data).to_owned();
         self.data.clear();
+        // A huge event's buffer is not kept for the stream's life.
+        if self.data.capacity() > KEEP_DATA_CAPACITY {
+            self.data = String::new();
+        }
         Some(SseEvent { event: if event.is_empty() { "message".to_owned() } else { event }, data })
     }
 

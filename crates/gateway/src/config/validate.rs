@@ -504,7 +504,7 @@ fn validate_provider(
         check_bounded(&format!("{path}.probe.interval"), interval, errors);
         ProbeConfig { interval, request }
     });
-    if p.tls_ca.is_some() && !base_url.starts_with("https://") {
+    if p.tls_ca.is_some() && !base_url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
         errors.push(ConfigError::new(
             format!("{path}.tls_ca"),
             "is set, but base_url is not https://: there is no certificate to check",

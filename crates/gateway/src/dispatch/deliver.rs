@@ -31,6 +31,9 @@ use crate::record::Ending;
 /// Most bytes gathered into one chunk before it is sent.
 const COALESCE_LIMIT: usize = 64 * 1024;
 
+/// Most upstream events gathered into one chunk before it is sent.
+const COALESCE_EVENTS: u32 = 256;
+
 /// How many times a stream's task yields, waiting for an event its upstream connection has already read, before it
 /// sends what it has: the connection task hands over one body chunk per turn of the scheduler, and it takes two turns
 /// after the previous chunk was taken (measured: a whole answer in one read comes out of one or two writes, not one
@@ -144,11 +147,11 @@ impl Delivery {
 
     /// Produce the next chunk of client bytes, or `None` when the stream is over.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
-        // Sized as the previous chunk was: a chunk gathers several events, grown from nothing it reallocated a few
-        // times each.
-        let mut out = Vec::with_capacity(self.chunk_hint);
-        // How often the task has yielded since the last upstream event: see the coalescing below.
+        let mut out = Vec::new();
+        // How often the task has yielded since the last upstream event, and how many events this chunk gathered:
+        // see the coalescing below.
         let mut yielded = 0u32;
+        let mut gathered = 0u32;
         loop {
             match self.phase {
                 Phase::Done => return None,
@@ -192,7 +195,8 @@ impl Delivery {
                     let next = if out.is_empty() {
                         let wait_until = (Instant::now() + self.idle).min(self.up.deadline);
                         timeout_at(wait_until, self.up.rest.next()).await
-                    } else if out.len() >= COALESCE_LIMIT {
+                    } else if out.len() >= COALESCE_LIMIT || gathered >= COALESCE_EVENTS {
+                        // Bounded in bytes, and in events (events that add no bytes must not hold what is ready).
                         return Some(self.sent(out));
                     } else {
                         match self.up.rest.next().now_or_never() {
@@ -229,6 +233,13 @@ impl Delivery {
                         Ok(Some(Err(e))) => self.pending = Some(Break::of(stream_transport_error(e), None)),
                         Ok(Some(Ok(ev))) => {
                             self.arrived();
+                            gathered += 1;
+                            // Sized as the previous chunk was (grown from nothing, a chunk of several events
+                            // reallocated a few times), and only once there is something to hold: an open stream
+                            // waiting for its next event holds no buffer.
+                            if out.capacity() == 0 {
+                                out.reserve(self.chunk_hint);
+                            }
                             match self.up.decoder.push(&ev.event, &ev.data, &mut self.events) {
                                 Ok(()) => {
                                     if self.passthrough {

@@ -467,25 +467,18 @@ pub async fn run<O: Operation>(op: &O, flight: &mut Flight) -> Result<Served<O::
             }
         };
         // A wait at the gate is time in which the target's health may have changed (the request that held its room
-        // may have opened its breaker): asked again, it is passed by if it is now set aside.
-        let role = match role {
-            Role::Normal if waited => match policy.admit(target, need) {
-                Admit::Skip(u) => {
-                    drop(permit);
-                    skip(flight, SkipWhy::Unavailable(u));
-                    unavailable.push((i, u));
-                    pos += 1;
-                    continue;
-                }
-                Admit::Go { role: Role::Trial(e) } if !flight.judges_health => {
-                    target.health.release_trial(e);
-                    Role::Normal
-                }
-                Admit::Go { role } => role,
-                Admit::Defer => Role::Normal,
-            },
-            role => role,
-        };
+        // may have opened its breaker): a target set aside meanwhile is passed by. (Asked without spending: the
+        // admission above already counted this request against the target's headroom.)
+        if waited
+            && matches!(role, Role::Normal)
+            && let Some(u) = policy.set_aside(target)
+        {
+            drop(permit);
+            skip(flight, SkipWhy::Unavailable(u));
+            unavailable.push((i, u));
+            pos += 1;
+            continue;
+        }
         let hedging = plan.streams.hedge.filter(|_| flight.stream).map(|hedge| hedge::Hedging {
             hedge,
             rest: order.get(pos + 1..).unwrap_or(&[]),

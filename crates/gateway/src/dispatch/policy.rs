@@ -64,6 +64,11 @@ impl Policy<'_> {
         target.health.admit(Instant::now(), self.health, need, fp, probed, rand::random::<f64>())
     }
 
+    /// Whether `target`, admitted before a wait at its gate, has been set aside meanwhile (nothing spent again).
+    pub fn set_aside(&self, target: &Target) -> Option<Unavailable> {
+        target.health.set_aside(Instant::now(), self.health)
+    }
+
     /// How long a stream on `target` may take to its first token (plain answers: the configured `first_byte`, since
     /// their time grows with their length).
     pub fn first_token_limit(&self, target: &Target, stream: bool) -> Duration {

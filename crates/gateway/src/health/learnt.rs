@@ -78,7 +78,9 @@ impl LearntLimit {
             self.next = (self.next + 1) % CAPACITY;
             // The oldest sample leaves the sorted copy: its place moves to the end.
             let at = self.sorted.partition_point(|&x| x < old);
-            if let Some(tail) = self.sorted.get_mut(at..) {
+            if let Some(tail) = self.sorted.get_mut(at..)
+                && !tail.is_empty()
+            {
                 tail.rotate_left(1);
             }
             CAPACITY - 1

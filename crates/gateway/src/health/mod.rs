@@ -352,6 +352,30 @@ impl TargetHealth {
         Admit::Go { role }
     }
 
+    /// What has set this target aside since a request was admitted to it (its breaker left the closed state, the
+    /// provider asked for a cool-down, another replica's breaker opened): asked again after a wait at the gate. It
+    /// spends no headroom and claims no trial (the admission did).
+    pub fn set_aside(&self, now: Instant, cfg: &HealthConfig) -> Option<Unavailable> {
+        if !cfg.enabled {
+            return None;
+        }
+        let s = lock(&self.state);
+        if let Some(until) = s.cooling_until
+            && now < until
+        {
+            return Some(Unavailable::Cooling { until });
+        }
+        if let Some(until) = s.fleet_open
+            && now < until
+        {
+            return Some(Unavailable::Open { until: Some(until) });
+        }
+        if !matches!(s.breaker.state(now), breaker::State::Closed) {
+            return Some(Unavailable::Open { until: s.breaker.reopens_at() });
+        }
+        None
+    }
+
     /// Another replica's breaker for this target is open until `until`: skip it here too (a later local verdict
     /// still applies once that passes).
     pub fn open_in_fleet(&self, until: Instant) {

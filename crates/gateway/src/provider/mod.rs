@@ -21,6 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use nines_wire::{Dialect, EncodeOpts};
 use secrecy::{ExposeSecret, SecretString};
+use sha2::Digest as _;
 
 use crate::config::{Env, ProviderConfig, ProviderKind};
 pub use error::{ErrorKind, ProviderError};
@@ -53,8 +54,9 @@ type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes
 /// halves what every open stream holds (SSE events are far smaller) and costs a 100 KB answer a few more reads.
 const READ_BUFFER: usize = 4096;
 
-/// What tells one upstream HTTP client from another: the connect timeout and the certificate authorities trusted.
-type ClientKey = (std::time::Duration, Option<std::path::PathBuf>);
+/// What tells one upstream HTTP client from another: the connect timeout and the certificate authorities trusted
+/// (the SHA-256 of the `tls_ca` file's content: a reload after the file changed builds a new client).
+type ClientKey = (std::time::Duration, Option<[u8; 32]>);
 
 /// The upstream HTTP clients (and so their connection pools), one per connect timeout and trust, kept outside any
 /// configuration snapshot: a reload reuses the warm connections.
@@ -68,24 +70,42 @@ impl std::fmt::Debug for Clients {
 }
 
 impl Clients {
+    /// The client for `connect` and the `tls_ca` file at that path, read now (at every start and reload).
     fn get(
         &self,
         connect: std::time::Duration,
         tls_ca: Option<&std::path::Path>,
     ) -> Result<HttpClient, BoxError> {
-        let key = (connect, tls_ca.map(std::path::Path::to_path_buf));
+        let ca = match tls_ca {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|source| CaError::Open { path: path.display().to_string(), source })?;
+                Some(Ca { digest: sha2::Sha256::digest(&pem).into(), pem, path })
+            }
+            None => None,
+        };
+        let key = (connect, ca.as_ref().map(|c| c.digest));
         let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = map.get(&key) {
             return Ok(c.clone());
         }
-        let client = http_client(connect, tls_ca)?;
+        let client = http_client(connect, ca.as_ref())?;
         map.insert(key, client.clone());
         Ok(client)
     }
 }
 
+/// A provider's `tls_ca` file, as read.
+struct Ca<'a> {
+    path: &'a std::path::Path,
+    pem: Vec<u8>,
+    digest: [u8; 32],
+}
+
 #[derive(Debug, thiserror::Error)]
 enum CaError {
+    #[error("tls_ca {path}: {source}")]
+    Open { path: String, source: std::io::Error },
     #[error("tls_ca {path}: {source}")]
     Read { path: String, source: rustls::pki_types::pem::Error },
     #[error("tls_ca {path}: no certificate in it")]
@@ -94,15 +114,13 @@ enum CaError {
     Bad { path: String, source: rustls::Error },
 }
 
-/// The certificate authorities in the PEM file at `path`, as a TLS client configuration trusting only them.
-fn tls_with_ca(path: &std::path::Path) -> Result<rustls::ClientConfig, CaError> {
+/// The certificate authorities of a `tls_ca` file, as a TLS client configuration trusting only them.
+fn tls_with_ca(ca: &Ca<'_>) -> Result<rustls::ClientConfig, CaError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    let shown = path.display().to_string();
+    let shown = ca.path.display().to_string();
     let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|source| CaError::Read { path: shown.clone(), source })?;
-    for cert in certs {
+    for cert in CertificateDer::pem_slice_iter(&ca.pem) {
         let cert = cert.map_err(|source| CaError::Read { path: shown.clone(), source })?;
         roots.add(cert).map_err(|source| CaError::Bad { path: shown.clone(), source })?;
     }
@@ -117,17 +135,14 @@ fn tls_with_ca(path: &std::path::Path) -> Result<rustls::ClientConfig, CaError> 
         .with_no_client_auth())
 }
 
-fn http_client(
-    connect: std::time::Duration,
-    tls_ca: Option<&std::path::Path>,
-) -> Result<HttpClient, BoxError> {
+fn http_client(connect: std::time::Duration, tls_ca: Option<&Ca<'_>>) -> Result<HttpClient, BoxError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect));
     let tls = hyper_rustls::HttpsConnectorBuilder::new();
     let tls = match tls_ca {
-        Some(path) => tls.with_tls_config(tls_with_ca(path)?),
+        Some(ca) => tls.with_tls_config(tls_with_ca(ca)?),
         None => tls.try_with_platform_verifier()?,
     };
     let https = tls.https_or_http().enable_http1().enable_http2().wrap_connector(http);
