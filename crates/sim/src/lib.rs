@@ -150,7 +150,10 @@ impl Sim {
         let router = routes::router(Arc::clone(&shared));
         let (open, connections) = tokio::sync::watch::channel(0usize);
         let tls = if opts.tls { Some(tls::Tls::self_signed().map_err(std::io::Error::other)?) } else { None };
-        let serve = server::Serve { tls: tls.clone(), h2_max_streams: opts.h2_max_streams };
+        let serve = server::Serve {
+            tls: tls.as_ref().map(|t| t.acceptor.clone()),
+            h2_max_streams: opts.h2_max_streams,
+        };
         tracker.spawn(server::accept_loop(listener, router, shutdown.clone(), tracker.clone(), open, serve));
         Ok(Sim { addr, shared, shutdown, tracker, connections, tls })
     }

@@ -20,12 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::tls::{HANDSHAKE_TIMEOUT, Tls};
+use crate::tls::HANDSHAKE_TIMEOUT;
 
 /// How connections are served: plain or TLS, and HTTP/2's stream limit.
 #[derive(Clone)]
 pub(crate) struct Serve {
-    pub tls: Option<Tls>,
+    /// Present when it serves TLS (cloned per connection: an `Arc` inside).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub h2_max_streams: Option<u32>,
 }
 
@@ -100,7 +101,7 @@ async fn serve_connection(
         return serve_io(TokioIo::new(stream), router, ctl, shutdown, tracker, h2_max).await;
     };
     let handshake = tokio::select! {
-        done = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)) => done,
+        done = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)) => done,
         () = shutdown.cancelled() => return,
     };
     match handshake {

@@ -20,7 +20,6 @@ pub enum TlsError {
 }
 
 /// A simulator's TLS: what accepts connections, and the certificate clients check it with.
-#[derive(Clone)]
 pub(crate) struct Tls {
     pub acceptor: TlsAcceptor,
     pub cert_pem: String,

@@ -3,11 +3,7 @@
 
 /// Append one SSE frame. Multi-line data becomes one `data:` line per line, as the SSE format requires.
 pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
-    if let Some(name) = event {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'\n');
-    }
+    write_name(out, event);
     out.reserve(data.len() + 8);
     let mut rest = data.as_bytes();
     loop {
@@ -31,11 +27,7 @@ pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
 
 /// Append a frame whose data is `value` serialised as compact JSON.
 pub fn write_json(out: &mut Vec<u8>, event: Option<&str>, value: &impl serde::Serialize) {
-    if let Some(name) = event {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'\n');
-    }
+    write_name(out, event);
     // Written in place: compact JSON has no line break (a newline in a string is escaped), so it is one data line.
     out.extend_from_slice(b"data: ");
     let mark = out.len();
@@ -47,8 +39,14 @@ pub fn write_json(out: &mut Vec<u8>, event: Option<&str>, value: &impl serde::Se
     out.extend_from_slice(b"\n\n");
 }
 
-/// The most data-buffer capacity a reader keeps between events.
-const KEEP_DATA_CAPACITY: usize = 64 * 1024;
+/// A frame's `event:` line, when it has a name.
+fn write_name(out: &mut Vec<u8>, event: Option<&str>) {
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+}
 
 /// One parsed SSE event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,6 +123,9 @@ pub struct Reader {
 }
 
 const BOM: &[u8] = "\u{feff}".as_bytes();
+
+/// The most data-buffer capacity a reader keeps between events.
+const KEEP_DATA_CAPACITY: usize = 64 * 1024;
 
 impl Reader {
     pub fn new() -> Reader {
