@@ -4,6 +4,9 @@
 //! mode, `{"answer":"<that text>"}` uncut. When tools are offered the answer may be tool calls instead ([`tools`]),
 //! including the calls a test scripts with `[[sim:call NAME ARGS_JSON]]` directives in user text.
 //!
+//! A question over numbered sources (`Sources:` … `Question:`) is answered instead with the source sentence that
+//! answers it and its citation, or "The documents do not say." ([`crate::grounded`]).
+//!
 //! A continuation (a request to continue an answer another model cut, [`crate::continuation`]) is answered with the
 //! part of that answer after the words already delivered.
 //!
@@ -170,7 +173,11 @@ fn full_text(name: &str, prompt: &Prompt) -> String {
                 .collect();
             format!("{name} says: tool said: {}", results.join(" | "))
         }
-        Turn::UserText | Turn::Other => format!("{name} says: {}", prompt.last_user),
+        Turn::UserText | Turn::Other => match crate::grounded::answer(&prompt.last_user) {
+            // A question over numbered sources: the cited sentence, and nothing of the (long) prompt echoed.
+            Some(grounded) if !prompt.json => return format!("{name} says: {grounded}"),
+            _ => format!("{name} says: {}", prompt.last_user),
+        },
     };
     if prompt.images > 0 {
         full.push_str(&format!(" [images: {}]", prompt.images));

@@ -54,6 +54,7 @@ mod embed;
 mod error;
 mod faults;
 mod gemini;
+mod grounded;
 mod ids;
 mod json;
 mod openai;

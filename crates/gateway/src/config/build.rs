@@ -80,6 +80,7 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
                 models: BTreeMap::new(),
                 probe: None,
                 tls_ca: None,
+                model_dir: None,
             },
         );
     }
@@ -122,5 +123,6 @@ fn hosted(name: &str, kind: ProviderKind, var: &str) -> ProviderConfig {
         models: BTreeMap::new(),
         probe: None,
         tls_ca: None,
+        model_dir: None,
     }
 }

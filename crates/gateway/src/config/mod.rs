@@ -198,6 +198,9 @@ impl Default for ResponsesConfig {
     }
 }
 
+/// What stands for the base URL of a provider that runs in-process (nothing is ever sent to it).
+pub const LOCAL_BASE_URL: &str = "in-process";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderKind {
     Anthropic,
@@ -206,6 +209,9 @@ pub enum ProviderKind {
     /// OpenAI's Responses API (models served only there, and servers that offer only it).
     OpenAiResponses,
     Gemini,
+    /// A sentence-embedding model run inside nines (crates/embed): embeddings only, answered with every provider
+    /// down.
+    LocalEmbeddings,
 }
 
 impl ProviderKind {
@@ -215,6 +221,7 @@ impl ProviderKind {
             "openai" => Some(ProviderKind::OpenAi),
             "openai-responses" => Some(ProviderKind::OpenAiResponses),
             "gemini" => Some(ProviderKind::Gemini),
+            "local-embeddings" => Some(ProviderKind::LocalEmbeddings),
             _ => None,
         }
     }
@@ -222,7 +229,7 @@ impl ProviderKind {
     pub fn dialect(self) -> Dialect {
         match self {
             ProviderKind::Anthropic => Dialect::Anthropic,
-            ProviderKind::OpenAi => Dialect::OpenAiChat,
+            ProviderKind::OpenAi | ProviderKind::LocalEmbeddings => Dialect::OpenAiChat,
             ProviderKind::OpenAiResponses => Dialect::OpenAiResponses,
             ProviderKind::Gemini => Dialect::Gemini,
         }
@@ -234,6 +241,7 @@ impl ProviderKind {
             ProviderKind::Anthropic => "https://api.anthropic.com",
             ProviderKind::OpenAi | ProviderKind::OpenAiResponses => "https://api.openai.com/v1",
             ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
+            ProviderKind::LocalEmbeddings => LOCAL_BASE_URL,
         }
     }
 }
@@ -263,6 +271,9 @@ pub struct ProviderConfig {
     /// A PEM file of the certificate authorities the provider's TLS certificate is checked against, instead of the
     /// platform's (a self-hosted server behind a private CA, a simulator's self-signed certificate).
     pub tls_ca: Option<std::path::PathBuf>,
+    /// The folder of an in-process model (kind = "local-embeddings": `config.json`, `tokenizer.json`,
+    /// `model.safetensors`).
+    pub model_dir: Option<std::path::PathBuf>,
 }
 
 impl ProviderConfig {

@@ -104,6 +104,8 @@ pub struct RawProvider {
     /// A PEM file of the certificate authorities to check the provider's certificate against (instead of the
     /// platform's).
     pub tls_ca: Option<std::path::PathBuf>,
+    /// The model's folder, for kind = "local-embeddings".
+    pub model_dir: Option<std::path::PathBuf>,
 }
 
 /// What a provider (or one of its models) can take. Unset fields inherit.

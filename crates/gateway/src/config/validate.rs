@@ -397,13 +397,32 @@ fn validate_provider(
     let Some(kind) = ProviderKind::parse(&p.kind) else {
         errors.push(ConfigError::new(
             format!("{path}.kind"),
-            format!("unknown kind \"{}\" (expected anthropic, openai, openai-responses or gemini)", p.kind),
+            format!("unknown kind \"{}\" (expected anthropic, openai, openai-responses, gemini or local-embeddings)", p.kind),
         ));
         return None;
     };
-    let base_url = p.base_url.unwrap_or_else(|| kind.default_base_url().to_owned());
+    let local = kind == ProviderKind::LocalEmbeddings;
+    if local {
+        if p.base_url.is_some() {
+            errors
+                .push(ConfigError::new(format!("{path}.base_url"), "is set, but this model runs in-process"));
+        }
+        if p.model_dir.is_none() {
+            errors.push(ConfigError::new(
+                format!("{path}.model_dir"),
+                "is required for kind \"local-embeddings\" (a folder with config.json, tokenizer.json, model.safetensors)",
+            ));
+        }
+        if p.probe.is_some() {
+            errors.push(ConfigError::new(format!("{path}.probe"), "is set, but this model runs in-process"));
+        }
+    } else if p.model_dir.is_some() {
+        errors.push(ConfigError::new(format!("{path}.model_dir"), "is only for kind \"local-embeddings\""));
+    }
+    let base_url = p.base_url.filter(|_| !local).unwrap_or_else(|| kind.default_base_url().to_owned());
     let base_url = base_url.trim_end_matches('/').to_owned();
     match reqwest::Url::parse(&base_url) {
+        _ if local => {}
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
         _ => errors.push(ConfigError::new(
             format!("{path}.base_url"),
@@ -515,12 +534,14 @@ fn validate_provider(
         models,
         probe,
         tls_ca: p.tls_ca,
+        model_dir: p.model_dir,
         name: name.to_owned(),
         kind,
         base_url,
         api_key_env: p.api_key_env,
         retries: p.retries.unwrap_or(1),
-        max_concurrency: p.max_concurrency,
+        // An in-process model uses every core for one batch: one request at a time unless told otherwise.
+        max_concurrency: p.max_concurrency.or(local.then_some(1)),
         max_tokens_field,
         anthropic_version,
         timeouts,
@@ -614,7 +635,7 @@ targets = []
         );
         let expected = [
             "listen: \"nowhere\" is not an address like 127.0.0.1:4000",
-            "providers.a.kind: unknown kind \"opnai\" (expected anthropic, openai, openai-responses or gemini)",
+            "providers.a.kind: unknown kind \"opnai\" (expected anthropic, openai, openai-responses, gemini or local-embeddings)",
             "providers.b.base_url: \"ftp://x\" is not an http(s) URL",
             "providers.b.api_key_env: \"sk-123 secret\" is not an environment variable name",
             "providers.b.timeouts.idle: must be greater than zero",

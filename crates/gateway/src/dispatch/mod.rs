@@ -261,6 +261,13 @@ impl Outcome for Answer {
 
 /// Why `target` cannot take this request at all, if it cannot (a capability it lacks).
 pub(crate) fn lacks(target: &Target, req: &nines_wire::ChatRequest) -> Option<EncodeError> {
+    if target.provider.config.kind == crate::config::ProviderKind::LocalEmbeddings {
+        return Some(EncodeError {
+            field: "model".to_owned(),
+            target: target.provider.dialect(),
+            why: format!("{} is an embedding model: it does not chat", target.label()),
+        });
+    }
     let (field, what) = if !target.caps.images && req.has_images() {
         ("images", "images")
     } else if !target.caps.tools && !req.tools.is_empty() {

@@ -52,6 +52,29 @@ impl Operation for Embeddings<'_> {
             ProviderKind::Anthropic => {
                 Err(cannot("model", Dialect::Anthropic, "Anthropic has no embeddings API"))
             }
+            ProviderKind::LocalEmbeddings => {
+                let dims = target.provider.embedder.as_ref().map_or(0, |e| e.dims());
+                if self.request.token_inputs {
+                    return Err(cannot(
+                        "input",
+                        Dialect::OpenAiChat,
+                        "the local model takes text, not token ids",
+                    ));
+                }
+                if self.request.dimensions.is_some_and(|d| d as usize != dims) {
+                    return Err(cannot(
+                        "dimensions",
+                        Dialect::OpenAiChat,
+                        &format!("the local model makes vectors of {dims} dimensions only"),
+                    ));
+                }
+                Ok(Prepared {
+                    body: Bytes::new(),
+                    passthrough: false,
+                    dropped: Vec::new(),
+                    continuation: None,
+                })
+            }
         }
     }
 
@@ -62,6 +85,9 @@ impl Operation for Embeddings<'_> {
         limits: Limits,
     ) -> Result<Embedded, ProviderError> {
         let provider = &target.provider;
+        if let Some(model) = &provider.embedder {
+            return local(model.clone(), &self.request.inputs, &target.model, limits).await;
+        }
         let Some(url) = provider.embeddings_url(&target.model) else {
             return Err(ProviderError::new(ErrorKind::BadRequest, "this provider has no embeddings API"));
         };
@@ -86,6 +112,37 @@ impl Operation for Embeddings<'_> {
 }
 
 impl Outcome for Embedded {}
+
+/// Texts embedded by the in-process model, on a blocking thread, within the attempt's deadline (a batch past it
+/// finishes on its thread, unseen).
+async fn local(
+    model: std::sync::Arc<nines_embed::Embedder>,
+    inputs: &[String],
+    name: &str,
+    limits: Limits,
+) -> Result<Embedded, ProviderError> {
+    let texts = inputs.to_vec();
+    let work = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let tokens = refs.iter().map(|t| model.count_tokens(t).unwrap_or(0) as u64).sum::<u64>();
+        model.embed(&refs).map(|vectors| (vectors, tokens))
+    });
+    let (vectors, input_tokens) = match tokio::time::timeout_at(limits.deadline, work).await {
+        Err(_) => {
+            return Err(ProviderError::new(ErrorKind::Timeout, "the local model did not finish in time"));
+        }
+        Ok(Err(e)) => {
+            return Err(
+                ProviderError::new(ErrorKind::Server, "the local model's thread failed").with_source(e)
+            );
+        }
+        Ok(Ok(Err(e))) => {
+            return Err(ProviderError::new(ErrorKind::Server, "the local model failed").with_source(e));
+        }
+        Ok(Ok(Ok(done))) => done,
+    };
+    Ok(Embedded { response: EmbedResponse { model: name.to_owned(), vectors, input_tokens }, raw: None })
+}
 
 /// Token counting in the client's own format: `POST /v1/messages/count_tokens` (Anthropic) or `:countTokens`
 /// (Gemini). Exact counts come only from targets of that same dialect (the client's own bytes); others are

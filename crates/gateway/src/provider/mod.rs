@@ -58,10 +58,14 @@ const READ_BUFFER: usize = 4096;
 /// (the SHA-256 of the `tls_ca` file's content: a reload after the file changed builds a new client).
 type ClientKey = (std::time::Duration, Option<[u8; 32]>);
 
-/// The upstream HTTP clients (and so their connection pools), one per connect timeout and trust, kept outside any
-/// configuration snapshot: a reload reuses the warm connections.
+/// The upstream HTTP clients (and so their connection pools), one per connect timeout and trust, and the
+/// in-process models, one per folder: kept outside any configuration snapshot, so that a reload reuses the warm
+/// connections and does not load a model again.
 #[derive(Default)]
-pub struct Clients(std::sync::Mutex<std::collections::HashMap<ClientKey, HttpClient>>);
+pub struct Clients(
+    std::sync::Mutex<std::collections::HashMap<ClientKey, HttpClient>>,
+    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, std::sync::Arc<nines_embed::Embedder>>>,
+);
 
 impl std::fmt::Debug for Clients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +96,17 @@ impl Clients {
         let client = http_client(connect, ca.as_ref())?;
         map.insert(key, client.clone());
         Ok(client)
+    }
+
+    /// The in-process embedding model in `dir`, loaded the first time it is asked for.
+    fn embedder(&self, dir: &std::path::Path) -> Result<std::sync::Arc<nines_embed::Embedder>, BoxError> {
+        let mut map = self.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(e) = map.get(dir) {
+            return Ok(e.clone());
+        }
+        let e = std::sync::Arc::new(nines_embed::Embedder::load(dir)?);
+        map.insert(dir.to_owned(), e.clone());
+        Ok(e)
     }
 }
 
@@ -168,6 +183,8 @@ pub struct Provider {
     anthropic_version: HeaderValue,
     /// Why this provider cannot be used at all (its key variable is unset), if so.
     pub unusable: Option<String>,
+    /// The model, for a provider that runs in-process (kind = "local-embeddings").
+    pub embedder: Option<std::sync::Arc<nines_embed::Embedder>>,
 }
 
 impl Provider {
@@ -210,10 +227,23 @@ impl Provider {
         let anthropic_version =
             HeaderValue::from_str(&config.anthropic_version).map_err(|e| fail(Box::new(e)))?;
         let fixed_chat_url = match config.kind {
-            ProviderKind::Gemini => None,
+            ProviderKind::Gemini | ProviderKind::LocalEmbeddings => None,
             _ => Uri::try_from(chat_url(&config, "", false)).ok(),
         };
-        Ok(Provider { config, client, fingerprint, fixed_chat_url, auth, anthropic_version, unusable })
+        let embedder = match (&config.kind, &config.model_dir) {
+            (ProviderKind::LocalEmbeddings, Some(dir)) => Some(clients.embedder(dir).map_err(fail)?),
+            _ => None,
+        };
+        Ok(Provider {
+            config,
+            client,
+            fingerprint,
+            fixed_chat_url,
+            auth,
+            anthropic_version,
+            unusable,
+            embedder,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -274,7 +304,7 @@ impl Provider {
                 let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
                 Some(format!("{base}/v1beta/models/{model}:batchEmbedContents"))
             }
-            ProviderKind::Anthropic => None,
+            ProviderKind::Anthropic | ProviderKind::LocalEmbeddings => None,
         }
     }
 
@@ -288,7 +318,7 @@ impl Provider {
                 let model = path_segment(model.strip_prefix("models/").unwrap_or(model));
                 Some(format!("{base}/v1beta/models/{model}:countTokens"))
             }
-            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => None,
+            ProviderKind::OpenAi | ProviderKind::OpenAiResponses | ProviderKind::LocalEmbeddings => None,
         }
     }
 
@@ -305,7 +335,9 @@ impl Provider {
         let base = &self.config.base_url;
         match self.config.kind {
             ProviderKind::Anthropic => format!("{base}/v1/models"),
-            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => format!("{base}/models"),
+            ProviderKind::OpenAi | ProviderKind::OpenAiResponses | ProviderKind::LocalEmbeddings => {
+                format!("{base}/models")
+            }
             ProviderKind::Gemini => format!("{base}/v1beta/models"),
         }
     }
@@ -337,7 +369,7 @@ fn auth_header(kind: ProviderKind, key: &SecretString) -> Option<(HeaderName, He
     let key = key.expose_secret();
     let (name, value) = match kind {
         ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), HeaderValue::from_str(key)),
-        ProviderKind::OpenAi | ProviderKind::OpenAiResponses => {
+        ProviderKind::OpenAi | ProviderKind::OpenAiResponses | ProviderKind::LocalEmbeddings => {
             (AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {key}")))
         }
         ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), HeaderValue::from_str(key)),
@@ -359,7 +391,7 @@ fn chat_url(config: &ProviderConfig, model: &str, stream: bool) -> String {
     let base = &config.base_url;
     match config.kind {
         ProviderKind::Anthropic => format!("{base}/v1/messages"),
-        ProviderKind::OpenAi => format!("{base}/chat/completions"),
+        ProviderKind::OpenAi | ProviderKind::LocalEmbeddings => format!("{base}/chat/completions"),
         ProviderKind::OpenAiResponses => format!("{base}/responses"),
         ProviderKind::Gemini => {
             // The model is one path segment: a client's `gemini/../x?y` must not reach another endpoint.

@@ -240,6 +240,8 @@ pub fn provider_name(kind: ProviderKind) -> &'static str {
         ProviderKind::Anthropic => "anthropic",
         ProviderKind::OpenAi | ProviderKind::OpenAiResponses => "openai",
         ProviderKind::Gemini => "gcp.gemini",
+        // Not a well-known value: the conventions allow a custom one.
+        ProviderKind::LocalEmbeddings => "nines.local",
     }
 }
 

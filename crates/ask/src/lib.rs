@@ -1,0 +1,2 @@
+//! Ask your documents (in progress).
+pub mod extract;
