@@ -1,2 +1,7 @@
 //! Ask your documents (in progress).
+pub mod bm25;
+pub mod chunk;
 pub mod extract;
+pub mod pdf;
+pub mod retrieve;
+pub mod store;
