@@ -20,15 +20,14 @@ fn escape(s: &str) -> String {
 
 /// The PDF of `pages`, each a list of lines.
 pub fn write(pages: &[Vec<String>]) -> Vec<u8> {
-    let mut objects: Vec<String> = Vec::new(); // object n+1 at index n
-    // 1: catalog, 2: pages, 3: Helvetica, 4: Helvetica-Bold; then per page: content, page.
-    objects.push("<< /Type /Catalog /Pages 2 0 R >>".to_owned());
-    objects.push(String::new()); // the page tree, filled in below
-    objects
-        .push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_owned());
-    objects.push(
+    // Object n is at index n - 1. 1: catalog, 2: the page tree (filled in below), 3: Helvetica, 4: Helvetica-Bold;
+    // then per page: its content, the page.
+    let mut objects: Vec<String> = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        String::new(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_owned(),
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>".to_owned(),
-    );
+    ];
     let mut kids = Vec::new();
     for lines in pages {
         let mut content = String::from("BT\n");

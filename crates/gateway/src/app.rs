@@ -33,6 +33,8 @@ pub enum SnapshotError {
     Traces(#[from] TraceError),
     #[error(transparent)]
     Shared(#[from] crate::shared::TlsCaError),
+    #[error("the app: {0}")]
+    Ask(#[from] nines_ask::OpenError),
 }
 
 /// What outlives any one configuration, keyed by stable ids: a reload keeps it.
@@ -48,6 +50,8 @@ pub struct Runtime {
     pub keys: crate::store::keys::KeyStore,
     /// The fleet's shared state (Redis), when configured; connected in the background once serving.
     pub shared: Option<Arc<crate::shared::Shared>>,
+    /// The "Ask your documents" app (`[app] enabled`), served under `/app`; its settings are read at start only.
+    pub ask: Option<Arc<nines_ask::Ask>>,
 }
 
 impl Runtime {
@@ -65,7 +69,21 @@ impl Runtime {
                 .with_traces(Traces::start(&config.traces)?)
                 .with_shared(shared.clone()),
         );
+        let ask = match &config.app {
+            a if a.enabled => Some(nines_ask::Ask::open(nines_ask::Settings {
+                data_dir: a.data_dir.clone(),
+                chat_model: a.chat_route.clone(),
+                embed_model: a.embed_route.clone(),
+                local_providers: a.local_providers.clone(),
+                pdfjs_dir: a.pdfjs_dir.clone(),
+                max_upload: a.max_upload_bytes,
+                max_documents: a.max_documents,
+                ..nines_ask::Settings::default()
+            })?),
+            _ => None,
+        };
         Ok(Runtime {
+            ask,
             responses: ResponseStore::open(&config.responses)?.with_shared(shared.clone()),
             shared,
             admission,
@@ -384,7 +402,15 @@ impl App {
             self.state.tracker.spawn(shared.connect(token.clone(), local));
         }
         let edge = self.state.snapshot().config.protect.server;
-        crate::server::listen::serve(listener, self.router(), edge, token, self.state.tracker.clone()).await
+        let mut router = self.router();
+        if let Some(ask) = &self.state.runtime.ask {
+            // The app reaches the gateway as any client would: over loopback, at the port it listens on.
+            let port = listener.local_addr().map(|a| a.port())?;
+            ask.gateway.set_base(format!("http://127.0.0.1:{port}"));
+            router =
+                router.nest("/app", ask.router()).route("/app/", axum::routing::get(nines_ask::web::page));
+        }
+        crate::server::listen::serve(listener, router, edge, token, self.state.tracker.clone()).await
     }
 
     /// Stop accepting, and wait for every tracked task (servers started by [`App::spawn`] among them); then write

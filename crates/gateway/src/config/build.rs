@@ -104,6 +104,7 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
         status: super::StatusConfig::default(),
         traces: super::TracesConfig::default(),
         protect: super::protect::Protect::default(),
+        app: super::app::AppConfig::default(),
     };
     (config, found)
 }

@@ -3,6 +3,7 @@
 //!
 //! The types here are the validated configuration: everything in them has been checked.
 
+pub mod app;
 pub mod build;
 pub mod observe;
 pub mod protect;
@@ -34,6 +35,7 @@ pub struct Config {
     pub status: StatusConfig,
     pub traces: TracesConfig,
     pub protect: protect::Protect,
+    pub app: app::AppConfig,
 }
 
 /// How a route orders its balanced pool for each request.

@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub prices: BTreeMap<String, super::protect::RawPrice>,
     pub server: Option<super::protect::RawServer>,
     pub state: Option<super::protect::RawState>,
+    pub app: Option<super::app::RawApp>,
 }
 
 /// Per-target health: breakers, cooldowns, learnt time limits, the retry budget.

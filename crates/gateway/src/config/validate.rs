@@ -185,8 +185,23 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         &mut errors,
     );
 
+    let names: Vec<&str> = routes.keys().map(String::as_str).collect();
+    let app = super::app::validate(raw.app.unwrap_or_default(), &names, &mut errors);
+
     if errors.is_empty() {
-        Ok(Config { listen, providers, routes, auth, dispatch, responses, health, status, traces, protect })
+        Ok(Config {
+            listen,
+            providers,
+            routes,
+            auth,
+            dispatch,
+            responses,
+            health,
+            status,
+            traces,
+            protect,
+            app,
+        })
     } else {
         Err(ConfigErrors(errors))
     }
