@@ -35,6 +35,8 @@ pub enum SnapshotError {
     Shared(#[from] crate::shared::TlsCaError),
     #[error("the app: {0}")]
     Ask(#[from] nines_ask::OpenError),
+    #[error("no free loopback port for a local server: {0}")]
+    LocalPort(std::io::Error),
 }
 
 /// What outlives any one configuration, keyed by stable ids: a reload keeps it.
@@ -52,6 +54,21 @@ pub struct Runtime {
     pub shared: Option<Arc<crate::shared::Shared>>,
     /// The "Ask your documents" app (`[app] enabled`), served under `/app`; its settings are read at start only.
     pub ask: Option<Arc<nines_ask::Ask>>,
+    /// The loopback port of each provider whose server nines runs (`command` with `{port}`), chosen once.
+    pub local_ports: std::sync::Mutex<BTreeMap<String, u16>>,
+}
+
+impl Runtime {
+    /// The port `{port}` stands for in provider `name`'s command and base URL (chosen the first time).
+    fn local_port(&self, name: &str) -> std::io::Result<u16> {
+        let mut ports = self.local_ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = ports.get(name) {
+            return Ok(*p);
+        }
+        let p = crate::provider::local::free_port()?;
+        ports.insert(name.to_owned(), p);
+        Ok(p)
+    }
 }
 
 impl Runtime {
@@ -84,6 +101,7 @@ impl Runtime {
         };
         Ok(Runtime {
             ask,
+            local_ports: std::sync::Mutex::new(BTreeMap::new()),
             responses: ResponseStore::open(&config.responses)?.with_shared(shared.clone()),
             shared,
             admission,
@@ -111,7 +129,12 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn build(config: Config, env: &Env, runtime: &Runtime) -> Result<Snapshot, SnapshotError> {
         let mut providers = BTreeMap::new();
-        for (name, pc) in &config.providers {
+        let mut config = config;
+        for (name, pc) in &mut config.providers {
+            if pc.command.is_some() && pc.base_url.contains(crate::provider::local::PORT) {
+                let port = runtime.local_port(name).map_err(SnapshotError::LocalPort)?;
+                pc.base_url = pc.base_url.replace(crate::provider::local::PORT, &port.to_string());
+            }
             providers.insert(name.clone(), Arc::new(Provider::build(pc.clone(), env, &runtime.clients)?));
         }
         let routes = Routes::build(&config, &providers, &runtime.health, &runtime.stats);
@@ -400,6 +423,18 @@ impl App {
                 admission: rt.admission.clone(),
             };
             self.state.tracker.spawn(shared.connect(token.clone(), local));
+        }
+        // The servers nines runs itself (a local model): started now, stopped with the gateway.
+        for (name, pc) in &self.state.snapshot().config.providers {
+            if let Some(argv) = &pc.command {
+                let port = self.state.runtime.local_ports.lock().ok().and_then(|p| p.get(name).copied());
+                let argv = crate::provider::local::with_port(argv, port);
+                self.state.tracker.spawn(crate::provider::local::supervise(
+                    name.clone(),
+                    argv,
+                    token.clone(),
+                ));
+            }
         }
         let edge = self.state.snapshot().config.protect.server;
         let mut router = self.router();

@@ -167,6 +167,21 @@ fn a_local_model_is_configured_by_its_folder_only() {
 }
 
 #[test]
+fn a_command_needs_a_program_and_port_placeholders_need_a_command() {
+    let bad = "[providers.a]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\n\
+               [providers.b]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\ncommand = []\n";
+    let err = nines::config::parse_and_validate(bad).unwrap_err().to_string();
+    assert!(
+        err.contains("providers.a.base_url: has {port}, which only a provider with a command gets"),
+        "{err}"
+    );
+    assert!(err.contains("providers.b.command: needs a program"), "{err}");
+    let good = "[providers.a]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\n\
+                command = [\"llama-server\", \"--port\", \"{port}\"]\n";
+    nines::config::parse_and_validate(good).unwrap();
+}
+
+#[test]
 fn a_local_model_that_cannot_load_stops_the_start_with_its_reason() {
     let toml = "[providers.m]\nkind = \"local-embeddings\"\nmodel_dir = \"/nonexistent/minilm\"\n";
     let config = nines::config::parse_and_validate(toml).unwrap();

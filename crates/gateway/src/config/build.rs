@@ -81,6 +81,7 @@ pub async fn config_from_env(env: &Env) -> (Config, Vec<String>) {
                 probe: None,
                 tls_ca: None,
                 model_dir: None,
+                command: None,
             },
         );
     }
@@ -125,5 +126,6 @@ fn hosted(name: &str, kind: ProviderKind, var: &str) -> ProviderConfig {
         probe: None,
         tls_ca: None,
         model_dir: None,
+        command: None,
     }
 }

@@ -276,6 +276,9 @@ pub struct ProviderConfig {
     /// The folder of an in-process model (kind = "local-embeddings": `config.json`, `tokenizer.json`,
     /// `model.safetensors`).
     pub model_dir: Option<std::path::PathBuf>,
+    /// A server nines starts and keeps running for this provider (argv; `{port}` stands for a free loopback port,
+    /// in `base_url` too).
+    pub command: Option<Vec<String>>,
 }
 
 impl ProviderConfig {

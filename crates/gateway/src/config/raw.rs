@@ -107,6 +107,8 @@ pub struct RawProvider {
     pub tls_ca: Option<std::path::PathBuf>,
     /// The model's folder, for kind = "local-embeddings".
     pub model_dir: Option<std::path::PathBuf>,
+    /// A server nines runs and keeps running (argv; `{port}` is a free loopback port, also in base_url).
+    pub command: Option<Vec<String>>,
 }
 
 /// What a provider (or one of its models) can take. Unset fields inherit.

@@ -436,7 +436,24 @@ fn validate_provider(
     }
     let base_url = p.base_url.filter(|_| !local).unwrap_or_else(|| kind.default_base_url().to_owned());
     let base_url = base_url.trim_end_matches('/').to_owned();
-    match reqwest::Url::parse(&base_url) {
+    if let Some(argv) = &p.command {
+        if argv.first().is_none_or(|a| a.trim().is_empty()) {
+            errors.push(ConfigError::new(
+                format!("{path}.command"),
+                "needs a program to run (a list: [\"program\", \"arg\", ...])",
+            ));
+        }
+        if local {
+            errors
+                .push(ConfigError::new(format!("{path}.command"), "is set, but this model runs in-process"));
+        }
+    } else if base_url.contains(crate::provider::local::PORT) {
+        errors.push(ConfigError::new(
+            format!("{path}.base_url"),
+            "has {port}, which only a provider with a command gets",
+        ));
+    }
+    match reqwest::Url::parse(&base_url.replace(crate::provider::local::PORT, "1")) {
         _ if local => {}
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
         _ => errors.push(ConfigError::new(
@@ -550,6 +567,7 @@ fn validate_provider(
         probe,
         tls_ca: p.tls_ca,
         model_dir: p.model_dir,
+        command: p.command,
         name: name.to_owned(),
         kind,
         base_url,

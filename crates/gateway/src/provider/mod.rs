@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod error;
+pub mod local;
 pub mod redact;
 
 use bytes::Bytes;

@@ -1,0 +1,87 @@
+//! A server that nines runs itself (`[providers.X] command`): here the simulator, started by the gateway on the
+//! `{port}` it chose, answering through the route; killed, started again by the gateway, answering again; gone when
+//! the gateway stops. (The real llama.cpp runtime behind the same setting: tests/local/test_local_model.py.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use nines::App;
+use nines::config::{self, Env};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// The pids of this process's children whose command line mentions `needle`.
+fn children(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Field 4 (after the parenthesised name, which may hold spaces) is the parent's pid.
+        let ppid =
+            stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1)).and_then(|p| p.parse().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(me) && String::from_utf8_lossy(&cmdline).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+async fn ask(client: &reqwest::Client, base: &str) -> Option<Value> {
+    let body = json!({"model": "local", "messages": [{"role": "user", "content": "hello there"}]});
+    let resp = client.post(format!("{base}/v1/chat/completions")).json(&body).send().await.ok()?;
+    if resp.status() != 200 {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// Ask until the route answers, within `limit`.
+async fn answered(client: &reqwest::Client, base: &str, limit: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = ask(client, base).await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no answer within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_runs_its_local_server_and_starts_it_again_when_it_dies() {
+    let bin = env!("CARGO_BIN_EXE_nines");
+    let name = format!("local-sim-{}", std::process::id());
+    let toml = format!(
+        "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{{port}}/v1\"\n\
+         command = [\"{bin}\", \"sim\", \"--name\", \"{name}\", \"--listen\", \"127.0.0.1:{{port}}\"]\n\
+         [routes.local]\ntargets = [\"local/tiny\"]\n"
+    );
+    let config = config::parse_and_validate(&toml).unwrap();
+    let app = App::build(config, &Env::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    app.spawn(listener);
+    let client = reqwest::Client::new();
+
+    let v = answered(&client, &base, Duration::from_secs(20)).await;
+    assert!(
+        v["choices"][0]["message"]["content"].as_str().unwrap().starts_with(&format!("{name} says:")),
+        "{v}"
+    );
+    let first = children(&name);
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    // Killed: the gateway starts it again (after 0.5 s) and the route answers again, from a new process.
+    std::process::Command::new("kill").args(["-9", &first[0].to_string()]).status().unwrap();
+    let v = answered(&client, &base, Duration::from_secs(20)).await;
+    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().starts_with(&format!("{name} says:")));
+    let second = children(&name);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+
+    // Stopped with the gateway.
+    app.shutdown().await;
+    assert!(children(&name).is_empty(), "the local server outlived the gateway");
+}
