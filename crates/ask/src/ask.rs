@@ -1,6 +1,6 @@
 //! One question: retrieve (BM25 and vectors, fused) → numbered sources → a streamed answer through the gateway's
 //! chat route → the reader's page, as server-sent events (`sources`, `route`, `delta`, `resumed`, `done`, `error`;
-//! docs/plans/issue19-app-api.md) → the conversation kept.
+//! docs/app.md) → the conversation kept.
 
 use std::sync::Arc;
 

@@ -116,7 +116,18 @@ pub fn chunk(pages: &[Page]) -> Vec<Chunk> {
         let all = blocks(text);
         let mut i = 0;
         while i < all.len() {
-            let b = all[i];
+            let mut b = all[i];
+            // Headings set tight above their paragraph (no blank line between, as many PDFs lay them out): each
+            // leading heading line is taken as the heading, and the paragraph starts after it.
+            while let Some((first, rest)) = text[b.start..b.end].split_once('\n') {
+                if !is_heading(first) || rest.trim().is_empty() {
+                    break;
+                }
+                flush(&mut pending, &heading, &mut out);
+                heading = Some(first.trim().trim_start_matches('#').trim().to_owned());
+                let skip = first.len() + 1 + (rest.len() - rest.trim_start().len());
+                b.start += skip;
+            }
             let body = &text[b.start..b.end];
             if is_heading(body) {
                 flush(&mut pending, &heading, &mut out);
@@ -192,6 +203,16 @@ mod tests {
         assert_eq!(chunks[1].heading.as_deref(), Some("Returns"));
         assert_eq!(chunks[1].page, 3);
         assert_eq!(chunks[1].indexed(), "Returns\nReturns are accepted within 30 days.");
+    }
+
+    #[test]
+    fn headings_set_tight_above_their_paragraph_are_headings() {
+        let text = "Returns and Refunds\nChange of mind returns\nYou can return an unused appliance.\nKeep the box.\n";
+        let chunks = chunk(&[page(5, text)]);
+        assert_eq!(chunks.len(), 1, "{chunks:#?}");
+        assert_eq!(chunks[0].heading.as_deref(), Some("Change of mind returns"));
+        assert_eq!(chunks[0].text, "You can return an unused appliance.\nKeep the box.");
+        assert_eq!(&text[chunks[0].start..chunks[0].end], chunks[0].text);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod ingest;
 pub mod pdf;
 pub mod retrieve;
+pub mod sample;
 pub mod store;
 pub mod web;
 

@@ -1,5 +1,5 @@
 //! The app's HTTP side under `/app`: the page and its files, PDF.js, and the JSON API of
-//! docs/plans/issue19-app-api.md. Who is asking comes from the `Authorization: Bearer` key, checked by the gateway
+//! docs/app.md. Who is asking comes from the `Authorization: Bearer` key, checked by the gateway
 //! itself; every row read or written is that key's. Errors are JSON with the status that says what went wrong.
 
 use std::path::{Component, Path};

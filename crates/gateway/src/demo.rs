@@ -43,6 +43,7 @@ pub struct DemoReport {
     pub rescued: usize,
     pub cut_hits: u64,
     pub spike: Option<SpikeReport>,
+    pub app: Option<crate::demo_app::AppReport>,
 }
 
 /// The spike scene: default-priority and batch clients at ten times what a provider serves.
@@ -140,6 +141,9 @@ struct Phase {
     streams: bool,
 }
 
+/// Where `scripts/fetch-models` puts the local embedding model (relative to the working directory).
+const MINILM: &str = ".cache/models/all-minilm-l6-v2";
+
 pub async fn run(listen: SocketAddr, once: bool) -> Result<DemoReport, DemoError> {
     let mut sims = Vec::new();
     for name in ["anthropic-sim", "openai-sim", "gemini-sim"] {
@@ -178,7 +182,25 @@ targets = ["anthropic/claude-sonnet-4-5", "openai/gpt-4.1", "gemini/gemini-2.5-f
 
 [routes.spike]
 targets = ["openai/gpt-4.1"]
+
+# Ask your documents, at /app/: answers through its own route (anthropic's breaker is whatever the outages above
+# left it); passages embedded by the local model when its weights are there (scripts/fetch-models; the simulators'
+# embeddings are hashes, not meanings), else by a simulator.
+[routes.ask]
+targets = ["openai/gpt-4.1", "gemini/gemini-2.5-flash"]
+
+[app]
+enabled = true
+{embed}
 "#,
+        embed = match std::path::Path::new(MINILM).join("model.safetensors").is_file() {
+            true => format!(
+                "[providers.minilm]\nkind = \"local-embeddings\"\nmodel_dir = \"{}\"\n\n[routes.embed]\n\
+                 targets = [\"minilm/all-minilm-l6-v2\", \"openai/text-embedding-3-small\"]\n",
+                MINILM
+            ),
+            false => "[routes.embed]\ntargets = [\"openai/text-embedding-3-small\"]\n".to_owned(),
+        },
         a = sims[0].base_url(),
         o = sims[1].base_url(),
         g = sims[2].base_url(),
@@ -362,6 +384,8 @@ targets = ["openai/gpt-4.1"]
         spike.peak
     );
     report.spike = Some(spike);
+    let named = [("anthropic", &sims[0]), ("openai", &sims[1]), ("gemini", &sims[2])];
+    report.app = crate::demo_app::play(&base, &named, &app).await;
     if !once {
         println!("\nThe gateway stays up on http://{addr}; press Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;

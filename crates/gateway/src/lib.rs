@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod demo_app;
 pub mod dispatch;
 pub mod health;
 pub mod provider;
