@@ -16,6 +16,9 @@ use crate::{Ask, gateway, retrieve};
 /// Sources given to the model.
 pub const SOURCES: usize = 5;
 
+/// Earlier turns sent with a question.
+const HISTORY: usize = 6;
+
 /// What the model is told. The simulator answers the same `Sources:` / `Question:` layout (crates/sim/src/grounded.rs).
 const SYSTEM: &str = "You answer questions about the reader's documents using only the numbered sources in the \
 user's message. Cite every claim with the source's number in brackets, like [2]. If the sources do not answer the \
@@ -46,7 +49,7 @@ pub async fn answer(ask: Arc<Ask>, q: Question, out: mpsc::Sender<Bytes>) {
     }
 }
 
-async fn run(ask: &Ask, q: &Question, out: &mpsc::Sender<Bytes>) -> Result<(), String> {
+async fn run(ask: &Arc<Ask>, q: &Question, out: &mpsc::Sender<Bytes>) -> Result<(), String> {
     let gone = |_| "the reader left".to_owned();
     // A follow-up is searched for with the question before it ("and for refurbished ones?").
     let search = match q.history.last() {
@@ -67,7 +70,8 @@ async fn run(ask: &Ask, q: &Question, out: &mpsc::Sender<Bytes>) -> Result<(), S
         .map_err(gone)?;
 
     let mut messages = vec![json!({"role": "system", "content": SYSTEM})];
-    for t in &q.history {
+    // The last turns only: a long conversation must not grow every prompt without end.
+    for t in q.history.iter().rev().take(HISTORY).rev() {
         messages.push(json!({"role": "user", "content": t.question}));
         messages.push(json!({"role": "assistant", "content": t.answer}));
     }
@@ -90,9 +94,19 @@ async fn run(ask: &Ask, q: &Question, out: &mpsc::Sender<Bytes>) -> Result<(), S
     let mut answer = String::new();
     let mut lines = Lines::default();
     let mut body = resp.bytes_stream();
-    'read: while let Some(chunk) = body.next().await {
+    let mut finished = false;
+    'read: loop {
+        // A reader who leaves stops the answer at once: dropping the response cancels the gateway's request.
+        let chunk = tokio::select! {
+            () = out.closed() => return Err("the reader left".to_owned()),
+            chunk = body.next() => chunk,
+        };
+        let Some(chunk) = chunk else { break };
         let chunk = chunk.map_err(|e| format!("the answer broke off: {e}"))?;
-        for line in lines.push(&chunk) {
+        let Some(complete) = lines.push(&chunk) else {
+            return Err("the answer could not be read (a line past 1 MiB)".to_owned());
+        };
+        for line in complete {
             if let Some(rest) = line.strip_prefix(": nines resumed the answer from ") {
                 let (from, to) = rest.split_once(" on ").unwrap_or((rest, ""));
                 out.send(event("resumed", &json!({"from": from, "to": to}))).await.map_err(gone)?;
@@ -102,6 +116,7 @@ async fn run(ask: &Ask, q: &Question, out: &mpsc::Sender<Bytes>) -> Result<(), S
             }
             let Some(data) = line.strip_prefix("data:").map(str::trim_start) else { continue };
             if data == "[DONE]" {
+                finished = true;
                 break 'read;
             }
             let v: Value =
@@ -117,6 +132,9 @@ async fn run(ask: &Ask, q: &Question, out: &mpsc::Sender<Bytes>) -> Result<(), S
             }
         }
     }
+    if !finished {
+        return Err("the answer broke off before its end".to_owned());
+    }
     let cited = citations(&answer, sources.len());
     let unsupported = cited.is_empty() || answer.contains(UNSUPPORTED);
     out.send(event("done", &json!({"answer": answer, "cited": cited, "unsupported": unsupported})))
@@ -129,7 +147,7 @@ async fn run(ask: &Ask, q: &Question, out: &mpsc::Sender<Bytes>) -> Result<(), S
 
 /// The passages for `search` in the question's notebook: BM25 and, when the gateway embeds the question, the
 /// nearest vectors of the same embedding target, fused.
-async fn retrieve(ask: &Ask, q: &Question, search: &str) -> Result<Vec<StoredChunk>, String> {
+async fn retrieve(ask: &Arc<Ask>, q: &Question, search: &str) -> Result<Vec<StoredChunk>, String> {
     let bm25 = ask.bm25.clone();
     let (nb, text) = (q.notebook.clone(), search.to_owned());
     let keywords = tokio::task::spawn_blocking(move || bm25.search(&nb, &text, retrieve::DEPTH))
@@ -139,8 +157,11 @@ async fn retrieve(ask: &Ask, q: &Question, search: &str) -> Result<Vec<StoredChu
     let near = match ask.gateway.embed(q.key.as_ref(), &ask.settings.embed_model, &[search]).await {
         Ok(mut e) if !e.vectors.is_empty() => {
             let query = e.vectors.remove(0);
-            let vectors = ask.store.vectors(&q.notebook, &e.space).map_err(|e| e.to_string())?;
-            retrieve::nearest(&query, &vectors, retrieve::DEPTH)
+            let (a, nb) = (ask.clone(), q.notebook.clone());
+            tokio::task::spawn_blocking(move || a.store.nearest(&nb, &e.space, &query, retrieve::DEPTH))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
         }
         Ok(_) => Vec::new(),
         Err(e) => {
@@ -149,8 +170,10 @@ async fn retrieve(ask: &Ask, q: &Question, search: &str) -> Result<Vec<StoredChu
         }
     };
     let fused = retrieve::fuse(&[&keywords, &near]);
-    let top: Vec<i64> = fused.into_iter().take(SOURCES).collect();
-    ask.store.chunks(&q.notebook, &top).map_err(|e| e.to_string())
+    // Only passages of documents that are ready (not one being indexed or deleted), then the best five.
+    let mut found = ask.store.chunks(&q.notebook, &fused).map_err(|e| e.to_string())?;
+    found.truncate(SOURCES);
+    Ok(found)
 }
 
 /// Who answered, as the page shows it.
@@ -229,6 +252,9 @@ pub fn quote(passage: &str, question: &str) -> String {
     }
 }
 
+/// The longest line of the gateway's stream taken (an event's JSON); past it the answer fails.
+const MAX_LINE: usize = 1 << 20;
+
 /// An SSE body's lines, across chunk boundaries.
 #[derive(Default)]
 struct Lines {
@@ -236,8 +262,12 @@ struct Lines {
 }
 
 impl Lines {
-    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+    /// The complete lines `chunk` ends; `None` when a line grows past [`MAX_LINE`].
+    fn push(&mut self, chunk: &[u8]) -> Option<Vec<String>> {
         self.partial.extend_from_slice(chunk);
+        if self.partial.len() > MAX_LINE && !self.partial[..MAX_LINE].contains(&b'\n') {
+            return None;
+        }
         let mut out = Vec::new();
         while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
@@ -247,7 +277,7 @@ impl Lines {
                 out.push(line.to_owned());
             }
         }
-        out
+        Some(out)
     }
 }
 
@@ -271,8 +301,9 @@ mod tests {
     #[test]
     fn lines_survive_chunk_boundaries() {
         let mut l = Lines::default();
-        assert!(l.push(b"data: {\"a\"").is_empty());
-        assert_eq!(l.push(b":1}\r\n\n: nines resumed"), vec!["data: {\"a\":1}".to_owned()]);
-        assert_eq!(l.push(b" x\n"), vec![": nines resumed x".to_owned()]);
+        assert!(l.push(b"data: {\"a\"").unwrap().is_empty());
+        assert_eq!(l.push(b":1}\r\n\n: nines resumed").unwrap(), vec!["data: {\"a\":1}".to_owned()]);
+        assert_eq!(l.push(b" x\n").unwrap(), vec![": nines resumed x".to_owned()]);
+        assert!(l.push(&vec![b'x'; MAX_LINE + 1]).is_none());
     }
 }

@@ -135,9 +135,12 @@ impl Bm25 {
     /// a person types (quotes, colons, stray brackets) is searched for, never an error.
     pub fn search(&self, notebook: &str, question: &str, limit: usize) -> Result<Vec<i64>, Bm25Error> {
         let parser = QueryParser::for_index(&self.index, vec![self.fields.text]);
-        // Operators a person did not mean: only words are searched for.
-        let words: String =
-            question.chars().map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' }).collect();
+        // Operators a person did not mean: only words are searched for (lowercased: no AND, OR, NOT).
+        let words: String = question
+            .chars()
+            .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
+            .collect::<String>()
+            .to_lowercase();
         let (query, _) = parser.parse_query_lenient(&words);
         let within =
             TermQuery::new(Term::from_field_text(self.fields.notebook, notebook), IndexRecordOption::Basic);

@@ -119,8 +119,10 @@ pub fn chunk(pages: &[Page]) -> Vec<Chunk> {
             let mut b = all[i];
             // Headings set tight above their paragraph (no blank line between, as many PDFs lay them out): each
             // leading heading line is taken as the heading, and the paragraph starts after it.
+            // Only above a paragraph (ending as a sentence does): a list or a table without a caption, whose every
+            // line may look like a heading, stays text.
             while let Some((first, rest)) = text[b.start..b.end].split_once('\n') {
-                if !is_heading(first) || rest.trim().is_empty() {
+                if !is_heading(first) || !rest.trim_end().ends_with(['.', '!', '?']) {
                     break;
                 }
                 flush(&mut pending, &heading, &mut out);
@@ -213,6 +215,14 @@ mod tests {
         assert_eq!(chunks[0].heading.as_deref(), Some("Change of mind returns"));
         assert_eq!(chunks[0].text, "You can return an unused appliance.\nKeep the box.");
         assert_eq!(&text[chunks[0].start..chunks[0].end], chunks[0].text);
+    }
+
+    #[test]
+    fn a_list_whose_lines_look_like_headings_stays_text() {
+        let text = "Opening hours\nMonday 9 to 5\nTuesday 9 to 5\n";
+        let chunks = chunk(&[page(1, text)]);
+        assert_eq!(chunks.len(), 1, "{chunks:#?}");
+        assert_eq!(chunks[0].text, text.trim_end());
     }
 
     #[test]

@@ -118,7 +118,8 @@ pub async fn extract(pdf: &Path, tools: &Tools, limits: &Limits) -> Result<Extra
             )),
         }
     }
-    if pages.len() as u32 >= limits.max_pages {
+    if pages.len() > limits.max_pages as usize {
+        pages.truncate(limits.max_pages as usize);
         notices.push(format!("only the first {} pages were read", limits.max_pages));
     }
     Ok(Extracted { pages, notices })
@@ -127,7 +128,8 @@ pub async fn extract(pdf: &Path, tools: &Tools, limits: &Limits) -> Result<Extra
 /// `pdftotext`'s pages of `pdf`.
 async fn pdftotext(pdf: &Path, tools: &Tools, limits: &Limits) -> Result<Vec<Page>, ExtractError> {
     let mut args: Vec<std::ffi::OsString> = vec!["-q".into(), "-enc".into(), "UTF-8".into()];
-    args.extend(["-l".into(), limits.max_pages.to_string().into()]);
+    // One page past the limit: whether there is more to say so.
+    args.extend(["-l".into(), (limits.max_pages + 1).to_string().into()]);
     args.push(pdf.as_os_str().to_owned());
     args.push("-".into());
     let out = run(&tools.pdftotext, &args, tools, limits, limits.time).await?;
@@ -185,24 +187,43 @@ async fn run(
         }
         None => Command::new(program),
     };
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    // Its own process group: a time-out stops whatever it started too (ocrmypdf runs tesseract and ghostscript).
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
     let shown = program.display().to_string();
     let mut child = cmd.spawn().map_err(|source| ExtractError::Spawn { program: shown, source })?;
+    let pid = child.id();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let work = async {
-        let mut out = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let mut bounded = s.take(limits.max_text as u64 + 1);
-            bounded.read_to_end(&mut out).await.map_err(|e| ExtractError::Unreadable(format!(": {e}")))?;
-        }
-        if out.len() > limits.max_text {
-            return Err(ExtractError::TooLarge(limits.max_text));
-        }
-        let mut err = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.take(4096).read_to_end(&mut err).await;
-        }
+        // Both read at once (a child blocked writing one while we wait on the other would wait for the time-out).
+        let read_out = async {
+            let mut out = Vec::new();
+            if let Some(s) = stdout.as_mut() {
+                let mut bounded = s.take(limits.max_text as u64 + 1);
+                bounded
+                    .read_to_end(&mut out)
+                    .await
+                    .map_err(|e| ExtractError::Unreadable(format!(": {e}")))?;
+            }
+            if out.len() > limits.max_text {
+                // At once: the child is still writing, and its standard error stays open until it ends.
+                return Err(ExtractError::TooLarge(limits.max_text));
+            }
+            Ok(out)
+        };
+        let read_err = async {
+            let mut err = Vec::new();
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.take(4096).read_to_end(&mut err).await;
+            }
+            Ok::<_, ExtractError>(err)
+        };
+        let (out, err) = tokio::try_join!(read_out, read_err)?;
         let status = child.wait().await.map_err(|e| ExtractError::Unreadable(format!(": {e}")))?;
         if !status.success() {
             let why = String::from_utf8_lossy(&err);
@@ -216,10 +237,29 @@ async fn run(
         }
         Ok(out)
     };
-    match tokio::time::timeout(time, work).await {
+    let result = match tokio::time::timeout(time, work).await {
         Ok(result) => result,
-        Err(_) => Err(ExtractError::Timeout(time)), // the child is killed as it is dropped
+        Err(_) => Err(ExtractError::Timeout(time)),
+    };
+    if result.is_err()
+        && let Some(pid) = pid
+    {
+        kill_group(pid);
     }
+    result
+}
+
+/// Kill the process group `pid` leads (the child itself is also killed when it is dropped).
+pub fn kill_group(pid: u32) {
+    // `kill -0` would be the caller's own group.
+    if pid == 0 {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 #[cfg(test)]

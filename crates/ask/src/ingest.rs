@@ -27,6 +27,15 @@ pub async fn run(
     let _turn = ask.indexing.acquire().await;
     let failed = |e: &dyn std::fmt::Display| e.to_string();
     let result = index(&ask, &id, &notebook, &path, key.as_ref()).await;
+    // A failure leaves nothing searchable; nor does a document deleted while it was being indexed (its delete may
+    // have come before its keyword entries did).
+    let gone = !matches!(ask.store.exists(&id), Ok(true));
+    if result.is_err() || gone {
+        let _ = ask.store.drop_chunks(&id);
+        let bm25 = ask.bm25.clone();
+        let doc = id.clone();
+        let _ = tokio::task::spawn_blocking(move || bm25.remove_document(&doc)).await;
+    }
     let (error, notice) = match &result {
         Ok(notices) if notices.is_empty() => (None, None),
         Ok(notices) => (None, Some(notices.join("; "))),

@@ -107,6 +107,9 @@ impl Ask {
                 (store::Store::open(None)?, bm25::Bm25::open(None)?, tmp)
             }
         };
+        for id in store.fail_interrupted()? {
+            bm25.remove_document(&id)?;
+        }
         Ok(Arc::new(Ask {
             settings,
             store,

@@ -27,7 +27,8 @@ pub fn fuse(lists: &[&[i64]]) -> Vec<i64> {
     scores.into_iter().map(|(id, _, _)| id).collect()
 }
 
-/// The `limit` vectors nearest `query` (unit vectors: the largest dot products), best first.
+/// The `limit` vectors nearest `query` (unit vectors: the largest dot products), best first: what
+/// `store::Store::nearest` computes over its rows without holding them, here over vectors in memory.
 pub fn nearest(query: &[f32], vectors: &[(i64, Vec<f32>)], limit: usize) -> Vec<i64> {
     let mut scored: Vec<(i64, f32)> = vectors
         .iter()

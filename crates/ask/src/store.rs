@@ -130,13 +130,41 @@ impl Store {
             None => Connection::open_in_memory()?,
         };
         db.execute_batch(SCHEMA)?;
-        // Documents left half-indexed by a stop: failed, so that the reader can upload them again.
-        db.execute(
-            "UPDATE documents SET status = 'failed', error = 'indexing was interrupted: upload it again' \
-             WHERE status NOT IN ('ready', 'failed')",
-            [],
-        )?;
         Ok(Store { db: Mutex::new(db) })
+    }
+
+    /// Documents left half-indexed by a stop: failed (the reader can upload them again), their chunks and vectors
+    /// gone; their ids, for the keyword index to forget them too.
+    pub fn fail_interrupted(&self) -> Result<Vec<String>, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let ids: Vec<String> = {
+            let mut q = tx.prepare("SELECT id FROM documents WHERE status NOT IN ('ready', 'failed')")?;
+            q.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        for id in &ids {
+            tx.execute("DELETE FROM chunks WHERE document = ?1", [id])?;
+            tx.execute(
+                "UPDATE documents SET status = 'failed', error = 'indexing was interrupted: upload it again' \
+                 WHERE id = ?1",
+                [id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Whether the document `id` is still there.
+    pub fn exists(&self, id: &str) -> Result<bool, StoreError> {
+        let n: i64 =
+            self.db().query_row("SELECT COUNT(*) FROM documents WHERE id = ?1", [id], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+
+    /// Remove a document's chunks (and so their vectors): what a failed indexing leaves.
+    pub fn drop_chunks(&self, document: &str) -> Result<(), StoreError> {
+        self.db().execute("DELETE FROM chunks WHERE document = ?1", [document])?;
+        Ok(())
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -310,6 +338,42 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The `limit` chunks of `notebook` whose vectors of `model` are nearest `query` (unit vectors: the largest dot
+    /// products), best first. The rows are read one at a time: memory holds `limit` of them, whatever the notebook's
+    /// size.
+    pub fn nearest(
+        &self,
+        notebook: &str,
+        model: &str,
+        query: &[f32],
+        limit: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let db = self.db();
+        let mut q = db.prepare_cached(
+            "SELECT v.chunk, v.data FROM vectors v JOIN chunks c ON c.id = v.chunk \
+             WHERE c.notebook = ?1 AND v.model = ?2",
+        )?;
+        let mut rows = q.query(params![notebook, model])?;
+        let mut best: Vec<(f32, i64)> = Vec::with_capacity(limit + 1);
+        while let Some(row) = rows.next()? {
+            let blob = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            if blob.len() != query.len() * 4 {
+                continue;
+            }
+            let score: f32 = blob
+                .chunks_exact(4)
+                .zip(query)
+                .map(|(b, q)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * q)
+                .sum();
+            if best.len() < limit || best.last().is_some_and(|(s, _)| score > *s) {
+                let at = best.partition_point(|(s, _)| *s >= score);
+                best.insert(at, (score, row.get(0)?));
+                best.truncate(limit);
+            }
+        }
+        Ok(best.into_iter().map(|(_, id)| id).collect())
+    }
+
     /// The models that made vectors in `notebook`, with how many chunks each covers.
     pub fn vector_models(&self, notebook: &str) -> Result<Vec<(String, u64)>, StoreError> {
         let db = self.db();
@@ -326,7 +390,7 @@ impl Store {
         let db = self.db();
         let mut q = db.prepare(
             "SELECT c.id, c.document, d.name, c.page, c.start, c.stop, c.heading, c.text FROM chunks c \
-             JOIN documents d ON d.id = c.document WHERE c.id = ?1 AND c.notebook = ?2",
+             JOIN documents d ON d.id = c.document WHERE c.id = ?1 AND c.notebook = ?2 AND d.status = 'ready'",
         )?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -435,10 +499,18 @@ mod tests {
         let ids = s.add_chunks(&d.id, &nb.id, &[c.clone(), c]).unwrap();
         s.add_vectors("m", &[(ids[0], vec![1.0, 0.5]), (ids[1], vec![0.0, 1.0])]).unwrap();
         assert_eq!(s.vectors(&nb.id, "m").unwrap()[0], (ids[0], vec![1.0, 0.5]));
+        assert_eq!(s.nearest(&nb.id, "m", &[0.0, 1.0], 5).unwrap(), vec![ids[1], ids[0]]);
+        assert_eq!(s.nearest(&nb.id, "m", &[1.0, 0.0], 1).unwrap(), vec![ids[0]]);
+        assert!(
+            s.nearest(&nb.id, "m", &[1.0, 0.0, 0.0], 5).unwrap().is_empty(),
+            "another length: not compared"
+        );
+        assert!(s.nearest(&nb.id, "other", &[1.0, 0.0], 5).unwrap().is_empty());
         assert_eq!(s.vector_models(&nb.id).unwrap(), vec![("m".to_owned(), 2)]);
+        assert!(s.chunks(&nb.id, &[ids[1]]).unwrap().is_empty(), "not searchable until ready");
+        s.finish_document(&d.id, None, None).unwrap();
         assert_eq!(s.chunks(&nb.id, &[ids[1]]).unwrap()[0].page, 2);
         assert!(s.chunks("other", &[ids[1]]).unwrap().is_empty());
-        s.finish_document(&d.id, None, None).unwrap();
         assert_eq!(s.document("alice", &d.id).unwrap().unwrap().chunks, 2);
         assert!(s.delete_document("alice", &d.id).unwrap());
         assert!(s.vectors(&nb.id, "m").unwrap().is_empty());

@@ -5,12 +5,12 @@
 use std::path::{Component, Path};
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -73,7 +73,8 @@ impl From<GatewayError> for ApiError {
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// The caller: their key (if any) and who that makes them.
+/// The caller: their key (if any) and who that makes them; put in the request by [`authenticate`].
+#[derive(Clone)]
 struct Caller {
     key: Option<SecretString>,
     owner: String,
@@ -91,26 +92,84 @@ async fn caller(ask: &Ask, headers: &HeaderMap) -> Result<Caller> {
     Ok(Caller { key, owner })
 }
 
+/// The most uploads read at once (each may hold up to `max_upload` bytes in memory).
+const UPLOADS_AT_ONCE: usize = 4;
+/// The most notebooks one owner may have.
+const MAX_NOTEBOOKS: usize = 100;
+/// The JSON bodies the API takes (a question, a notebook's name).
+const JSON_LIMIT: usize = 64 * 1024;
+
 pub fn router(ask: Arc<Ask>) -> axum::Router {
     let upload_limit = usize::try_from(ask.settings.max_upload).unwrap_or(usize::MAX);
-    axum::Router::new()
-        .route("/", get(page))
-        .route("/static/app.js", get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }))
-        .route("/static/app.css", get(|| async { asset(STYLE, "text/css; charset=utf-8") }))
-        .route("/pdfjs/{*path}", get(pdfjs))
+    let uploads = Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE));
+    // Every API call is authenticated before its body is read; an upload also waits for no one: past
+    // UPLOADS_AT_ONCE it is refused at once.
+    let api = axum::Router::new()
         .route("/api/info", get(info))
         .route("/api/notebooks", get(notebooks).post(create_notebook))
         .route("/api/notebooks/{nb}", axum::routing::delete(delete_notebook))
         .route(
             "/api/notebooks/{nb}/documents",
-            get(documents).post(upload).layer(DefaultBodyLimit::max(upload_limit.saturating_add(1))),
+            get(documents).post(upload).layer(DefaultBodyLimit::max(upload_limit.saturating_add(1))).layer(
+                axum::middleware::from_fn(
+                    move |req: axum::extract::Request, next: axum::middleware::Next| {
+                        let uploads = uploads.clone();
+                        async move {
+                            let Ok(_permit) = uploads.try_acquire_owned() else {
+                                return ApiError::new(
+                                    StatusCode::TOO_MANY_REQUESTS,
+                                    "too many uploads at once: try again",
+                                )
+                                .into_response();
+                            };
+                            next.run(req).await
+                        }
+                    },
+                ),
+            ),
         )
         .route("/api/notebooks/{nb}/ask", post(question))
         .route("/api/documents/{id}", get(document).delete(delete_document))
         .route("/api/documents/{id}/pdf", get(document_pdf))
         .route("/api/conversations/{id}", get(conversation))
+        .route_layer(axum::middleware::from_fn_with_state(ask.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(JSON_LIMIT));
+    axum::Router::new()
+        .route("/", get(page))
+        .route("/static/app.js", get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }))
+        .route("/static/app.css", get(|| async { asset(STYLE, "text/css; charset=utf-8") }))
+        .route("/pdfjs/{*path}", get(pdfjs))
+        .merge(api)
         .fallback(|| async { ApiError::not_found("page") })
         .with_state(ask)
+}
+
+/// Who is calling, checked by the gateway, before anything else (the body included) is read; the answers of the
+/// API are never cached.
+async fn authenticate(
+    State(ask): State<Arc<Ask>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let who = match caller(&ask, req.headers()).await {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(who);
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A body's declared type must be `want` (a cross-site form cannot send JSON or a PDF without the browser asking
+/// first).
+fn content_type(headers: &HeaderMap, want: &str) -> Result<()> {
+    let got = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if got.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(want)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("send this as {want}")))
+    }
 }
 
 /// The page (at `/app` and `/app/`).
@@ -155,22 +214,28 @@ async fn info(State(ask): State<Arc<Ask>>) -> Json<Value> {
     }))
 }
 
-async fn notebooks(State(ask): State<Arc<Ask>>, headers: HeaderMap) -> Result<Json<Value>> {
-    let who = caller(&ask, &headers).await?;
+async fn notebooks(State(ask): State<Arc<Ask>>, Extension(who): Extension<Caller>) -> Result<Json<Value>> {
     Ok(Json(json!({"notebooks": ask.store.notebooks(&who.owner)?})))
 }
 
 async fn create_notebook(
     State(ask): State<Arc<Ask>>,
+    Extension(who): Extension<Caller>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let who = caller(&ask, &headers).await?;
+    content_type(&headers, "application/json")?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")))?;
     let name = v["name"].as_str().map(str::trim).unwrap_or("");
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "a notebook needs a name of 1 to 200 bytes"));
+    }
+    if ask.store.notebooks(&who.owner)?.len() >= MAX_NOTEBOOKS {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{MAX_NOTEBOOKS} notebooks at most: delete one first"),
+        ));
     }
     let nb = ask.store.create_notebook(&who.owner, name)?;
     Ok((StatusCode::CREATED, Json(json!(nb))))
@@ -178,10 +243,9 @@ async fn create_notebook(
 
 async fn delete_notebook(
     State(ask): State<Arc<Ask>>,
-    headers: HeaderMap,
+    Extension(who): Extension<Caller>,
     UrlPath(nb): UrlPath<String>,
 ) -> Result<StatusCode> {
-    let who = caller(&ask, &headers).await?;
     let docs = ask.store.documents(&who.owner, &nb)?;
     if !ask.store.delete_notebook(&who.owner, &nb)? {
         return Err(ApiError::not_found("notebook"));
@@ -200,10 +264,9 @@ async fn delete_notebook(
 
 async fn documents(
     State(ask): State<Arc<Ask>>,
-    headers: HeaderMap,
+    Extension(who): Extension<Caller>,
     UrlPath(nb): UrlPath<String>,
 ) -> Result<Json<Value>> {
-    let who = caller(&ask, &headers).await?;
     if ask.store.notebook(&who.owner, &nb)?.is_none() {
         return Err(ApiError::not_found("notebook"));
     }
@@ -242,11 +305,11 @@ fn percent_decode(s: &str) -> Vec<u8> {
 
 async fn upload(
     State(ask): State<Arc<Ask>>,
+    Extension(who): Extension<Caller>,
     headers: HeaderMap,
     UrlPath(nb): UrlPath<String>,
     body: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let who = caller(&ask, &headers).await?;
     let limit = ask.settings.max_upload;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
@@ -260,6 +323,7 @@ async fn upload(
             format!("a document may be at most {limit} bytes"),
         ));
     }
+    content_type(&headers, "application/pdf")?;
     let Some(notebook) = ask.store.notebook(&who.owner, &nb)? else {
         return Err(ApiError::not_found("notebook"));
     };
@@ -288,20 +352,18 @@ async fn upload(
 
 async fn document(
     State(ask): State<Arc<Ask>>,
-    headers: HeaderMap,
+    Extension(who): Extension<Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>> {
-    let who = caller(&ask, &headers).await?;
     let doc = ask.store.document(&who.owner, &id)?.ok_or_else(|| ApiError::not_found("document"))?;
     Ok(Json(json!(doc)))
 }
 
 async fn document_pdf(
     State(ask): State<Arc<Ask>>,
-    headers: HeaderMap,
+    Extension(who): Extension<Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response> {
-    let who = caller(&ask, &headers).await?;
     if ask.store.document(&who.owner, &id)?.is_none() {
         return Err(ApiError::not_found("document"));
     }
@@ -312,10 +374,9 @@ async fn document_pdf(
 
 async fn delete_document(
     State(ask): State<Arc<Ask>>,
-    headers: HeaderMap,
+    Extension(who): Extension<Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<StatusCode> {
-    let who = caller(&ask, &headers).await?;
     if !ask.store.delete_document(&who.owner, &id)? {
         return Err(ApiError::not_found("document"));
     }
@@ -331,10 +392,9 @@ async fn delete_document(
 
 async fn conversation(
     State(ask): State<Arc<Ask>>,
-    headers: HeaderMap,
+    Extension(who): Extension<Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>> {
-    let who = caller(&ask, &headers).await?;
     let nb = ask
         .store
         .conversation_notebook(&who.owner, &id)?
@@ -348,11 +408,12 @@ async fn conversation(
 
 async fn question(
     State(ask): State<Arc<Ask>>,
+    Extension(who): Extension<Caller>,
     headers: HeaderMap,
     UrlPath(nb): UrlPath<String>,
     body: Bytes,
 ) -> Result<Response> {
-    let who = caller(&ask, &headers).await?;
+    content_type(&headers, "application/json")?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")))?;
     let text = v["question"].as_str().map(str::trim).unwrap_or("");

@@ -88,9 +88,9 @@ async fn hybrid_retrieval_finds_the_answering_page_for_nine_questions_in_ten() {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let vectors = model.embed(&refs).unwrap();
         store.add_vectors("minilm", &ids.iter().copied().zip(vectors).collect::<Vec<_>>()).unwrap();
+        store.finish_document(&doc.id, None, None).unwrap();
     }
     let _ = std::fs::remove_dir_all(&tmp);
-    let vectors = store.vectors(&nb.id, "minilm").unwrap();
     let (mut fused5, mut fused1, mut kw5, mut vec5) = (0, 0, 0, 0);
     let hit = |ids: &[i64], q: &Question, k: usize| {
         store
@@ -102,7 +102,7 @@ async fn hybrid_retrieval_finds_the_answering_page_for_nine_questions_in_ten() {
     for q in &corpus.questions {
         let keywords = index.search(&nb.id, &q.q, retrieve::DEPTH).unwrap();
         let qv = model.embed(&[q.q.as_str()]).unwrap().remove(0);
-        let near = retrieve::nearest(&qv, &vectors, retrieve::DEPTH);
+        let near = store.nearest(&nb.id, "minilm", &qv, retrieve::DEPTH).unwrap();
         let fused = retrieve::fuse(&[&keywords, &near]);
         let found = hit(&fused, q, 5);
         fused5 += usize::from(found);

@@ -1,5 +1,5 @@
 // "Ask your documents": the page's script. An ES module with no build step and no dependencies; PDF.js is imported
-// on demand from /app/pdfjs/ when the server has it. The HTTP contract is docs/plans/issue19-app-api.md.
+// on demand from /app/pdfjs/ when the server has it. The HTTP contract is docs/app.md.
 //
 // Document text, file names and answers are untrusted: they reach the DOM only as text (textContent, text nodes
 // made by h() below), never through innerHTML.

@@ -83,26 +83,36 @@ impl Embedder {
 
     /// How many tokens the model reads of `text` (at most [`MAX_TOKENS`], with its two special tokens).
     pub fn count_tokens(&self, text: &str) -> Result<usize, EmbedError> {
-        let enc = self.tokenizer.encode(text, true).map_err(EmbedError::Tokenize)?;
+        let enc = self.tokenizer.encode(head(text, MAX_INPUT), true).map_err(EmbedError::Tokenize)?;
         Ok(enc.len())
     }
 
     /// One unit-length vector per text, in order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut out = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(BATCH) {
-            out.extend(self.embed_batch(batch)?);
-        }
-        Ok(out)
+        self.embed_counted(texts).map(|(v, _)| v)
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// One unit-length vector per text, in order, and the tokens the model read (what a provider bills).
+    pub fn embed_counted(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, usize), EmbedError> {
+        let mut out = Vec::with_capacity(texts.len());
+        let mut tokens = 0;
+        for batch in texts.chunks(BATCH) {
+            let (v, n) = self.embed_batch(batch)?;
+            out.extend(v);
+            tokens += n;
+        }
+        Ok((out, tokens))
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, usize), EmbedError> {
         if texts.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let mut encodings = Vec::with_capacity(texts.len());
         for t in texts {
-            encodings.push(self.tokenizer.encode(*t, true).map_err(EmbedError::Tokenize)?);
+            // The model reads 256 tokens: a text's first 16 KiB hold them many times over, and tokenizing a
+            // megabyte only to cut it would cost that megabyte's time.
+            encodings.push(self.tokenizer.encode(head(t, MAX_INPUT), true).map_err(EmbedError::Tokenize)?);
         }
         let longest = encodings.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
         let rows = encodings.len();
@@ -131,8 +141,24 @@ impl Embedder {
         let mean = summed.broadcast_div(&counts)?;
         let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
         let unit = mean.broadcast_div(&norms)?;
-        Ok(unit.to_vec2::<f32>()?)
+        let tokens = encodings.iter().map(|e| e.len()).sum();
+        Ok((unit.to_vec2::<f32>()?, tokens))
     }
+}
+
+/// The bytes of a text read: [`MAX_TOKENS`] tokens are never more than this.
+const MAX_INPUT: usize = 16 * 1024;
+
+/// `s`'s first `max` bytes, cut at a character's boundary.
+fn head(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Cosine similarity of two unit vectors (their dot product).

@@ -227,6 +227,19 @@ async fn owners_are_kept_apart_and_a_deleted_document_leaves_nothing() {
     assert_eq!(pdf.headers()["content-type"], "application/pdf");
     assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-"));
 
+    // A body must say what it is (a cross-site form cannot send JSON or a PDF without the browser asking first).
+    let r = h
+        .client
+        .post(format!("{}/app/api/notebooks", h.base))
+        .bearer_auth("alice-key")
+        .header("content-type", "text/plain")
+        .body(r#"{"name": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+
     // Upload limits: not a PDF, too large.
     let (status, e) = alice.upload(&nb, "x.txt", b"hello".to_vec()).await;
     assert_eq!(status, 415, "{e}");

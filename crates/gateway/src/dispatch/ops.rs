@@ -53,7 +53,7 @@ impl Operation for Embeddings<'_> {
                 Err(cannot("model", Dialect::Anthropic, "Anthropic has no embeddings API"))
             }
             ProviderKind::LocalEmbeddings => {
-                let dims = target.provider.embedder.as_ref().map_or(0, |e| e.dims());
+                let dims = target.provider.embedder.as_ref().map_or(0, |e| e.model.dims());
                 if self.request.token_inputs {
                     return Err(cannot(
                         "input",
@@ -116,16 +116,23 @@ impl Outcome for Embedded {}
 /// Texts embedded by the in-process model, on a blocking thread, within the attempt's deadline (a batch past it
 /// finishes on its thread, unseen).
 async fn local(
-    model: std::sync::Arc<nines_embed::Embedder>,
+    local: std::sync::Arc<crate::provider::LocalModel>,
     inputs: &[String],
     name: &str,
     limits: Limits,
 ) -> Result<Embedded, ProviderError> {
+    let late = || ProviderError::new(ErrorKind::Timeout, "the local model did not finish in time");
+    // One batch at a time: wait for the model (within the deadline), and hold it until the work is done.
+    let permit = match tokio::time::timeout_at(limits.deadline, local.running.clone().acquire_owned()).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(_)) => return Err(ProviderError::new(ErrorKind::Server, "the local model is gone")),
+        Err(_) => return Err(late()),
+    };
     let texts = inputs.to_vec();
     let work = tokio::task::spawn_blocking(move || {
+        let _running = permit;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let tokens = refs.iter().map(|t| model.count_tokens(t).unwrap_or(0) as u64).sum::<u64>();
-        model.embed(&refs).map(|vectors| (vectors, tokens))
+        local.model.embed_counted(&refs).map(|(vectors, tokens)| (vectors, tokens as u64))
     });
     let (vectors, input_tokens) = match tokio::time::timeout_at(limits.deadline, work).await {
         Err(_) => {

@@ -45,7 +45,13 @@ pub async fn supervise(name: String, argv: Vec<String>, stop: CancellationToken)
     loop {
         let started = Instant::now();
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        // Its own process group: what it starts (a wrapper's server) is stopped with it.
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
         match cmd.spawn() {
             Ok(mut child) => {
                 let pid = child.id().unwrap_or(0);
@@ -62,12 +68,15 @@ pub async fn supervise(name: String, argv: Vec<String>, stop: CancellationToken)
                 };
                 match status {
                     None => {
+                        nines_ask::extract::kill_group(pid);
                         let _ = child.start_kill();
                         let _ = child.wait().await;
                         tracing::info!(target: "nines::local", provider = %name, pid, "stopped");
                         return;
                     }
                     Some(status) => {
+                        // Whatever it left behind would hold its port.
+                        nines_ask::extract::kill_group(pid);
                         let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
                         if started.elapsed() >= STEADY {
                             backoff = FIRST_BACKOFF;

@@ -65,8 +65,16 @@ type ClientKey = (std::time::Duration, Option<[u8; 32]>);
 #[derive(Default)]
 pub struct Clients(
     std::sync::Mutex<std::collections::HashMap<ClientKey, HttpClient>>,
-    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, std::sync::Arc<nines_embed::Embedder>>>,
+    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, std::sync::Arc<LocalModel>>>,
 );
+
+/// A model run inside nines, and the one permit to run it: a request waits for the permit (within its deadline)
+/// before its work goes to a blocking thread, and the work keeps it until it is done, so work abandoned past a
+/// deadline never piles up beside new work.
+pub struct LocalModel {
+    pub model: nines_embed::Embedder,
+    pub running: std::sync::Arc<tokio::sync::Semaphore>,
+}
 
 impl std::fmt::Debug for Clients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,12 +108,15 @@ impl Clients {
     }
 
     /// The in-process embedding model in `dir`, loaded the first time it is asked for.
-    fn embedder(&self, dir: &std::path::Path) -> Result<std::sync::Arc<nines_embed::Embedder>, BoxError> {
+    fn embedder(&self, dir: &std::path::Path) -> Result<std::sync::Arc<LocalModel>, BoxError> {
         let mut map = self.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(e) = map.get(dir) {
             return Ok(e.clone());
         }
-        let e = std::sync::Arc::new(nines_embed::Embedder::load(dir)?);
+        let e = std::sync::Arc::new(LocalModel {
+            model: nines_embed::Embedder::load(dir)?,
+            running: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+        });
         map.insert(dir.to_owned(), e.clone());
         Ok(e)
     }
@@ -185,7 +196,7 @@ pub struct Provider {
     /// Why this provider cannot be used at all (its key variable is unset), if so.
     pub unusable: Option<String>,
     /// The model, for a provider that runs in-process (kind = "local-embeddings").
-    pub embedder: Option<std::sync::Arc<nines_embed::Embedder>>,
+    pub embedder: Option<std::sync::Arc<LocalModel>>,
 }
 
 impl Provider {
