@@ -429,11 +429,21 @@ impl App {
             if let Some(argv) = &pc.command {
                 let port = self.state.runtime.local_ports.lock().ok().and_then(|p| p.get(name).copied());
                 let argv = crate::provider::local::with_port(argv, port);
-                self.state.tracker.spawn(crate::provider::local::supervise(
-                    name.clone(),
-                    argv,
-                    token.clone(),
-                ));
+                // Listening again: a successful probe of its targets (their breakers close, as after any probe).
+                let state = self.state.clone();
+                let provider = name.clone();
+                let on_ready = std::sync::Arc::new(move || {
+                    let snap = state.snapshot();
+                    let cfg = &snap.config.health;
+                    for target in snap.routes.targets() {
+                        if target.provider.name() == provider {
+                            state.runtime.recorder.probed(target, cfg, Ok(()));
+                        }
+                    }
+                });
+                let supervise =
+                    crate::provider::local::supervise(name.clone(), argv, port, on_ready, token.clone());
+                self.state.tracker.spawn(supervise);
             }
         }
         let edge = self.state.snapshot().config.protect.server;

@@ -85,3 +85,57 @@ async fn the_gateway_runs_its_local_server_and_starts_it_again_when_it_dies() {
     app.shutdown().await;
     assert!(children(&name).is_empty(), "the local server outlived the gateway");
 }
+
+#[tokio::test]
+async fn a_restarted_local_server_gets_its_traffic_back_once_it_listens() {
+    // The local server first, a simulator behind it; a long cool-down: without the supervisor's word that the
+    // server listens again, the breaker its restart opened would keep it out for 30 s.
+    let bin = env!("CARGO_BIN_EXE_nines");
+    let name = format!("local-back-{}", std::process::id());
+    let fallback = nines_sim::Sim::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        nines_sim::SimOptions::new("fallback"),
+    )
+    .await
+    .unwrap();
+    let toml = format!(
+        "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{{port}}/v1\"\nretries = 0\n\
+         command = [\"{bin}\", \"sim\", \"--name\", \"{name}\", \"--listen\", \"127.0.0.1:{{port}}\"]\n\
+         [providers.fallback]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n\
+         [routes.local]\ntargets = [\"local/tiny\", \"fallback/m\"]\n\
+         [health]\ncooldown = \"30s\"\nramp = \"0s\"\n",
+        fallback.base_url()
+    );
+    let app = App::build(config::parse_and_validate(&toml).unwrap(), &Env::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    app.spawn(listener);
+    let client = reqwest::Client::new();
+    let served_by_local =
+        |v: &Value| v["choices"][0]["message"]["content"].as_str().unwrap_or("").starts_with(&name);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !ask(&client, &base).await.is_some_and(|v| served_by_local(&v)) {
+        assert!(tokio::time::Instant::now() < deadline, "the local server never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = children(&name)[0];
+    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    // Meanwhile the fallback answers, and the local target's breaker opens (connections refused).
+    for _ in 0..4 {
+        let v = ask(&client, &base).await.unwrap();
+        assert!(!served_by_local(&v) || children(&name) != vec![pid], "{v}");
+    }
+    let restarted = tokio::time::Instant::now();
+    let deadline = restarted + Duration::from_secs(10);
+    loop {
+        let v = ask(&client, &base).await.unwrap();
+        if served_by_local(&v) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the local server did not get its traffic back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.shutdown().await;
+    fallback.shutdown().await;
+}

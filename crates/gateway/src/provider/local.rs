@@ -3,7 +3,10 @@
 //! exits (after 0.5 s, doubling to 10 s while it keeps failing; back to 0.5 s once it has run a minute), its output
 //! logged line by line under `nines::local`, and stopped (killed, then reaped) when the gateway stops.
 //!
-//! `{port}` in the command and in `base_url` is a free loopback port chosen once at start ([`free_port`]).
+//! `{port}` in the command and in `base_url` is a free loopback port chosen once at start ([`free_port`]). Once a
+//! (re)started server accepts connections on it, `on_ready` is called: the gateway takes that as a successful probe
+//! of the provider's targets, so the breakers its start-up opened (every request meanwhile was refused a
+//! connection, and each failed trial doubled the cool-down) close at once instead of minutes later.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -38,8 +41,19 @@ pub fn with_port(argv: &[String], port: Option<u16>) -> Vec<String> {
     }
 }
 
-/// Run `argv` for provider `name` until `stop`, restarting it whenever it exits.
-pub async fn supervise(name: String, argv: Vec<String>, stop: CancellationToken) {
+/// How often a started server's port is tried until it accepts, and for how long.
+const READY_POLL: Duration = Duration::from_millis(100);
+const READY_WITHIN: Duration = Duration::from_secs(300);
+
+/// Run `argv` for provider `name` until `stop`, restarting it whenever it exits; `on_ready` each time it listens on
+/// `port` (when the port is known).
+pub async fn supervise(
+    name: String,
+    argv: Vec<String>,
+    port: Option<u16>,
+    on_ready: std::sync::Arc<dyn Fn() + Send + Sync>,
+    stop: CancellationToken,
+) {
     let Some((program, args)) = argv.split_first() else { return };
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -62,9 +76,19 @@ pub async fn supervise(name: String, argv: Vec<String>, stop: CancellationToken)
                     let (status, (), ()) = tokio::join!(child.wait(), out, err);
                     status
                 };
+                let announce = async {
+                    if let Some(port) = port
+                        && listening(port).await
+                    {
+                        tracing::info!(target: "nines::local", provider = %name, pid, port, "listening");
+                        on_ready();
+                    }
+                    std::future::pending::<()>().await;
+                };
                 let status = tokio::select! {
                     () = stop.cancelled() => None,
                     status = exited => Some(status),
+                    () = announce => None,
                 };
                 match status {
                     None => {
@@ -95,6 +119,18 @@ pub async fn supervise(name: String, argv: Vec<String>, stop: CancellationToken)
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Whether something accepts connections on the loopback `port` within [`READY_WITHIN`].
+async fn listening(port: u16) -> bool {
+    let deadline = Instant::now() + READY_WITHIN;
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+    false
 }
 
 /// Log each line the server writes.
@@ -135,8 +171,9 @@ mod tests {
             std::env::temp_dir().join(format!("nines-local-{}-{}", std::process::id(), free_port().unwrap()));
         let script = format!("echo started >> {}", file.display());
         let stop = CancellationToken::new();
+        let argv = vec!["sh".into(), "-c".into(), script];
         #[allow(clippy::disallowed_methods)]
-        let task = tokio::spawn(supervise("t".into(), vec!["sh".into(), "-c".into(), script], stop.clone()));
+        let task = tokio::spawn(supervise("t".into(), argv, None, std::sync::Arc::new(|| {}), stop.clone()));
         // Started, exited, restarted after 0.5 s, then 1 s: three starts well within 5 s.
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
