@@ -141,26 +141,21 @@ async fn run(ask: &Arc<Ask>, q: &Question, out: &mpsc::Sender<Bytes>) -> Result<
         .await
         .map_err(gone)?;
     let turn = Turn { question: q.text.clone(), answer, sources: Value::Array(listed), route: route.json() };
-    ask.store.add_turn(&q.conversation, &turn).map_err(|e| e.to_string())?;
+    ask.store.add_turn(&q.conversation, &turn).await.map_err(|e| e.to_string())?;
     Ok(())
 }
 
 /// The passages for `search` in the question's notebook: BM25 and, when the gateway embeds the question, the
 /// nearest vectors of the same embedding target, fused.
 async fn retrieve(ask: &Arc<Ask>, q: &Question, search: &str) -> Result<Vec<StoredChunk>, String> {
-    let bm25 = ask.bm25.clone();
-    let (nb, text) = (q.notebook.clone(), search.to_owned());
-    let keywords = tokio::task::spawn_blocking(move || bm25.search(&nb, &text, retrieve::DEPTH))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let keywords =
+        ask.store.keywords(&q.notebook, search, retrieve::DEPTH).await.map_err(|e| e.to_string())?;
     let near = match ask.gateway.embed(q.key.as_ref(), &ask.settings.embed_model, &[search]).await {
         Ok(mut e) if !e.vectors.is_empty() => {
             let query = e.vectors.remove(0);
-            let (a, nb) = (ask.clone(), q.notebook.clone());
-            tokio::task::spawn_blocking(move || a.store.nearest(&nb, &e.space, &query, retrieve::DEPTH))
+            ask.store
+                .nearest(&q.notebook, &e.space, &query, retrieve::DEPTH)
                 .await
-                .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?
         }
         Ok(_) => Vec::new(),
@@ -171,7 +166,7 @@ async fn retrieve(ask: &Arc<Ask>, q: &Question, search: &str) -> Result<Vec<Stor
     };
     let fused = retrieve::fuse(&[&keywords, &near]);
     // Only passages of documents that are ready (not one being indexed or deleted), then the best five.
-    let mut found = ask.store.chunks(&q.notebook, &fused).map_err(|e| e.to_string())?;
+    let mut found = ask.store.chunks(&q.notebook, &fused).await.map_err(|e| e.to_string())?;
     found.truncate(SOURCES);
     Ok(found)
 }

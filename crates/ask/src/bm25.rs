@@ -54,6 +54,45 @@ pub struct Entry<'a> {
     pub text: &'a str,
 }
 
+/// The analyzer of [`TOKENIZER`]: words split on non-alphanumerics, longer than 40 bytes dropped, lowercased, English
+/// stop words dropped, stemmed.
+fn analyzer() -> tantivy::tokenizer::TextAnalyzer {
+    use tantivy::tokenizer::{
+        Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+    };
+    let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .dynamic();
+    if let Some(stop) = StopWordFilter::new(Language::English) {
+        analyzer = analyzer.filter_dynamic(stop);
+    }
+    analyzer.filter_dynamic(Stemmer::new(Language::English)).build()
+}
+
+/// A text's terms as the index sees them, in order (repeats kept): what a backend without tantivy indexes and
+/// searches for, so both rank the same words.
+pub fn terms(text: &str) -> Vec<String> {
+    use tantivy::tokenizer::TokenStream;
+    let mut analyzer = analyzer();
+    let mut stream = analyzer.token_stream(text);
+    let mut out = Vec::new();
+    while let Some(token) = stream.next() {
+        out.push(token.text.clone());
+    }
+    out
+}
+
+/// A question reduced to its words: operators a person did not mean (quotes, colons, brackets, AND/OR/NOT) are
+/// never a query language.
+pub fn words(question: &str) -> String {
+    question
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
+        .collect::<String>()
+        .to_lowercase()
+}
+
 impl Bm25 {
     /// The index in `dir` (made if absent), or in memory when `dir` is `None`.
     pub fn open(dir: Option<&Path>) -> Result<Bm25, Bm25Error> {
@@ -77,18 +116,7 @@ impl Bm25 {
             }
             None => Index::create_in_ram(schema),
         };
-        use tantivy::tokenizer::{
-            Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
-        };
-        let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
-            .filter(RemoveLongFilter::limit(40))
-            .filter(LowerCaser)
-            .dynamic();
-        if let Some(stop) = StopWordFilter::new(Language::English) {
-            analyzer = analyzer.filter_dynamic(stop);
-        }
-        let analyzer = analyzer.filter_dynamic(Stemmer::new(Language::English)).build();
-        index.tokenizers().register(TOKENIZER, analyzer);
+        index.tokenizers().register(TOKENIZER, analyzer());
         // One indexing thread and tantivy's smallest arena: documents are indexed one at a time, in the background.
         let writer = index.writer_with_num_threads(1, 15_000_000)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
@@ -136,12 +164,7 @@ impl Bm25 {
     pub fn search(&self, notebook: &str, question: &str, limit: usize) -> Result<Vec<i64>, Bm25Error> {
         let parser = QueryParser::for_index(&self.index, vec![self.fields.text]);
         // Operators a person did not mean: only words are searched for (lowercased: no AND, OR, NOT).
-        let words: String = question
-            .chars()
-            .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
-            .collect::<String>()
-            .to_lowercase();
-        let (query, _) = parser.parse_query_lenient(&words);
+        let (query, _) = parser.parse_query_lenient(&words(question));
         let within =
             TermQuery::new(Term::from_field_text(self.fields.notebook, notebook), IndexRecordOption::Basic);
         let query = BooleanQuery::new(vec![(Occur::Must, Box::new(within)), (Occur::Must, query)]);
@@ -175,6 +198,7 @@ mod tests {
         assert_eq!(b.search("n1", "how long: \"returns\" (accepted) AND [x", 5).unwrap(), vec![2]);
         assert_eq!(b.search("n2", "warranty", 5).unwrap(), vec![3]);
         assert!(b.search("n1", "", 5).unwrap().is_empty());
+        assert_eq!(terms("The Warranties, the warranty!"), vec!["warranti", "warranti"]);
         b.remove_document("d1").unwrap();
         assert!(b.search("n1", "warranty", 5).unwrap().is_empty());
         assert_eq!(b.search("n2", "warranty", 5).unwrap(), vec![3]);

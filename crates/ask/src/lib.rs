@@ -27,6 +27,8 @@ use std::sync::Arc;
 pub struct Settings {
     /// Where the database, the keyword index and the uploaded PDFs live; `None`: in memory and a temporary folder.
     pub data_dir: Option<PathBuf>,
+    /// A Postgres database (with pgvector) that keeps everything instead, shared by the app's replicas.
+    pub postgres_url: Option<secrecy::SecretString>,
     /// The gateway route questions are answered through.
     pub chat_model: String,
     /// The gateway route passages and questions are embedded through.
@@ -48,6 +50,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             data_dir: None,
+            postgres_url: None,
             chat_model: "ask".to_owned(),
             embed_model: "embed".to_owned(),
             local_providers: vec!["local".to_owned()],
@@ -64,21 +67,14 @@ impl Default for Settings {
 pub enum OpenError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error(transparent)]
-    Index(#[from] bm25::Bm25Error),
-    #[error("the app's folder {0}: {1}")]
-    Folder(String, std::io::Error),
 }
 
 /// The running app: its settings, what it keeps, and its background work.
 #[derive(Debug)]
 pub struct Ask {
     pub settings: Settings,
-    pub store: store::Store,
-    pub bm25: Arc<bm25::Bm25>,
+    pub store: Box<dyn store::Store>,
     pub gateway: gateway::Gateway,
-    /// Where uploaded PDFs are kept.
-    files: PathBuf,
     /// One document indexed at a time.
     indexing: tokio::sync::Semaphore,
     /// Indexing jobs and answers in progress.
@@ -88,34 +84,17 @@ pub struct Ask {
 }
 
 impl Ask {
+    /// The app on its store: Postgres when `postgres_url` is set (connected on first use), else embedded in
+    /// `data_dir` (or in memory).
     pub fn open(settings: Settings) -> Result<Arc<Ask>, OpenError> {
-        let (store, bm25, files) = match &settings.data_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| OpenError::Folder(dir.display().to_string(), e))?;
-                (
-                    store::Store::open(Some(&dir.join("app.sqlite")))?,
-                    bm25::Bm25::open(Some(&dir.join("bm25")))?,
-                    dir.join("files"),
-                )
-            }
-            None => {
-                let tmp = std::env::temp_dir().join(format!(
-                    "nines-app-{}-{:08x}",
-                    std::process::id(),
-                    rand::random::<u32>()
-                ));
-                (store::Store::open(None)?, bm25::Bm25::open(None)?, tmp)
-            }
+        let store: Box<dyn store::Store> = match &settings.postgres_url {
+            Some(url) => Box::new(store::postgres::Postgres::new(secrecy::ExposeSecret::expose_secret(url))?),
+            None => Box::new(store::embedded::Embedded::open(settings.data_dir.as_deref())?),
         };
-        for id in store.fail_interrupted()? {
-            bm25.remove_document(&id)?;
-        }
         Ok(Arc::new(Ask {
             settings,
             store,
-            bm25: Arc::new(bm25),
             gateway: gateway::Gateway::new(),
-            files,
             indexing: tokio::sync::Semaphore::new(1),
             tasks: tokio_util::task::TaskTracker::new(),
             finished: tokio::sync::watch::Sender::new(0),
@@ -125,12 +104,5 @@ impl Ask {
     /// The app's routes, to be nested at `/app`.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         web::router(self.clone())
-    }
-
-    /// Where a document's PDF is kept.
-    pub fn pdf_path(&self, id: &str) -> PathBuf {
-        // Ids are ours (`doc_` and hex digits); anything else never names a file.
-        let safe: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-        self.files.join(format!("{safe}.pdf"))
     }
 }

@@ -56,7 +56,16 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            crate::store::StoreError::Unavailable(_) => {
+                tracing::warn!(target: "nines::app", "{e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the app's database is unavailable: try again shortly",
+                )
+            }
+            e => ApiError::internal(e),
+        }
     }
 }
 
@@ -215,7 +224,7 @@ async fn info(State(ask): State<Arc<Ask>>) -> Json<Value> {
 }
 
 async fn notebooks(State(ask): State<Arc<Ask>>, Extension(who): Extension<Caller>) -> Result<Json<Value>> {
-    Ok(Json(json!({"notebooks": ask.store.notebooks(&who.owner)?})))
+    Ok(Json(json!({"notebooks": ask.store.notebooks(&who.owner).await?})))
 }
 
 async fn create_notebook(
@@ -231,13 +240,13 @@ async fn create_notebook(
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "a notebook needs a name of 1 to 200 bytes"));
     }
-    if ask.store.notebooks(&who.owner)?.len() >= MAX_NOTEBOOKS {
+    if ask.store.notebooks(&who.owner).await?.len() >= MAX_NOTEBOOKS {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("{MAX_NOTEBOOKS} notebooks at most: delete one first"),
         ));
     }
-    let nb = ask.store.create_notebook(&who.owner, name)?;
+    let nb = ask.store.create_notebook(&who.owner, name).await?;
     Ok((StatusCode::CREATED, Json(json!(nb))))
 }
 
@@ -246,18 +255,8 @@ async fn delete_notebook(
     Extension(who): Extension<Caller>,
     UrlPath(nb): UrlPath<String>,
 ) -> Result<StatusCode> {
-    let docs = ask.store.documents(&who.owner, &nb)?;
-    if !ask.store.delete_notebook(&who.owner, &nb)? {
+    if !ask.store.delete_notebook(&who.owner, &nb).await? {
         return Err(ApiError::not_found("notebook"));
-    }
-    let bm25 = ask.bm25.clone();
-    let id = nb.clone();
-    tokio::task::spawn_blocking(move || bm25.remove_notebook(&id))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    for d in docs {
-        let _ = tokio::fs::remove_file(ask.pdf_path(&d.id)).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -267,10 +266,10 @@ async fn documents(
     Extension(who): Extension<Caller>,
     UrlPath(nb): UrlPath<String>,
 ) -> Result<Json<Value>> {
-    if ask.store.notebook(&who.owner, &nb)?.is_none() {
+    if ask.store.notebook(&who.owner, &nb).await?.is_none() {
         return Err(ApiError::not_found("notebook"));
     }
-    Ok(Json(json!({"documents": ask.store.documents(&who.owner, &nb)?})))
+    Ok(Json(json!({"documents": ask.store.documents(&who.owner, &nb).await?})))
 }
 
 /// The file name a client sent (percent-encoded UTF-8), reduced to something safe to show.
@@ -324,7 +323,7 @@ async fn upload(
         ));
     }
     content_type(&headers, "application/pdf")?;
-    let Some(notebook) = ask.store.notebook(&who.owner, &nb)? else {
+    let Some(notebook) = ask.store.notebook(&who.owner, &nb).await? else {
         return Err(ApiError::not_found("notebook"));
     };
     if !body.starts_with(b"%PDF-") {
@@ -339,13 +338,8 @@ async fn upload(
             format!("this notebook is full ({} documents): delete one first", ask.settings.max_documents),
         ));
     }
-    let doc = ask.store.create_document(&who.owner, &nb, &file_name(&headers), body.len() as u64)?;
-    let path = ask.pdf_path(&doc.id);
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(ApiError::internal)?;
-    }
-    tokio::fs::write(&path, &body).await.map_err(ApiError::internal)?;
-    let job = ingest::run(ask.clone(), doc.id.clone(), nb, path, who.key);
+    let doc = ask.store.create_document(&who.owner, &nb, &file_name(&headers), &body).await?;
+    let job = ingest::run(ask.clone(), doc.id.clone(), nb, who.key);
     ask.tasks.spawn(job);
     Ok((StatusCode::ACCEPTED, Json(json!({"document": doc}))))
 }
@@ -355,7 +349,7 @@ async fn document(
     Extension(who): Extension<Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>> {
-    let doc = ask.store.document(&who.owner, &id)?.ok_or_else(|| ApiError::not_found("document"))?;
+    let doc = ask.store.document(&who.owner, &id).await?.ok_or_else(|| ApiError::not_found("document"))?;
     Ok(Json(json!(doc)))
 }
 
@@ -364,10 +358,7 @@ async fn document_pdf(
     Extension(who): Extension<Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response> {
-    if ask.store.document(&who.owner, &id)?.is_none() {
-        return Err(ApiError::not_found("document"));
-    }
-    let bytes = tokio::fs::read(ask.pdf_path(&id)).await.map_err(|_| ApiError::not_found("document"))?;
+    let bytes = ask.store.pdf(&who.owner, &id).await?.ok_or_else(|| ApiError::not_found("document"))?;
     Ok(([(header::CONTENT_TYPE, "application/pdf"), (header::CACHE_CONTROL, "private, no-store")], bytes)
         .into_response())
 }
@@ -377,16 +368,9 @@ async fn delete_document(
     Extension(who): Extension<Caller>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<StatusCode> {
-    if !ask.store.delete_document(&who.owner, &id)? {
+    if !ask.store.delete_document(&who.owner, &id).await? {
         return Err(ApiError::not_found("document"));
     }
-    let bm25 = ask.bm25.clone();
-    let doc = id.clone();
-    tokio::task::spawn_blocking(move || bm25.remove_document(&doc))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let _ = tokio::fs::remove_file(ask.pdf_path(&id)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -397,11 +381,13 @@ async fn conversation(
 ) -> Result<Json<Value>> {
     let nb = ask
         .store
-        .conversation_notebook(&who.owner, &id)?
+        .conversation_notebook(&who.owner, &id)
+        .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
     let (_, turns) = ask
         .store
-        .conversation(&who.owner, &nb, Some(&id))?
+        .conversation(&who.owner, &nb, Some(&id))
+        .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
     Ok(Json(json!({"id": id, "notebook": nb, "turns": turns})))
 }
@@ -420,12 +406,15 @@ async fn question(
     if text.is_empty() || text.len() > MAX_QUESTION {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "a question needs 1 to 4000 bytes of text"));
     }
-    if ask.store.notebook(&who.owner, &nb)?.is_none() {
+    if ask.store.notebook(&who.owner, &nb).await?.is_none() {
         return Err(ApiError::not_found("notebook"));
     }
     let asked = v["conversation"].as_str();
-    let (conversation, history) =
-        ask.store.conversation(&who.owner, &nb, asked)?.ok_or_else(|| ApiError::not_found("conversation"))?;
+    let (conversation, history) = ask
+        .store
+        .conversation(&who.owner, &nb, asked)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
     let q = ask::Question {
         owner: who.owner,
         key: who.key,

@@ -35,6 +35,8 @@ pub enum SnapshotError {
     Shared(#[from] crate::shared::TlsCaError),
     #[error("the app: {0}")]
     Ask(#[from] nines_ask::OpenError),
+    #[error("app.postgres_url_env names {0}, which is not set")]
+    AppPostgres(String),
     #[error("no free loopback port for a local server: {0}")]
     LocalPort(std::io::Error),
 }
@@ -73,6 +75,11 @@ impl Runtime {
 
 impl Runtime {
     pub fn new(config: &Config) -> Result<Runtime, SnapshotError> {
+        Runtime::with_env(config, &Env::default())
+    }
+
+    /// The runtime, with what it reads from the environment (the app's Postgres URL).
+    pub fn with_env(config: &Config, env: &Env) -> Result<Runtime, SnapshotError> {
         let health = Arc::new(Health::new(config.health.retry_budget));
         let stats = Stats::new(StatusStore::open(config.status.path.as_deref())?);
         let stats = Arc::new(if config.protect.state.redis_url.is_some() { stats.in_fleet() } else { stats });
@@ -89,6 +96,12 @@ impl Runtime {
         let ask = match &config.app {
             a if a.enabled => Some(nines_ask::Ask::open(nines_ask::Settings {
                 data_dir: a.data_dir.clone(),
+                postgres_url: match &a.postgres_url_env {
+                    Some(var) => {
+                        Some(env.secret(var).ok_or_else(|| SnapshotError::AppPostgres(var.clone()))?)
+                    }
+                    None => None,
+                },
                 chat_model: a.chat_route.clone(),
                 embed_model: a.embed_route.clone(),
                 local_providers: a.local_providers.clone(),
@@ -379,7 +392,7 @@ pub struct App {
 impl App {
     /// The runtime and the first snapshot, from one configuration.
     pub fn build(config: Config, env: &Env) -> Result<App, SnapshotError> {
-        let runtime = Runtime::new(&config)?;
+        let runtime = Runtime::with_env(&config, env)?;
         let snapshot = Snapshot::build(config, env, &runtime)?;
         runtime.stats.close_unclaimed(tokio::time::Instant::now());
         Ok(App::with_env(runtime, snapshot, env.clone()))

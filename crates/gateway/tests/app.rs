@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "../../../tests/postgres/server.rs"]
+mod server;
 
 use common::{Harness, p};
 use nines_sim::FaultKind;
@@ -34,15 +36,19 @@ fn corpus_pdf(name: &str) -> Vec<u8> {
 
 async fn harness() -> Option<Harness> {
     let dir = minilm()?;
+    Some(gateway(&dir, "", Default::default()).await)
+}
+
+/// A gateway with the app, answering through two simulated providers and embedding with the local MiniLM; `app`
+/// adds to its `[app]`.
+async fn gateway(model: &str, app: &str, env: nines::config::Env) -> Harness {
     let extra = format!(
-        "[providers.minilm]\nkind = \"local-embeddings\"\nmodel_dir = \"{dir}\"\n\n\
+        "[providers.minilm]\nkind = \"local-embeddings\"\nmodel_dir = \"{model}\"\n\n\
          [routes.ask]\ntargets = [\"a/m1\", \"b/m2\"]\n\n\
          [routes.embed]\ntargets = [\"minilm/all-minilm-l6-v2\"]\n\n\
-         [app]\nenabled = true\n"
+         [app]\nenabled = true\n{app}"
     );
-    Some(
-        Harness::with(&[p("a", "openai", "m1"), p("b", "anthropic", "m2")], &extra, Default::default()).await,
-    )
+    Harness::with(&[p("a", "openai", "m1"), p("b", "anthropic", "m2")], &extra, env).await
 }
 
 struct Api<'a> {
@@ -252,10 +258,72 @@ async fn owners_are_kept_apart_and_a_deleted_document_leaves_nothing() {
     assert_eq!(status, 204);
     let (status, _) = alice.call(reqwest::Method::GET, &format!("/documents/{doc}"), None).await;
     assert_eq!(status, 404);
-    assert!(ask.store.vector_models(&nb).unwrap().is_empty());
-    assert!(ask.bm25.search(&nb, "recycling cart glass", 10).unwrap().is_empty());
-    assert!(!ask.pdf_path(&doc).exists());
+    let (status, _) = alice.call(reqwest::Method::GET, &format!("/documents/{doc}/pdf"), None).await;
+    assert_eq!(status, 404);
+    assert!(ask.store.vector_models(&nb).await.unwrap().is_empty());
+    assert!(ask.store.keywords(&nb, "recycling cart glass", 10).await.unwrap().is_empty());
     let events = alice.ask(&nb, "Which day is the blue cart collected?", None).await;
     assert_eq!(named(&events, "sources")[0]["sources"], json!([]));
     assert_eq!(named(&events, "done")[0]["unsupported"], true);
+}
+
+/// The app's replicas on one Postgres (pgvector; tests/postgres): a document uploaded to one is indexed there and
+/// answered from by the other, a conversation goes on across them, a delete on one is seen by the other, and
+/// another key sees nothing on either.
+#[tokio::test]
+async fn two_replicas_on_one_postgres_serve_the_same_notebooks() {
+    let Some(model) = minilm() else { return };
+    let Some(pg) = server::Postgres::start() else { return };
+    let env = || nines::config::Env::from_pairs([("NINES_TEST_APP_POSTGRES", pg.url.clone())]);
+    let app = "postgres_url_env = \"NINES_TEST_APP_POSTGRES\"\n";
+    let (one, two) = (gateway(&model, app, env()).await, gateway(&model, app, env()).await);
+    let mut indexed = one.app.state.runtime.ask.clone().unwrap().finished.subscribe();
+    let (on_one, on_two) = (Api { h: &one, key: "reader" }, Api { h: &two, key: "reader" });
+
+    let (status, nb) =
+        on_one.call(reqwest::Method::POST, "/notebooks", Some(json!({"name": "Shared"}))).await;
+    assert_eq!(status, 201, "{nb}");
+    let nb = nb["id"].as_str().unwrap().to_owned();
+    let (status, up) = on_one.upload(&nb, "warranty-handbook.pdf", corpus_pdf("warranty-handbook.pdf")).await;
+    assert_eq!(status, 202, "{up}");
+    let doc = up["document"]["id"].as_str().unwrap().to_owned();
+    indexed.wait_for(|n| *n >= 1).await.unwrap();
+
+    // The other replica lists it, serves its PDF and answers from it.
+    let (_, list) = on_two.call(reqwest::Method::GET, &format!("/notebooks/{nb}/documents"), None).await;
+    assert_eq!(list["documents"][0]["status"], "ready", "{list}");
+    let pdf = two
+        .client
+        .get(format!("{}/app/api/documents/{doc}/pdf", two.base))
+        .bearer_auth("reader")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.bytes().await.unwrap(), corpus_pdf("warranty-handbook.pdf"));
+    let q = "How many days do I have to send back an unused appliance I no longer want?";
+    let events = on_two.ask(&nb, q, None).await;
+    assert_eq!(cited_page(&events), ("warranty-handbook.pdf".to_owned(), 5), "{events:#?}");
+    let conversation = named(&events, "sources")[0]["conversation"].as_str().unwrap().to_owned();
+    // The conversation goes on through the first replica.
+    let q = "How many years are spare parts stocked after the last unit of a model is made?";
+    let events = on_one.ask(&nb, q, Some(&conversation)).await;
+    assert_eq!(cited_page(&events).1, 7, "{events:#?}");
+    let (_, c) = on_two.call(reqwest::Method::GET, &format!("/conversations/{conversation}"), None).await;
+    assert_eq!(c["turns"].as_array().unwrap().len(), 2, "{c}");
+
+    // Another key sees nothing on either replica.
+    for h in [&one, &two] {
+        let (status, _) = Api { h, key: "someone-else" }
+            .call(reqwest::Method::GET, &format!("/documents/{doc}"), None)
+            .await;
+        assert_eq!(status, 404);
+    }
+
+    // Deleted on the second: gone on the first, and nothing of it is a source any more.
+    let (status, _) = on_two.call(reqwest::Method::DELETE, &format!("/documents/{doc}"), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = on_one.call(reqwest::Method::GET, &format!("/documents/{doc}/pdf"), None).await;
+    assert_eq!(status, 404);
+    let events = on_one.ask(&nb, "How many days do I have to send back an unused appliance?", None).await;
+    assert_eq!(named(&events, "sources")[0]["sources"], json!([]));
 }

@@ -13,6 +13,9 @@ pub struct RawApp {
     pub enabled: Option<bool>,
     /// Where its database, keyword index and PDFs live (default: in memory, gone at exit).
     pub data_dir: Option<PathBuf>,
+    /// The NAME of the environment variable holding a Postgres URL: everything is kept there instead (Postgres
+    /// with pgvector), and the app's replicas share it.
+    pub postgres_url_env: Option<String>,
     /// The route questions are answered through (default "ask").
     pub chat_route: Option<String>,
     /// The route passages are embedded through (default "embed").
@@ -29,6 +32,7 @@ pub struct RawApp {
 pub struct AppConfig {
     pub enabled: bool,
     pub data_dir: Option<PathBuf>,
+    pub postgres_url_env: Option<String>,
     pub chat_route: String,
     pub embed_route: String,
     pub local_providers: Vec<String>,
@@ -42,6 +46,7 @@ impl Default for AppConfig {
         AppConfig {
             enabled: false,
             data_dir: None,
+            postgres_url_env: None,
             chat_route: "ask".to_owned(),
             embed_route: "embed".to_owned(),
             local_providers: vec!["local".to_owned()],
@@ -60,6 +65,7 @@ pub fn validate(raw: RawApp, routes: &[&str], errors: &mut Vec<ConfigError>) -> 
     let c = AppConfig {
         enabled: raw.enabled.unwrap_or(false),
         data_dir: raw.data_dir,
+        postgres_url_env: raw.postgres_url_env,
         chat_route: raw.chat_route.unwrap_or(d.chat_route),
         embed_route: raw.embed_route.unwrap_or(d.embed_route),
         local_providers: raw.local_providers.unwrap_or(d.local_providers),
@@ -83,8 +89,40 @@ pub fn validate(raw: RawApp, routes: &[&str], errors: &mut Vec<ConfigError>) -> 
     if !(1024..=(1 << 30)).contains(&c.max_upload_bytes) {
         errors.push(ConfigError::new("app.max_upload_bytes", "must be between 1024 and 1073741824"));
     }
+    if c.postgres_url_env.is_some() && c.data_dir.is_some() {
+        errors.push(ConfigError::new(
+            "app.postgres_url_env",
+            "the app keeps everything in Postgres or in data_dir, not both: remove one",
+        ));
+    }
     if c.max_documents == 0 {
         errors.push(ConfigError::new("app.max_documents", "must be greater than zero"));
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Env, parse_and_validate};
+
+    const BASE: &str = "[providers.a]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9\"\n\
+                        [routes.ask]\ntargets = [\"a/m\"]\n[routes.embed]\ntargets = [\"a/e\"]\n";
+
+    #[test]
+    fn postgres_or_a_folder_not_both_and_its_url_from_the_environment() {
+        let both = format!("{BASE}[app]\nenabled = true\ndata_dir = \"/tmp/x\"\npostgres_url_env = \"PG\"\n");
+        let e = parse_and_validate(&both).unwrap_err().to_string();
+        assert!(e.contains("app.postgres_url_env"), "{e}");
+        let config =
+            parse_and_validate(&format!("{BASE}[app]\nenabled = true\npostgres_url_env = \"PG\"\n")).unwrap();
+        assert_eq!(config.app.postgres_url_env.as_deref(), Some("PG"));
+        let e = crate::app::Runtime::with_env(&config, &Env::default()).unwrap_err().to_string();
+        assert_eq!(e, "app.postgres_url_env names PG, which is not set");
+        // Set: the pool is made, nothing is connected until the app is used.
+        let env = Env::from_pairs([("PG", "postgresql://u:secret@127.0.0.1:9/db")]);
+        let runtime = crate::app::Runtime::with_env(&config, &env).unwrap();
+        let ask = runtime.ask.unwrap();
+        assert_eq!(ask.store.kind(), "postgres");
+        assert!(!format!("{ask:?}").contains("secret"));
+    }
 }
