@@ -42,6 +42,17 @@ pub struct Question {
     pub text: String,
 }
 
+/// A store's failure as the reader sees it: logged whole, told in a line (the database's own words stay in the log).
+fn stored(e: crate::store::StoreError) -> String {
+    tracing::warn!(target: "nines::app", "{e}");
+    match e {
+        crate::store::StoreError::Unavailable(_) => {
+            "the app's database is unavailable: try again shortly".to_owned()
+        }
+        _ => "the app's database failed: see the gateway's log".to_owned(),
+    }
+}
+
 /// Answer `q`, sending the page's events to `out` (a closed channel, the reader gone, stops it).
 pub async fn answer(ask: Arc<Ask>, q: Question, out: mpsc::Sender<Bytes>) {
     if let Err(message) = run(&ask, &q, &out).await {
@@ -141,15 +152,14 @@ async fn run(ask: &Arc<Ask>, q: &Question, out: &mpsc::Sender<Bytes>) -> Result<
         .await
         .map_err(gone)?;
     let turn = Turn { question: q.text.clone(), answer, sources: Value::Array(listed), route: route.json() };
-    ask.store.add_turn(&q.conversation, &turn).await.map_err(|e| e.to_string())?;
+    ask.store.add_turn(&q.conversation, &turn).await.map_err(stored)?;
     Ok(())
 }
 
 /// The passages for `search` in the question's notebook: BM25 and, when the gateway embeds the question, the
 /// nearest vectors of the same embedding target, fused.
 async fn retrieve(ask: &Arc<Ask>, q: &Question, search: &str) -> Result<Vec<StoredChunk>, String> {
-    let keywords =
-        ask.store.keywords(&q.notebook, search, retrieve::DEPTH).await.map_err(|e| e.to_string())?;
+    let keywords = ask.store.keywords(&q.notebook, search, retrieve::DEPTH).await.map_err(stored)?;
     let near = match ask.gateway.embed(q.key.as_ref(), &ask.settings.embed_model, &[search]).await {
         Ok(mut e) if !e.vectors.is_empty() => {
             let query = e.vectors.remove(0);
@@ -166,7 +176,7 @@ async fn retrieve(ask: &Arc<Ask>, q: &Question, search: &str) -> Result<Vec<Stor
     };
     let fused = retrieve::fuse(&[&keywords, &near]);
     // Only passages of documents that are ready (not one being indexed or deleted), then the best five.
-    let mut found = ask.store.chunks(&q.notebook, &fused).await.map_err(|e| e.to_string())?;
+    let mut found = ask.store.chunks(&q.notebook, &fused).await.map_err(stored)?;
     found.truncate(SOURCES);
     Ok(found)
 }

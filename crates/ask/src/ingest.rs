@@ -14,10 +14,27 @@ use crate::extract;
 /// Chunks embedded per request to the gateway.
 const BATCH: usize = 16;
 
+/// How often a document waiting for its turn says it is still on its way.
+const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Index the document `id` (its PDF already stored), as `key`.
 pub async fn run(ask: Arc<Ask>, id: String, notebook: String, key: Option<SecretString>) {
     // One document at a time: extraction and a local embedding model would otherwise compete for the same cores.
-    let _turn = ask.indexing.acquire().await;
+    // Waiting its turn, it says so now and then (a shared store fails documents that say nothing for long); the
+    // wait keeps its place in the queue.
+    let acquire = ask.indexing.acquire();
+    tokio::pin!(acquire);
+    let mut waiting = tokio::time::interval(TOUCH_EVERY);
+    let _turn = loop {
+        tokio::select! {
+            turn = &mut acquire => break turn,
+            _ = waiting.tick() => {
+                if let Err(e) = ask.store.touch(&id).await {
+                    tracing::warn!(target: "nines::app", document = %id, "{e}");
+                }
+            }
+        }
+    };
     let failed = |e: &dyn std::fmt::Display| e.to_string();
     let result = index(&ask, &id, &notebook, key.as_ref()).await;
     // A failure leaves nothing searchable; nor does a document deleted while it was being indexed (its delete may

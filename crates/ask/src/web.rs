@@ -48,6 +48,28 @@ impl ApiError {
     }
 }
 
+/// A notebook's, document's or conversation's id from the path. Ours are `prefix_` and hex digits: anything else (a
+/// NUL, a slash, a kilobyte of it) names nothing, and never reaches the store.
+struct Id(String);
+
+fn is_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> std::result::Result<Id, ApiError> {
+        match UrlPath::<String>::from_request_parts(parts, state).await {
+            Ok(UrlPath(id)) if is_id(&id) => Ok(Id(id)),
+            _ => Err(ApiError::new(StatusCode::NOT_FOUND, "no such notebook, document or conversation")),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({"error": {"message": self.1}}))).into_response()
@@ -253,7 +275,7 @@ async fn create_notebook(
 async fn delete_notebook(
     State(ask): State<Arc<Ask>>,
     Extension(who): Extension<Caller>,
-    UrlPath(nb): UrlPath<String>,
+    Id(nb): Id,
 ) -> Result<StatusCode> {
     if !ask.store.delete_notebook(&who.owner, &nb).await? {
         return Err(ApiError::not_found("notebook"));
@@ -264,7 +286,7 @@ async fn delete_notebook(
 async fn documents(
     State(ask): State<Arc<Ask>>,
     Extension(who): Extension<Caller>,
-    UrlPath(nb): UrlPath<String>,
+    Id(nb): Id,
 ) -> Result<Json<Value>> {
     if ask.store.notebook(&who.owner, &nb).await?.is_none() {
         return Err(ApiError::not_found("notebook"));
@@ -306,7 +328,7 @@ async fn upload(
     State(ask): State<Arc<Ask>>,
     Extension(who): Extension<Caller>,
     headers: HeaderMap,
-    UrlPath(nb): UrlPath<String>,
+    Id(nb): Id,
     body: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>)> {
     let limit = ask.settings.max_upload;
@@ -347,7 +369,7 @@ async fn upload(
 async fn document(
     State(ask): State<Arc<Ask>>,
     Extension(who): Extension<Caller>,
-    UrlPath(id): UrlPath<String>,
+    Id(id): Id,
 ) -> Result<Json<Value>> {
     let doc = ask.store.document(&who.owner, &id).await?.ok_or_else(|| ApiError::not_found("document"))?;
     Ok(Json(json!(doc)))
@@ -356,7 +378,7 @@ async fn document(
 async fn document_pdf(
     State(ask): State<Arc<Ask>>,
     Extension(who): Extension<Caller>,
-    UrlPath(id): UrlPath<String>,
+    Id(id): Id,
 ) -> Result<Response> {
     let bytes = ask.store.pdf(&who.owner, &id).await?.ok_or_else(|| ApiError::not_found("document"))?;
     Ok(([(header::CONTENT_TYPE, "application/pdf"), (header::CACHE_CONTROL, "private, no-store")], bytes)
@@ -366,7 +388,7 @@ async fn document_pdf(
 async fn delete_document(
     State(ask): State<Arc<Ask>>,
     Extension(who): Extension<Caller>,
-    UrlPath(id): UrlPath<String>,
+    Id(id): Id,
 ) -> Result<StatusCode> {
     if !ask.store.delete_document(&who.owner, &id).await? {
         return Err(ApiError::not_found("document"));
@@ -377,7 +399,7 @@ async fn delete_document(
 async fn conversation(
     State(ask): State<Arc<Ask>>,
     Extension(who): Extension<Caller>,
-    UrlPath(id): UrlPath<String>,
+    Id(id): Id,
 ) -> Result<Json<Value>> {
     let nb = ask
         .store
@@ -396,7 +418,7 @@ async fn question(
     State(ask): State<Arc<Ask>>,
     Extension(who): Extension<Caller>,
     headers: HeaderMap,
-    UrlPath(nb): UrlPath<String>,
+    Id(nb): Id,
     body: Bytes,
 ) -> Result<Response> {
     content_type(&headers, "application/json")?;
@@ -410,6 +432,9 @@ async fn question(
         return Err(ApiError::not_found("notebook"));
     }
     let asked = v["conversation"].as_str();
+    if asked.is_some_and(|c| !is_id(c)) {
+        return Err(ApiError::not_found("conversation"));
+    }
     let (conversation, history) = ask
         .store
         .conversation(&who.owner, &nb, asked)
@@ -451,5 +476,13 @@ mod tests {
         h.insert("x-filename", HeaderValue::from_static("%0a%0d%"));
         assert_eq!(file_name(&h), "%");
         assert_eq!(file_name(&HeaderMap::new()), "document.pdf");
+    }
+
+    #[test]
+    fn only_ids_of_ours_reach_the_store() {
+        assert!(is_id("doc_00ff12ab34cd56ef"));
+        for bad in ["", "doc\0", "../x", "a b", "é", &"a".repeat(65)] {
+            assert!(!is_id(bad), "{bad:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use nines_ask::chunk::Chunk;
 use nines_ask::store::embedded::Embedded;
 use nines_ask::store::postgres::{Postgres, STALE};
 use nines_ask::store::{INTERRUPTED, Store, StoreError, Turn};
+use serde_json::json;
 
 #[path = "../../../tests/postgres/server.rs"]
 mod server;
@@ -186,17 +187,35 @@ async fn replicas_on_one_postgres_share_everything_and_fail_what_a_dead_one_aban
     let past = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
         - STALE
         - 1;
-    client
-        .execute("UPDATE ask_documents SET heartbeat = $1 WHERE id = $2", &[&past, &dead.id])
-        .await
-        .unwrap();
+    // One queued behind another document: old too, but it said it was still on its way.
+    let queued = a.create_document("alice", &nb.id, "queued.pdf", b"%PDF-").await.unwrap();
+    for id in [&dead.id, &queued.id] {
+        client.execute("UPDATE ask_documents SET heartbeat = $1 WHERE id = $2", &[&past, id]).await.unwrap();
+    }
+    a.touch(&queued.id).await.unwrap();
     let c = Postgres::new(&pg.url).unwrap();
     let docs = c.documents("alice", &nb.id).await.unwrap();
     let status =
         |id: &str| docs.iter().find(|d| d.id == id).map(|d| (d.status.clone(), d.error.clone())).unwrap();
     assert_eq!(status(&dead.id), ("failed".to_owned(), Some(INTERRUPTED.to_owned())));
     assert_eq!(status(&live.id), ("indexing".to_owned(), None));
+    assert_eq!(status(&queued.id), ("extracting".to_owned(), None), "it said it was still queued");
     assert!(c.keywords(&nb.id, "orphan", 5).await.unwrap().is_empty());
+    // Its indexer, if it was only slow, finds it failed and does not bring it back.
+    assert!(!a.exists(&dead.id).await.unwrap());
+    a.set_progress(&dead.id, "indexing", 1, 1).await.unwrap();
+    a.finish_document(&dead.id, None, None).await.unwrap();
+    assert_eq!(a.document("alice", &dead.id).await.unwrap().unwrap().status, "failed");
+
+    // Two answers finishing at once in one conversation, on two replicas: both turns kept.
+    let (conv, _) = a.conversation("alice", &nb.id, None).await.unwrap().unwrap();
+    let t = Turn { question: "q".into(), answer: "a".into(), sources: json!([]), route: json!({}) };
+    for _ in 0..5 {
+        let (x, y) = tokio::join!(a.add_turn(&conv, &t), b.add_turn(&conv, &t));
+        x.unwrap();
+        y.unwrap();
+    }
+    assert_eq!(c.conversation("alice", &nb.id, Some(&conv)).await.unwrap().unwrap().1.len(), 10);
 }
 
 #[tokio::test]

@@ -311,6 +311,12 @@ async fn two_replicas_on_one_postgres_serve_the_same_notebooks() {
     let (_, c) = on_two.call(reqwest::Method::GET, &format!("/conversations/{conversation}"), None).await;
     assert_eq!(c["turns"].as_array().unwrap().len(), 2, "{c}");
 
+    // An id that is not one of ours never reaches the database (Postgres would refuse a NUL: a 500, not a 404).
+    for path in ["/documents/doc%00x", "/notebooks/nb%00/documents", "/conversations/c%27%3B--"] {
+        let (status, body) = on_two.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+
     // Another key sees nothing on either replica.
     for h in [&one, &two] {
         let (status, _) = Api { h, key: "someone-else" }

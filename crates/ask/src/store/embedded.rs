@@ -251,8 +251,11 @@ impl Store for Embedded {
     }
 
     async fn exists(&self, id: &str) -> Result<bool, StoreError> {
-        let n: i64 =
-            self.db().query_row("SELECT COUNT(*) FROM documents WHERE id = ?1", [id], |r| r.get(0))?;
+        let n: i64 = self.db().query_row(
+            "SELECT COUNT(*) FROM documents WHERE id = ?1 AND status <> 'failed'",
+            [id],
+            |r| r.get(0),
+        )?;
         Ok(n > 0)
     }
 

@@ -130,8 +130,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A document's PDF as a file, for the indexer (by id).
     async fn pdf_file(&self, id: &str) -> Result<PdfFile, StoreError>;
 
-    /// Whether the document `id` is still there.
+    /// Whether the document `id` is still there and not failed (by a sweep that took its indexing for abandoned).
     async fn exists(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Say that the document `id` is still on its way (queued behind another): a shared store fails documents
+    /// that say nothing for long.
+    async fn touch(&self, _id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Update a document's progress (the indexing task's own writes, by id).
     async fn set_progress(

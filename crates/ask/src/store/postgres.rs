@@ -33,6 +33,9 @@ const SWEEP_EVERY: i64 = 60;
 /// Connections per replica.
 const CONNECTIONS: usize = 8;
 
+/// The longest a statement may run, and a connection stay silent with data unacknowledged.
+const STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 const SCHEMA: &str = "
 SELECT pg_advisory_xact_lock(7303519);
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -63,15 +66,25 @@ CREATE TABLE IF NOT EXISTS ask_vectors (
 CREATE TABLE IF NOT EXISTS ask_conversations (
   id TEXT PRIMARY KEY, notebook TEXT NOT NULL REFERENCES ask_notebooks (id) ON DELETE CASCADE,
   owner TEXT NOT NULL, created BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS ask_conversations_notebook ON ask_conversations (notebook);
 CREATE TABLE IF NOT EXISTS ask_turns (
   conversation TEXT NOT NULL REFERENCES ask_conversations (id) ON DELETE CASCADE, seq INTEGER NOT NULL,
   question TEXT NOT NULL, answer TEXT NOT NULL, sources TEXT NOT NULL, route TEXT NOT NULL,
   PRIMARY KEY (conversation, seq));
 ";
 
+/// The database's code and message (never its DETAIL, which can quote a row); a connection that closed or failed
+/// is the database being unavailable.
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::Postgres(e.to_string())
+        match e.as_db_error() {
+            Some(db) => StoreError::Postgres(format!("{} ({})", db.message(), db.code().code())),
+            None if e.is_closed() => StoreError::Unavailable("the connection closed".to_owned()),
+            None => {
+                let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+                StoreError::Unavailable(format!("{e}{cause}"))
+            }
+        }
     }
 }
 
@@ -139,6 +152,12 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(5));
         }
+        // A server that stops answering fails the query instead of holding it (and an indexer's turn) forever.
+        if config.get_options().is_none() {
+            config.options(format!("-c statement_timeout={}", STATEMENT_TIMEOUT.as_millis()));
+        }
+        config.tcp_user_timeout(STATEMENT_TIMEOUT);
+        config.keepalives_idle(std::time::Duration::from_secs(30));
         config.application_name("nines-app");
         let manager =
             Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
@@ -320,23 +339,36 @@ impl Store for Postgres {
             }
         };
         let path = std::env::temp_dir().join(format!(
-            "nines-app-{}-{:08x}.pdf",
+            "nines-app-{}-{:016x}.pdf",
             file_safe(id),
-            rand::random::<u32>()
+            rand::random::<u64>()
         ));
-        let file = PdfFile { path, temporary: true };
         let mut options = tokio::fs::OpenOptions::new();
         options.write(true).create_new(true).mode(0o600);
-        let mut f = options.open(&file.path).await?;
+        let mut f = options.open(&path).await?;
+        // Ours from here: removed when dropped, written or not.
+        let file = PdfFile { path, temporary: true };
         tokio::io::AsyncWriteExt::write_all(&mut f, &data).await?;
         tokio::io::AsyncWriteExt::flush(&mut f).await?;
         Ok(file)
     }
 
     async fn exists(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(!self.query("SELECT 1 FROM ask_documents WHERE id = $1", &[&id]).await?.is_empty())
+        let rows =
+            self.query("SELECT 1 FROM ask_documents WHERE id = $1 AND status <> 'failed'", &[&id]).await?;
+        Ok(!rows.is_empty())
     }
 
+    async fn touch(&self, id: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE ask_documents SET heartbeat = $2 WHERE id = $1 AND status NOT IN ('ready', 'failed')",
+            &[&id, &now()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Not on a document failed meanwhile (by a sweep that took it for abandoned).
     async fn set_progress(
         &self,
         id: &str,
@@ -345,7 +377,8 @@ impl Store for Postgres {
         pages_done: u32,
     ) -> Result<(), StoreError> {
         self.execute(
-            "UPDATE ask_documents SET status = $2, pages = $3, pages_done = $4, heartbeat = $5 WHERE id = $1",
+            "UPDATE ask_documents SET status = $2, pages = $3, pages_done = $4, heartbeat = $5 \
+             WHERE id = $1 AND status <> 'failed'",
             &[&id, &status, &(pages as i32), &(pages_done as i32), &now()],
         )
         .await?;
@@ -362,7 +395,7 @@ impl Store for Postgres {
         let (error, notice) = (error.map(clean), notice.map(clean));
         self.execute(
             "UPDATE ask_documents SET status = $2, error = $3, notice = $4, heartbeat = $5, \
-             chunks = (SELECT COUNT(*) FROM ask_chunks WHERE document = $1) WHERE id = $1",
+             chunks = (SELECT COUNT(*) FROM ask_chunks WHERE document = $1) WHERE id = $1 AND status <> 'failed'",
             &[&id, &status, &error, &notice, &now()],
         )
         .await?;
@@ -572,14 +605,20 @@ impl Store for Postgres {
         Ok(rows.first().map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// Turns of one conversation are numbered one at a time (its row locked): two answers finishing at once, on
+    /// two replicas, both keep their turn.
     async fn add_turn(&self, conversation: &str, turn: &Turn) -> Result<(), StoreError> {
         let (question, answer) = (clean(&turn.question), clean(&turn.answer));
-        self.execute(
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.execute("SELECT 1 FROM ask_conversations WHERE id = $1 FOR UPDATE", &[&conversation]).await?;
+        tx.execute(
             "INSERT INTO ask_turns (conversation, seq, question, answer, sources, route) VALUES \
              ($1, (SELECT COUNT(*) FROM ask_turns WHERE conversation = $1), $2, $3, $4, $5)",
             &[&conversation, &question, &answer, &turn.sources.to_string(), &turn.route.to_string()],
         )
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -57,6 +57,9 @@ impl Default for AppConfig {
     }
 }
 
+/// The largest upload Postgres keeps (a field holds 1 GB at most; a message carrying it, a little more).
+const MAX_UPLOAD_POSTGRES: u64 = 256 << 20;
+
 /// Where `scripts/fetch-pdfjs` puts PDF.js, relative to the working directory.
 pub const FETCHED_PDFJS: &str = ".cache/pdfjs/node_modules/pdfjs-dist";
 
@@ -95,6 +98,12 @@ pub fn validate(raw: RawApp, routes: &[&str], errors: &mut Vec<ConfigError>) -> 
             "the app keeps everything in Postgres or in data_dir, not both: remove one",
         ));
     }
+    if c.postgres_url_env.is_some() && c.max_upload_bytes > MAX_UPLOAD_POSTGRES {
+        errors.push(ConfigError::new(
+            "app.max_upload_bytes",
+            format!("at most {MAX_UPLOAD_POSTGRES} with Postgres (a PDF is kept as one bytea value)"),
+        ));
+    }
     if c.max_documents == 0 {
         errors.push(ConfigError::new("app.max_documents", "must be greater than zero"));
     }
@@ -113,6 +122,10 @@ mod tests {
         let both = format!("{BASE}[app]\nenabled = true\ndata_dir = \"/tmp/x\"\npostgres_url_env = \"PG\"\n");
         let e = parse_and_validate(&both).unwrap_err().to_string();
         assert!(e.contains("app.postgres_url_env"), "{e}");
+        let big =
+            format!("{BASE}[app]\nenabled = true\npostgres_url_env = \"PG\"\nmax_upload_bytes = 536870912\n");
+        let e = parse_and_validate(&big).unwrap_err().to_string();
+        assert!(e.contains("app.max_upload_bytes"), "{e}");
         let config =
             parse_and_validate(&format!("{BASE}[app]\nenabled = true\npostgres_url_env = \"PG\"\n")).unwrap();
         assert_eq!(config.app.postgres_url_env.as_deref(), Some("PG"));
