@@ -207,18 +207,7 @@ impl Store for Embedded {
             let _ = tokio::fs::remove_file(&path).await;
             return Err(e.into());
         }
-        Ok(Document {
-            id,
-            notebook: notebook.to_owned(),
-            name: name.to_owned(),
-            bytes,
-            status: "extracting".to_owned(),
-            pages: 0,
-            pages_done: 0,
-            chunks: 0,
-            error: None,
-            notice: None,
-        })
+        Ok(Document::uploaded(id, notebook, name.to_owned(), bytes))
     }
 
     async fn document(&self, owner: &str, id: &str) -> Result<Option<Document>, StoreError> {

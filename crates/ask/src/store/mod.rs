@@ -52,6 +52,24 @@ pub struct Document {
     pub notice: Option<String>,
 }
 
+impl Document {
+    /// A document just uploaded: extracting, nothing counted yet.
+    pub(crate) fn uploaded(id: String, notebook: &str, name: String, bytes: u64) -> Document {
+        Document {
+            id,
+            notebook: notebook.to_owned(),
+            name,
+            bytes,
+            status: "extracting".to_owned(),
+            pages: 0,
+            pages_done: 0,
+            chunks: 0,
+            error: None,
+            notice: None,
+        }
+    }
+}
+
 /// A stored chunk, as retrieval returns it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct StoredChunk {

@@ -288,18 +288,7 @@ impl Store for Postgres {
         .await?;
         tx.execute("INSERT INTO ask_files (document, data) VALUES ($1, $2)", &[&id, &pdf]).await?;
         tx.commit().await?;
-        Ok(Document {
-            id,
-            notebook: notebook.to_owned(),
-            name: name.into_owned(),
-            bytes,
-            status: "extracting".to_owned(),
-            pages: 0,
-            pages_done: 0,
-            chunks: 0,
-            error: None,
-            notice: None,
-        })
+        Ok(Document::uploaded(id, notebook, name.into_owned(), bytes))
     }
 
     async fn document(&self, owner: &str, id: &str) -> Result<Option<Document>, StoreError> {
