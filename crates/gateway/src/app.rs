@@ -229,6 +229,10 @@ pub struct AppState {
     pub runtime: Runtime,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
+    /// The servers nines runs itself (`command`), stopped only once the gateway has drained: an answer streaming from
+    /// a local model when shutdown starts is finished, not cut.
+    locals: TaskTracker,
+    locals_stop: CancellationToken,
     /// Where the configuration came from (a reload reads it again), and the environment it was built with.
     source: std::sync::Mutex<Option<std::path::PathBuf>>,
     env: Env,
@@ -409,6 +413,8 @@ impl App {
                 runtime,
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
+                locals: TaskTracker::new(),
+                locals_stop: CancellationToken::new(),
                 source: std::sync::Mutex::new(None),
                 env,
                 reloading: tokio::sync::Mutex::new(()),
@@ -437,7 +443,7 @@ impl App {
             };
             self.state.tracker.spawn(shared.connect(token.clone(), local));
         }
-        // The servers nines runs itself (a local model): started now, stopped with the gateway.
+        // The servers nines runs itself (a local model): started now, stopped once the gateway has drained.
         for (name, pc) in &self.state.snapshot().config.providers {
             if let Some(argv) = &pc.command {
                 let port = self.state.runtime.local_ports.lock().ok().and_then(|p| p.get(name).copied());
@@ -454,9 +460,14 @@ impl App {
                         }
                     }
                 });
-                let supervise =
-                    crate::provider::local::supervise(name.clone(), argv, port, on_ready, token.clone());
-                self.state.tracker.spawn(supervise);
+                let supervise = crate::provider::local::supervise(
+                    name.clone(),
+                    argv,
+                    port,
+                    on_ready,
+                    self.state.locals_stop.clone(),
+                );
+                self.state.locals.spawn(supervise);
             }
         }
         let edge = self.state.snapshot().config.protect.server;
@@ -471,12 +482,15 @@ impl App {
         crate::server::listen::serve(listener, router, edge, token, self.state.tracker.clone()).await
     }
 
-    /// Stop accepting, and wait for every tracked task (servers started by [`App::spawn`] among them); then write
-    /// the status store a last time.
+    /// Stop accepting, and wait for every tracked task (servers started by [`App::spawn`] among them, their
+    /// connections drained); then stop the servers nines runs itself, and write the status store a last time.
     pub async fn shutdown(&self) {
         self.state.shutdown.cancel();
         self.state.tracker.close();
         self.state.tracker.wait().await;
+        self.state.locals_stop.cancel();
+        self.state.locals.close();
+        self.state.locals.wait().await;
         let retention = self.state.snapshot().config.status.retention;
         if let Err(e) = self.state.runtime.recorder.flush(retention).await {
             tracing::warn!(target: "nines::status", "cannot write the status store: {e}");

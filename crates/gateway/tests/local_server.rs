@@ -1,6 +1,6 @@
 //! A server that nines runs itself (`[providers.X] command`): here the simulator, started by the gateway on the
 //! `{port}` it chose, answering through the route; killed, started again by the gateway, answering again; gone when
-//! the gateway stops. (The real llama.cpp runtime behind the same setting: tests/local/test_local_model.py.)
+//! the gateway stops, after an answer streaming from it has finished. (The real llama.cpp runtime behind the same setting: tests/local/test_local_model.py.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -138,4 +138,58 @@ async fn a_restarted_local_server_gets_its_traffic_back_once_it_listens() {
     }
     app.shutdown().await;
     fallback.shutdown().await;
+}
+
+/// The port a child was started with (`--listen 127.0.0.1:PORT` in its command line).
+fn listen_port(pid: u32) -> u16 {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> =
+        cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let at = args.iter().position(|a| a == "--listen").unwrap();
+    args[at + 1].rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn an_answer_streaming_from_the_local_server_at_shutdown_is_finished_before_the_server_stops() {
+    let bin = env!("CARGO_BIN_EXE_nines");
+    let name = format!("local-drain-{}", std::process::id());
+    let toml = format!(
+        "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{{port}}/v1\"\n\
+         command = [\"{bin}\", \"sim\", \"--name\", \"{name}\", \"--listen\", \"127.0.0.1:{{port}}\"]\n\
+         [routes.local]\ntargets = [\"local/tiny\"]\n"
+    );
+    let app = App::build(config::parse_and_validate(&toml).unwrap(), &Env::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    app.spawn(listener);
+    let client = reqwest::Client::new();
+    answered(&client, &base, Duration::from_secs(20)).await;
+    let pid = children(&name)[0];
+
+    // The next answer drips, 50 ms an event: shutdown starts after its first bytes.
+    let sim = format!("http://127.0.0.1:{}", listen_port(pid));
+    let r = client
+        .post(format!("{sim}/_sim/faults"))
+        .json(&json!({"kind": "drip", "ms": 50}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let body =
+        json!({"model": "local", "stream": true, "messages": [{"role": "user", "content": "hello there"}]});
+    let mut resp = client.post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut text = String::from_utf8(resp.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    let stopping = {
+        let app = app.clone();
+        #[allow(clippy::disallowed_methods)]
+        tokio::spawn(async move { app.shutdown().await })
+    };
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.trim_end().ends_with("data: [DONE]"), "cut: {text}");
+    assert!(text.contains(&name), "{text}");
+    stopping.await.unwrap();
+    assert!(children(&name).is_empty(), "the local server outlived the gateway");
 }
