@@ -262,13 +262,12 @@ async fn create_notebook(
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "a notebook needs a name of 1 to 200 bytes"));
     }
-    if ask.store.notebooks(&who.owner).await?.len() >= MAX_NOTEBOOKS {
+    let Some(nb) = ask.store.create_notebook(&who.owner, name, MAX_NOTEBOOKS).await? else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("{MAX_NOTEBOOKS} notebooks at most: delete one first"),
         ));
-    }
-    let nb = ask.store.create_notebook(&who.owner, name).await?;
+    };
     Ok((StatusCode::CREATED, Json(json!(nb))))
 }
 
@@ -345,22 +344,23 @@ async fn upload(
         ));
     }
     content_type(&headers, "application/pdf")?;
-    let Some(notebook) = ask.store.notebook(&who.owner, &nb).await? else {
+    if ask.store.notebook(&who.owner, &nb).await?.is_none() {
         return Err(ApiError::not_found("notebook"));
-    };
+    }
     if !body.starts_with(b"%PDF-") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "this is not a PDF (it does not start with %PDF-)",
         ));
     }
-    if notebook.documents >= ask.settings.max_documents {
+    let max = ask.settings.max_documents;
+    let Some(doc) = ask.store.create_document(&who.owner, &nb, &file_name(&headers), &body, max).await?
+    else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("this notebook is full ({} documents): delete one first", ask.settings.max_documents),
+            format!("this notebook is full ({max} documents): delete one first"),
         ));
-    }
-    let doc = ask.store.create_document(&who.owner, &nb, &file_name(&headers), &body).await?;
+    };
     let job = ingest::run(ask.clone(), doc.id.clone(), nb, who.key);
     ask.tasks.spawn(job);
     Ok((StatusCode::ACCEPTED, Json(json!({"document": doc}))))

@@ -35,7 +35,7 @@ fn model_dir() -> Option<PathBuf> {
 async fn recall(store: &dyn Store, model: &nines_embed::Embedder) -> f64 {
     let tools = extract::Tools::find();
     let questions = sample::questions();
-    let nb = store.create_notebook("t", "corpus").await.unwrap();
+    let nb = store.create_notebook("t", "corpus", 100).await.unwrap().unwrap();
     let tmp =
         std::env::temp_dir().join(format!("nines-ask-retrieval-{}-{}", std::process::id(), store.kind()));
     std::fs::create_dir_all(&tmp).unwrap();
@@ -51,7 +51,7 @@ async fn recall(store: &dyn Store, model: &nines_embed::Embedder) -> f64 {
             assert!(text.contains(&q.quote), "{name} page {}: {:?} not in\n{text}", q.page, q.quote);
         }
         let chunks = chunk::chunk(&got.pages);
-        let doc = store.create_document("t", &nb.id, &name, &pdf).await.unwrap();
+        let doc = store.create_document("t", &nb.id, &name, &pdf, 50).await.unwrap().unwrap();
         names.insert(doc.id.clone(), name.clone());
         let texts: Vec<String> = chunks.iter().map(chunk::Chunk::indexed).collect();
         let ids = store.add_chunks(&doc.id, &nb.id, &chunks, &texts).await.unwrap();

@@ -19,11 +19,11 @@ fn chunk(page: u32, text: &str) -> Chunk {
 
 async fn contract(s: &dyn Store) {
     // Owners apart.
-    let nb = s.create_notebook("alice", "Mine").await.unwrap();
+    let nb = s.create_notebook("alice", "Mine", 100).await.unwrap().unwrap();
     assert!(s.notebook("bob", &nb.id).await.unwrap().is_none());
     assert!(!s.delete_notebook("bob", &nb.id).await.unwrap());
     let pdf = b"%PDF-1.4 not really".to_vec();
-    let d = s.create_document("alice", &nb.id, "a.pdf", &pdf).await.unwrap();
+    let d = s.create_document("alice", &nb.id, "a.pdf", &pdf, 50).await.unwrap().unwrap();
     assert_eq!((d.status.as_str(), d.bytes), ("extracting", pdf.len() as u64));
     assert!(s.document("bob", &d.id).await.unwrap().is_none());
     assert!(s.pdf("bob", &d.id).await.unwrap().is_none());
@@ -85,7 +85,7 @@ async fn contract(s: &dyn Store) {
     assert!(s.conversation_notebook("bob", &conv).await.unwrap().is_none());
 
     // A failed indexing's chunks go with their keywords and vectors.
-    let d2 = s.create_document("alice", &nb.id, "b.pdf", &pdf).await.unwrap();
+    let d2 = s.create_document("alice", &nb.id, "b.pdf", &pdf, 50).await.unwrap().unwrap();
     let ids2 = s
         .add_chunks(&d2.id, &nb.id, &[chunk(1, "zebra crossing")], &["zebra crossing".into()])
         .await
@@ -106,6 +106,14 @@ async fn contract(s: &dyn Store) {
     assert!(s.nearest(&nb.id, "m", &[0.0, 1.0], 5).await.unwrap().is_empty());
     assert!(s.vector_models(&nb.id).await.unwrap().is_empty());
     assert!(s.chunks(&nb.id, &ids).await.unwrap().is_empty());
+
+    // Limits: a notebook holds `max` documents, an owner `max` notebooks.
+    assert!(
+        s.create_document("alice", &nb.id, "full.pdf", &pdf, 1).await.unwrap().is_none(),
+        "b.pdf is there"
+    );
+    assert!(s.create_notebook("alice", "Second", 1).await.unwrap().is_none());
+    assert!(s.create_notebook("bob", "His", 1).await.unwrap().is_some(), "counted per owner");
 
     // A notebook takes everything in it.
     assert!(s.delete_notebook("alice", &nb.id).await.unwrap());
@@ -128,8 +136,8 @@ async fn embedded_on_disk_fails_what_a_stop_interrupted() {
     let (nb, d) = {
         let s = Embedded::open(Some(&dir)).unwrap();
         contract(&s).await;
-        let nb = s.create_notebook("alice", "Again").await.unwrap();
-        let d = s.create_document("alice", &nb.id, "c.pdf", b"%PDF-").await.unwrap();
+        let nb = s.create_notebook("alice", "Again", 100).await.unwrap().unwrap();
+        let d = s.create_document("alice", &nb.id, "c.pdf", b"%PDF-", 50).await.unwrap().unwrap();
         s.add_chunks(&d.id, &nb.id, &[chunk(1, "half indexed")], &["half indexed".into()]).await.unwrap();
         (nb, d)
     };
@@ -147,7 +155,7 @@ async fn postgres() {
     let s = Postgres::new(&pg.url).unwrap();
     contract(&s).await;
     // Postgres text holds no NUL: names lose theirs rather than failing.
-    let nb = s.create_notebook("alice", "a\0b").await.unwrap();
+    let nb = s.create_notebook("alice", "a\0b", 100).await.unwrap().unwrap();
     assert_eq!(s.notebook("alice", &nb.id).await.unwrap().unwrap().name, "ab");
 }
 
@@ -159,8 +167,8 @@ async fn replicas_on_one_postgres_share_everything_and_fail_what_a_dead_one_aban
     let (x, y) = tokio::join!(a.notebooks("alice"), b.notebooks("alice"));
     assert!(x.unwrap().is_empty() && y.unwrap().is_empty());
 
-    let nb = a.create_notebook("alice", "Shared").await.unwrap();
-    let d = a.create_document("alice", &nb.id, "a.pdf", b"%PDF-1.4").await.unwrap();
+    let nb = a.create_notebook("alice", "Shared", 100).await.unwrap().unwrap();
+    let d = a.create_document("alice", &nb.id, "a.pdf", b"%PDF-1.4", 50).await.unwrap().unwrap();
     let ids = a
         .add_chunks(&d.id, &nb.id, &[chunk(4, "the cart is blue")], &["the cart is blue".into()])
         .await
@@ -177,8 +185,8 @@ async fn replicas_on_one_postgres_share_everything_and_fail_what_a_dead_one_aban
 
     // A document whose indexer stopped writing progress STALE seconds ago (its replica died) is failed by the next
     // replica that lists documents; one still being indexed is left alone.
-    let dead = a.create_document("alice", &nb.id, "dead.pdf", b"%PDF-").await.unwrap();
-    let live = a.create_document("alice", &nb.id, "live.pdf", b"%PDF-").await.unwrap();
+    let dead = a.create_document("alice", &nb.id, "dead.pdf", b"%PDF-", 50).await.unwrap().unwrap();
+    let live = a.create_document("alice", &nb.id, "live.pdf", b"%PDF-", 50).await.unwrap().unwrap();
     a.add_chunks(&dead.id, &nb.id, &[chunk(1, "orphan words")], &["orphan words".into()]).await.unwrap();
     a.set_progress(&live.id, "indexing", 2, 1).await.unwrap();
     let (client, connection) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await.unwrap();
@@ -188,7 +196,7 @@ async fn replicas_on_one_postgres_share_everything_and_fail_what_a_dead_one_aban
         - STALE
         - 1;
     // One queued behind another document: old too, but it said it was still on its way.
-    let queued = a.create_document("alice", &nb.id, "queued.pdf", b"%PDF-").await.unwrap();
+    let queued = a.create_document("alice", &nb.id, "queued.pdf", b"%PDF-", 50).await.unwrap().unwrap();
     for id in [&dead.id, &queued.id] {
         client.execute("UPDATE ask_documents SET heartbeat = $1 WHERE id = $2", &[&past, id]).await.unwrap();
     }
@@ -206,6 +214,22 @@ async fn replicas_on_one_postgres_share_everything_and_fail_what_a_dead_one_aban
     a.set_progress(&dead.id, "indexing", 1, 1).await.unwrap();
     a.finish_document(&dead.id, None, None).await.unwrap();
     assert_eq!(a.document("alice", &dead.id).await.unwrap().unwrap().status, "failed");
+
+    // Uploads racing on two replicas cannot pass a notebook's limit, nor notebooks an owner's.
+    let full = a.create_notebook("carol", "Full", 100).await.unwrap().unwrap();
+    let uploads = (0..8).map(|i| {
+        let s: &Postgres = if i % 2 == 0 { &a } else { &b };
+        let nb = full.id.clone();
+        async move { s.create_document("carol", &nb, "x.pdf", b"%PDF-", 3).await.unwrap() }
+    });
+    let made = futures_util::future::join_all(uploads).await;
+    assert_eq!(made.iter().filter(|d| d.is_some()).count(), 3);
+    let notebooks = (0..8).map(|i| {
+        let s: &Postgres = if i % 2 == 0 { &a } else { &b };
+        async move { s.create_notebook("dave", "n", 2).await.unwrap() }
+    });
+    let made = futures_util::future::join_all(notebooks).await;
+    assert_eq!(made.iter().filter(|n| n.is_some()).count(), 2);
 
     // Two answers finishing at once in one conversation, on two replicas: both turns kept.
     let (conv, _) = a.conversation("alice", &nb.id, None).await.unwrap().unwrap();

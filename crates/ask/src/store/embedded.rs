@@ -159,13 +159,25 @@ impl Store for Embedded {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    async fn create_notebook(&self, owner: &str, name: &str) -> Result<Notebook, StoreError> {
+    async fn create_notebook(
+        &self,
+        owner: &str,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<Notebook>, StoreError> {
         let id = new_id("nb");
-        self.db().execute(
+        // One connection under one lock: the count and the insert are one step.
+        let db = self.db();
+        let n: i64 =
+            db.query_row("SELECT COUNT(*) FROM notebooks WHERE owner = ?1", [owner], |r| r.get(0))?;
+        if n as usize >= max {
+            return Ok(None);
+        }
+        db.execute(
             "INSERT INTO notebooks (id, owner, name, created) VALUES (?1, ?2, ?3, ?4)",
             params![id, owner, name, now()],
         )?;
-        Ok(Notebook { id, name: name.to_owned(), documents: 0 })
+        Ok(Some(Notebook { id, name: name.to_owned(), documents: 0 }))
     }
 
     async fn delete_notebook(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
@@ -192,22 +204,36 @@ impl Store for Embedded {
         notebook: &str,
         name: &str,
         pdf: &[u8],
-    ) -> Result<Document, StoreError> {
+        max: u32,
+    ) -> Result<Option<Document>, StoreError> {
         let id = new_id("doc");
-        let path = self.pdf_path(&id);
-        tokio::fs::create_dir_all(&self.files).await?;
-        tokio::fs::write(&path, pdf).await?;
         let bytes = pdf.len() as u64;
-        let inserted = self.db().execute(
-            "INSERT INTO documents (id, notebook, owner, name, bytes, status, created) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'extracting', ?6)",
-            params![id, notebook, owner, name, bytes as i64, now()],
-        );
-        if let Err(e) = inserted {
+        {
+            // The count and the insert under one lock; the PDF after (a row whose file is not written yet is not
+            // indexed yet either).
+            let db = self.db();
+            let n: i64 =
+                db.query_row("SELECT COUNT(*) FROM documents WHERE notebook = ?1", [notebook], |r| r.get(0))?;
+            if n >= i64::from(max) {
+                return Ok(None);
+            }
+            db.execute(
+                "INSERT INTO documents (id, notebook, owner, name, bytes, status, created) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'extracting', ?6)",
+                params![id, notebook, owner, name, bytes as i64, now()],
+            )?;
+        }
+        let path = self.pdf_path(&id);
+        let written = async {
+            tokio::fs::create_dir_all(&self.files).await?;
+            tokio::fs::write(&path, pdf).await
+        };
+        if let Err(e) = written.await {
+            self.db().execute("DELETE FROM documents WHERE id = ?1", [&id])?;
             let _ = tokio::fs::remove_file(&path).await;
             return Err(e.into());
         }
-        Ok(Document::uploaded(id, notebook, name.to_owned(), bytes))
+        Ok(Some(Document::uploaded(id, notebook, name.to_owned(), bytes)))
     }
 
     async fn document(&self, owner: &str, id: &str) -> Result<Option<Document>, StoreError> {

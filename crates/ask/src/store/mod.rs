@@ -123,20 +123,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Ok(self.notebooks(owner).await?.into_iter().find(|n| n.id == id))
     }
 
-    async fn create_notebook(&self, owner: &str, name: &str) -> Result<Notebook, StoreError>;
+    /// A new notebook, unless `owner` has `max` already (`None`; counted and made at once: parallel requests, on
+    /// any replica, cannot pass it).
+    async fn create_notebook(
+        &self,
+        owner: &str,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<Notebook>, StoreError>;
 
     /// Delete a notebook with everything in it (documents, PDFs, chunks, keyword entries, vectors,
     /// conversations); whether it was there.
     async fn delete_notebook(&self, owner: &str, id: &str) -> Result<bool, StoreError>;
 
-    /// A new document, `extracting`, with its PDF kept.
+    /// A new document, `extracting`, with its PDF kept, unless `notebook` holds `max` already (`None`; counted and
+    /// made at once, like notebooks).
     async fn create_document(
         &self,
         owner: &str,
         notebook: &str,
         name: &str,
         pdf: &[u8],
-    ) -> Result<Document, StoreError>;
+        max: u32,
+    ) -> Result<Option<Document>, StoreError>;
 
     async fn document(&self, owner: &str, id: &str) -> Result<Option<Document>, StoreError>;
 

@@ -251,15 +251,32 @@ impl Store for Postgres {
             .collect()
     }
 
-    async fn create_notebook(&self, owner: &str, name: &str) -> Result<Notebook, StoreError> {
+    /// Under a lock on the owner (a transaction's advisory lock): replicas count and insert one at a time.
+    async fn create_notebook(
+        &self,
+        owner: &str,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<Notebook>, StoreError> {
         let id = new_id("nb");
         let name = clean(name);
-        self.execute(
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('ask_notebooks:' || $1))", &[&owner]).await?;
+        let n: i64 = tx
+            .query_one("SELECT COUNT(*) FROM ask_notebooks WHERE owner = $1", &[&owner])
+            .await?
+            .try_get(0)?;
+        if n as usize >= max {
+            return Ok(None);
+        }
+        tx.execute(
             "INSERT INTO ask_notebooks (id, owner, name, created) VALUES ($1, $2, $3, $4)",
             &[&id, &owner, &name, &now()],
         )
         .await?;
-        Ok(Notebook { id, name: name.into_owned(), documents: 0 })
+        tx.commit().await?;
+        Ok(Some(Notebook { id, name: name.into_owned(), documents: 0 }))
     }
 
     async fn delete_notebook(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
@@ -273,12 +290,22 @@ impl Store for Postgres {
         notebook: &str,
         name: &str,
         pdf: &[u8],
-    ) -> Result<Document, StoreError> {
+        max: u32,
+    ) -> Result<Option<Document>, StoreError> {
         let id = new_id("doc");
         let name = clean(name);
         let bytes = pdf.len() as u64;
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        // The notebook's row locked: uploads to it, on any replica, count and insert one at a time.
+        tx.execute("SELECT 1 FROM ask_notebooks WHERE id = $1 FOR UPDATE", &[&notebook]).await?;
+        let n: i64 = tx
+            .query_one("SELECT COUNT(*) FROM ask_documents WHERE notebook = $1", &[&notebook])
+            .await?
+            .try_get(0)?;
+        if n >= i64::from(max) {
+            return Ok(None);
+        }
         let now = now();
         tx.execute(
             "INSERT INTO ask_documents (id, notebook, owner, name, bytes, status, created, heartbeat) \
@@ -288,7 +315,7 @@ impl Store for Postgres {
         .await?;
         tx.execute("INSERT INTO ask_files (document, data) VALUES ($1, $2)", &[&id, &pdf]).await?;
         tx.commit().await?;
-        Ok(Document::uploaded(id, notebook, name.into_owned(), bytes))
+        Ok(Some(Document::uploaded(id, notebook, name.into_owned(), bytes)))
     }
 
     async fn document(&self, owner: &str, id: &str) -> Result<Option<Document>, StoreError> {
