@@ -17,12 +17,12 @@ const BATCH: usize = 16;
 /// How often a document waiting for its turn says it is still on its way.
 const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Index the document `id` (its PDF already stored), as `key`.
-pub async fn run(ask: Arc<Ask>, id: String, notebook: String, key: Option<SecretString>) {
-    // One document at a time: extraction and a local embedding model would otherwise compete for the same cores.
-    // Waiting its turn, it says so now and then (a shared store fails documents that say nothing for long); the
-    // wait keeps its place in the queue.
-    let acquire = ask.indexing.acquire();
+/// Index the document `id` of `owner` (its PDF already stored), as `key`.
+pub async fn run(ask: Arc<Ask>, id: String, owner: String, notebook: String, key: Option<SecretString>) {
+    // One document at a time (extraction and a local embedding model would otherwise compete for the same cores),
+    // owners taking turns. Waiting its turn, it says so now and then (a shared store fails documents that say
+    // nothing for long); the wait keeps its place in the line.
+    let acquire = ask.indexing.take(&owner);
     tokio::pin!(acquire);
     let mut waiting = tokio::time::interval(TOUCH_EVERY);
     let _turn = loop {

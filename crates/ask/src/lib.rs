@@ -3,7 +3,7 @@
 //! answers through the gateway's own routes over HTTP, with the reader's key, so every failover, resume and limit
 //! applies to it, down to a local model when every cloud provider is down.
 //!
-//! The flow, one module per step: [`web`] (the page and the API) → [`ingest`] ([`extract`] → [`chunk`] →
+//! The flow, one module per step: [`web`] (the page and the API) → [`ingest`] (its [`turns`], then [`extract`] → [`chunk`] →
 //! [`bm25`] and vectors through [`gateway`]) → [`store`]; a question: [`ask`] ([`retrieve`] → [`gateway`]'s chat
 //! route → the page's events).
 
@@ -17,6 +17,7 @@ pub mod pdf;
 pub mod retrieve;
 pub mod sample;
 pub mod store;
+pub mod turns;
 pub mod web;
 
 use std::path::PathBuf;
@@ -75,8 +76,8 @@ pub struct Ask {
     pub settings: Settings,
     pub store: Box<dyn store::Store>,
     pub gateway: gateway::Gateway,
-    /// One document indexed at a time.
-    indexing: tokio::sync::Semaphore,
+    /// One document indexed at a time, owners taking turns.
+    indexing: turns::Turns,
     /// Indexing jobs and answers in progress.
     pub tasks: tokio_util::task::TaskTracker,
     /// How many documents have finished indexing (ready or failed) since start: what a test waits on.
@@ -95,7 +96,7 @@ impl Ask {
             settings,
             store,
             gateway: gateway::Gateway::new(),
-            indexing: tokio::sync::Semaphore::new(1),
+            indexing: turns::Turns::default(),
             tasks: tokio_util::task::TaskTracker::new(),
             finished: tokio::sync::watch::Sender::new(0),
         }))

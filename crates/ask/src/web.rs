@@ -361,7 +361,7 @@ async fn upload(
             format!("this notebook is full ({max} documents): delete one first"),
         ));
     };
-    let job = ingest::run(ask.clone(), doc.id.clone(), nb, who.key);
+    let job = ingest::run(ask.clone(), doc.id.clone(), who.owner, nb, who.key);
     ask.tasks.spawn(job);
     Ok((StatusCode::ACCEPTED, Json(json!({"document": doc}))))
 }
