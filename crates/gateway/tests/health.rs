@@ -278,6 +278,7 @@ async fn a_context_window_exceeded_moves_on_only_to_a_larger_model() {
     let r = chat(&h, "openai", false).await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["error"]["code"], "context_length_exceeded");
+    assert_eq!(r.json()["error"]["param"], "messages", "the provider's param, passed on: {}", r.text);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("maximum context length"), "{}", r.text);
     assert_eq!(r.header("x-should-retry"), "false");
     let r = chat(&h, "anthropic", false).await;

@@ -159,6 +159,15 @@ fn google_status(kind: ErrorType) -> &'static str {
     }
 }
 
+/// The field a provider's error names as at fault (OpenAI's `error.param`: `messages`, `messages[1].content`…),
+/// when it is one: a path of at most 200 letters, digits and `_.[]-` (anything else is not passed on).
+pub fn upstream_error_param(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let param = v.get("error")?.get("param")?.as_str()?;
+    let path = |c: char| c.is_ascii_alphanumeric() || "_.[]-".contains(c);
+    (!param.is_empty() && param.len() <= 200 && param.chars().all(path)).then(|| param.to_owned())
+}
+
 /// The message (and error type string, when present) of a provider's error body, in any of the dialects' shapes.
 /// Used to explain a failed attempt; `None` when the body is not an error JSON we know.
 pub fn upstream_error_message(body: &[u8]) -> Option<(Option<String>, String)> {
@@ -170,4 +179,22 @@ pub fn upstream_error_message(body: &[u8]) -> Option<(Option<String>, String)> {
     let message = err.get("message")?.as_str()?.to_owned();
     let kind = err.get("type").or_else(|| err.get("status")).and_then(|t| t.as_str()).map(str::to_owned);
     Some((kind, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_param_is_kept_only_when_it_is_a_field_path() {
+        let body = |p: &str| format!(r#"{{"error":{{"message":"m","param":{p}}}}}"#).into_bytes();
+        assert_eq!(
+            upstream_error_param(&body(r#""messages[1].content""#)).as_deref(),
+            Some("messages[1].content")
+        );
+        assert_eq!(upstream_error_param(&body("null")), None);
+        assert_eq!(upstream_error_param(&body(r#""sk-key here""#)), None);
+        assert_eq!(upstream_error_param(&body(&format!("\"{}\"", "a".repeat(201)))), None);
+        assert_eq!(upstream_error_param(b"not json"), None);
+    }
 }

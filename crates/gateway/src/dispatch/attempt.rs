@@ -247,7 +247,10 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
         // An error body explains the failure; it is not worth waiting long for, nor holding much of.
         let deadline = (Instant::now() + t.first_byte.min(ERROR_BODY_WAIT)).min(attempt_deadline);
         let body = read_capped(resp, MAX_ERROR_BODY, deadline).await.unwrap_or_default();
-        return Err(ProviderError::from_status(status.as_u16(), &headers, &body));
+        let mut e = ProviderError::from_status(status.as_u16(), &headers, &body);
+        e.param =
+            nines_wire::error::upstream_error_param(&body).map(|p| Box::new((spec.provider.dialect(), p)));
+        return Err(e);
     }
     let dialect = spec.provider.dialect();
     let limits = rate_limits(resp.headers()).map(Box::new);

@@ -113,6 +113,9 @@ pub struct ProviderError {
     pub limits: Option<Box<RateLimits>>,
     /// A timeout in which nothing came: no response headers, or no first token of a stream (not a slow body).
     pub silent: bool,
+    /// The field the provider named as at fault (OpenAI's `param`), with the format of the request it was about:
+    /// passed on to a client that sent that format.
+    pub param: Option<Box<(nines_wire::Dialect, String)>>,
     #[source]
     pub source: Option<Source>,
 }
@@ -137,6 +140,7 @@ impl ProviderError {
             request_id: None,
             limits: None,
             silent: false,
+            param: None,
             source: None,
         }
     }
@@ -156,6 +160,7 @@ impl ProviderError {
             request_id: self.request_id.clone(),
             limits: self.limits.clone(),
             silent: self.silent,
+            param: self.param.clone(),
             source: None,
         }
     }
@@ -220,6 +225,7 @@ impl ProviderError {
             request_id: request_id(headers),
             limits: rate_limits(headers).map(Box::new),
             silent: false,
+            param: None,
             source: None,
         }
     }

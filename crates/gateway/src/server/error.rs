@@ -111,7 +111,9 @@ impl ApiError {
                     _ if error.kind == ErrorKind::ContextLength => ErrorType::ContextLength,
                     _ => ErrorType::InvalidRequest,
                 };
-                (status, kind, error.message.clone(), None)
+                // The field at fault, when the client sent the format the provider named it in.
+                let param = error.param.as_deref().filter(|(d, _)| *d == dialect).map(|(_, p)| p.clone());
+                (status, kind, error.message.clone(), param)
             }
             ApiError::Inexpressible(e) => {
                 (400, ErrorType::InvalidRequest, e.to_string(), Some(e.field.clone()))
