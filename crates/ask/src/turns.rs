@@ -22,6 +22,25 @@ struct State {
     lines: VecDeque<(String, VecDeque<oneshot::Sender<()>>)>,
 }
 
+/// A wait for a turn. Given up (its task dropped) after the turn was handed to it, it passes the turn on: a turn
+/// is never lost.
+struct Waiting {
+    rx: oneshot::Receiver<()>,
+    state: Arc<Mutex<State>>,
+    done: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.done {
+            self.rx.close();
+            if self.rx.try_recv().is_ok() {
+                drop(Turn { state: self.state.clone() });
+            }
+        }
+    }
+}
+
 /// A held turn; the next goes when it drops.
 #[derive(Debug)]
 pub struct Turn {
@@ -47,8 +66,10 @@ impl Turns {
             }
         };
         if let Some(rx) = waiting {
+            let mut wait = Waiting { rx, state: self.state.clone(), done: false };
             // The sender is dropped only after a handover to us, or with the Turns (never while we wait).
-            let _ = rx.await;
+            let _ = (&mut wait.rx).await;
+            wait.done = true;
         }
         Turn { state: self.state.clone() }
     }
@@ -119,6 +140,19 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(*got.lock().unwrap(), vec!["b1", "c1", "a2", "b2", "a3", "a4"]);
+    }
+
+    #[tokio::test]
+    async fn a_turn_handed_to_a_waiter_that_then_gives_up_is_passed_on() {
+        let turns = Turns::default();
+        let held = turns.take("a").await;
+        let mut gives_up = Box::pin(turns.take("b"));
+        // Polled once: it waits in b's line.
+        assert!(futures_util::FutureExt::now_or_never(gives_up.as_mut()).is_none());
+        drop(held); // handed to b…
+        drop(gives_up); // …which goes before it sees it
+        let t = tokio::time::timeout(std::time::Duration::from_secs(5), turns.take("c")).await;
+        assert!(t.is_ok(), "the turn was lost");
     }
 
     #[tokio::test]

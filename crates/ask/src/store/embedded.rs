@@ -208,30 +208,35 @@ impl Store for Embedded {
     ) -> Result<Option<Document>, StoreError> {
         let id = new_id("doc");
         let bytes = pdf.len() as u64;
-        {
-            // The count and the insert under one lock; the PDF after (a row whose file is not written yet is not
-            // indexed yet either).
+        // The PDF first (a delete that finds the row then finds the file too), then the count and the insert
+        // under one lock; the file goes again if the row does not come.
+        let path = self.pdf_path(&id);
+        tokio::fs::create_dir_all(&self.files).await?;
+        tokio::fs::write(&path, pdf).await?;
+        let inserted = (|| {
             let db = self.db();
             let n: i64 =
                 db.query_row("SELECT COUNT(*) FROM documents WHERE notebook = ?1", [notebook], |r| r.get(0))?;
             if n >= i64::from(max) {
-                return Ok(None);
+                return Ok(false);
             }
             db.execute(
                 "INSERT INTO documents (id, notebook, owner, name, bytes, status, created) \
                  VALUES (?1, ?2, ?3, ?4, ?5, 'extracting', ?6)",
                 params![id, notebook, owner, name, bytes as i64, now()],
             )?;
-        }
-        let path = self.pdf_path(&id);
-        let written = async {
-            tokio::fs::create_dir_all(&self.files).await?;
-            tokio::fs::write(&path, pdf).await
-        };
-        if let Err(e) = written.await {
-            self.db().execute("DELETE FROM documents WHERE id = ?1", [&id])?;
-            let _ = tokio::fs::remove_file(&path).await;
-            return Err(e.into());
+            Ok::<_, rusqlite::Error>(true)
+        })();
+        match inserted {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Ok(None);
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(e.into());
+            }
         }
         Ok(Some(Document::uploaded(id, notebook, name.to_owned(), bytes)))
     }

@@ -297,8 +297,9 @@ impl Store for Postgres {
         let bytes = pdf.len() as u64;
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        // The notebook's row locked: uploads to it, on any replica, count and insert one at a time.
-        tx.execute("SELECT 1 FROM ask_notebooks WHERE id = $1 FOR UPDATE", &[&notebook]).await?;
+        // The notebook's row locked (NO KEY: a conversation started meanwhile is not held up): uploads to it, on any
+        // replica, count and insert one at a time.
+        tx.execute("SELECT 1 FROM ask_notebooks WHERE id = $1 FOR NO KEY UPDATE", &[&notebook]).await?;
         let n: i64 = tx
             .query_one("SELECT COUNT(*) FROM ask_documents WHERE notebook = $1", &[&notebook])
             .await?

@@ -248,8 +248,10 @@ pub async fn run(spec: AttemptSpec<'_>) -> Result<Answer, ProviderError> {
         let deadline = (Instant::now() + t.first_byte.min(ERROR_BODY_WAIT)).min(attempt_deadline);
         let body = read_capped(resp, MAX_ERROR_BODY, deadline).await.unwrap_or_default();
         let mut e = ProviderError::from_status(status.as_u16(), &headers, &body);
-        e.param =
-            nines_wire::error::upstream_error_param(&body).map(|p| Box::new((spec.provider.dialect(), p)));
+        // A field path, and nothing credential-shaped (a provider may echo what it was sent).
+        e.param = nines_wire::error::upstream_error_param(&body)
+            .filter(|p| crate::provider::redact::redact(p, &[]) == *p)
+            .map(|p| Box::new((spec.provider.dialect(), p)));
         return Err(e);
     }
     let dialect = spec.provider.dialect();

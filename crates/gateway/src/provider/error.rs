@@ -128,6 +128,9 @@ impl ProviderError {
             if self.request_id.as_deref().is_some_and(|id| id.contains(s)) {
                 self.request_id = None;
             }
+            if self.param.as_deref().is_some_and(|(_, p)| p.contains(s)) {
+                self.param = None;
+            }
         }
     }
 

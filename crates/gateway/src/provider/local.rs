@@ -69,6 +69,7 @@ pub async fn supervise(
         match cmd.spawn() {
             Ok(mut child) => {
                 let pid = child.id().unwrap_or(0);
+                let group = Group(pid);
                 tracing::info!(target: "nines::local", provider = %name, pid, "started {program}");
                 let out = forward(child.stdout.take(), &name);
                 let err = forward(child.stderr.take(), &name);
@@ -92,7 +93,7 @@ pub async fn supervise(
                 };
                 match status {
                     None => {
-                        nines_ask::extract::kill_group(pid);
+                        drop(group);
                         let _ = child.start_kill();
                         let _ = child.wait().await;
                         tracing::info!(target: "nines::local", provider = %name, pid, "stopped");
@@ -100,7 +101,7 @@ pub async fn supervise(
                     }
                     Some(status) => {
                         // Whatever it left behind would hold its port.
-                        nines_ask::extract::kill_group(pid);
+                        drop(group);
                         let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
                         if started.elapsed() >= STEADY {
                             backoff = FIRST_BACKOFF;
@@ -118,6 +119,19 @@ pub async fn supervise(
             () = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// A started server's process group, killed when this drops: after it exits or is stopped, and also when the
+/// supervisor itself is dropped (a forced exit drops the runtime's tasks before any stop), so nothing it started
+/// outlives the gateway holding its port.
+struct Group(u32);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if self.0 != 0 {
+            nines_ask::extract::kill_group(self.0);
+        }
     }
 }
 
@@ -186,6 +200,53 @@ mod tests {
         }
         stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        let _ = std::fs::remove_file(&file);
+    }
+
+    /// A process that is gone, or a zombie waiting for its reaper.
+    fn gone(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+            .unwrap_or(true)
+    }
+
+    #[tokio::test]
+    async fn what_a_server_started_dies_with_it_when_the_supervisor_is_dropped() {
+        // A wrapper that starts the real "server" in the background and waits: a forced exit drops the supervisor
+        // without a stop, and the background process must not outlive it.
+        let file = std::env::temp_dir().join(format!(
+            "nines-local-bg-{}-{}",
+            std::process::id(),
+            free_port().unwrap()
+        ));
+        let script = format!("sleep 300 & echo $! > {}; wait", file.display());
+        let argv = vec!["sh".into(), "-c".into(), script];
+        #[allow(clippy::disallowed_methods)]
+        let task = tokio::spawn(supervise(
+            "t".into(),
+            argv,
+            None,
+            std::sync::Arc::new(|| {}),
+            CancellationToken::new(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let pid = loop {
+            if let Ok(p) = std::fs::read_to_string(&file)
+                && !p.trim().is_empty()
+            {
+                break p.trim().to_owned();
+            }
+            assert!(Instant::now() < deadline, "the wrapper did not start its server");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(!gone(&pid));
+        task.abort();
+        let _ = task.await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !gone(&pid) {
+            assert!(Instant::now() < deadline, "the background server {pid} outlived its supervisor");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let _ = std::fs::remove_file(&file);
     }
 }
