@@ -46,9 +46,7 @@ pub struct Question {
 fn stored(e: crate::store::StoreError) -> String {
     tracing::warn!(target: "nines::app", "{e}");
     match e {
-        crate::store::StoreError::Unavailable(_) => {
-            "the app's database is unavailable: try again shortly".to_owned()
-        }
+        crate::store::StoreError::Unavailable(_) => crate::store::UNAVAILABLE.to_owned(),
         _ => "the app's database failed: see the gateway's log".to_owned(),
     }
 }

@@ -51,11 +51,19 @@ pub fn write(pages: &[Vec<String>]) -> Vec<u8> {
         kids.push(format!("{page_id} 0 R"));
     }
     objects[1] = format!("<< /Type /Pages /Kids [{}] /Count {} >>", kids.join(" "), kids.len());
+    assemble(&objects.into_iter().map(String::into_bytes).collect::<Vec<_>>())
+}
+
+/// A PDF file around its objects (object n at index n - 1, object 1 the catalog): the header, the objects, the
+/// cross-reference table and the trailer.
+pub fn assemble(objects: &[Vec<u8>]) -> Vec<u8> {
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::with_capacity(objects.len());
     for (i, o) in objects.iter().enumerate() {
         offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(o);
+        out.extend_from_slice(b"\nendobj\n");
     }
     let xref = out.len();
     out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());

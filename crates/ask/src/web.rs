@@ -81,10 +81,7 @@ impl From<crate::store::StoreError> for ApiError {
         match e {
             crate::store::StoreError::Unavailable(_) => {
                 tracing::warn!(target: "nines::app", "{e}");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the app's database is unavailable: try again shortly",
-                )
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, crate::store::UNAVAILABLE)
             }
             e => ApiError::internal(e),
         }

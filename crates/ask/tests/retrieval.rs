@@ -62,15 +62,15 @@ async fn recall(store: &dyn Store, model: &nines_embed::Embedder) -> f64 {
     }
     let _ = std::fs::remove_dir_all(&tmp);
     let (mut fused5, mut fused1, mut kw5, mut vec5) = (0, 0, 0, 0);
+    let hit = async |ids: &[i64], q: &Question, k: usize| {
+        store
+            .chunks(&nb.id, &ids[..ids.len().min(k)])
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| names[&c.document] == q.document && c.page == q.page)
+    };
     for q in &questions {
-        let hit = async |ids: &[i64], q: &Question, k: usize| {
-            store
-                .chunks(&nb.id, &ids[..ids.len().min(k)])
-                .await
-                .unwrap()
-                .iter()
-                .any(|c| names[&c.document] == q.document && c.page == q.page)
-        };
         let keywords = store.keywords(&nb.id, &q.q, retrieve::DEPTH).await.unwrap();
         let qv = model.embed(&[q.q.as_str()]).unwrap().remove(0);
         let near = store.nearest(&nb.id, "minilm", &qv, retrieve::DEPTH).await.unwrap();

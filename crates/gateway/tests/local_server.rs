@@ -49,20 +49,26 @@ async fn answered(client: &reqwest::Client, base: &str, limit: Duration) -> Valu
     }
 }
 
-#[tokio::test]
-async fn the_gateway_runs_its_local_server_and_starts_it_again_when_it_dies() {
+/// A gateway serving, whose one route goes to a simulator called `name` that the gateway runs itself on its
+/// `{port}`; the gateway and its base URL.
+async fn serve_local(name: &str) -> (App, String) {
     let bin = env!("CARGO_BIN_EXE_nines");
-    let name = format!("local-sim-{}", std::process::id());
     let toml = format!(
         "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{{port}}/v1\"\n\
          command = [\"{bin}\", \"sim\", \"--name\", \"{name}\", \"--listen\", \"127.0.0.1:{{port}}\"]\n\
          [routes.local]\ntargets = [\"local/tiny\"]\n"
     );
-    let config = config::parse_and_validate(&toml).unwrap();
-    let app = App::build(config, &Env::default()).unwrap();
+    let app = App::build(config::parse_and_validate(&toml).unwrap(), &Env::default()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     app.spawn(listener);
+    (app, base)
+}
+
+#[tokio::test]
+async fn the_gateway_runs_its_local_server_and_starts_it_again_when_it_dies() {
+    let name = format!("local-sim-{}", std::process::id());
+    let (app, base) = serve_local(&name).await;
     let client = reqwest::Client::new();
 
     let v = answered(&client, &base, Duration::from_secs(20)).await;
@@ -151,17 +157,8 @@ fn listen_port(pid: u32) -> u16 {
 
 #[tokio::test]
 async fn an_answer_streaming_from_the_local_server_at_shutdown_is_finished_before_the_server_stops() {
-    let bin = env!("CARGO_BIN_EXE_nines");
     let name = format!("local-drain-{}", std::process::id());
-    let toml = format!(
-        "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{{port}}/v1\"\n\
-         command = [\"{bin}\", \"sim\", \"--name\", \"{name}\", \"--listen\", \"127.0.0.1:{{port}}\"]\n\
-         [routes.local]\ntargets = [\"local/tiny\"]\n"
-    );
-    let app = App::build(config::parse_and_validate(&toml).unwrap(), &Env::default()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    app.spawn(listener);
+    let (app, base) = serve_local(&name).await;
     let client = reqwest::Client::new();
     answered(&client, &base, Duration::from_secs(20)).await;
     let pid = children(&name)[0];

@@ -108,6 +108,9 @@ impl Drop for PdfFile {
     }
 }
 
+/// What a reader is told while the database is unavailable (the page's API and an answer's stream alike).
+pub const UNAVAILABLE: &str = "the app's database is unavailable: try again shortly";
+
 /// What a stop interrupts: a document that was being indexed becomes failed, with this error.
 pub const INTERRUPTED: &str = "indexing was interrupted: upload it again";
 

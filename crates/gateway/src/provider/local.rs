@@ -129,9 +129,7 @@ struct Group(u32);
 
 impl Drop for Group {
     fn drop(&mut self) {
-        if self.0 != 0 {
-            nines_ask::extract::kill_group(self.0);
-        }
+        nines_ask::extract::kill_group(self.0);
     }
 }
 
