@@ -74,13 +74,18 @@ fn analyzer() -> tantivy::tokenizer::TextAnalyzer {
 /// searches for, so both rank the same words.
 pub fn terms(text: &str) -> Vec<String> {
     use tantivy::tokenizer::TokenStream;
-    let mut analyzer = analyzer();
-    let mut stream = analyzer.token_stream(text);
-    let mut out = Vec::new();
-    while let Some(token) = stream.next() {
-        out.push(token.text.clone());
+    thread_local! {
+        // Made once per thread, not per text (its stop-word set and stemmer are built when it is).
+        static ANALYZER: std::cell::RefCell<tantivy::tokenizer::TextAnalyzer> = std::cell::RefCell::new(analyzer());
     }
-    out
+    ANALYZER.with_borrow_mut(|analyzer| {
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(token) = stream.next() {
+            out.push(token.text.clone());
+        }
+        out
+    })
 }
 
 /// A question reduced to its words: operators a person did not mean (quotes, colons, brackets, AND/OR/NOT) are

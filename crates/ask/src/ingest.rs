@@ -24,7 +24,8 @@ pub async fn run(ask: Arc<Ask>, id: String, owner: String, notebook: String, key
     // nothing for long); the wait keeps its place in the line.
     let acquire = ask.indexing.take(&owner);
     tokio::pin!(acquire);
-    let mut waiting = tokio::time::interval(TOUCH_EVERY);
+    // The first a minute from now: a document whose turn is free at once writes nothing more.
+    let mut waiting = tokio::time::interval_at(tokio::time::Instant::now() + TOUCH_EVERY, TOUCH_EVERY);
     let _turn = loop {
         tokio::select! {
             turn = &mut acquire => break turn,

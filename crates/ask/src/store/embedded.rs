@@ -17,6 +17,16 @@ pub struct Embedded {
     db: Arc<Mutex<Connection>>,
     bm25: Arc<Bm25>,
     files: PathBuf,
+    /// In memory: `files` is a temporary folder of ours, removed with the store.
+    temporary: bool,
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.files);
+        }
+    }
 }
 
 impl std::fmt::Debug for Embedded {
@@ -74,7 +84,8 @@ const DOCUMENT: &str =
 
 impl Embedded {
     /// The store in `dir` (the database `app.sqlite`, the keyword index `bm25/`, the PDFs `files/`; made if
-    /// absent), or in memory with the PDFs in a fresh temporary folder. What a stop interrupted is failed.
+    /// absent), or in memory with the PDFs in a fresh temporary folder, removed when the store is dropped. What a
+    /// stop interrupted is failed.
     pub fn open(dir: Option<&Path>) -> Result<Embedded, StoreError> {
         let (db, bm25, files) = match dir {
             Some(dir) => {
@@ -95,7 +106,8 @@ impl Embedded {
             }
         };
         db.execute_batch(SCHEMA)?;
-        let store = Embedded { db: Arc::new(Mutex::new(db)), bm25: Arc::new(bm25), files };
+        let store =
+            Embedded { db: Arc::new(Mutex::new(db)), bm25: Arc::new(bm25), files, temporary: dir.is_none() };
         for id in store.fail_interrupted()? {
             store.bm25.remove_document(&id)?;
         }
